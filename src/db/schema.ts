@@ -1,0 +1,86 @@
+/**
+ * The IndexedDB schema shared by the worker (which writes entities and the LSN) and the page
+ * (which reads entities and writes the outbox).
+ */
+import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
+import type { LSN } from '../protocol/lsn.ts';
+import type { QueuedOperation } from '../protocol/state.ts';
+
+export const DEFAULT_DB_NAME = 'sync-connection';
+export const DB_VERSION = 1;
+
+/** An entity as the change store keeps it. */
+export interface StoredEntity {
+  entityType: string;
+  entityId: string;
+  data: unknown;
+  /** When the server wrote the value, if it said. */
+  timestamp?: number;
+  /** The LSN of the batch that wrote it, if the batch had one. */
+  lsn?: LSN;
+}
+
+export interface MetaValues {
+  /** Resume point: every change up to it is in `entities`. Written with its batch. */
+  lastLSN: LSN;
+  clientId: string;
+}
+
+export interface SyncDBSchema extends DBSchema {
+  entities: {
+    key: [string, string];
+    value: StoredEntity;
+    indexes: { byType: string };
+  };
+  meta: {
+    key: keyof MetaValues;
+    value: MetaValues[keyof MetaValues];
+  };
+  outbox: {
+    key: string;
+    value: QueuedOperation;
+  };
+}
+
+export type SyncDB = IDBPDatabase<SyncDBSchema>;
+
+export interface OpenOptions {
+  /** Another connection wants a newer version; this one has been closed. */
+  onBlocking?: () => void;
+  /** The browser closed the database abnormally (storage cleared, disk error). */
+  onTerminated?: () => void;
+}
+
+/**
+ * Opens (and creates or upgrades) the database. A connection that blocks another's upgrade
+ * closes itself, so upgrades never wait on an old tab.
+ */
+export async function openSyncDB(name: string, options: OpenOptions = {}): Promise<SyncDB> {
+  const db = await openDB<SyncDBSchema>(name, DB_VERSION, {
+    upgrade(database) {
+      if (!database.objectStoreNames.contains('entities')) {
+        const entities = database.createObjectStore('entities', {
+          keyPath: ['entityType', 'entityId'],
+        });
+        entities.createIndex('byType', 'entityType');
+      }
+      if (!database.objectStoreNames.contains('meta')) database.createObjectStore('meta');
+      if (!database.objectStoreNames.contains('outbox')) {
+        database.createObjectStore('outbox', { keyPath: 'id' });
+      }
+    },
+    blocking() {
+      db.close();
+      options.onBlocking?.();
+    },
+    terminated() {
+      options.onTerminated?.();
+    },
+  });
+  return db;
+}
+
+/** Orders outbox entries: higher priority first, then first queued first. */
+export function compareQueued(a: QueuedOperation, b: QueuedOperation): number {
+  return b.priority - a.priority || a.seq - b.seq;
+}

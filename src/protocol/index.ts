@@ -1,0 +1,5 @@
+export * from './lsn.ts';
+export * from './change.ts';
+export * from './wire.ts';
+export * from './state.ts';
+export type * from './worker-messages.ts';

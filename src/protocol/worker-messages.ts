@@ -1,0 +1,80 @@
+/**
+ * Messages between the page and the sync worker. Requests carry a `requestId`; the worker answers
+ * every request with exactly one `result`. Everything else the worker posts is an event.
+ */
+import type { Change, InvalidChange } from './change.ts';
+import type { LSN } from './lsn.ts';
+import type {
+  ConnectionOptions,
+  QueuedOperation,
+  SyncErrorDetail,
+  SyncProgress,
+  SyncState,
+} from './state.ts';
+
+export interface WorkerConfig extends ConnectionOptions {
+  /** Absolute ws: or wss: endpoint, without the clientId/lastLSN parameters. */
+  url: string;
+  /** The client id to use; empty means the one stored in the database (created once). */
+  clientId: string;
+  dbName: string;
+  /** Sent in every `sync` frame, never logged or reflected. */
+  token?: string;
+}
+
+// ---- page to worker ---------------------------------------------------------------------------
+
+interface Request {
+  requestId: number;
+}
+
+export type PageToWorker =
+  /** Opens the database and loads the stored client id, LSN and outbox. Answers the state. */
+  | (Request & { type: 'init'; config: WorkerConfig })
+  | (Request & { type: 'connect' })
+  /** Connects now, skipping any backoff delay under way and the offline check. */
+  | (Request & { type: 'force_connect' })
+  | (Request & { type: 'disconnect'; graceful: boolean })
+  /** Sends `payload` as a raw frame; answers once it is written to the socket. */
+  | (Request & { type: 'send_message'; payload: Record<string, unknown> })
+  /** Sends a fresh `sync` frame. */
+  | (Request & { type: 'sync' })
+  | (Request & { type: 'get_status' })
+  /** An operation the page has already stored in the outbox; the worker sends it. */
+  | (Request & { type: 'operation'; operation: QueuedOperation })
+  /** Removes every unacknowledged operation from the outbox. Answers the removed ids. */
+  | (Request & { type: 'clear_operations' })
+  /** The page's view of the network (`online`/`offline` events). */
+  | (Request & { type: 'network'; online: boolean });
+
+export type PageToWorkerType = PageToWorker['type'];
+
+// ---- worker to page ---------------------------------------------------------------------------
+
+export interface SerializedError {
+  name: string;
+  message: string;
+}
+
+export type WorkerResult =
+  | { type: 'result'; requestId: number; ok: true; value?: unknown }
+  | { type: 'result'; requestId: number; ok: false; error: SerializedError };
+
+export type WorkerEvent =
+  | { type: 'connected'; clientId: string; lastLSN: LSN }
+  | { type: 'disconnected'; code: number; reason: string; willReconnect: boolean }
+  | { type: 'reconnecting'; attempt: number; delay: number }
+  /** A new state snapshot; sent whenever any field of it changes. */
+  | { type: 'status'; state: SyncState }
+  /** A server frame of a type the protocol does not define. */
+  | { type: 'message'; message: Record<string, unknown> }
+  | ({ type: 'error' } & SyncErrorDetail & { invalid?: InvalidChange[] })
+  | { type: 'operation_complete'; id: string; lsn?: LSN }
+  | { type: 'operation_error'; id: string; message: string }
+  | { type: 'sync_started'; lsn?: LSN; total?: number }
+  | ({ type: 'sync_progress' } & SyncProgress)
+  | { type: 'sync_completed'; lsn: LSN }
+  /** Changes that were applied to the store, in order. */
+  | { type: 'changes'; changes: Change[]; lsn?: LSN };
+
+export type WorkerToPage = WorkerResult | WorkerEvent;
