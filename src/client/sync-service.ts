@@ -1,0 +1,361 @@
+import { openSyncDB, DEFAULT_DB_NAME, type StoredEntity, type SyncDB } from '../db/schema.ts';
+import {
+  DEFAULT_CONNECTION_OPTIONS,
+  INITIAL_STATE,
+  type ConnectionOptions,
+  type OperationInput,
+  type OperationResult,
+  type QueuedOperation,
+  type SyncErrorDetail,
+  type SyncState,
+} from '../protocol/state.ts';
+import type { WorkerConfig, WorkerEvent } from '../protocol/worker-messages.ts';
+import { OperationRejectedError, SyncError } from './errors.ts';
+import { DEFAULT_MAX_OPERATION_BYTES, toQueuedOperation } from './operation-input.ts';
+import { SyncEventEmitter, type SyncEventDetails, type SyncEventType } from './service-events.ts';
+import { getNetworkStatus, type NetworkStatus } from './network.ts';
+import { resolveSyncUrl } from './url.ts';
+import { createSyncWorker, type WorkerEndpoint } from './worker-endpoint.ts';
+import { SyncWorkerManager } from './worker-manager.ts';
+
+export interface SyncServiceOptions extends Partial<ConnectionOptions> {
+  /** The sync endpoint: relative, http(s) or ws(s). */
+  url: string;
+  /** Default: a random id created once and stored in the database. */
+  clientId?: string;
+  /** IndexedDB database; default `sync-connection`. */
+  dbName?: string;
+  /** Sent to the server in every `sync` frame. */
+  token?: string;
+  /** Largest operation accepted by `queueOperation`, in bytes of JSON. Default 1 MiB. */
+  maxOperationBytes?: number;
+  /** Base for a relative `url`; default the document's base URI. */
+  baseURI?: string;
+  /** Starts the worker; tests and custom builds replace it. */
+  createWorker?: () => WorkerEndpoint;
+  /** Delay before restarting a worker that died, doubling per failure; default 500 ms. */
+  workerRestartDelay?: number;
+}
+
+interface PendingOperation {
+  resolve(result: OperationResult): void;
+  reject(error: Error): void;
+}
+
+const CANCELLED = 'Operation cancelled due to client cleanup';
+const MAX_WORKER_RESTART_DELAY = 30_000;
+
+/**
+ * The sync client without a DOM element: starts the worker, keeps the latest state snapshot,
+ * writes operations to the durable outbox and settles their promises when the server answers.
+ * Nothing happens until a method is called.
+ */
+export class WorkerSyncService {
+  readonly #options: SyncServiceOptions;
+  readonly #events = new SyncEventEmitter();
+  readonly #pending = new Map<string, PendingOperation>();
+  readonly #manager: SyncWorkerManager;
+  #state: SyncState = INITIAL_STATE;
+  #ready: Promise<void> | undefined;
+  #db: Promise<SyncDB> | undefined;
+  #abort: AbortController | undefined;
+  #wantConnected = false;
+  #closed = false;
+  #workerFailures = 0;
+  #restartTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(options: SyncServiceOptions) {
+    this.#options = options;
+    this.#manager = new SyncWorkerManager(options.createWorker ?? createSyncWorker, {
+      onEvent: (event) => this.#onWorkerEvent(event),
+      onWorkerError: (detail) => this.#onWorkerDied(detail),
+    });
+  }
+
+  /** The database this client reads and writes. */
+  get dbName(): string {
+    return this.#options.dbName || DEFAULT_DB_NAME;
+  }
+
+  /** Starts the worker and loads the stored state. Safe to call more than once. */
+  initialize(): Promise<void> {
+    if (this.#closed) return Promise.reject(new SyncError('worker', 'This sync client was cleaned up'));
+    this.#ready ??= this.#start();
+    return this.#ready;
+  }
+
+  /** Opens the connection (and keeps it open, reconnecting, until `disconnect`). */
+  async connect(): Promise<void> {
+    this.#wantConnected = true;
+    await this.initialize();
+    await this.#manager.request({ type: 'connect' });
+  }
+
+  /** Connects now, skipping a backoff delay under way. */
+  async forceConnect(): Promise<void> {
+    this.#wantConnected = true;
+    await this.initialize();
+    await this.#manager.request({ type: 'force_connect' });
+  }
+
+  /** Closes the connection and stops reconnecting. `graceful` lets queued frames flush first. */
+  async disconnect(graceful = true): Promise<void> {
+    this.#wantConnected = false;
+    if (!this.#ready) return;
+    await this.#ready;
+    await this.#manager.request({ type: 'disconnect', graceful });
+  }
+
+  /** Asks the server to resend everything after the stored LSN. */
+  async sendSyncMessage(): Promise<void> {
+    await this.initialize();
+    await this.#manager.request({ type: 'sync' });
+  }
+
+  /** The latest state snapshot (immutable). */
+  getState(): SyncState {
+    return this.#state;
+  }
+
+  isConnected(): boolean {
+    return this.#state.isConnected;
+  }
+
+  /** Calls `listener` with every new state; returns the function that unsubscribes it. */
+  onStateChange(listener: (state: SyncState) => void): () => void {
+    return this.#events.on('state_change', ({ state }) => listener(state));
+  }
+
+  /** Listens to one kind of event; returns the function that removes the listener. */
+  on<K extends SyncEventType>(type: K, listener: (detail: SyncEventDetails[K]) => void): () => void {
+    return this.#events.on(type, listener);
+  }
+
+  getNetworkStatus(): NetworkStatus {
+    return getNetworkStatus();
+  }
+
+
+  /**
+   * Stores the operation durably, then has the worker send it. Resolves when the server
+   * acknowledges it; rejects on `operation_error`. Bad input rejects at once and stores nothing.
+   */
+  async queueOperation(input: OperationInput): Promise<OperationResult> {
+    const operation = toQueuedOperation(input, this.#options.maxOperationBytes ?? DEFAULT_MAX_OPERATION_BYTES);
+    await this.initialize();
+    if (this.#pending.has(operation.id)) {
+      throw new SyncError('operation', `An operation with id ${JSON.stringify(operation.id)} is already queued`);
+    }
+    await this.#store(operation);
+    const settled = new Promise<OperationResult>((resolve, reject) => {
+      this.#pending.set(operation.id, { resolve, reject });
+    });
+    await this.#manager.request({ type: 'operation', operation }).catch(() => {
+      // The record is in the outbox: a restarted worker loads and sends it, so keep waiting.
+    });
+    const { status } = this.#state;
+    if (status === 'disconnected' || status === 'error') {
+      this.connect().catch((error: unknown) => this.#reportFailure(error));
+    }
+    return settled;
+  }
+
+  /** Drops every unacknowledged operation; each pending promise rejects. Returns how many. */
+  async clearOperationQueue(): Promise<number> {
+    await this.initialize();
+    const removed = await this.#manager.request<string[]>({ type: 'clear_operations' });
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const { reject } of pending) reject(new SyncError('operation', CANCELLED));
+    return Math.max(removed.length, pending.length);
+  }
+
+  /** One synced entity, or `undefined`. */
+  async getEntity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {
+    const db = await this.#database();
+    return db.get('entities', [entityType, entityId]);
+  }
+
+  /** Every synced entity of one type. */
+  async getEntities(entityType: string): Promise<StoredEntity[]> {
+    const db = await this.#database();
+    return db.getAllFromIndex('entities', 'byType', entityType);
+  }
+
+  /**
+   * Stops the worker and every listener. Operations still unacknowledged stay in the outbox and
+   * are sent by the next client on this database; their promises here reject.
+   */
+  async cleanup(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#wantConnected = false;
+    clearTimeout(this.#restartTimer);
+    this.#abort?.abort();
+    this.#manager.terminate('The sync client was cleaned up');
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    const closed = new SyncError(
+      'operation',
+      'The sync client was cleaned up before the server acknowledged the operation; it stays queued for the next client',
+    );
+    for (const { reject } of pending) reject(closed);
+    const db = this.#db;
+    this.#db = undefined;
+    if (db) (await db.catch(() => undefined))?.close();
+    this.#setState({ ...this.#state, status: 'disconnected', isConnected: false, isConnecting: false, syncing: false, progress: null });
+    this.#events.clear();
+  }
+
+  async #start(): Promise<void> {
+    let url: string;
+    try {
+      url = resolveSyncUrl(this.#options.url, this.#options.baseURI ?? globalThis.document?.baseURI ?? '');
+    } catch (error) {
+      const detail = toDetail(error, 'invalid_url');
+      this.#setState({ ...this.#state, status: 'error', lastError: detail });
+      this.#events.emit('error', detail);
+      this.#ready = undefined;
+      throw error;
+    }
+    this.#listenToNetwork();
+    const config: WorkerConfig = {
+      ...DEFAULT_CONNECTION_OPTIONS,
+      ...pickConnectionOptions(this.#options),
+      url,
+      clientId: this.#options.clientId ?? '',
+      dbName: this.dbName,
+      ...(this.#options.token === undefined ? {} : { token: this.#options.token }),
+    };
+    this.#manager.start();
+    const state = await this.#manager.request<SyncState>({ type: 'init', config });
+    this.#setState(state);
+    const online = globalThis.navigator?.onLine ?? true;
+    if (!online) await this.#manager.request({ type: 'network', online });
+  }
+
+  #listenToNetwork(): void {
+    if (this.#abort || typeof globalThis.addEventListener !== 'function') return;
+    this.#abort = new AbortController();
+    const { signal } = this.#abort;
+    const tell = (online: boolean) => {
+      if (!this.#manager.running) return;
+      this.#manager.request({ type: 'network', online }).catch((error: unknown) => this.#reportFailure(error));
+    };
+    globalThis.addEventListener('online', () => tell(true), { signal });
+    globalThis.addEventListener('offline', () => tell(false), { signal });
+  }
+
+  #database(): Promise<SyncDB> {
+    if (this.#closed) return Promise.reject(new SyncError('storage', 'This sync client was cleaned up'));
+    this.#db ??= openSyncDB(this.dbName, {
+      onBlocking: () => { this.#db = undefined; },
+      onTerminated: () => { this.#db = undefined; },
+    }).catch((cause: unknown) => {
+      this.#db = undefined;
+      throw new SyncError('storage', `Could not open the database "${this.dbName}": ${messageOf(cause)}`, { cause });
+    });
+    return this.#db;
+  }
+
+  async #store(operation: QueuedOperation): Promise<void> {
+    const db = await this.#database();
+    try {
+      const tx = db.transaction('outbox', 'readwrite', { durability: 'strict' });
+      await Promise.all([tx.store.add(operation), tx.done]);
+    } catch (cause) {
+      const message = cause instanceof DOMException && cause.name === 'ConstraintError'
+        ? `An operation with id ${JSON.stringify(operation.id)} is already queued`
+        : `The operation could not be stored: ${messageOf(cause)}`;
+      throw new SyncError(cause instanceof DOMException && cause.name === 'ConstraintError' ? 'operation' : 'storage', message, { cause });
+    }
+  }
+
+  #onWorkerEvent(event: WorkerEvent): void {
+    switch (event.type) {
+      case 'status':
+        this.#setState(event.state);
+        return;
+      case 'operation_complete': {
+        const { type: _, ...detail } = event;
+        this.#pending.get(event.id)?.resolve(detail);
+        this.#pending.delete(event.id);
+        this.#events.emit('operation_complete', detail);
+        return;
+      }
+      case 'operation_error': {
+        const { type: _, ...detail } = event;
+        this.#pending.get(event.id)?.reject(new OperationRejectedError(event.id, event.message));
+        this.#pending.delete(event.id);
+        this.#events.emit('operation_error', detail);
+        return;
+      }
+      case 'connected':
+        this.#workerFailures = 0;
+        this.#events.emit(event.type, { clientId: event.clientId, lastLSN: event.lastLSN });
+        return;
+      case 'disconnected':
+      case 'reconnecting':
+      case 'sync_started':
+      case 'sync_progress':
+      case 'sync_completed':
+      case 'changes':
+      case 'message':
+      case 'error': {
+        const { type, ...detail } = event;
+        this.#events.emit(type, detail as never);
+        return;
+      }
+      default: {
+        const unhandled: never = event;
+        void unhandled;
+      }
+    }
+  }
+
+  #onWorkerDied(detail: SyncErrorDetail): void {
+    this.#ready = undefined;
+    this.#setState({ ...this.#state, status: 'error', isConnected: false, isConnecting: false, syncing: false, progress: null, lastError: detail });
+    this.#events.emit('error', detail);
+    if (this.#closed) return;
+    const base = this.#options.workerRestartDelay ?? 500;
+    const delay = Math.min(MAX_WORKER_RESTART_DELAY, base * 2 ** this.#workerFailures);
+    this.#workerFailures += 1;
+    clearTimeout(this.#restartTimer);
+    this.#restartTimer = setTimeout(() => {
+      const restart = this.#wantConnected ? this.connect() : this.initialize();
+      restart.catch((error: unknown) => this.#reportFailure(error));
+    }, delay);
+  }
+
+  #reportFailure(error: unknown): void {
+    if (this.#closed) return;
+    // A dead worker is already reported by #onWorkerDied.
+    if (error instanceof SyncError && error.code === 'worker') return;
+    this.#events.emit('error', toDetail(error, 'worker'));
+  }
+
+  #setState(state: SyncState): void {
+    if (state === this.#state) return;
+    this.#state = Object.isFrozen(state) ? state : Object.freeze({ ...state });
+    this.#events.emit('state_change', { state: this.#state });
+  }
+}
+
+function pickConnectionOptions(options: Partial<ConnectionOptions>): Partial<ConnectionOptions> {
+  const picked: Partial<ConnectionOptions> = {};
+  for (const key of ['heartbeatInterval', 'backoffInitial', 'backoffMax'] as const) {
+    const value = options[key];
+    if (typeof value === 'number' && Number.isFinite(value) && value > 0) picked[key] = value;
+  }
+  return picked;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function toDetail(error: unknown, fallback: SyncErrorDetail['code']): SyncErrorDetail {
+  if (error instanceof SyncError) return { code: error.code, message: error.message, cause: error.cause };
+  return { code: fallback, message: messageOf(error), cause: error };
+}

@@ -1,0 +1,237 @@
+import { ContextProvider } from '@lit/context';
+import { html, LitElement, type PropertyValues } from 'lit';
+import { property } from 'lit/decorators.js';
+import type { StoredEntity } from '../db/schema.ts';
+import { SyncError } from '../client/errors.ts';
+import type { SyncEventDetails, SyncEventType } from '../client/service-events.ts';
+import { getNetworkStatus, type NetworkStatus } from '../client/network.ts';
+import { WorkerSyncService, type SyncServiceOptions } from '../client/sync-service.ts';
+import type { WorkerEndpoint } from '../client/worker-endpoint.ts';
+import { INITIAL_STATE, type OperationInput, type OperationResult, type SyncState } from '../protocol/state.ts';
+import { syncStateContext } from './context.ts';
+import { EVENT_CLASSES, EVENT_TYPES } from './dispatch.ts';
+
+/** Properties whose change restarts the client on a new worker. */
+const CLIENT_PROPERTIES = [
+  'url', 'clientId', 'dbName', 'token', 'heartbeatInterval', 'backoffInitial', 'backoffMax',
+] as const;
+
+/**
+ * Keeps the page in sync with a server. A dedicated worker owns the WebSocket, applies the
+ * server's changes into IndexedDB and drains the durable queue of operations.
+ *
+ * @element sync-connection
+ * @slot - Content, e.g. a `<sync-status>`, which receives the state through context.
+ *
+ * @attr {string} url - The sync endpoint: relative, http(s) or ws(s).
+ * @attr {string} client-id - Default: a random id created once and stored in the database.
+ * @attr {string} db-name - IndexedDB database; default `sync-connection`.
+ * @attr {boolean} manual - Do not connect when attached; call `connect()`.
+ * @attr {string} status - Written by the element: disconnected, connecting, connected, reconnecting, offline or error.
+ * @attr {boolean} connected - Written by the element.
+ * @attr {boolean} syncing - Written by the element while a catch-up runs.
+ * @attr {string} last-lsn - Written by the element: the stored resume point.
+ * @attr {number} pending - Written by the element: operations not yet acknowledged.
+ * @attr {string} role - Written by the element: leader or follower.
+ *
+ * @fires connected - ConnectedEvent
+ * @fires disconnected - DisconnectedEvent
+ * @fires reconnecting - ReconnectingEvent
+ * @fires sync_started - SyncStartedEvent
+ * @fires sync_progress - SyncProgressEvent
+ * @fires sync_completed - SyncCompletedEvent
+ * @fires changes - ChangesEvent
+ * @fires operation_complete - OperationCompleteEvent
+ * @fires operation_error - OperationErrorEvent
+ * @fires state_change - StateChangeEvent
+ * @fires message - SyncMessageEvent
+ * @fires error - SyncErrorEvent (does not bubble)
+ */
+export class SyncConnectionElement extends LitElement {
+  /** Registers the element; a tag already defined is left as it is. */
+  static define(tag = 'sync-connection', registry: CustomElementRegistry = customElements): void {
+    if (!registry.get(tag)) registry.define(tag, this);
+  }
+
+  /** The sync endpoint: relative, http(s) or ws(s). */
+  @property() accessor url = '';
+
+  /** The client id; empty means the one stored in the database. */
+  @property({ attribute: 'client-id' }) accessor clientId = '';
+
+  /** The IndexedDB database; empty means `sync-connection`. */
+  @property({ attribute: 'db-name' }) accessor dbName = '';
+
+  /** Do not connect when attached. */
+  @property({ type: Boolean }) accessor manual = false;
+
+  /** Milliseconds between heartbeats (default 15000). */
+  @property({ type: Number, attribute: 'heartbeat-interval' }) accessor heartbeatInterval: number | undefined;
+
+  /** Upper bound of the first reconnection delay in ms (default 500). */
+  @property({ type: Number, attribute: 'backoff-initial' }) accessor backoffInitial: number | undefined;
+
+  /** Cap of the reconnection delay in ms (default 30000). */
+  @property({ type: Number, attribute: 'backoff-max' }) accessor backoffMax: number | undefined;
+
+  /** Sent to the server in `sync`; a property only, never reflected into an attribute. */
+  @property({ attribute: false }) accessor token: string | undefined;
+
+  /** Replaces the worker factory (tests, custom builds). Set before the element is attached. */
+  createWorker: (() => WorkerEndpoint) | undefined;
+
+  #service: WorkerSyncService | undefined;
+  #unsubscribe: (() => void)[] = [];
+  readonly #stateListeners = new Set<(state: SyncState) => void>();
+  readonly #provider = new ContextProvider(this, { context: syncStateContext, initialValue: INITIAL_STATE });
+
+  override render() {
+    return html`<slot></slot>`;
+  }
+
+  override connectedCallback(): void {
+    super.connectedCallback();
+    if (this.url) this.#start();
+  }
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    this.#stop();
+  }
+
+  protected override willUpdate(changed: PropertyValues<this>): void {
+    if (!this.isConnected) return;
+    // The first update follows connectedCallback, which already started a client for this url.
+    const restart = this.hasUpdated || !this.#service;
+    if (restart && CLIENT_PROPERTIES.some((key) => changed.has(key))) {
+      this.#stop();
+      if (this.url) this.#start();
+    }
+  }
+
+  /** Opens the connection (also when `manual`); it reconnects until `disconnect()`. */
+  connect(): Promise<void> {
+    return this.#use((service) => service.connect());
+  }
+
+  /** Closes the connection and stops reconnecting. */
+  disconnect(graceful = true): Promise<void> {
+    return this.#service ? this.#service.disconnect(graceful) : Promise.resolve();
+  }
+
+  /** Connects now, skipping a backoff delay under way. */
+  forceConnect(): Promise<void> {
+    return this.#use((service) => service.forceConnect());
+  }
+
+  /**
+   * Stores an operation durably and sends it; resolves with `{ id, lsn? }` when the server
+   * acknowledges it, rejects when the server refuses it or the input is invalid.
+   */
+  queueOperation(operation: OperationInput): Promise<OperationResult> {
+    return this.#use((service) => service.queueOperation(operation));
+  }
+
+  /** Drops every unacknowledged operation; their promises reject. Resolves with how many. */
+  clearOperationQueue(): Promise<number> {
+    return this.#use((service) => service.clearOperationQueue());
+  }
+
+  /** Asks the server to resend everything after the stored LSN. */
+  sendSyncMessage(): Promise<void> {
+    return this.#use((service) => service.sendSyncMessage());
+  }
+
+  /** The current state snapshot (immutable; a new object on every change). */
+  getState(): SyncState {
+    return this.#service?.getState() ?? INITIAL_STATE;
+  }
+
+  /** Calls `listener` with each new state; returns the function that unsubscribes it. */
+  onStateChange(listener: (state: SyncState) => void): () => void {
+    this.#stateListeners.add(listener);
+    return () => this.#stateListeners.delete(listener);
+  }
+
+  getNetworkStatus(): NetworkStatus {
+    return getNetworkStatus();
+  }
+
+  /** One synced entity from the local store, or `undefined`. */
+  getEntity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {
+    return this.#use((service) => service.getEntity(entityType, entityId));
+  }
+
+  /** Every synced entity of one type from the local store. */
+  getEntities(entityType: string): Promise<StoredEntity[]> {
+    return this.#use((service) => service.getEntities(entityType));
+  }
+
+  #use<T>(action: (service: WorkerSyncService) => Promise<T>): Promise<T> {
+    if (!this.#service) {
+      const reason = this.isConnected ? 'has no url' : 'is not attached to a document';
+      return Promise.reject(new SyncError('worker', `<${this.localName}> ${reason}`));
+    }
+    try {
+      return action(this.#service);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #start(): void {
+    const options: SyncServiceOptions = {
+      url: this.url,
+      ...(this.clientId ? { clientId: this.clientId } : {}),
+      ...(this.dbName ? { dbName: this.dbName } : {}),
+      ...(this.token === undefined ? {} : { token: this.token }),
+      ...(this.heartbeatInterval ? { heartbeatInterval: this.heartbeatInterval } : {}),
+      ...(this.backoffInitial ? { backoffInitial: this.backoffInitial } : {}),
+      ...(this.backoffMax ? { backoffMax: this.backoffMax } : {}),
+      ...(this.createWorker ? { createWorker: this.createWorker } : {}),
+    };
+    const service = new WorkerSyncService(options);
+    this.#service = service;
+    this.#unsubscribe = EVENT_TYPES.map((type) => service.on(type, (detail) => this.#forward(type, detail)));
+    const ready = this.manual ? service.initialize() : service.connect();
+    ready.catch(() => {
+      // Reported through the service's `error` event and reflected in the state.
+    });
+  }
+
+  #stop(): void {
+    const service = this.#service;
+    if (!service) return;
+    this.#service = undefined;
+    for (const off of this.#unsubscribe) off();
+    this.#unsubscribe = [];
+    void service.cleanup();
+    this.#reflect({ ...service.getState(), status: 'disconnected', isConnected: false, isConnecting: false, syncing: false, progress: null });
+  }
+
+  #forward<K extends SyncEventType>(type: K, detail: SyncEventDetails[K]): void {
+    if (type === 'state_change') {
+      const { state } = detail as SyncEventDetails['state_change'];
+      this.#reflect(state);
+      for (const listener of [...this.#stateListeners]) listener(state);
+    }
+    const EventClass = EVENT_CLASSES[type] as new (detail: SyncEventDetails[K]) => Event;
+    this.dispatchEvent(new EventClass(detail));
+  }
+
+  #reflect(state: SyncState): void {
+    this.setAttribute('status', state.status);
+    this.toggleAttribute('connected', state.isConnected);
+    this.toggleAttribute('syncing', state.syncing);
+    this.setAttribute('last-lsn', state.lastLSN);
+    this.setAttribute('pending', String(state.pendingOperations));
+    this.setAttribute('role', state.role);
+    this.#provider.setValue(state);
+  }
+}
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'sync-connection': SyncConnectionElement;
+  }
+}

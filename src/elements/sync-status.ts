@@ -1,0 +1,55 @@
+import { consume } from '@lit/context';
+import { css, html, LitElement, nothing } from 'lit';
+import { INITIAL_STATE, type SyncState } from '../protocol/state.ts';
+import { syncStateContext } from './context.ts';
+
+/**
+ * Shows the state of the enclosing `<sync-connection>`: status, pending operations, and a
+ * progress bar while a catch-up runs.
+ *
+ * @element sync-status
+ * @csspart status - The status text.
+ * @csspart pending - The pending operation count.
+ * @csspart progress - The catch-up progress bar.
+ */
+export class SyncStatusElement extends LitElement {
+  static define(tag = 'sync-status', registry: CustomElementRegistry = customElements): void {
+    if (!registry.get(tag)) registry.define(tag, this);
+  }
+
+  static override styles = css`
+    :host { display: inline-flex; gap: 0.5em; align-items: center; font: inherit; }
+    [part='status'] { font-weight: 600; }
+    :host([status='connected']) [part='status'] { color: #17803d; }
+    :host([status='reconnecting']) [part='status'],
+    :host([status='connecting']) [part='status'] { color: #a15c00; }
+    :host([status='error']) [part='status'], :host([status='offline']) [part='status'] { color: #b3261e; }
+  `;
+
+  /** The state of the enclosing `<sync-connection>`. */
+  @consume({ context: syncStateContext, subscribe: true }) accessor state: SyncState = INITIAL_STATE;
+
+  protected override updated(): void {
+    this.setAttribute('status', this.state.status);
+  }
+
+  override render() {
+    const { status, pendingOperations, syncing, progress } = this.state;
+    const bar = syncing && progress
+      ? progress.total !== undefined
+        ? html`<progress part="progress" max=${progress.total} value=${progress.applied}></progress>`
+        : html`<progress part="progress"></progress>`
+      : nothing;
+    return html`
+      <span part="status" role="status">${status}</span>
+      ${pendingOperations > 0 ? html`<span part="pending">${pendingOperations} pending</span>` : nothing}
+      ${bar}
+    `;
+  }
+}
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'sync-status': SyncStatusElement;
+  }
+}
