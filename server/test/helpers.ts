@@ -1,0 +1,143 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocket } from 'ws';
+import type { Change } from '../../src/protocol/change.ts';
+import { parseServerFrame, type ServerMessage } from '../../src/protocol/wire.ts';
+import { createSyncServer, type SyncServer, type SyncServerOptions } from '../sync-server.ts';
+
+export async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'sync-server-test-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Starts a server on a free port; it is closed when the test ends. */
+export async function startServer(
+  t: { after(fn: () => Promise<void>): void },
+  options: SyncServerOptions,
+): Promise<SyncServer> {
+  const server = await createSyncServer({ port: 0, heartbeatInterval: 0, ...options });
+  t.after(() => server.close());
+  return server;
+}
+
+export function wsUrl(server: { port: number }): string {
+  return `ws://127.0.0.1:${server.port}/api/sync`;
+}
+
+export function update(entityType: string, entityId: string, data: unknown): Change {
+  return { type: 'update', entityType, entityId, data };
+}
+
+export async function postChanges(baseUrl: string, changes: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${baseUrl}/api/changes`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ changes }),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+export async function getJson(url: string): Promise<Record<string, unknown>> {
+  const response = await fetch(url);
+  return (await response.json()) as Record<string, unknown>;
+}
+
+/** Polls `check` until it returns true, failing after `ms`. */
+export async function eventually(check: () => Promise<boolean> | boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * A `ws` client that checks every server frame with the protocol's own parser and queues it, so a
+ * test can read the frames in order.
+ */
+export class TestClient {
+  readonly socket: WebSocket;
+  readonly closed: Promise<{ code: number; reason: string }>;
+  readonly #queue: ServerMessage[] = [];
+  #waiter: (() => void) | undefined;
+  #isClosed = false;
+  #error: Error | undefined;
+
+  private constructor(socket: WebSocket) {
+    this.socket = socket;
+    socket.on('message', (data) => {
+      const parsed = parseServerFrame(data.toString());
+      if (!parsed.ok) this.#error ??= new Error(`server sent an invalid frame: ${parsed.error}`);
+      else if (parsed.invalid.length > 0) this.#error ??= new Error(`server sent invalid changes: ${JSON.stringify(parsed.invalid)}`);
+      else this.#queue.push(parsed.message);
+      this.#waiter?.();
+    });
+    this.closed = new Promise((resolve) => {
+      socket.on('close', (code, reason) => {
+        this.#isClosed = true;
+        this.#waiter?.();
+        resolve({ code, reason: reason.toString() });
+      });
+    });
+    socket.on('error', () => {});
+  }
+
+  static async open(url: string, t?: { after(fn: () => void): void }): Promise<TestClient> {
+    const socket = new WebSocket(url);
+    const client = new TestClient(socket);
+    t?.after(() => socket.terminate());
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+    });
+    return client;
+  }
+
+  send(message: unknown): void {
+    this.socket.send(typeof message === 'string' ? message : JSON.stringify(message));
+  }
+
+  /** The next frame; rejects if none arrives within `ms` or the socket closes first. */
+  async next(ms = 5000): Promise<ServerMessage> {
+    const deadline = Date.now() + ms;
+    while (this.#queue.length === 0) {
+      if (this.#error) throw this.#error;
+      if (this.#isClosed) throw new Error('socket closed while waiting for a frame');
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error('timed out waiting for a frame');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#waiter = undefined;
+    }
+    if (this.#error) throw this.#error;
+    return this.#queue.shift()!;
+  }
+
+  /** Frames up to and including the first one of `type`. */
+  async until(type: string, ms = 5000): Promise<ServerMessage[]> {
+    const frames: ServerMessage[] = [];
+    for (;;) {
+      const frame = await this.next(ms);
+      frames.push(frame);
+      if (frame.type === type) return frames;
+    }
+  }
+
+  /** Sends `sync` and reads through `sync_complete`. */
+  async sync(lastLSN: string, extra: Record<string, unknown> = {}): Promise<ServerMessage[]> {
+    this.send({ type: 'sync', clientId: 'test-client', lastLSN, ...extra });
+    return this.until('sync_complete');
+  }
+}
+
+/** The changes frames of a list of frames, as `{ changes, lsn }`. */
+export function changeFrames(frames: readonly ServerMessage[]): { changes: Change[]; lsn: string }[] {
+  return frames.flatMap((frame) => (frame.type === 'changes' ? [{ changes: frame.changes, lsn: frame.lsn }] : []));
+}

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { compareLSN, parseLSN } from '../../src/protocol/lsn.ts';
+import { FileSyncStore } from '../store.ts';
+import type { StoredRecord } from '../sync-store.ts';
+import { tempDir, update } from './helpers.ts';
+
+const ALL = { until: 2n ** 64n - 1n, maxChanges: Number.MAX_SAFE_INTEGER };
+
+test('the first record has an LSN above 0/0 and LSNs increase in append order', async (t) => {
+  const { store } = await FileSyncStore.open(await tempDir(t));
+  t.after(() => store.close());
+  assert.equal(store.head, '0/0');
+  const results = await Promise.all([1, 2, 3].map((n) => store.append([update('item', `${n}`, { n })])));
+  assert.ok(compareLSN(results[0]!.lsn, '0/0') > 0);
+  for (let i = 1; i < results.length; i += 1) {
+    assert.ok(compareLSN(results[i]!.lsn, results[i - 1]!.lsn) > 0);
+  }
+  assert.equal(store.head, results.at(-1)!.lsn);
+});
+
+test('changesAfter returns only what follows, ordered on the numeric LSN', async (t) => {
+  const { store } = await FileSyncStore.open(await tempDir(t));
+  t.after(() => store.close());
+  // Enough records that the LSNs cross 0/FF -> 0/100, where string order and numeric order differ.
+  while (store.headPosition < 0x400n) await store.append([update('item', `${store.headPosition}`, 1)]);
+  const all = await store.changesAfter(0n, ALL);
+  const pivot = all.filter((r) => r.position < 0x100n).at(-1)!;
+  const after = await store.changesAfter(pivot.position, ALL);
+  assert.ok(after.some((r) => r.lsn < pivot.lsn), 'some later LSN sorts before the pivot as a string');
+  assert.deepEqual(after, all.filter((r) => compareLSN(r.lsn, pivot.lsn) > 0));
+  assert.equal(await store.countChangesAfter(pivot.position, store.headPosition), after.length);
+});
+
+test('reads never split a record and stop at the change budget', async (t) => {
+  const { store } = await FileSyncStore.open(await tempDir(t));
+  t.after(() => store.close());
+  await store.append([update('a', '1', 1), update('a', '2', 2)]);
+  await store.append([update('a', '3', 3), update('a', '4', 4), update('a', '5', 5)]);
+  await store.append([update('a', '6', 6)]);
+  const firstRead = await store.changesAfter(0n, { until: store.headPosition, maxChanges: 4 });
+  assert.deepEqual(firstRead.map((r) => r.changes.length), [2]);
+  const big = await store.changesAfter(firstRead[0]!.position, { until: store.headPosition, maxChanges: 1 });
+  assert.deepEqual(big.map((r) => r.changes.length), [3], 'a record bigger than the budget comes alone');
+  const bounded = await store.changesAfter(0n, { until: big[0]!.position, maxChanges: 100 });
+  assert.equal(bounded.length, 2, 'nothing past `until`');
+});
+
+test('reopening rebuilds records, entities and applied operations from the log', async (t) => {
+  const dir = await tempDir(t);
+  const first = (await FileSyncStore.open(dir)).store;
+  await first.append([update('task', '1', { title: 'a' })], 'op-1');
+  await first.append([update('task', '2', { title: 'b' })]);
+  await first.append([{ type: 'delete', entityType: 'task', entityId: '1' }], 'op-2');
+  const before = { stats: await first.stats(), records: await first.changesAfter(0n, ALL) };
+  await first.close();
+
+  const { store, truncatedBytes } = await FileSyncStore.open(dir);
+  t.after(() => store.close());
+  assert.equal(truncatedBytes, 0);
+  assert.deepEqual(await store.stats(), before.stats);
+  assert.deepEqual(await store.changesAfter(0n, ALL), before.records);
+  assert.deepEqual(await store.entities(), [{ entityType: 'task', entityId: '2', data: { title: 'b' } }]);
+  const again = await store.append([update('task', '1', { title: 'again' })], 'op-1');
+  assert.equal(again.duplicate, true);
+  assert.equal(again.lsn, before.records[0]!.lsn);
+  assert.equal((await store.stats()).records, before.stats.records);
+});
+
+test('a torn last line is cut away on open and the log stays appendable', async (t) => {
+  const dir = await tempDir(t);
+  const first = (await FileSyncStore.open(dir)).store;
+  const kept = await first.append([update('note', '1', 'kept')]);
+  await first.close();
+  const file = join(dir, 'changes.log');
+  await appendFile(file, '{"changes":[{"type":"update","entityType":"note","entityId":"2","da');
+
+  const { store, truncatedBytes } = await FileSyncStore.open(dir);
+  t.after(() => store.close());
+  assert.ok(truncatedBytes > 0);
+  assert.equal(store.head, kept.lsn);
+  assert.equal((await stat(file)).size, Number(parseLSN(kept.lsn)));
+  const next = await store.append([update('note', '3', 'next')]);
+  assert.ok(compareLSN(next.lsn, kept.lsn) > 0);
+  const lines = (await readFile(file, 'utf8')).trimEnd().split('\n');
+  assert.equal(lines.length, 2);
+  for (const line of lines) JSON.parse(line);
+});
+
+test('a corrupt record in the middle of the log refuses to open', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'changes.log'), 'not json\n{"changes":[]}\n');
+  await assert.rejects(FileSyncStore.open(dir), /corrupt record/);
+});
+
+test('an operation id sent twice at once is applied once', async (t) => {
+  const { store } = await FileSyncStore.open(await tempDir(t));
+  t.after(() => store.close());
+  const [a, b] = await Promise.all([
+    store.append([update('x', '1', 1)], 'same'),
+    store.append([update('x', '1', 2)], 'same'),
+  ]);
+  assert.equal(a!.lsn, b!.lsn);
+  assert.deepEqual([a!.duplicate, b!.duplicate], [false, true]);
+  assert.equal((await store.stats()).records, 1);
+  assert.deepEqual(await store.entities(), [{ entityType: 'x', entityId: '1', data: 1 }]);
+});
+
+test('listeners see every durable record once, in order, before its append resolves', async (t) => {
+  const { store } = await FileSyncStore.open(await tempDir(t));
+  t.after(() => store.close());
+  const seen: StoredRecord[] = [];
+  store.subscribe((record) => seen.push(record));
+  const results = await Promise.all(
+    Array.from({ length: 50 }, (_, i) =>
+      store.append([update('n', `${i}`, i)]).then((result) => {
+        assert.ok(seen.some((record) => record.lsn === result.lsn));
+        return result;
+      }),
+    ),
+  );
+  assert.deepEqual(seen.map((record) => record.lsn), results.map((result) => result.lsn));
+  assert.deepEqual(seen.map((record) => record.changes[0]!.entityId), results.map((_, i) => `${i}`));
+});
