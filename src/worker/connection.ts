@@ -1,0 +1,421 @@
+/**
+ * The socket lifecycle (PROTOCOL.md "Connecting", "Heartbeat and reconnection"): dialing with the
+ * resume point in the URL, the `sync` frame after `open`, heartbeat and dead-socket detection,
+ * exponential backoff with full jitter, offline handling and the fatal close codes.
+ */
+import type { LSN } from '../protocol/lsn.ts';
+import {
+  SyncStatus,
+  type ConnectionOptions,
+  type SyncErrorDetail,
+} from '../protocol/state.ts';
+import type { ClientMessage, SyncMessage } from '../protocol/wire.ts';
+
+/** The part of `WebSocket` the connection uses; mock-socket's class fits it too. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: 'open' | 'message' | 'close' | 'error', listener: (event: Event) => void): void;
+}
+
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+const OPEN = 1;
+const NORMAL_CLOSURE = 1000;
+/** How long a graceful disconnect waits for buffered frames to leave. */
+const FLUSH_LIMIT_MS = 5_000;
+const FLUSH_POLL_MS = 10;
+
+/** What the connection puts in the endpoint and in every `sync` frame. */
+export interface SyncIdentity {
+  clientId: string;
+  lastLSN: LSN;
+  token?: string;
+}
+
+/** The connection's part of the `SyncState`. */
+export interface ConnectionSnapshot {
+  status: SyncStatus;
+  isConnected: boolean;
+  isConnecting: boolean;
+  reconnectAttempts: number;
+  online: boolean;
+}
+
+export interface CloseInfo {
+  code: number;
+  reason: string;
+  willReconnect: boolean;
+}
+
+export interface ConnectionListener {
+  /** Some field of the snapshot changed. */
+  change(snapshot: ConnectionSnapshot): void;
+  /** The socket opened and the `sync` frame was sent. */
+  open(): void;
+  /** A frame arrived, as the socket delivered it (not yet parsed). */
+  message(data: unknown): void;
+  /** The socket is gone, closed by either side. */
+  close(info: CloseInfo): void;
+  /** A retry is scheduled after `delay` ms; `attempt` counts from 1. */
+  reconnecting(info: { attempt: number; delay: number }): void;
+  /** `invalid_url`, or `closed` for a fatal close code. */
+  error(detail: SyncErrorDetail): void;
+}
+
+export interface ConnectionConfig extends ConnectionOptions {
+  /** Absolute ws: or wss: URL, without the resume parameters. */
+  url: string;
+  WebSocket: WebSocketConstructor;
+  /** A number in [0, 1): the jitter source. */
+  random: () => number;
+  identity: () => SyncIdentity;
+  listener: ConnectionListener;
+}
+
+type Phase =
+  | 'idle' // not wanted
+  | 'dialing'
+  | 'open'
+  | 'closing' // graceful disconnect flushing
+  | 'waiting' // backoff timer running
+  | 'offline' // wanted, but the network is down
+  | 'failed'; // fatal close or invalid URL; only connect() leaves it
+
+/** Close codes a server uses to say "do not retry". */
+export function isFatalCloseCode(code: number): boolean {
+  return code >= 4000 && code <= 4099;
+}
+
+/** Full jitter: uniform in [0, min(max, initial * 2^attempt)). */
+export function backoffDelay(attempt: number, options: ConnectionOptions, random: () => number): number {
+  const ceiling = Math.min(options.backoffMax, options.backoffInitial * 2 ** attempt);
+  const r = Math.min(1, Math.max(0, random()));
+  return r * ceiling;
+}
+
+/**
+ * The URL to dial: `url` with `clientId` and `lastLSN` set (other parameters kept), or
+ * `undefined` when `url` is not an absolute ws: or wss: URL.
+ */
+export function buildEndpoint(url: string, clientId: string, lastLSN: LSN): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') return undefined;
+  parsed.hash = '';
+  parsed.searchParams.set('clientId', clientId);
+  parsed.searchParams.set('lastLSN', lastLSN);
+  return parsed.href;
+}
+
+function closeDetails(event: Event): { code: number; reason: string } {
+  const { code, reason } = event as Partial<CloseEvent>;
+  return { code: typeof code === 'number' ? code : 1006, reason: typeof reason === 'string' ? reason : '' };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * One logical connection that keeps a socket open while wanted. Methods never throw; outcomes
+ * are reported through the listener.
+ */
+export class Connection {
+  readonly #config: ConnectionConfig;
+  #phase: Phase = 'idle';
+  #wanted = false;
+  #online = true;
+  #attempt = 0;
+  #socket: WebSocketLike | undefined;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #pingTimer: ReturnType<typeof setInterval> | undefined;
+  #watchdog: ReturnType<typeof setTimeout> | undefined;
+  #snapshot: ConnectionSnapshot;
+
+  constructor(config: ConnectionConfig) {
+    this.#config = config;
+    this.#snapshot = this.#computeSnapshot();
+  }
+
+  get snapshot(): ConnectionSnapshot {
+    return this.#snapshot;
+  }
+
+  /** True while frames can be sent. */
+  get isOpen(): boolean {
+    return this.#phase === 'open';
+  }
+
+  /** Starts connecting and keeps reconnecting until `disconnect` or a fatal close. */
+  connect(): void {
+    const fresh = this.#phase === 'idle' || this.#phase === 'failed';
+    this.#wanted = true;
+    if (!fresh) return;
+    this.#attempt = 0;
+    if (this.#online) {
+      this.#dial();
+    } else {
+      this.#phase = 'offline';
+      this.#emitChange();
+    }
+  }
+
+  /** Dials now, skipping a backoff wait under way and the offline check. */
+  forceConnect(): void {
+    this.#wanted = true;
+    if (this.#phase === 'dialing' || this.#phase === 'open' || this.#phase === 'closing') return;
+    if (this.#phase === 'idle' || this.#phase === 'failed') this.#attempt = 0;
+    this.#dial();
+  }
+
+  /** Closes with 1000 and stops reconnecting; `graceful` waits for buffered frames first. */
+  async disconnect(graceful: boolean): Promise<void> {
+    this.#wanted = false;
+    this.#clearRetry();
+    const socket = this.#socket;
+    if (socket && this.#phase === 'open' && graceful) {
+      this.#phase = 'closing';
+      const started = Date.now();
+      while (
+        this.#socket === socket &&
+        socket.readyState === OPEN &&
+        (Number(socket.bufferedAmount) || 0) > 0 &&
+        Date.now() - started < FLUSH_LIMIT_MS
+      ) {
+        await delay(FLUSH_POLL_MS);
+      }
+      if (this.#socket !== socket) return;
+    }
+    if (this.#socket) {
+      this.#abandon(NORMAL_CLOSURE, 'client disconnect');
+    } else if (this.#phase !== 'idle') {
+      this.#phase = 'idle';
+      this.#emitChange();
+    }
+  }
+
+  /** Drops the current socket and reconnects (after backoff), e.g. after a storage failure. */
+  restart(reason: string): void {
+    if (this.#socket) this.#abandon(NORMAL_CLOSURE, reason);
+  }
+
+  /** The page's view of the network. Offline: no dialing. Back online: dial at once. */
+  setOnline(online: boolean): void {
+    if (online === this.#online) return;
+    this.#online = online;
+    if (!online && this.#phase === 'waiting') {
+      this.#clearRetry();
+      this.#phase = 'offline';
+    }
+    if (online && this.#phase === 'offline' && this.#wanted) {
+      this.#dial();
+      return;
+    }
+    this.#emitChange();
+  }
+
+  /** Called once a connection reached `sync_complete`: the next retry starts from the first delay. */
+  resetBackoff(): void {
+    if (this.#attempt === 0) return;
+    this.#attempt = 0;
+    this.#emitChange();
+  }
+
+  /** Sends one frame as JSON; false when the socket is not open or refused it. */
+  send(frame: ClientMessage | Record<string, unknown>): boolean {
+    const socket = this.#socket;
+    if (!socket || this.#phase !== 'open' || socket.readyState !== OPEN) return false;
+    try {
+      socket.send(JSON.stringify(frame));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Sends a fresh `sync` frame with the current resume point. */
+  sendSync(): boolean {
+    const { clientId, lastLSN, token } = this.#config.identity();
+    const frame: SyncMessage = { type: 'sync', clientId, lastLSN, ...(token === undefined ? {} : { token }) };
+    return this.send(frame);
+  }
+
+  #dial(): void {
+    this.#clearRetry();
+    const { clientId, lastLSN } = this.#config.identity();
+    const endpoint = buildEndpoint(this.#config.url, clientId, lastLSN);
+    let socket: WebSocketLike;
+    try {
+      if (endpoint === undefined) throw new Error('not an absolute ws: or wss: URL');
+      socket = new this.#config.WebSocket(endpoint);
+    } catch (error) {
+      this.#wanted = false;
+      this.#phase = 'failed';
+      this.#emitChange();
+      const why = error instanceof Error ? error.message : String(error);
+      this.#config.listener.error({
+        code: 'invalid_url',
+        message: `Cannot connect to ${JSON.stringify(this.#config.url)}: ${why}`,
+      });
+      return;
+    }
+    this.#socket = socket;
+    this.#phase = 'dialing';
+    socket.addEventListener('open', () => {
+      if (this.#socket === socket) this.#opened();
+    });
+    socket.addEventListener('message', (event) => {
+      if (this.#socket !== socket) return;
+      this.#armWatchdog();
+      this.#config.listener.message((event as MessageEvent).data);
+    });
+    socket.addEventListener('close', (event) => {
+      if (this.#socket !== socket) return;
+      const { code, reason } = closeDetails(event);
+      this.#dropped(code, reason, isFatalCloseCode(code));
+    });
+    this.#emitChange();
+  }
+
+  #opened(): void {
+    this.#phase = 'open';
+    this.sendSync();
+    this.#startHeartbeat();
+    this.#emitChange();
+    this.#config.listener.open();
+  }
+
+  /** Forgets the socket at once (its late events are ignored), closes it, and handles the drop. */
+  #abandon(code: number, reason: string): void {
+    const socket = this.#socket;
+    if (!socket) return;
+    this.#socket = undefined;
+    try {
+      socket.close(code, reason);
+    } catch {
+      // Already closed, or the code was refused: either way it is gone for us.
+    }
+    this.#dropped(code, reason, false);
+  }
+
+  #dropped(code: number, reason: string, fatal: boolean): void {
+    this.#stopHeartbeat();
+    this.#socket = undefined;
+    const listener = this.#config.listener;
+    if (fatal) {
+      this.#wanted = false;
+      this.#phase = 'failed';
+      listener.close({ code, reason, willReconnect: false });
+      this.#emitChange();
+      listener.error({
+        code: 'closed',
+        message: `The server closed the connection with code ${code}${reason ? `: ${reason}` : ''}; not retrying`,
+      });
+      return;
+    }
+    listener.close({ code, reason, willReconnect: this.#wanted });
+    if (!this.#wanted) {
+      this.#phase = 'idle';
+      this.#emitChange();
+    } else if (!this.#online) {
+      this.#phase = 'offline';
+      this.#emitChange();
+    } else {
+      this.#scheduleRetry();
+    }
+  }
+
+  #scheduleRetry(): void {
+    this.#clearRetry();
+    const wait = backoffDelay(this.#attempt, this.#config, this.#config.random);
+    this.#attempt += 1;
+    this.#phase = 'waiting';
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (this.#phase === 'waiting') this.#dial();
+    }, wait);
+    this.#emitChange();
+    this.#config.listener.reconnecting({ attempt: this.#attempt, delay: wait });
+  }
+
+  #clearRetry(): void {
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+  }
+
+  #startHeartbeat(): void {
+    this.#stopHeartbeat();
+    this.#pingTimer = setInterval(() => this.send({ type: 'ping' }), this.#config.heartbeatInterval);
+    this.#armWatchdog();
+  }
+
+  /** Two heartbeat intervals without any frame mean the socket is dead. */
+  #armWatchdog(): void {
+    if (this.#watchdog !== undefined) clearTimeout(this.#watchdog);
+    this.#watchdog = setTimeout(() => {
+      this.#watchdog = undefined;
+      this.#abandon(NORMAL_CLOSURE, 'heartbeat timeout');
+    }, 2 * this.#config.heartbeatInterval);
+  }
+
+  #stopHeartbeat(): void {
+    if (this.#pingTimer !== undefined) clearInterval(this.#pingTimer);
+    if (this.#watchdog !== undefined) clearTimeout(this.#watchdog);
+    this.#pingTimer = undefined;
+    this.#watchdog = undefined;
+  }
+
+  #computeSnapshot(): ConnectionSnapshot {
+    const status = ((): SyncStatus => {
+      switch (this.#phase) {
+        case 'idle':
+          return SyncStatus.disconnected;
+        case 'dialing':
+          return this.#attempt === 0 ? SyncStatus.connecting : SyncStatus.reconnecting;
+        case 'open':
+        case 'closing':
+          return SyncStatus.connected;
+        case 'waiting':
+          return SyncStatus.reconnecting;
+        case 'offline':
+          return SyncStatus.offline;
+        case 'failed':
+          return SyncStatus.error;
+        default: {
+          const unreachable: never = this.#phase;
+          return unreachable;
+        }
+      }
+    })();
+    return {
+      status,
+      isConnected: this.#phase === 'open' || this.#phase === 'closing',
+      isConnecting: this.#phase === 'dialing',
+      reconnectAttempts: this.#attempt,
+      online: this.#online,
+    };
+  }
+
+  #emitChange(): void {
+    const next = this.#computeSnapshot();
+    const previous = this.#snapshot;
+    if (
+      next.status === previous.status &&
+      next.isConnected === previous.isConnected &&
+      next.isConnecting === previous.isConnecting &&
+      next.reconnectAttempts === previous.reconnectAttempts &&
+      next.online === previous.online
+    ) {
+      return;
+    }
+    this.#snapshot = next;
+    this.#config.listener.change(next);
+  }
+}

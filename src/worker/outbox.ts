@@ -1,0 +1,195 @@
+/**
+ * The worker's view of the durable write queue. The page stores each operation in the `outbox`
+ * store and then tells the worker; the worker sends them in priority order with a bounded number
+ * unacknowledged, deletes each when the server answers, and re-sends the rest after a reconnect.
+ */
+import { compareQueued, type SyncDB } from '../db/schema.ts';
+import { isRecord } from '../protocol/change.ts';
+import type { LSN } from '../protocol/lsn.ts';
+import type { QueuedOperation } from '../protocol/state.ts';
+import type { OperationMessage } from '../protocol/wire.ts';
+import { errorMessage, StorageError } from './errors.ts';
+
+/** Operations sent and not yet acknowledged on one connection, at most. */
+export const DEFAULT_IN_FLIGHT_WINDOW = 64;
+
+/** The operation type whose payload is sent as the frame itself. */
+export const SEND_MESSAGE = 'send_message';
+
+export interface OutboxTransport {
+  readonly isOpen: boolean;
+  /** Writes one frame; false when it could not. */
+  send(frame: OperationMessage | Record<string, unknown>): boolean;
+}
+
+export interface OutboxListener {
+  completed(id: string, lsn?: LSN): void;
+  failed(id: string, message: string): void;
+  /** The number of unacknowledged operations changed. */
+  pendingChanged(count: number): void;
+  /** An outbox record could not be deleted; it will be sent again by a later worker. */
+  storageError(message: string): void;
+}
+
+export class Outbox {
+  readonly #db: SyncDB;
+  readonly #transport: OutboxTransport;
+  readonly #listener: OutboxListener;
+  readonly #window: number;
+  /** Every operation not yet acknowledged, by id. */
+  readonly #pending = new Map<string, QueuedOperation>();
+  /** Not sent on the current connection, in `compareQueued` order. */
+  #waiting: QueuedOperation[] = [];
+  /** Sent on the current connection, waiting for the answer. */
+  readonly #inFlight = new Set<string>();
+
+  constructor(db: SyncDB, transport: OutboxTransport, listener: OutboxListener, window = DEFAULT_IN_FLIGHT_WINDOW) {
+    this.#db = db;
+    this.#transport = transport;
+    this.#listener = listener;
+    this.#window = Math.max(1, window);
+  }
+
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  /** Loads every record left in the outbox (by an earlier page or worker). */
+  async load(): Promise<void> {
+    let records: QueuedOperation[];
+    try {
+      records = await this.#db.getAll('outbox');
+    } catch (error) {
+      throw new StorageError(`Could not read the outbox: ${errorMessage(error)}`);
+    }
+    for (const record of records) this.#insert(record);
+    this.#listener.pendingChanged(this.#pending.size);
+  }
+
+  /** Takes an operation the page has stored; sends it when possible. A known id is ignored. */
+  add(operation: QueuedOperation): void {
+    if (!this.#insert(operation)) return;
+    this.#listener.pendingChanged(this.#pending.size);
+    this.pump();
+  }
+
+  /** Sends waiting operations while the socket is open and the window has room. */
+  pump(): void {
+    while (this.#transport.isOpen) {
+      const next = this.#waiting[0];
+      if (!next) return;
+      if (next.type === SEND_MESSAGE) {
+        if (!this.#sendRaw(next)) return;
+        continue;
+      }
+      if (this.#inFlight.size >= this.#window) return;
+      const frame: OperationMessage = {
+        type: 'operation',
+        operation: { id: next.id, type: next.type, payload: next.payload },
+      };
+      if (!this.#transport.send(frame)) return;
+      this.#waiting.shift();
+      this.#inFlight.add(next.id);
+    }
+  }
+
+  /** The socket closed: whatever was in flight is sent again, same id, on the next connection. */
+  connectionClosed(): void {
+    if (this.#inFlight.size === 0) return;
+    for (const id of this.#inFlight) {
+      const operation = this.#pending.get(id);
+      if (operation) this.#waiting.push(operation);
+    }
+    this.#inFlight.clear();
+    this.#waiting.sort(compareQueued);
+  }
+
+  /** `operation_complete`: delete the record, then report. An unknown id is ignored. */
+  async complete(id: string, lsn?: LSN): Promise<void> {
+    if (!this.#forget(id)) return;
+    await this.#deleteRecord(id);
+    this.#listener.completed(id, lsn);
+    this.pump();
+  }
+
+  /** `operation_error`: the server rejected it for good; delete it and report. */
+  async reject(id: string, message: string): Promise<void> {
+    if (!this.#forget(id)) return;
+    await this.#deleteRecord(id);
+    this.#listener.failed(id, message);
+    this.pump();
+  }
+
+  /** Drops every unacknowledged operation, in memory and in the store. Returns the removed ids. */
+  async clear(): Promise<string[]> {
+    const removed = new Set(this.#pending.keys());
+    this.#pending.clear();
+    this.#waiting = [];
+    this.#inFlight.clear();
+    this.#listener.pendingChanged(0);
+    try {
+      const tx = this.#db.transaction('outbox', 'readwrite');
+      const [keys] = await Promise.all([tx.store.getAllKeys(), tx.store.clear(), tx.done]);
+      for (const key of keys) removed.add(key);
+    } catch (error) {
+      throw new StorageError(`Could not clear the outbox: ${errorMessage(error)}`);
+    }
+    return [...removed];
+  }
+
+  #insert(operation: QueuedOperation): boolean {
+    if (this.#pending.has(operation.id)) return false;
+    this.#pending.set(operation.id, operation);
+    const at = this.#insertionIndex(operation);
+    this.#waiting.splice(at, 0, operation);
+    return true;
+  }
+
+  #insertionIndex(operation: QueuedOperation): number {
+    let low = 0;
+    let high = this.#waiting.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      const other = this.#waiting[mid];
+      if (other && compareQueued(other, operation) <= 0) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+
+  /** Removes `id` from memory; false when it is not pending. */
+  #forget(id: string): boolean {
+    if (!this.#pending.delete(id)) return false;
+    this.#inFlight.delete(id);
+    const at = this.#waiting.findIndex((operation) => operation.id === id);
+    if (at >= 0) this.#waiting.splice(at, 1);
+    this.#listener.pendingChanged(this.#pending.size);
+    return true;
+  }
+
+  /** A `send_message` operation: its payload is the frame; done once written. */
+  #sendRaw(operation: QueuedOperation): boolean {
+    const { id, payload } = operation;
+    if (!isRecord(payload)) {
+      this.#forget(id);
+      void this.#deleteRecord(id).then(() =>
+        this.#listener.failed(id, 'A send_message payload must be a JSON object'),
+      );
+      return true;
+    }
+    if (!this.#transport.send(payload)) return false;
+    this.#forget(id);
+    void this.#deleteRecord(id).then(() => this.#listener.completed(id));
+    return true;
+  }
+
+  async #deleteRecord(id: string): Promise<void> {
+    try {
+      await this.#db.delete('outbox', id);
+    } catch (error) {
+      this.#listener.storageError(
+        `Operation ${JSON.stringify(id)} is done but its outbox record could not be deleted: ${errorMessage(error)}`,
+      );
+    }
+  }
+}

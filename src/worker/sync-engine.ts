@@ -1,0 +1,390 @@
+/**
+ * The worker's glue: answers the page's requests, owns the `SyncState`, and handles the server's
+ * frames one at a time, in order, through the change store and the outbox.
+ */
+import { openSyncDB, type SyncDB } from '../db/schema.ts';
+import type { Change, InvalidChange } from '../protocol/change.ts';
+import type { LSN } from '../protocol/lsn.ts';
+import {
+  INITIAL_STATE,
+  type SyncErrorDetail,
+  type SyncProgress,
+  type SyncState,
+} from '../protocol/state.ts';
+import { parseServerFrame, type ServerMessage } from '../protocol/wire.ts';
+import type {
+  PageToWorker,
+  WorkerConfig,
+  WorkerToPage,
+} from '../protocol/worker-messages.ts';
+import { ChangeStore } from './change-store.ts';
+import { Connection, type ConnectionListener, type WebSocketConstructor } from './connection.ts';
+import { errorMessage, InvalidStateError, RequestError, serializeError, StorageError } from './errors.ts';
+import { resolveClientId } from './identity.ts';
+import { DEFAULT_IN_FLIGHT_WINDOW, Outbox, type OutboxListener } from './outbox.ts';
+import { parseRequest } from './requests.ts';
+
+/** The part of a worker's global scope (or a `MessagePort`) the engine talks through. */
+export interface WorkerEndpointLike {
+  postMessage(message: WorkerToPage): void;
+  addEventListener(type: 'message', listener: (event: MessageEvent) => void): void;
+}
+
+export interface SyncEngineOptions {
+  /** The global `WebSocket` in production; mock-socket's in tests. */
+  WebSocket: WebSocketConstructor;
+  /** Jitter source for the reconnection delay; default `Math.random`. */
+  random?: () => number;
+  /** Operations sent and not yet acknowledged, at most. */
+  inFlightWindow?: number;
+}
+
+interface Session {
+  readonly store: ChangeStore;
+  readonly outbox: Outbox;
+  readonly connection: Connection;
+}
+
+/** Starts an engine that serves the `PageToWorker` protocol on `endpoint`. */
+export function startSyncWorker(endpoint: WorkerEndpointLike, options: SyncEngineOptions): SyncEngine {
+  const engine = new SyncEngine(endpoint, options);
+  endpoint.addEventListener('message', (event) => engine.receive(event.data));
+  return engine;
+}
+
+export class SyncEngine {
+  readonly #endpoint: WorkerEndpointLike;
+  readonly #options: SyncEngineOptions;
+  #state: SyncState = INITIAL_STATE;
+  /** Settles when `init` has finished; set while it runs. */
+  #session: Promise<Session> | undefined;
+  /** The same session, once ready; the connection's callbacks only run after that. */
+  #live: Session | undefined;
+  #online = true;
+  /** Server frames not yet handled, in arrival order. */
+  #frames: unknown[] = [];
+  #draining = false;
+
+  constructor(endpoint: WorkerEndpointLike, options: SyncEngineOptions) {
+    this.#endpoint = endpoint;
+    this.#options = options;
+  }
+
+  get state(): SyncState {
+    return this.#state;
+  }
+
+  /** Handles one message from the page; every request gets exactly one `result`. */
+  receive(data: unknown): void {
+    const parsed = parseRequest(data);
+    if (!parsed.ok) {
+      if (parsed.requestId !== undefined) {
+        this.#answerError(parsed.requestId, new RequestError(parsed.error));
+      }
+      return;
+    }
+    const { requestId } = parsed.request;
+    this.#handle(parsed.request).then(
+      (value) => this.#post(value === undefined
+        ? { type: 'result', requestId, ok: true }
+        : { type: 'result', requestId, ok: true, value }),
+      (error: unknown) => this.#answerError(requestId, error),
+    );
+  }
+
+  async #handle(request: PageToWorker): Promise<unknown> {
+    switch (request.type) {
+      case 'init':
+        return this.#init(request.config);
+      case 'get_status':
+        return this.#state;
+      case 'network':
+        this.#online = request.online;
+        this.#update({ online: request.online });
+        if (this.#session) (await this.#ready()).connection.setOnline(request.online);
+        return undefined;
+      case 'connect':
+        (await this.#ready()).connection.connect();
+        return undefined;
+      case 'force_connect':
+        (await this.#ready()).connection.forceConnect();
+        return undefined;
+      case 'disconnect':
+        await (await this.#ready()).connection.disconnect(request.graceful);
+        return undefined;
+      case 'send_message': {
+        const { connection } = await this.#ready();
+        if (!connection.isOpen) throw new InvalidStateError('Not connected: the message was not sent');
+        if (!connection.send(request.payload)) throw new InvalidStateError('The socket refused the message');
+        return undefined;
+      }
+      case 'sync': {
+        const { connection } = await this.#ready();
+        if (!connection.sendSync()) throw new InvalidStateError('Not connected: sync was not sent');
+        return undefined;
+      }
+      case 'operation':
+        (await this.#ready()).outbox.add(request.operation);
+        return undefined;
+      case 'clear_operations':
+        return (await this.#ready()).outbox.clear();
+      default: {
+        const unhandled: never = request;
+        throw new RequestError(`Unhandled request ${JSON.stringify(unhandled)}`);
+      }
+    }
+  }
+
+  #ready(): Promise<Session> {
+    return this.#session ?? Promise.reject(new InvalidStateError('The worker is not initialized: send init first'));
+  }
+
+  async #init(config: WorkerConfig): Promise<SyncState> {
+    if (this.#session) throw new InvalidStateError('The worker is already initialized');
+    const session = this.#open(config);
+    this.#session = session;
+    try {
+      await session;
+    } catch (error) {
+      this.#session = undefined;
+      throw error;
+    }
+    return this.#state;
+  }
+
+  async #open(config: WorkerConfig): Promise<Session> {
+    let db: SyncDB;
+    try {
+      db = await openSyncDB(config.dbName, {
+        onBlocking: () => this.#databaseLost('another connection is upgrading or deleting it'),
+        onTerminated: () => this.#databaseLost('the browser closed it'),
+      });
+    } catch (error) {
+      throw new StorageError(`Could not open the database ${JSON.stringify(config.dbName)}: ${errorMessage(error)}`);
+    }
+    try {
+      const clientId = await resolveClientId(db, config.clientId);
+      const store = new ChangeStore(db);
+      await store.load();
+      const connection = new Connection({
+        url: config.url,
+        heartbeatInterval: config.heartbeatInterval,
+        backoffInitial: config.backoffInitial,
+        backoffMax: config.backoffMax,
+        WebSocket: this.#options.WebSocket,
+        random: this.#options.random ?? Math.random,
+        identity: () => ({
+          clientId,
+          lastLSN: store.lastLSN,
+          ...(config.token === undefined ? {} : { token: config.token }),
+        }),
+        listener: this.#connectionListener(),
+      });
+      connection.setOnline(this.#online);
+      const outbox = new Outbox(db, connection, this.#outboxListener(), this.#options.inFlightWindow ?? DEFAULT_IN_FLIGHT_WINDOW);
+      await outbox.load();
+      this.#update({
+        ...connection.snapshot,
+        clientId,
+        lastLSN: store.lastLSN,
+        pendingOperations: outbox.pendingCount,
+      });
+      this.#live = { store, outbox, connection };
+      return this.#live;
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  #databaseLost(why: string): void {
+    this.#reportError({ code: 'storage', message: `The database was closed: ${why}` });
+    void this.#live?.connection.disconnect(false);
+  }
+
+  #connectionListener(): ConnectionListener {
+    return {
+      change: (snapshot) => this.#update(snapshot),
+      open: () => {
+        this.#update({ lastError: null });
+        this.#post({ type: 'connected', clientId: this.#state.clientId, lastLSN: this.#state.lastLSN });
+        this.#live?.outbox.pump();
+      },
+      message: (data) => this.#enqueue(data),
+      close: (info) => {
+        this.#live?.outbox.connectionClosed();
+        this.#update({ syncing: false, progress: null });
+        this.#post({ type: 'disconnected', ...info });
+      },
+      reconnecting: (info) => this.#post({ type: 'reconnecting', ...info }),
+      error: (detail) => this.#reportError(detail),
+    };
+  }
+
+  #outboxListener(): OutboxListener {
+    return {
+      completed: (id, lsn) => this.#post({ type: 'operation_complete', id, ...(lsn === undefined ? {} : { lsn }) }),
+      failed: (id, message) => this.#post({ type: 'operation_error', id, message }),
+      pendingChanged: (count) => this.#update({ pendingOperations: count }),
+      storageError: (message) => this.#reportError({ code: 'storage', message }),
+    };
+  }
+
+  // ---- server frames, one at a time ------------------------------------------------------------
+
+  #enqueue(data: unknown): void {
+    this.#frames.push(data);
+    if (!this.#draining) void this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    const session = this.#live;
+    if (!session) return;
+    this.#draining = true;
+    try {
+      while (this.#frames.length > 0) {
+        const data = this.#frames.shift();
+        try {
+          await this.#handleFrame(session, data);
+        } catch (error) {
+          this.#frameFailed(session, error);
+        }
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  /**
+   * A write failed: nothing of the batch is stored and the LSN did not move. The frames behind it
+   * are dropped and the connection restarts, so the server resends from the stored LSN.
+   */
+  #frameFailed(session: Session, error: unknown): void {
+    if (!(error instanceof StorageError)) {
+      this.#reportError({ code: 'worker', message: `A server frame could not be handled: ${errorMessage(error)}` });
+      return;
+    }
+    this.#frames = [];
+    this.#reportError({ code: 'storage', message: error.message });
+    session.connection.restart('storage error');
+  }
+
+  async #handleFrame(session: Session, data: unknown): Promise<void> {
+    const parsed = parseServerFrame(data);
+    if (!parsed.ok) {
+      this.#reportError({ code: 'protocol', message: `Dropped a frame from the server: ${parsed.error}` });
+      return;
+    }
+    const { message, invalid } = parsed;
+    if (invalid.length > 0) this.#reportInvalid(message.type, invalid);
+    switch (message.type) {
+      case 'sync_request':
+        session.connection.sendSync();
+        return;
+      case 'sync_start':
+        this.#syncStarted(message.lsn, message.total);
+        return;
+      case 'changes':
+        return this.#applyBatch(session, message.changes, message.lsn);
+      case 'batch_update':
+        return this.#applyBatch(session, message.data, message.lsn);
+      case 'sync_data':
+        if (!this.#state.syncing) this.#syncStarted();
+        return this.#applyBatch(session, message.data, message.lsn);
+      case 'entity_update':
+      case 'entity_delete':
+        return this.#applyBatch(session, [singleChange(message)], message.lsn);
+      case 'sync_complete':
+        this.#update({ syncing: false, progress: null });
+        this.#post({ type: 'sync_completed', lsn: session.store.lastLSN });
+        session.connection.resetBackoff();
+        return;
+      case 'sync_error':
+        this.#update({ syncing: false, progress: null });
+        this.#reportError({ code: 'server', message: `The server could not serve the sync: ${message.message}` });
+        return;
+      case 'operation_complete':
+        return session.outbox.complete(message.id, message.lsn);
+      case 'operation_error':
+        return session.outbox.reject(message.id, message.message);
+      case 'pong':
+        return;
+      case 'error':
+        this.#reportError({ code: 'server', message: message.message });
+        return;
+      case 'unknown':
+        this.#post({ type: 'message', message: message.message });
+        return;
+      default: {
+        const unhandled: never = message;
+        throw new Error(`Unhandled server message ${JSON.stringify(unhandled)}`);
+      }
+    }
+  }
+
+  #syncStarted(lsn?: LSN, total?: number): void {
+    const progress: SyncProgress = Object.freeze(total === undefined ? { applied: 0 } : { applied: 0, total });
+    this.#update({ syncing: true, progress });
+    this.#post({
+      type: 'sync_started',
+      ...(lsn === undefined ? {} : { lsn }),
+      ...(total === undefined ? {} : { total }),
+    });
+  }
+
+  async #applyBatch(session: Session, changes: Change[], lsn: LSN | undefined): Promise<void> {
+    const result = await session.store.applyBatch(changes, lsn);
+    if (!result.applied) return;
+    this.#post({ type: 'changes', changes, ...(lsn === undefined ? {} : { lsn: result.lastLSN }) });
+    const { progress } = this.#state;
+    if (!this.#state.syncing || !progress) {
+      this.#update({ lastLSN: result.lastLSN });
+      return;
+    }
+    const next: SyncProgress = Object.freeze({ ...progress, applied: progress.applied + changes.length });
+    this.#update({ lastLSN: result.lastLSN, progress: next });
+    this.#post({ type: 'sync_progress', ...next });
+  }
+
+  #reportInvalid(frameType: ServerMessage['type'], invalid: InvalidChange[]): void {
+    const list = invalid.map(({ index, reason }) => `#${index}: ${reason}`).join('; ');
+    this.#reportError(
+      { code: 'invalid_change', message: `Skipped ${invalid.length} invalid change(s) in "${frameType}": ${list}` },
+      invalid,
+    );
+  }
+
+  // ---- state and posting -----------------------------------------------------------------------
+
+  #reportError(detail: SyncErrorDetail, invalid?: InvalidChange[]): void {
+    this.#update({ lastError: Object.freeze({ code: detail.code, message: detail.message }) });
+    this.#post({ type: 'error', ...detail, ...(invalid === undefined ? {} : { invalid }) });
+  }
+
+  /** Replaces the state with a new frozen snapshot and posts it, when any field changed. */
+  #update(patch: Partial<SyncState>): void {
+    const current = this.#state;
+    const changed = (Object.keys(patch) as (keyof SyncState)[]).some((key) => patch[key] !== current[key]);
+    if (!changed) return;
+    this.#state = Object.freeze({ ...current, ...patch });
+    this.#post({ type: 'status', state: this.#state });
+  }
+
+  #answerError(requestId: number, error: unknown): void {
+    this.#post({ type: 'result', requestId, ok: false, error: serializeError(error) });
+  }
+
+  #post(message: WorkerToPage): void {
+    this.#endpoint.postMessage(message);
+  }
+}
+
+function singleChange(
+  message: Extract<ServerMessage, { type: 'entity_update' | 'entity_delete' }>,
+): Change {
+  const stamp = message.timestamp === undefined ? {} : { timestamp: message.timestamp };
+  if (message.type === 'entity_update') {
+    return { type: 'update', entityType: message.entityType, entityId: message.entityId, data: message.data, ...stamp };
+  }
+  return { type: 'delete', entityType: message.entityType, entityId: message.entityId, ...stamp };
+}

@@ -1,0 +1,248 @@
+import { expect } from '@open-wc/testing';
+import type { SyncState } from '../src/protocol/state.ts';
+import { sleep, WorkerHarness } from './worker/harness.ts';
+import { MOCK_SERVER_URL } from './worker/mock-protocol.ts';
+
+/** Small values so every reconnection happens within a few tens of milliseconds. */
+const FAST = { heartbeatInterval: 5_000, backoffInitial: 10, backoffMax: 40 };
+
+describe('sync worker: connection', () => {
+  let harness: WorkerHarness | undefined;
+  let second: WorkerHarness | undefined;
+
+  afterEach(async () => {
+    await second?.stop();
+    await harness?.stop();
+    harness = undefined;
+    second = undefined;
+  });
+
+  it('sends sync with its clientId and lastLSN right after open, and in the URL', async () => {
+    harness = await WorkerHarness.start({ config: { ...FAST, url: `${MOCK_SERVER_URL}?room=blue` } });
+    const { frame } = await harness.connect();
+    const state = await harness.request<SyncState>({ type: 'get_status' });
+    expect(state.clientId).to.be.a('string').and.not.equal('');
+    expect(frame).to.deep.equal({ type: 'sync', clientId: state.clientId, lastLSN: '0/0' });
+    const url = new URL(harness.connections[0]!.url);
+    expect(url.searchParams.get('room')).to.equal('blue');
+    expect(url.searchParams.get('clientId')).to.equal(state.clientId);
+    expect(url.searchParams.get('lastLSN')).to.equal('0/0');
+    expect(url.search).to.contain('lastLSN=0%2F0');
+  });
+
+  it('answers every sync_request with a fresh sync carrying the token', async () => {
+    harness = await WorkerHarness.start({ config: { ...FAST, clientId: 'client-7', token: 's3cret' } });
+    await harness.connect();
+    await harness.send({ type: 'changes', changes: [], lsn: '0/2A' });
+    await harness.send({ type: 'sync_request' });
+    const again = await harness.waitFor('a second sync', () => harness!.framesOf('sync')[1]);
+    expect(again.frame).to.deep.equal({ type: 'sync', clientId: 'client-7', lastLSN: '0/2A', token: 's3cret' });
+    await harness.send({ type: 'sync_request' });
+    await harness.waitFor('a third sync', () => harness!.framesOf('sync')[2]);
+    expect(harness.connections).to.have.length(1);
+  });
+
+  it('posts connected and a status snapshot that is frozen and replaced on change', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    const connected = await harness.waitForEvent('connected');
+    expect(connected.lastLSN).to.equal('0/0');
+    await harness.waitForState('connected', (state) => state.status === 'connected' && state.isConnected);
+    const statuses = harness.eventsOf('status').map((event) => event.state.status);
+    expect(statuses).to.include('connecting');
+    expect(statuses.at(-1)).to.equal('connected');
+  });
+
+  it('keeps the clientId and lastLSN for a new worker on the same database', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    const first = await harness.connect();
+    await harness.send({
+      type: 'changes',
+      changes: [{ type: 'update', entityType: 'todo', entityId: '1', data: { title: 'a' } }],
+      lsn: '0/5',
+    });
+    await harness.waitForEvent('changes');
+    await harness.stop({ keepDatabase: true });
+
+    second = await WorkerHarness.start({ dbName: harness.dbName, config: FAST });
+    harness = undefined;
+    const state = await second.request<SyncState>({ type: 'get_status' });
+    expect(state.clientId).to.equal(first.frame.clientId);
+    expect(state.lastLSN).to.equal('0/5');
+    const { frame } = await second.connect();
+    expect(frame).to.deep.equal({ type: 'sync', clientId: first.frame.clientId, lastLSN: '0/5' });
+    expect(new URL(second.connections[0]!.url).searchParams.get('lastLSN')).to.equal('0/5');
+  });
+
+  it('refuses a URL that is not ws: or wss: without opening a socket', async () => {
+    harness = await WorkerHarness.start({ config: { ...FAST, url: 'javascript:alert(1)' } });
+    await harness.request({ type: 'connect' });
+    const error = await harness.waitForEvent('error');
+    expect(error.code).to.equal('invalid_url');
+    const state = await harness.request<SyncState>({ type: 'get_status' });
+    expect(state.status).to.equal('error');
+    await harness.request({ type: 'network', online: true });
+    expect(harness.connections).to.have.length(0);
+  });
+
+  it('grows the reconnection delay exponentially up to the cap, and resets it after sync_complete', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.mock({ mock: 'random', value: 1 });
+    await harness.mock({ mock: 'refuse', on: true });
+    await harness.request({ type: 'connect' });
+    await harness.waitFor('five retries', () => (harness!.eventsOf('reconnecting').length >= 5 ? true : undefined));
+    const delays = harness.eventsOf('reconnecting').slice(0, 5);
+    expect(delays.map((event) => event.attempt)).to.deep.equal([1, 2, 3, 4, 5]);
+    expect(delays.map((event) => event.delay)).to.deep.equal([10, 20, 40, 40, 40]);
+
+    await harness.mock({ mock: 'refuse', on: false });
+    await harness.waitForFrame('sync');
+    await harness.send({ type: 'sync_complete' });
+    await harness.waitForState('attempts reset', (state) => state.reconnectAttempts === 0);
+    const from = harness.events.length;
+    await harness.mock({ mock: 'close', code: 1011, reason: 'restart' });
+    const retry = await harness.waitForEvent('reconnecting', () => true, from);
+    expect(retry).to.include({ attempt: 1, delay: 10 });
+  });
+
+  it('uses full jitter: the delay is random() times the ceiling', async () => {
+    harness = await WorkerHarness.start({ config: { ...FAST, backoffInitial: 100, backoffMax: 1_000 } });
+    await harness.mock({ mock: 'random', value: 0.25 });
+    await harness.mock({ mock: 'refuse', on: true });
+    await harness.request({ type: 'connect' });
+    const first = await harness.waitForEvent('reconnecting');
+    expect(first.delay).to.equal(25);
+  });
+
+  it('treats a socket that stays silent for two heartbeat intervals as dead and reconnects', async () => {
+    harness = await WorkerHarness.start({ config: { ...FAST, heartbeatInterval: 100 } });
+    await harness.mock({ mock: 'random', value: 0 });
+    await harness.connect();
+    await harness.waitForFrame('ping');
+    await harness.mock({ mock: 'silence', on: true });
+    const dropped = await harness.waitForEvent('disconnected');
+    expect(dropped.willReconnect).to.equal(true);
+    expect(dropped.reason).to.equal('heartbeat timeout');
+    await harness.mock({ mock: 'silence', on: false });
+    const resync = await harness.waitFor('a sync on a second connection', () =>
+      harness!.framesOf('sync').find(({ conn }) => conn === 2));
+    expect(resync.frame.lastLSN).to.equal('0/0');
+    await harness.waitFor('the first socket closed at the server', () => (harness!.closed.includes(1) ? true : undefined));
+  });
+
+  it('keeps a socket alive while pongs arrive', async () => {
+    harness = await WorkerHarness.start({ config: { ...FAST, heartbeatInterval: 50 } });
+    await harness.connect();
+    await harness.waitFor('six pings', () => (harness!.framesOf('ping').length >= 6 ? true : undefined));
+    expect(harness.eventsOf('disconnected')).to.have.length(0);
+    expect(harness.connections).to.have.length(1);
+  });
+
+  for (const code of [4000, 4001, 4099]) {
+    it(`stops retrying after close code ${code} and reports it`, async () => {
+      harness = await WorkerHarness.start({ config: FAST });
+      await harness.connect();
+      await harness.mock({ mock: 'close', code, reason: 'unauthorized' });
+      const error = await harness.waitForEvent('error', (event) => event.code === 'closed');
+      expect(error.message).to.contain(String(code)).and.contain('unauthorized');
+      const dropped = await harness.waitForEvent('disconnected');
+      expect(dropped).to.include({ code, reason: 'unauthorized', willReconnect: false });
+      await harness.waitForState('error', (state) => state.status === 'error' && !state.isConnected);
+      await sleep(150); // many backoff periods: no retry may happen
+      expect(harness.connections).to.have.length(1);
+      expect(harness.eventsOf('reconnecting')).to.have.length(0);
+    });
+  }
+
+  it('retries after any other close code, e.g. 4100 and 1000', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    await harness.mock({ mock: 'close', code: 4100, reason: 'custom' });
+    await harness.waitFor('a second connection', () => harness!.framesOf('sync').find(({ conn }) => conn === 2));
+    await harness.mock({ mock: 'close', code: 1000, reason: 'bye' });
+    await harness.waitFor('a third connection', () => harness!.framesOf('sync').find(({ conn }) => conn === 3));
+    expect(harness.eventsOf('disconnected').map((event) => event.willReconnect)).to.deep.equal([true, true]);
+  });
+
+  it('does not dial while offline and dials at once when back online', async () => {
+    harness = await WorkerHarness.start({ config: { ...FAST, backoffInitial: 60_000, backoffMax: 60_000 } });
+    await harness.mock({ mock: 'random', value: 1 });
+    await harness.request({ type: 'network', online: false });
+    await harness.request({ type: 'connect' });
+    const offline = await harness.request<SyncState>({ type: 'get_status' });
+    expect(offline).to.include({ status: 'offline', online: false, isConnected: false });
+    await sleep(100);
+    expect(harness.connections).to.have.length(0);
+    await harness.request({ type: 'network', online: true });
+    await harness.waitForFrame('sync');
+    expect(harness.eventsOf('reconnecting')).to.have.length(0);
+  });
+
+  it('goes offline instead of retrying when the socket drops while offline', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    await harness.request({ type: 'network', online: false });
+    await harness.mock({ mock: 'close', code: 1001, reason: 'going away' });
+    await harness.waitForState('offline', (state) => state.status === 'offline');
+    await sleep(100);
+    expect(harness.connections).to.have.length(1);
+    await harness.request({ type: 'network', online: true });
+    await harness.waitFor('a second connection', () => harness!.framesOf('sync').find(({ conn }) => conn === 2));
+  });
+
+  it('force_connect dials now, skipping a backoff wait under way', async () => {
+    harness = await WorkerHarness.start({ config: { ...FAST, backoffInitial: 60_000, backoffMax: 60_000 } });
+    await harness.mock({ mock: 'random', value: 1 });
+    await harness.connect();
+    await harness.mock({ mock: 'close', code: 1011, reason: 'oops' });
+    const waiting = await harness.waitForEvent('reconnecting');
+    expect(waiting.delay).to.equal(60_000);
+    await harness.request({ type: 'force_connect' });
+    await harness.waitFor('a second connection', () => harness!.framesOf('sync').find(({ conn }) => conn === 2));
+  });
+
+  it('disconnect closes with 1000 and does not reconnect; connect starts again', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    await harness.request({ type: 'disconnect', graceful: true });
+    const dropped = await harness.waitForEvent('disconnected');
+    expect(dropped).to.include({ code: 1000, willReconnect: false });
+    await harness.waitFor('the server saw the close', () => (harness!.closed.includes(1) ? true : undefined));
+    await harness.waitForState('disconnected', (state) => state.status === 'disconnected');
+    await sleep(100);
+    expect(harness.connections).to.have.length(1);
+    await harness.connect();
+    expect(harness.connections).to.have.length(2);
+  });
+
+  it('answers sync and send_message with an error while not connected', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    const failures = await Promise.all([
+      harness.request({ type: 'sync' }).then(() => 'ok', (error: Error) => error.name),
+      harness.request({ type: 'send_message', payload: { type: 'x' } }).then(() => 'ok', (error: Error) => error.name),
+    ]);
+    expect(failures).to.deep.equal(['InvalidStateError', 'InvalidStateError']);
+    await harness.connect();
+    await harness.request({ type: 'send_message', payload: { type: 'hello', n: 1 } });
+    const raw = await harness.waitForFrame('hello');
+    expect(raw.frame).to.deep.equal({ type: 'hello', n: 1 });
+    await harness.request({ type: 'sync' });
+    await harness.waitFor('a second sync', () => harness!.framesOf('sync')[1]);
+  });
+
+  it('answers every request exactly once, malformed ones with an error', async () => {
+    harness = await WorkerHarness.start({ init: false });
+    const beforeInit = await harness.request({ type: 'connect' }).then(() => 'ok', (error: Error) => error.name);
+    expect(beforeInit).to.equal('InvalidStateError');
+    const malformed = await harness
+      .request({ type: 'disconnect', graceful: 'yes' } as never)
+      .then(() => 'ok', (error: Error) => error.name);
+    expect(malformed).to.equal('RequestError');
+    const unknown = await harness.request({ type: 'launch' } as never).then(() => 'ok', (error: Error) => error.name);
+    expect(unknown).to.equal('RequestError');
+    const state = await harness.request<SyncState>({ type: 'init', config: harness.config });
+    expect(state.clientId).to.not.equal('');
+    const twice = await harness.request({ type: 'init', config: harness.config }).then(() => 'ok', (error: Error) => error.name);
+    expect(twice).to.equal('InvalidStateError');
+  });
+});

@@ -1,0 +1,37 @@
+/**
+ * The control channel between a test page and `mock-sync-worker.ts`. Every control message has a
+ * `mock` key, so it never reaches the sync engine. Kept free of side effects: the page imports it.
+ */
+
+/** Where the mock server listens inside the worker. */
+export const MOCK_SERVER_URL = 'ws://sync.mock/api/sync';
+
+/** Page to worker. Each command is answered with one `reply` carrying the same `id`. */
+export type MockCommand =
+  /** Sends to every open socket: a string as raw text, anything else as JSON. */
+  | { mock: 'send'; id: number; frame: unknown }
+  /** The server closes every open socket with this code and reason. */
+  | { mock: 'close'; id: number; code: number; reason: string }
+  /** While on, the server sends nothing by itself (no `pong`). */
+  | { mock: 'silence'; id: number; on: boolean }
+  /** While on, the server refuses new connections (the socket fails before `open`). */
+  | { mock: 'refuse'; id: number; on: boolean }
+  /** The engine's jitter source returns `value` (`null`: Math.random). */
+  | { mock: 'random'; id: number; value: number | null }
+  /** While set, IndexedDB refuses (DataCloneError) any put of an entity with this id. */
+  | { mock: 'fail_writes'; id: number; entityId: string | null };
+
+/** Worker to page: command replies and what the mock server saw. */
+export type MockReport =
+  | { mock: 'reply'; id: number; ok: boolean; error?: string }
+  /** A socket connected; `conn` counts from 1 in this worker. */
+  | { mock: 'connection'; conn: number; url: string }
+  /** A frame the server received: parsed JSON, or the raw text when it is not JSON. */
+  | { mock: 'frame'; conn: number; frame: unknown }
+  | { mock: 'closed'; conn: number };
+
+export type MockCommandName = MockCommand['mock'];
+
+export function isMockMessage(value: unknown): value is { mock: string } {
+  return typeof value === 'object' && value !== null && typeof (value as { mock?: unknown }).mock === 'string';
+}

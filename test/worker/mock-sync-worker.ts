@@ -1,0 +1,116 @@
+/**
+ * A test worker entry: the real sync engine, dialing a mock-socket server that runs in this same
+ * worker (a mock server in the page cannot intercept a worker's socket). The page drives the
+ * server through `mock` messages (see mock-protocol.ts); everything else goes to the engine.
+ */
+import { Server, WebSocket, type Client } from 'mock-socket';
+import { isRecord } from '../../src/protocol/change.ts';
+import { startSyncWorker, type WorkerEndpointLike } from '../../src/worker/sync-engine.ts';
+import { isMockMessage, MOCK_SERVER_URL, type MockCommand, type MockReport } from './mock-protocol.ts';
+
+const scope = self as unknown as DedicatedWorkerGlobalScope;
+
+let refusing = false;
+let silent = false;
+let randomValue: number | null = null;
+let failingEntityId: string | null = null;
+let connections = 0;
+const open = new Map<number, Client>();
+
+function report(message: MockReport): void {
+  scope.postMessage(message);
+}
+
+// ---- the fault: a real IndexedDB put that throws, mid-transaction ------------------------------
+
+const originalPut = IDBObjectStore.prototype.put;
+IDBObjectStore.prototype.put = function put(this: IDBObjectStore, value: unknown, key?: IDBValidKey) {
+  if (failingEntityId !== null && this.name === 'entities' && isRecord(value) && value.entityId === failingEntityId) {
+    // A function cannot be structured-cloned: IndexedDB itself throws DataCloneError.
+    return originalPut.call(this, { ...value, data: () => undefined }, key);
+  }
+  return originalPut.call(this, value, key);
+};
+
+// ---- the server -------------------------------------------------------------------------------
+
+const server = new Server(MOCK_SERVER_URL, { mock: false, verifyClient: () => !refusing });
+
+server.on('connection', (socket) => {
+  connections += 1;
+  const conn = connections;
+  open.set(conn, socket);
+  report({ mock: 'connection', conn, url: socket.url });
+  socket.on('message', (data) => {
+    const text = String(data);
+    let frame: unknown = text;
+    try {
+      frame = JSON.parse(text);
+    } catch {
+      // Reported as the raw text.
+    }
+    report({ mock: 'frame', conn, frame });
+    if (!silent && isRecord(frame) && frame.type === 'ping') socket.send(JSON.stringify({ type: 'pong' }));
+  });
+  socket.on('close', () => {
+    if (open.delete(conn)) report({ mock: 'closed', conn });
+  });
+});
+
+function run(command: MockCommand): void {
+  switch (command.mock) {
+    case 'send': {
+      const text = typeof command.frame === 'string' ? command.frame : JSON.stringify(command.frame);
+      for (const socket of open.values()) {
+        if (socket.readyState === WebSocket.OPEN) socket.send(text);
+      }
+      return;
+    }
+    case 'close':
+      for (const socket of open.values()) {
+        socket.close({ code: command.code, reason: command.reason, wasClean: true });
+      }
+      return;
+    case 'silence':
+      silent = command.on;
+      return;
+    case 'refuse':
+      refusing = command.on;
+      return;
+    case 'random':
+      randomValue = command.value;
+      return;
+    case 'fail_writes':
+      failingEntityId = command.entityId;
+      return;
+    default: {
+      const unknown: never = command;
+      throw new Error(`unknown mock command ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+scope.addEventListener('message', (event) => {
+  const data: unknown = event.data;
+  if (!isMockMessage(data)) return;
+  const command = data as MockCommand;
+  try {
+    run(command);
+    report({ mock: 'reply', id: command.id, ok: true });
+  } catch (error) {
+    report({ mock: 'reply', id: command.id, ok: false, error: String(error) });
+  }
+});
+
+// ---- the engine, with mock-socket's WebSocket -------------------------------------------------
+
+const endpoint: WorkerEndpointLike = {
+  postMessage: (message) => scope.postMessage(message),
+  addEventListener: (type, listener) => {
+    scope.addEventListener(type, (event) => {
+      if (!isMockMessage(event.data)) listener(event);
+    });
+  },
+};
+
+startSyncWorker(endpoint, { WebSocket, random: () => randomValue ?? Math.random() });
