@@ -101,9 +101,9 @@ export class WorkerHarness {
     });
   }
 
-  /** Makes the mock server send a frame (a string goes as raw text). */
-  send(frame: unknown): Promise<void> {
-    return this.mock({ mock: 'send', frame });
+  /** Makes the mock server send frames, all in one task (a string goes as raw text). */
+  send(...frames: unknown[]): Promise<void> {
+    return this.mock({ mock: 'send', frames });
   }
 
   eventsOf<K extends WorkerEvent['type']>(type: K, from = 0): EventOf<K>[] {

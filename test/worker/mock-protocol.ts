@@ -8,8 +8,8 @@ export const MOCK_SERVER_URL = 'ws://sync.mock/api/sync';
 
 /** Page to worker. Each command is answered with one `reply` carrying the same `id`. */
 export type MockCommand =
-  /** Sends to every open socket: a string as raw text, anything else as JSON. */
-  | { mock: 'send'; id: number; frame: unknown }
+  /** Sends each frame, in one go, to every open socket: a string as raw text, anything else as JSON. */
+  | { mock: 'send'; id: number; frames: unknown[] }
   /** The server closes every open socket with this code and reason. */
   | { mock: 'close'; id: number; code: number; reason: string }
   /** While on, the server sends nothing by itself (no `pong`). */

@@ -59,13 +59,14 @@ server.on('connection', (socket) => {
 
 function run(command: MockCommand): void {
   switch (command.mock) {
-    case 'send': {
-      const text = typeof command.frame === 'string' ? command.frame : JSON.stringify(command.frame);
-      for (const socket of open.values()) {
-        if (socket.readyState === WebSocket.OPEN) socket.send(text);
+    case 'send':
+      for (const frame of command.frames) {
+        const text = typeof frame === 'string' ? frame : JSON.stringify(frame);
+        for (const socket of open.values()) {
+          if (socket.readyState === WebSocket.OPEN) socket.send(text);
+        }
       }
       return;
-    }
     case 'close':
       for (const socket of open.values()) {
         socket.close({ code: command.code, reason: command.reason, wasClean: true });

@@ -1,0 +1,174 @@
+import { expect } from '@open-wc/testing';
+import type { SyncState } from '../src/protocol/state.ts';
+import { sleep, WorkerHarness, type ReceivedFrame } from './worker/harness.ts';
+
+const FAST = { heartbeatInterval: 5_000, backoffInitial: 10, backoffMax: 40 };
+
+const operationIds = (frames: ReceivedFrame[]): string[] =>
+  frames.map(({ frame }) => (frame.operation as { id: string }).id);
+
+describe('sync worker: outbox', () => {
+  let harness: WorkerHarness;
+
+  afterEach(async () => {
+    await harness.stop();
+  });
+
+  it('sends queued operations in priority order, then queue order, once connected', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.queue({ id: 'low-1', priority: 0, seq: 1 });
+    await harness.queue({ id: 'high', priority: 5, seq: 2, type: 'todo.create', payload: { title: 'x' } });
+    await harness.queue({ id: 'low-2', priority: 0, seq: 3 });
+    await harness.queue({ id: 'mid', priority: 1, seq: 4 });
+    const state = await harness.request<SyncState>({ type: 'get_status' });
+    expect(state.pendingOperations).to.equal(4);
+    await harness.connect();
+    await harness.waitFor('four operations', () => (harness.framesOf('operation').length === 4 ? true : undefined));
+    const frames = harness.framesOf('operation');
+    expect(operationIds(frames)).to.deep.equal(['high', 'mid', 'low-1', 'low-2']);
+    expect(frames[0]!.frame).to.deep.equal({
+      type: 'operation',
+      operation: { id: 'high', type: 'todo.create', payload: { title: 'x' } },
+    });
+  });
+
+  it('loads operations left in the outbox by an earlier page at init', async () => {
+    harness = await WorkerHarness.start({ config: FAST, init: false });
+    await harness.queue({ id: 'left-b', seq: 2 }, false);
+    await harness.queue({ id: 'left-a', seq: 1 }, false);
+    const state = await harness.request<SyncState>({ type: 'init', config: harness.config });
+    expect(state.pendingOperations).to.equal(2);
+    await harness.connect();
+    await harness.waitFor('two operations', () => (harness.framesOf('operation').length === 2 ? true : undefined));
+    expect(operationIds(harness.framesOf('operation'))).to.deep.equal(['left-a', 'left-b']);
+  });
+
+  it('completes an operation on its ack: record deleted, then operation_complete posted', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    await harness.queue({ id: 'op-1', type: 'todo.create', payload: { title: 'a' } });
+    await harness.waitForFrame('operation');
+    await harness.waitForState('one pending', (state) => state.pendingOperations === 1);
+    await harness.send({ type: 'operation_complete', id: 'op-1', lsn: '0/9' });
+    const done = await harness.waitForEvent('operation_complete');
+    expect(done).to.deep.equal({ type: 'operation_complete', id: 'op-1', lsn: '0/9' });
+    expect(await harness.outboxIds()).to.deep.equal([]);
+    await harness.waitForState('none pending', (state) => state.pendingOperations === 0);
+  });
+
+  it('ignores an ack for an unknown id', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    await harness.queue({ id: 'known' });
+    await harness.waitForFrame('operation');
+    await harness.send({ type: 'operation_complete', id: 'stranger' }, { type: 'operation_error', id: 'other', message: 'no' });
+    await harness.barrier();
+    expect(harness.eventsOf('operation_complete')).to.have.length(0);
+    expect(harness.eventsOf('operation_error')).to.have.length(0);
+    expect(await harness.outboxIds()).to.deep.equal(['known']);
+  });
+
+  it('re-sends every unacknowledged operation with the same id after a reconnect', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    await harness.queue({ id: 'a', seq: 1 });
+    await harness.queue({ id: 'b', seq: 2 });
+    await harness.queue({ id: 'c', seq: 3 });
+    await harness.waitFor('three operations', () => (harness.framesOf('operation').length === 3 ? true : undefined));
+    await harness.send({ type: 'operation_complete', id: 'b' });
+    await harness.waitForEvent('operation_complete');
+    await harness.mock({ mock: 'close', code: 1006, reason: 'network' });
+    await harness.waitFor('two operations on the second connection', () => {
+      const again = harness.framesOf('operation').filter(({ conn }) => conn === 2);
+      return again.length === 2 ? again : undefined;
+    });
+    const resent = harness.framesOf('operation').filter(({ conn }) => conn === 2);
+    expect(operationIds(resent)).to.deep.equal(['a', 'c']);
+    // The sync frame goes first on the new connection.
+    const second = harness.frames.filter(({ conn }) => conn === 2).map(({ frame }) => frame.type);
+    expect(second[0]).to.equal('sync');
+    await harness.send({ type: 'operation_complete', id: 'a' }, { type: 'operation_complete', id: 'c' });
+    await harness.waitFor('three completions', () =>
+      (harness.eventsOf('operation_complete').length === 3 ? true : undefined));
+    expect(await harness.outboxIds()).to.deep.equal([]);
+  });
+
+  it('keeps at most 64 unacknowledged, so a later high-priority operation overtakes queued ones', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    for (let i = 0; i < 70; i += 1) await harness.queue({ id: `low-${i}`, seq: i });
+    await harness.waitFor('64 operations', () => (harness.framesOf('operation').length === 64 ? true : undefined));
+    await harness.queue({ id: 'urgent', priority: 10, seq: 100 });
+    await harness.barrier();
+    expect(harness.framesOf('operation')).to.have.length(64);
+    const from = harness.frames.length;
+    await harness.send({ type: 'operation_complete', id: 'low-0' });
+    const next = await harness.waitForFrame('operation', () => true, from);
+    expect(operationIds([next])).to.deep.equal(['urgent']);
+    const state = await harness.request<SyncState>({ type: 'get_status' });
+    expect(state.pendingOperations).to.equal(70);
+  });
+
+  it('writes a send_message operation as the raw frame and is done once written', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.queue({ id: 'chat-1', type: 'send_message', payload: { type: 'chat', text: 'hi' } });
+    await harness.connect();
+    const raw = await harness.waitForFrame('chat');
+    expect(raw.frame).to.deep.equal({ type: 'chat', text: 'hi' });
+    const done = await harness.waitForEvent('operation_complete');
+    expect(done).to.deep.equal({ type: 'operation_complete', id: 'chat-1' });
+    expect(await harness.outboxIds()).to.deep.equal([]);
+    expect(harness.framesOf('operation')).to.have.length(0);
+  });
+
+  it('rejects a send_message operation whose payload is not an object', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    await harness.queue({ id: 'bad', type: 'send_message', payload: 'text' });
+    const failed = await harness.waitForEvent('operation_error');
+    expect(failed.id).to.equal('bad');
+    expect(await harness.outboxIds()).to.deep.equal([]);
+  });
+
+  it('deletes an operation the server rejects and never sends it again', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    await harness.queue({ id: 'doomed', seq: 1 });
+    await harness.queue({ id: 'fine', seq: 2 });
+    await harness.waitFor('two operations', () => (harness.framesOf('operation').length === 2 ? true : undefined));
+    await harness.send({ type: 'operation_error', id: 'doomed', message: 'title too long' });
+    const failed = await harness.waitForEvent('operation_error');
+    expect(failed).to.deep.equal({ type: 'operation_error', id: 'doomed', message: 'title too long' });
+    expect(await harness.outboxIds()).to.deep.equal(['fine']);
+    await harness.mock({ mock: 'close', code: 1001, reason: 'restart' });
+    const resent = await harness.waitForFrame('operation', ({ conn }) => conn === 2);
+    expect(operationIds([resent])).to.deep.equal(['fine']);
+    await sleep(50);
+    expect(operationIds(harness.framesOf('operation').filter(({ conn }) => conn === 2))).to.deep.equal(['fine']);
+  });
+
+  it('clear_operations removes every unacknowledged operation and answers their ids', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.queue({ id: 'x', seq: 1 });
+    await harness.queue({ id: 'y', seq: 2 });
+    await harness.queue({ id: 'z', seq: 3 }, false); // stored but not yet announced
+    const removed = await harness.request<string[]>({ type: 'clear_operations' });
+    expect([...removed].sort()).to.deep.equal(['x', 'y', 'z']);
+    expect(await harness.outboxIds()).to.deep.equal([]);
+    const state = await harness.request<SyncState>({ type: 'get_status' });
+    expect(state.pendingOperations).to.equal(0);
+    await harness.connect();
+    await harness.barrier();
+    expect(harness.framesOf('operation')).to.have.length(0);
+  });
+
+  it('ignores an operation announced twice', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    const record = await harness.queue({ id: 'once' });
+    await harness.request({ type: 'operation', operation: record });
+    await harness.connect();
+    await harness.waitForFrame('operation');
+    await harness.barrier();
+    expect(harness.framesOf('operation')).to.have.length(1);
+  });
+});
