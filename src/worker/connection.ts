@@ -268,6 +268,8 @@ export class Connection {
     }
     this.#socket = socket;
     this.#phase = 'dialing';
+    // A handshake that hangs is dead too: the same two-interval limit applies before `open`.
+    this.#armWatchdog();
     socket.addEventListener('open', () => {
       if (this.#socket === socket) this.#opened();
     });

@@ -101,7 +101,7 @@ export class SyncEngine {
       case 'network':
         this.#online = request.online;
         this.#update({ online: request.online });
-        if (this.#session) (await this.#ready()).connection.setOnline(request.online);
+        this.#live?.connection.setOnline(request.online);
         return undefined;
       case 'connect':
         (await this.#ready()).connection.connect();
@@ -180,9 +180,10 @@ export class SyncEngine {
         }),
         listener: this.#connectionListener(),
       });
-      connection.setOnline(this.#online);
       const outbox = new Outbox(db, connection, this.#outboxListener(), this.#options.inFlightWindow ?? DEFAULT_IN_FLIGHT_WINDOW);
       await outbox.load();
+      // No await from here on: a `network` request cannot slip in between.
+      connection.setOnline(this.#online);
       this.#update({
         ...connection.snapshot,
         clientId,

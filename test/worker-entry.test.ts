@@ -1,0 +1,55 @@
+import { expect } from '@open-wc/testing';
+import type { SyncState } from '../src/protocol/state.ts';
+import type { WorkerEvent, WorkerToPage } from '../src/protocol/worker-messages.ts';
+import { deleteDatabase, uniqueDbName } from './worker/harness.ts';
+
+describe('sync worker: production entry', () => {
+  it('serves the page protocol with the real WebSocket and retries a refused endpoint', async () => {
+    const dbName = uniqueDbName();
+    const worker = new Worker(new URL('../src/worker/sync-worker.ts', import.meta.url), { type: 'module' });
+    const events: WorkerEvent[] = [];
+    const results = new Map<number, WorkerToPage>();
+    let notify = (): void => {};
+    worker.addEventListener('message', (event: MessageEvent<WorkerToPage>) => {
+      if (event.data.type === 'result') results.set(event.data.requestId, event.data);
+      else events.push(event.data);
+      notify();
+    });
+    const until = <T>(check: () => T | undefined): Promise<T> =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('timed out')), 5_000);
+        notify = () => {
+          const value = check();
+          if (value === undefined) return;
+          clearTimeout(timer);
+          resolve(value);
+        };
+        notify();
+      });
+    try {
+      worker.postMessage({
+        type: 'init',
+        requestId: 1,
+        config: {
+          url: 'ws://127.0.0.1:59999/sync', // nothing listens there
+          clientId: '',
+          dbName,
+          heartbeatInterval: 5_000,
+          backoffInitial: 10,
+          backoffMax: 20,
+        },
+      });
+      const init = await until(() => results.get(1));
+      if (init.type !== 'result' || !init.ok) throw new Error(`init failed: ${JSON.stringify(init)}`);
+      expect((init.value as SyncState).clientId).to.be.a('string').and.not.equal('');
+      worker.postMessage({ type: 'connect', requestId: 2 });
+      const retry = await until(() => events.find((event) => event.type === 'reconnecting'));
+      expect(retry).to.include({ type: 'reconnecting', attempt: 1 });
+      const dropped = events.find((event) => event.type === 'disconnected');
+      expect(dropped).to.include({ willReconnect: true });
+    } finally {
+      worker.terminate();
+      await deleteDatabase(dbName);
+    }
+  });
+});
