@@ -7,21 +7,24 @@ import { FileSyncStore } from '../store.ts';
 import type { StoredRecord } from '../sync-store.ts';
 import { tempDir, update } from './helpers.ts';
 
+/** No test may hang the run. */
+const BOUNDED = { timeout: 15_000 };
+
 const ALL = { until: 2n ** 64n - 1n, maxChanges: Number.MAX_SAFE_INTEGER };
 
-test('the first record has an LSN above 0/0 and LSNs increase in append order', async (t) => {
+test('the first record has an LSN above 0/0 and LSNs increase in append order', BOUNDED, async (t) => {
   const { store } = await FileSyncStore.open(await tempDir(t));
   t.after(() => store.close());
   assert.equal(store.head, '0/0');
   const results = await Promise.all([1, 2, 3].map((n) => store.append([update('item', `${n}`, { n })])));
-  assert.ok(compareLSN(results[0]!.lsn, '0/0') > 0);
+  assert.ok(compareLSN(results[0]!.lsn, '0/0') > 0, 'the first LSN is above 0/0');
   for (let i = 1; i < results.length; i += 1) {
-    assert.ok(compareLSN(results[i]!.lsn, results[i - 1]!.lsn) > 0);
+    assert.ok(compareLSN(results[i]!.lsn, results[i - 1]!.lsn) > 0, 'LSNs increase');
   }
   assert.equal(store.head, results.at(-1)!.lsn);
 });
 
-test('changesAfter returns only what follows, ordered on the numeric LSN', async (t) => {
+test('changesAfter returns only what follows, ordered on the numeric LSN', BOUNDED, async (t) => {
   const { store } = await FileSyncStore.open(await tempDir(t));
   t.after(() => store.close());
   // Enough records that the LSNs cross 0/FF -> 0/100, where string order and numeric order differ.
@@ -34,7 +37,7 @@ test('changesAfter returns only what follows, ordered on the numeric LSN', async
   assert.equal(await store.countChangesAfter(pivot.position, store.headPosition), after.length);
 });
 
-test('reads never split a record and stop at the change budget', async (t) => {
+test('reads never split a record and stop at the change budget', BOUNDED, async (t) => {
   const { store } = await FileSyncStore.open(await tempDir(t));
   t.after(() => store.close());
   await store.append([update('a', '1', 1), update('a', '2', 2)]);
@@ -48,7 +51,7 @@ test('reads never split a record and stop at the change budget', async (t) => {
   assert.equal(bounded.length, 2, 'nothing past `until`');
 });
 
-test('reopening rebuilds records, entities and applied operations from the log', async (t) => {
+test('reopening rebuilds records, entities and applied operations from the log', BOUNDED, async (t) => {
   const dir = await tempDir(t);
   const first = (await FileSyncStore.open(dir)).store;
   await first.append([update('task', '1', { title: 'a' })], 'op-1');
@@ -69,7 +72,7 @@ test('reopening rebuilds records, entities and applied operations from the log',
   assert.equal((await store.stats()).records, before.stats.records);
 });
 
-test('a torn last line is cut away on open and the log stays appendable', async (t) => {
+test('a torn last line is cut away on open and the log stays appendable', BOUNDED, async (t) => {
   const dir = await tempDir(t);
   const first = (await FileSyncStore.open(dir)).store;
   const kept = await first.append([update('note', '1', 'kept')]);
@@ -79,23 +82,23 @@ test('a torn last line is cut away on open and the log stays appendable', async 
 
   const { store, truncatedBytes } = await FileSyncStore.open(dir);
   t.after(() => store.close());
-  assert.ok(truncatedBytes > 0);
+  assert.ok(truncatedBytes > 0, 'the torn line was cut');
   assert.equal(store.head, kept.lsn);
   assert.equal((await stat(file)).size, Number(parseLSN(kept.lsn)));
   const next = await store.append([update('note', '3', 'next')]);
-  assert.ok(compareLSN(next.lsn, kept.lsn) > 0);
+  assert.ok(compareLSN(next.lsn, kept.lsn) > 0, 'the next LSN follows the kept one');
   const lines = (await readFile(file, 'utf8')).trimEnd().split('\n');
   assert.equal(lines.length, 2);
   for (const line of lines) JSON.parse(line);
 });
 
-test('a corrupt record in the middle of the log refuses to open', async (t) => {
+test('a corrupt record in the middle of the log refuses to open', BOUNDED, async (t) => {
   const dir = await tempDir(t);
   await writeFile(join(dir, 'changes.log'), 'not json\n{"changes":[]}\n');
   await assert.rejects(FileSyncStore.open(dir), /corrupt record/);
 });
 
-test('an operation id sent twice at once is applied once', async (t) => {
+test('an operation id sent twice at once is applied once', BOUNDED, async (t) => {
   const { store } = await FileSyncStore.open(await tempDir(t));
   t.after(() => store.close());
   const [a, b] = await Promise.all([
@@ -108,7 +111,7 @@ test('an operation id sent twice at once is applied once', async (t) => {
   assert.deepEqual(await store.entities(), [{ entityType: 'x', entityId: '1', data: 1 }]);
 });
 
-test('listeners see every durable record once, in order, before its append resolves', async (t) => {
+test('listeners see every durable record once, in order, before its append resolves', BOUNDED, async (t) => {
   const { store } = await FileSyncStore.open(await tempDir(t));
   t.after(() => store.close());
   const seen: StoredRecord[] = [];
@@ -116,7 +119,7 @@ test('listeners see every durable record once, in order, before its append resol
   const results = await Promise.all(
     Array.from({ length: 50 }, (_, i) =>
       store.append([update('n', `${i}`, i)]).then((result) => {
-        assert.ok(seen.some((record) => record.lsn === result.lsn));
+        assert.ok(seen.some((record) => record.lsn === result.lsn), 'listeners saw the record first');
         return result;
       }),
     ),

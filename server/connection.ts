@@ -1,0 +1,258 @@
+import type { RawData, WebSocket } from 'ws';
+import type { Change } from '../src/protocol/change.ts';
+import { formatLSN, parseLSN } from '../src/protocol/lsn.ts';
+import {
+  parseClientFrame,
+  type KnownServerMessage,
+  type OperationCompleteMessage,
+  type SyncMessage,
+  type WireOperation,
+} from '../src/protocol/wire.ts';
+import { operationToChange } from './operations.ts';
+import type { StoredRecord, SyncStore } from './sync-store.ts';
+
+/** Decides whether a `sync` may proceed. The token must never be logged or echoed. */
+export type Authenticate = (
+  token: string | undefined,
+  clientId: string,
+) => boolean | Promise<boolean>;
+
+export interface ConnectionSettings {
+  store: SyncStore;
+  /** Most changes in one replay frame (a bigger record still goes whole, alone). */
+  batchSize: number;
+  /** A client whose unsent bytes exceed this is terminated. */
+  maxBufferedBytes: number;
+  authenticate?: Authenticate;
+  /** Called for every `operation` frame received, repeats included. */
+  onOperationFrame(): void;
+  now(): number;
+}
+
+/** `idle`: no sync yet; `replaying`: catching up from the log; `live`: gets every new record. */
+type Phase = 'idle' | 'replaying' | 'live';
+
+const OPEN = 1;
+const CLOSE_UNAUTHORIZED = 4001;
+
+/** The server's side of one WebSocket: answers frames, replays the log, then streams records. */
+export class SyncConnection {
+  readonly #socket: WebSocket;
+  readonly #settings: ConnectionSettings;
+  readonly #lowWater: number;
+  readonly #closed: Promise<void>;
+  #phase: Phase = 'idle';
+  /** Position of the last record sent to this client. */
+  #cursor = 0n;
+  /** Highest position a listener announced while replaying. */
+  #announced = 0n;
+  /** Bumped by every `sync` and by close; a replay stops when it no longer matches. */
+  #generation = 0;
+  #authorized: boolean;
+  /** Frames are dispatched one after another, so an operation waits for an earlier sync's auth. */
+  #inbox: Promise<void> = Promise.resolve();
+  /** `operation_complete` answers held until the client has been sent the change itself. */
+  #heldAcks: { position: bigint; message: OperationCompleteMessage }[] = [];
+
+  constructor(socket: WebSocket, settings: ConnectionSettings) {
+    this.#socket = socket;
+    this.#settings = settings;
+    this.#lowWater = Math.max(1, Math.min(1 << 20, Math.floor(settings.maxBufferedBytes / 4)));
+    this.#authorized = settings.authenticate === undefined;
+    this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.once('close', () => {
+      this.#generation += 1;
+      this.#phase = 'idle';
+      this.#heldAcks = [];
+    });
+  }
+
+  /** Handles one incoming frame. Never throws; a bad frame is answered with `error`. */
+  receive(data: RawData, isBinary: boolean): void {
+    const frame = isBinary ? data : rawToText(data);
+    this.#inbox = this.#inbox
+      .then(() => this.#dispatch(frame))
+      .catch((error: unknown) => this.#send({ type: 'error', message: describe(error) }));
+  }
+
+  /** Offers a newly durable record; `frame` gives its `changes` frame, serialized once for all. */
+  deliver(record: StoredRecord, frame: () => string): void {
+    if (this.#phase === 'replaying') {
+      if (record.position > this.#announced) this.#announced = record.position;
+    } else if (this.#phase === 'live' && record.position > this.#cursor) {
+      this.#sendText(frame());
+      this.#advance(record.position);
+    }
+  }
+
+  /** Sends a frame outside the protocol's replies (e.g. `sync_request`). */
+  send(message: KnownServerMessage): void {
+    this.#send(message);
+  }
+
+  async #dispatch(frame: unknown): Promise<void> {
+    const parsed = parseClientFrame(frame);
+    if (!parsed.ok) {
+      this.#send({ type: 'error', message: parsed.error });
+      return;
+    }
+    const message = parsed.message;
+    switch (message.type) {
+      case 'ping':
+        this.#send({ type: 'pong' });
+        return;
+      case 'sync':
+        await this.#sync(message);
+        return;
+      case 'operation':
+        this.#operation(message.operation);
+        return;
+      default: {
+        const unexpected: never = message;
+        throw new Error(`unhandled message ${JSON.stringify(unexpected)}`);
+      }
+    }
+  }
+
+  async #sync(message: SyncMessage): Promise<void> {
+    const generation = ++this.#generation;
+    this.#phase = 'idle';
+    const { authenticate } = this.#settings;
+    if (authenticate) {
+      let allowed = false;
+      try {
+        allowed = (await authenticate(message.token, message.clientId)) === true;
+      } catch {
+        allowed = false;
+      }
+      if (!allowed) {
+        this.#authorized = false;
+        this.#socket.close(CLOSE_UNAUTHORIZED, 'unauthorized');
+        return;
+      }
+      this.#authorized = true;
+    }
+    const from = parseLSN(message.lastLSN) ?? 0n;
+    this.#replay(from, generation).catch((error: unknown) => {
+      if (!this.#stale(generation)) this.#send({ type: 'sync_error', message: describe(error) });
+    });
+  }
+
+  async #replay(from: bigint, generation: number): Promise<void> {
+    const { store } = this.#settings;
+    const head = store.headPosition;
+    if (from > head) {
+      this.#send({
+        type: 'sync_error',
+        message: `lastLSN ${formatLSN(from)} is ahead of this server's log (${store.head})`,
+      });
+      this.#releaseAcks(true);
+      return;
+    }
+    this.#phase = 'replaying';
+    this.#cursor = from;
+    this.#announced = head;
+    const total = await store.countChangesAfter(from, head);
+    if (this.#stale(generation)) return;
+    this.#send({ type: 'sync_start', lsn: formatLSN(head), total });
+    if (!(await this.#pump(head, generation))) return;
+    this.#send({ type: 'sync_complete', lsn: formatLSN(head) });
+    // Records that became durable during the replay follow as live frames; once the cursor has
+    // caught up, going live happens in the same turn, so nothing falls in between.
+    for (;;) {
+      const target = max(this.#announced, store.headPosition);
+      if (this.#cursor >= target) break;
+      if (!(await this.#pump(target, generation))) return;
+    }
+    this.#phase = 'live';
+  }
+
+  /** Sends the records in (cursor, until] in frames. False when this replay was superseded. */
+  async #pump(until: bigint, generation: number): Promise<boolean> {
+    const { store, batchSize } = this.#settings;
+    while (this.#cursor < until) {
+      const records = await store.changesAfter(this.#cursor, { until, maxChanges: batchSize });
+      if (this.#stale(generation)) return false;
+      const last = records.at(-1);
+      if (!last) {
+        this.#advance(until);
+        break;
+      }
+      const changes: readonly Change[] =
+        records.length === 1 ? last.changes : records.flatMap((record) => record.changes);
+      const written = this.#sendText(JSON.stringify({ type: 'changes', changes, lsn: last.lsn }));
+      this.#advance(last.position);
+      if (this.#socket.bufferedAmount > this.#lowWater) await Promise.race([written, this.#closed]);
+      if (this.#stale(generation)) return false;
+    }
+    return true;
+  }
+
+  #operation(operation: WireOperation): void {
+    this.#settings.onOperationFrame();
+    if (!this.#authorized) {
+      this.#send({ type: 'error', message: `operation ${operation.id} arrived before an authorized sync` });
+      return;
+    }
+    const change = operationToChange(operation, this.#settings.now());
+    if (typeof change === 'string') {
+      this.#send({ type: 'operation_error', id: operation.id, message: change });
+      return;
+    }
+    this.#settings.store.append([change], operation.id).then(
+      ({ lsn, position }) => this.#acknowledge(position, { type: 'operation_complete', id: operation.id, lsn }),
+      (error: unknown) =>
+        this.#send({ type: 'error', message: `operation ${operation.id} was not stored: ${describe(error)}` }),
+    );
+  }
+
+  /** Answers an operation once the client has been sent its change (at once if not syncing). */
+  #acknowledge(position: bigint, message: OperationCompleteMessage): void {
+    if (this.#phase === 'idle' || this.#cursor >= position) this.#send(message);
+    else this.#heldAcks.push({ position, message });
+  }
+
+  #advance(position: bigint): void {
+    this.#cursor = position;
+    if (this.#heldAcks.length > 0) this.#releaseAcks(false);
+  }
+
+  #releaseAcks(all: boolean): void {
+    const held = this.#heldAcks;
+    this.#heldAcks = [];
+    for (const ack of held) {
+      if (all || ack.position <= this.#cursor) this.#send(ack.message);
+      else this.#heldAcks.push(ack);
+    }
+  }
+
+  #stale(generation: number): boolean {
+    return generation !== this.#generation || this.#socket.readyState !== OPEN;
+  }
+
+  #send(message: KnownServerMessage): void {
+    void this.#sendText(JSON.stringify(message));
+  }
+
+  /** Sends one frame; resolves when it is written. Terminates a client that does not keep up. */
+  #sendText(text: string): Promise<void> {
+    if (this.#socket.readyState !== OPEN) return Promise.resolve();
+    const written = new Promise<void>((resolve) => this.#socket.send(text, () => resolve()));
+    if (this.#socket.bufferedAmount > this.#settings.maxBufferedBytes) this.#socket.terminate();
+    return written;
+  }
+}
+
+function rawToText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
+  return data.toString('utf8');
+}
+
+function max(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

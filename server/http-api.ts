@@ -1,0 +1,118 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isRecord, parseChanges } from '../src/protocol/change.ts';
+import { withTimestamp } from './operations.ts';
+import type { SyncStore } from './sync-store.ts';
+
+export interface ApiContext {
+  store: SyncStore;
+  maxBodyBytes: number;
+  /** True once the server is shutting down: writes are refused. */
+  closing(): boolean;
+  /** Counters the server keeps beside the store's. */
+  counters(): { operationFramesReceived: number; clients: number };
+  now(): number;
+}
+
+const CORS_HEADERS = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+  'Access-Control-Allow-Headers': 'Content-Type',
+};
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+/**
+ * Handles `/api/stats`, `/api/entities` and `/api/changes`; returns false for any other path so
+ * the caller can serve it. Every answer is JSON and may be read from any origin.
+ */
+export async function handleApi(
+  request: IncomingMessage,
+  response: ServerResponse,
+  context: ApiContext,
+): Promise<boolean> {
+  const { pathname } = new URL(request.url ?? '/', 'http://localhost');
+  const route = ROUTES[pathname];
+  if (!route) return false;
+  try {
+    if (request.method === 'OPTIONS') {
+      response.writeHead(204, CORS_HEADERS).end();
+      return true;
+    }
+    const handler = route[request.method ?? ''];
+    if (!handler) throw new HttpError(405, `${request.method} is not allowed on ${pathname}`);
+    sendJson(response, 200, await handler(request, context));
+  } catch (error) {
+    const status = error instanceof HttpError ? error.status : 500;
+    const message = error instanceof Error ? error.message : String(error);
+    if (!response.headersSent) sendJson(response, status, { error: message });
+    else response.destroy();
+  }
+  return true;
+}
+
+type Handler = (request: IncomingMessage, context: ApiContext) => Promise<unknown>;
+
+const ROUTES: Readonly<Record<string, Readonly<Record<string, Handler>>>> = {
+  '/api/stats': {
+    GET: async (_request, { store, counters }) => ({ ...(await store.stats()), ...counters() }),
+  },
+  '/api/entities': {
+    GET: async (_request, { store }) => {
+      const lsn = store.head;
+      return { lsn, entities: await store.entities() };
+    },
+  },
+  '/api/changes': {
+    POST: async (request, { store, maxBodyBytes, closing, now }) => {
+      if (closing()) throw new HttpError(503, 'the server is shutting down');
+      const body = await readJson(request, maxBodyBytes);
+      if (!isRecord(body) || !Array.isArray(body.changes) || body.changes.length === 0) {
+        throw new HttpError(400, 'expected { "changes": [ ...at least one change ] }');
+      }
+      const { changes, invalid } = parseChanges(body.changes);
+      if (invalid.length > 0) {
+        const reasons = invalid.slice(0, 5).map(({ index, reason }) => `#${index}: ${reason}`);
+        throw new HttpError(400, `invalid changes: ${reasons.join('; ')}`);
+      }
+      const timestamp = now();
+      const { lsn } = await store.append(changes.map((change) => withTimestamp(change, timestamp)));
+      return { lsn };
+    },
+  },
+};
+
+function readJson(request: IncomingMessage, limit: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      // Past the limit the rest is read and dropped, so the 413 answer can still be sent.
+      if (size > limit) reject(new HttpError(413, `body larger than ${limit} bytes`));
+      else chunks.push(chunk);
+    });
+    request.on('error', reject);
+    request.on('end', () => {
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch {
+        reject(new HttpError(400, 'body is not valid JSON'));
+      }
+    });
+  });
+}
+
+function sendJson(response: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  response.writeHead(status, {
+    ...CORS_HEADERS,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+  });
+  response.end(body);
+}

@@ -1,0 +1,55 @@
+import { fileURLToPath } from 'node:url';
+import { parseCliOptions, USAGE } from './cli-options.ts';
+import { createSyncServer } from './sync-server.ts';
+import { requireToken } from './token-check.ts';
+
+const repositoryRoot = fileURLToPath(new URL('..', import.meta.url));
+const args = process.argv.slice(2);
+if (args.includes('--help')) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const parsed = parseCliOptions(args, process.env, repositoryRoot);
+if ('error' in parsed) {
+  process.stderr.write(`${parsed.error}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+let server;
+try {
+  server = await createSyncServer({
+    ...parsed.server,
+    ...(parsed.token === undefined ? {} : { authenticate: requireToken(parsed.token) }),
+  });
+} catch (error) {
+  process.stderr.write(`sync server failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+}
+const running = server;
+
+const shutdown = (reason: string) => {
+  process.stderr.write(`sync server: ${reason}, shutting down\n`);
+  running.close().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      process.stderr.write(`sync server: shutdown failed: ${String(error)}\n`);
+      process.exit(1);
+    },
+  );
+};
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    // A second signal while shutting down means "now".
+    process.once(signal, () => process.exit(1));
+    shutdown(signal);
+  });
+}
+if (parsed.exitOnStdinEnd) {
+  process.stdin.on('end', () => shutdown('stdin closed'));
+  process.stdin.resume();
+}
+
+const wildcard = parsed.server.host === '0.0.0.0' || parsed.server.host === '::';
+const url = wildcard ? `http://127.0.0.1:${running.port}` : running.url;
+process.stdout.write(`${JSON.stringify({ event: 'listening', port: running.port, url })}\n`);
+process.stderr.write(`sync server listening on ${url} (ws ${url.replace('http', 'ws')}/api/sync), data in ${parsed.server.dataDir}\n`);

@@ -1,0 +1,355 @@
+import assert from 'node:assert/strict';
+import { appendFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { compareLSN } from '../../src/protocol/lsn.ts';
+import type { ServerMessage } from '../../src/protocol/wire.ts';
+import {
+  changeFrames,
+  eventually,
+  getJson,
+  postChanges,
+  startServer,
+  tempDir,
+  TestClient,
+  update,
+  wsUrl,
+} from './helpers.ts';
+
+/** No test may hang the run. */
+const BOUNDED = { timeout: 15_000 };
+
+function only<T extends ServerMessage['type']>(frame: ServerMessage, type: T): Extract<ServerMessage, { type: T }> {
+  assert.equal(frame.type, type, `expected ${type}, got ${JSON.stringify(frame)}`);
+  return frame as Extract<ServerMessage, { type: T }>;
+}
+
+function upsert(id: string, entityId: string, data: unknown) {
+  return { type: 'operation', operation: { id, type: 'upsert', payload: { entityType: 'task', entityId, data } } };
+}
+
+test('a sync replays only the changes after lastLSN, in batches that never split a record', BOUNDED, async (t) => {
+  const server = await startServer(t, { dataDir: await tempDir(t), batchSize: 3 });
+  const lsns: string[] = [];
+  // Records of 1, 2 and 4 changes, repeated: the 4-change record exceeds the batch size.
+  for (let round = 0; round < 20; round += 1) {
+    for (const size of [1, 2, 4]) {
+      const changes = Array.from({ length: size }, (_, i) => update('item', `${round}-${size}-${i}`, { round }));
+      const { body } = await postChanges(server.url, changes);
+      lsns.push(String(body.lsn));
+    }
+  }
+  // Resume from a record whose LSN sorts after later LSNs as a string.
+  const resumeIndex = lsns.findIndex((lsn, i) => lsns.slice(i + 1).some((later) => later < lsn));
+  assert.ok(resumeIndex >= 0, 'the log is long enough for string order to differ from numeric order');
+  const resumeFrom = lsns[resumeIndex]!;
+  const expected = lsns.slice(resumeIndex + 1);
+
+  const client = await TestClient.open(wsUrl(server), t);
+  const frames = await client.sync(resumeFrom);
+  const start = only(frames[0]!, 'sync_start');
+  const complete = only(frames.at(-1)!, 'sync_complete');
+  assert.equal(start.lsn, lsns.at(-1));
+  assert.equal(complete.lsn, lsns.at(-1));
+
+  const batches = changeFrames(frames);
+  const replayed = batches.flatMap((batch) => batch.changes);
+  assert.equal(start.total, replayed.length);
+  for (const batch of batches) {
+    assert.ok(batch.changes.length <= 3 || batch.changes.length === 4, `batch of ${batch.changes.length}`);
+    assert.ok(compareLSN(batch.lsn, resumeFrom) > 0, 'nothing at or before lastLSN');
+  }
+  // Each batch ends exactly on a record boundary, so its lsn is one of the record LSNs.
+  assert.ok(batches.every((batch) => expected.includes(batch.lsn)), 'batches end on record LSNs');
+  assert.equal(batches.at(-1)!.lsn, lsns.at(-1));
+  const all = changeFrames((await syncAll(server)).frames).flatMap((batch) => batch.changes);
+  assert.deepEqual(replayed, all.slice(all.length - replayed.length));
+});
+
+async function syncAll(server: { port: number }) {
+  const client = await TestClient.open(wsUrl(server));
+  const frames = await client.sync('0/0');
+  client.socket.close();
+  return { frames };
+}
+
+test('a sync from the head replays nothing, and a second sync on the same socket replays again', BOUNDED, async (t) => {
+  const server = await startServer(t, { dataDir: await tempDir(t) });
+  const { body } = await postChanges(server.url, [update('a', '1', 1), update('a', '2', 2)]);
+  const client = await TestClient.open(wsUrl(server), t);
+  const fromHead = await client.sync(String(body.lsn));
+  assert.deepEqual(fromHead.map((f) => f.type), ['sync_start', 'sync_complete']);
+  assert.equal(only(fromHead[0]!, 'sync_start').total, 0);
+  const again = await client.sync('0/0');
+  assert.deepEqual(changeFrames(again).flatMap((b) => b.changes.map((c) => c.entityId)), ['1', '2']);
+});
+
+test('the log survives a restart, also with a torn last line', BOUNDED, async (t) => {
+  const dataDir = await tempDir(t);
+  const first = await startServer(t, { dataDir });
+  await postChanges(first.url, [update('doc', '1', { v: 1 })]);
+  const { body } = await postChanges(first.url, [update('doc', '2', { v: 2 })]);
+  await first.close();
+  await appendFile(join(dataDir, 'changes.log'), '{"changes":[{"type":"upd');
+
+  const second = await startServer(t, { dataDir });
+  const entities = await getJson(`${second.url}/api/entities`);
+  assert.equal(entities.lsn, body.lsn);
+  assert.deepEqual(entities.entities, [
+    { entityType: 'doc', entityId: '1', data: { v: 1 } },
+    { entityType: 'doc', entityId: '2', data: { v: 2 } },
+  ]);
+  const client = await TestClient.open(wsUrl(second), t);
+  const replayed = changeFrames(await client.sync('0/0')).flatMap((b) => b.changes);
+  assert.deepEqual(replayed.map((c) => c.entityId), ['1', '2']);
+  const { body: next } = await postChanges(second.url, [update('doc', '3', { v: 3 })]);
+  assert.ok(compareLSN(String(next.lsn), String(body.lsn)) > 0, 'LSNs keep increasing after a restart');
+});
+
+test('a repeated operation id is answered again and applied once, also across a restart', BOUNDED, async (t) => {
+  const dataDir = await tempDir(t);
+  const first = await startServer(t, { dataDir });
+  const client = await TestClient.open(wsUrl(first), t);
+  await client.sync('0/0');
+  client.send(upsert('op-1', 't1', { title: 'first' }));
+  const live = only(await client.next(), 'changes');
+  const done = only(await client.next(), 'operation_complete');
+  assert.equal(done.id, 'op-1');
+  assert.equal(done.lsn, live.lsn);
+  assert.equal(typeof live.changes[0]!.timestamp, 'number');
+
+  client.send(upsert('op-1', 't1', { title: 'first' }));
+  assert.deepEqual(only(await client.next(), 'operation_complete'), done);
+  await first.close();
+
+  const second = await startServer(t, { dataDir });
+  const again = await TestClient.open(wsUrl(second), t);
+  await again.sync(String(done.lsn));
+  again.send(upsert('op-1', 't1', { title: 'first' }));
+  assert.deepEqual(only(await again.next(), 'operation_complete'), done);
+  const stats = await getJson(`${second.url}/api/stats`);
+  assert.equal(stats.records, 1);
+  assert.equal(stats.operationsApplied, 1);
+  assert.equal(stats.operationFramesReceived, 1);
+});
+
+test('garbage gets an error frame and the connection stays open', BOUNDED, async (t) => {
+  const server = await startServer(t, { dataDir: await tempDir(t) });
+  const client = await TestClient.open(wsUrl(server), t);
+  const garbage = [
+    'not json',
+    '[1,2]',
+    '{"no":"type"}',
+    '{"type":"launch_missiles"}',
+    '{"type":"sync","clientId":"c","lastLSN":"zz/1"}',
+    '{"type":"operation","operation":{"id":"","type":"upsert"}}',
+    Buffer.from([0xde, 0xad]),
+  ];
+  for (const frame of garbage) {
+    client.socket.send(frame);
+    const reply = only(await client.next(), 'error');
+    assert.ok(reply.message.length > 0, 'the error says something');
+  }
+  client.send({ type: 'ping' });
+  only(await client.next(), 'pong');
+  assert.equal(client.socket.readyState, client.socket.OPEN);
+});
+
+test('an unknown operation type or an invalid payload gets operation_error', BOUNDED, async (t) => {
+  const server = await startServer(t, { dataDir: await tempDir(t) });
+  const client = await TestClient.open(wsUrl(server), t);
+  await client.sync('0/0');
+  const rejected = [
+    { id: 'a', type: 'explode', payload: {} },
+    { id: 'b', type: 'upsert', payload: { entityType: 'task', entityId: 'x' } },
+    { id: 'c', type: 'delete', payload: { entityType: '', entityId: 'x' } },
+    { id: 'd', type: 'upsert', payload: 'nope' },
+  ];
+  for (const operation of rejected) {
+    client.send({ type: 'operation', operation });
+    const reply = only(await client.next(), 'operation_error');
+    assert.equal(reply.id, operation.id);
+  }
+  assert.equal((await getJson(`${server.url}/api/stats`)).records, 0);
+});
+
+test('a change is broadcast to every live client, the sender included, before its answer', BOUNDED, async (t) => {
+  const server = await startServer(t, { dataDir: await tempDir(t) });
+  const sender = await TestClient.open(wsUrl(server), t);
+  const other = await TestClient.open(wsUrl(server), t);
+  await sender.sync('0/0');
+  await other.sync('0/0');
+  sender.send(upsert('op-x', 'shared', { n: 1 }));
+  sender.send({ type: 'operation', operation: { id: 'op-y', type: 'delete', payload: { entityType: 'task', entityId: 'shared' } } });
+  const senderFrames = [await sender.next(), await sender.next(), await sender.next(), await sender.next()];
+  // Each answer follows the changes frame that carries its LSN (both may share one fsync).
+  for (const [index, frame] of senderFrames.entries()) {
+    if (frame.type !== 'operation_complete') continue;
+    const carrier = senderFrames.findIndex((f) => f.type === 'changes' && f.lsn === frame.lsn);
+    assert.ok(carrier >= 0 && carrier < index, `operation ${frame.id} answered after its change`);
+  }
+  assert.deepEqual(senderFrames.filter((f) => f.type === 'operation_complete').map((f) => f.type === 'operation_complete' && f.id), ['op-x', 'op-y']);
+  const otherFrames = [only(await other.next(), 'changes'), only(await other.next(), 'changes')];
+  assert.deepEqual(otherFrames.map((f) => f.changes[0]!.type), ['update', 'delete']);
+  assert.deepEqual(otherFrames.map((f) => f.lsn), changeFrames(senderFrames).map((f) => f.lsn));
+  const { body } = await postChanges(server.url, [update('task', 'posted', 1)]);
+  assert.equal(only(await other.next(), 'changes').lsn, body.lsn);
+  assert.equal(only(await sender.next(), 'changes').lsn, body.lsn);
+});
+
+test('changes appended during a replay are delivered exactly once, in order', BOUNDED, async (t) => {
+  const server = await startServer(t, { dataDir: await tempDir(t), batchSize: 5, maxBufferedBytes: 4 << 20 });
+  // More than the kernel's socket buffers hold, so a paused reader stalls the replay midway.
+  const blob = 'x'.repeat(32 * 1024);
+  let preloaded = 0;
+  for (let record = 0; record < 60; record += 1) {
+    const changes = Array.from({ length: 10 }, (_, i) => update('seq', `pre-${record}-${i}`, blob));
+    await postChanges(server.url, changes);
+    preloaded += changes.length;
+  }
+  const writer = await TestClient.open(wsUrl(server), t);
+  const reader = await TestClient.open(wsUrl(server), t);
+  reader.send({ type: 'sync', clientId: 'reader', lastLSN: '0/0' });
+  reader.socket.pause();
+  // While the reader's replay is stalled, append through both doors: operations and HTTP.
+  const during = 120;
+  const appended: Promise<unknown>[] = [];
+  for (let i = 0; i < during; i += 1) {
+    if (i % 2 === 0) writer.send(upsert(`live-${i}`, `live-${i}`, i));
+    else appended.push(postChanges(server.url, [update('task', `live-${i}`, i)]));
+  }
+  await Promise.all(appended);
+  for (let acks = 0; acks < during / 2; ) if ((await writer.next()).type === 'operation_complete') acks += 1;
+  reader.socket.resume();
+
+  const received: { entityId: string; lsn: string }[] = [];
+  const types = new Set<string>();
+  while (received.length < preloaded + during) {
+    const frame = await reader.next();
+    types.add(frame.type);
+    if (frame.type === 'changes') {
+      for (const change of frame.changes) received.push({ entityId: change.entityId, lsn: frame.lsn });
+    }
+  }
+  assert.ok(types.has('sync_complete'), 'the replay completed');
+  const all = changeFrames((await syncAll(server)).frames).flatMap((b) => b.changes.map((c) => c.entityId));
+  assert.equal(all.length, preloaded + during);
+  assert.deepEqual(received.map((r) => r.entityId), all);
+  for (let i = 1; i < received.length; i += 1) {
+    assert.ok(compareLSN(received[i]!.lsn, received[i - 1]!.lsn) >= 0, 'frames arrive in LSN order');
+  }
+  reader.send({ type: 'ping' });
+  only(await reader.next(), 'pong');
+});
+
+test('a frame larger than maxPayload closes the socket with 1009', BOUNDED, async (t) => {
+  const server = await startServer(t, { dataDir: await tempDir(t), maxPayload: 1024 });
+  const client = await TestClient.open(wsUrl(server), t);
+  client.send(upsert('big', 'big', 'x'.repeat(4096)));
+  const { code } = await client.closed;
+  assert.equal(code, 1009);
+});
+
+test('a client that never reads is dropped instead of buffered without bound', BOUNDED, async (t) => {
+  const server = await startServer(t, { dataDir: await tempDir(t), maxBufferedBytes: 64 * 1024 });
+  const reader = await TestClient.open(wsUrl(server), t);
+  const stalled = await TestClient.open(wsUrl(server), t);
+  await reader.sync('0/0');
+  await stalled.sync('0/0');
+  stalled.socket.pause();
+  const blob = 'x'.repeat(256 * 1024);
+  // The kernel's socket buffers take some megabytes first; bounded so a broken bound fails.
+  for (let i = 0; i < 200 && (await server.stats()).clients > 1; i += 1) {
+    await postChanges(server.url, [update('blob', `${i}`, blob)]);
+  }
+  assert.equal((await server.stats()).clients, 1);
+  reader.send({ type: 'ping' });
+  let frame = await reader.next();
+  while (frame.type === 'changes') frame = await reader.next();
+  assert.equal(frame.type, 'pong', 'the reading client is still served');
+});
+
+test('the authenticate hook refuses a sync with 4001 and never echoes the token', BOUNDED, async (t) => {
+  const seen: { token: string | undefined; clientId: string }[] = [];
+  const server = await startServer(t, {
+    dataDir: await tempDir(t),
+    authenticate: async (token, clientId) => {
+      seen.push({ token, clientId });
+      return token === 'open-sesame';
+    },
+  });
+  const refused = await TestClient.open(wsUrl(server), t);
+  refused.send({ type: 'sync', clientId: 'mallory', lastLSN: '0/0', token: 'guess' });
+  refused.send(upsert('sneaky', 'x', 1));
+  const closed = await refused.closed;
+  assert.equal(closed.code, 4001);
+  assert.equal(closed.reason, 'unauthorized');
+  assert.ok(!closed.reason.includes('guess'), 'the token is not echoed');
+  assert.equal((await server.stats()).records, 0);
+
+  const allowed = await TestClient.open(wsUrl(server), t);
+  const frames = await allowed.sync('0/0', { token: 'open-sesame' });
+  assert.equal(frames[0]!.type, 'sync_start');
+  assert.deepEqual(seen, [{ token: 'guess', clientId: 'mallory' }, { token: 'open-sesame', clientId: 'test-client' }]);
+});
+
+test('the HTTP API reports stats and entities, takes changes and refuses invalid ones', BOUNDED, async (t) => {
+  const server = await startServer(t, { dataDir: await tempDir(t) });
+  const ok = await postChanges(server.url, [update('u', '1', { name: 'Ada' }), { type: 'delete', entityType: 'u', entityId: '2' }]);
+  assert.equal(ok.status, 200);
+  for (const bad of [[], [{ type: 'update', entityType: 'u', entityId: '1' }], 'nope']) {
+    const refused = await postChanges(server.url, bad);
+    assert.equal(refused.status, 400);
+    assert.equal(typeof refused.body.error, 'string');
+  }
+  const notJson = await fetch(`${server.url}/api/changes`, { method: 'POST', body: '{' });
+  assert.equal(notJson.status, 400);
+  const response = await fetch(`${server.url}/api/stats`);
+  assert.equal(response.headers.get('access-control-allow-origin'), '*');
+  const stats = (await response.json()) as Record<string, unknown>;
+  assert.equal(stats.lsn, ok.body.lsn);
+  assert.equal(stats.records, 1);
+  assert.equal(stats.changes, 2);
+  assert.equal(stats.entities, 1);
+  const entities = await getJson(`${server.url}/api/entities`);
+  assert.deepEqual(entities.entities, [{ entityType: 'u', entityId: '1', data: { name: 'Ada' } }]);
+});
+
+test('static files come from the static root only, with their content types', BOUNDED, async (t) => {
+  const root = await tempDir(t);
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  await mkdir(join(root, 'site', 'dist'), { recursive: true });
+  await writeFile(join(root, 'site', 'index.html'), '<!doctype html><title>x</title>');
+  await writeFile(join(root, 'site', 'dist', 'app.js'), 'export {};');
+  await writeFile(join(root, 'secret.txt'), 'secret');
+  const server = await startServer(t, { dataDir: join(root, 'data'), staticDir: join(root, 'site') });
+  const index = await fetch(`${server.url}/`);
+  assert.equal(index.status, 200);
+  assert.match(index.headers.get('content-type') ?? '', /^text\/html/);
+  const script = await fetch(`${server.url}/dist/app.js`);
+  assert.match(script.headers.get('content-type') ?? '', /^text\/javascript/);
+  for (const path of ['/..%2fsecret.txt', '/dist/..%2f..%2fsecret.txt', '/%2e%2e/secret.txt', '/missing.js']) {
+    assert.equal((await fetch(`${server.url}${path}`)).status, 404, path);
+  }
+});
+
+test('close answers what is durable, closes sockets with 1001 and keeps every acknowledged change', BOUNDED, async (t) => {
+  const dataDir = await tempDir(t);
+  const server = await startServer(t, { dataDir });
+  const client = await TestClient.open(wsUrl(server), t);
+  await client.sync('0/0');
+  for (let i = 0; i < 50; i += 1) client.send(upsert(`c-${i}`, `c-${i}`, i));
+  const acknowledged: string[] = [];
+  while (acknowledged.length < 10) {
+    const frame = await client.next();
+    if (frame.type === 'operation_complete') acknowledged.push(frame.id);
+  }
+  const closing = server.close();
+  const { code } = await client.closed;
+  await closing;
+  assert.equal(code, 1001);
+
+  const reopened = await startServer(t, { dataDir });
+  const ids = ((await getJson(`${reopened.url}/api/entities`)).entities as { entityId: string }[]).map((e) => e.entityId);
+  for (const id of acknowledged) assert.ok(ids.includes(id), `${id} was acknowledged and kept`);
+});
