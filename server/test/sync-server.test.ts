@@ -211,6 +211,8 @@ test('changes appended during a replay are delivered exactly once, in order', BO
   const reader = await TestClient.open(wsUrl(server), t);
   reader.send({ type: 'sync', clientId: 'reader', lastLSN: '0/0' });
   reader.socket.pause();
+  // The reader's own operation: its answer must wait until the reader has been sent its change.
+  reader.send(upsert('reader-op', 'reader-op', 'mine'));
   // While the reader's replay is stalled, append through both doors: operations and HTTP.
   const during = 120;
   const appended: Promise<unknown>[] = [];
@@ -224,16 +226,23 @@ test('changes appended during a replay are delivered exactly once, in order', BO
 
   const received: { entityId: string; lsn: string }[] = [];
   const types = new Set<string>();
-  while (received.length < preloaded + during) {
+  let answer: string | undefined;
+  while (received.length < preloaded + during + 1 || answer === undefined) {
     const frame = await reader.next();
     types.add(frame.type);
     if (frame.type === 'changes') {
       for (const change of frame.changes) received.push({ entityId: change.entityId, lsn: frame.lsn });
     }
+    if (frame.type === 'operation_complete') {
+      answer = frame.lsn!;
+      // The change came in a frame whose lsn (that of the frame's last record) is not below it.
+      const change = received.find((r) => r.entityId === 'reader-op');
+      assert.ok(change && compareLSN(change.lsn, answer) >= 0, 'answered after its change');
+    }
   }
   assert.ok(types.has('sync_complete'), 'the replay completed');
   const all = changeFrames((await syncAll(server)).frames).flatMap((b) => b.changes.map((c) => c.entityId));
-  assert.equal(all.length, preloaded + during);
+  assert.equal(all.length, preloaded + during + 1);
   assert.deepEqual(received.map((r) => r.entityId), all);
   for (let i = 1; i < received.length; i += 1) {
     assert.ok(compareLSN(received[i]!.lsn, received[i - 1]!.lsn) >= 0, 'frames arrive in LSN order');
@@ -352,4 +361,42 @@ test('close answers what is durable, closes sockets with 1001 and keeps every ac
   const reopened = await startServer(t, { dataDir });
   const ids = ((await getJson(`${reopened.url}/api/entities`)).entities as { entityId: string }[]).map((e) => e.entityId);
   for (const id of acknowledged) assert.ok(ids.includes(id), `${id} was acknowledged and kept`);
+});
+
+test('a sync from beyond the head of the log gets sync_error', BOUNDED, async (t) => {
+  const server = await startServer(t, { dataDir: await tempDir(t) });
+  await postChanges(server.url, [update('a', '1', 1)]);
+  const client = await TestClient.open(wsUrl(server), t);
+  client.send({ type: 'sync', clientId: 'from-elsewhere', lastLSN: 'FFFF/0' });
+  only(await client.next(), 'sync_error');
+  client.send({ type: 'ping' });
+  only(await client.next(), 'pong');
+});
+
+test('sync_request is sent on connect when asked for, and the query string is ignored', BOUNDED, async (t) => {
+  const server = await startServer(t, { dataDir: await tempDir(t), syncRequestOnConnect: true });
+  const client = await TestClient.open(`${wsUrl(server)}?clientId=c&lastLSN=0%2F0`, t);
+  only(await client.next(), 'sync_request');
+  const frames = await client.sync('0/0');
+  assert.deepEqual(frames.map((f) => f.type), ['sync_start', 'sync_complete']);
+});
+
+test('the heartbeat drops a socket that answers no pings and keeps one that does', BOUNDED, async (t) => {
+  const server = await startServer(t, { dataDir: await tempDir(t), heartbeatInterval: 50 });
+  const healthy = await TestClient.open(wsUrl(server), t);
+  const { WebSocket } = await import('ws');
+  const silent = new WebSocket(wsUrl(server), { autoPong: false });
+  t.after(() => silent.terminate());
+  const closed = new Promise<number>((resolve) => silent.on('close', (code) => resolve(code)));
+  await closed;
+  healthy.send({ type: 'ping' });
+  only(await healthy.next(), 'pong');
+  assert.equal((await server.stats()).clients, 1);
+});
+
+test('a POST body over the limit is refused with 413', BOUNDED, async (t) => {
+  const server = await startServer(t, { dataDir: await tempDir(t), maxBodyBytes: 1024 });
+  const { status } = await postChanges(server.url, [update('big', '1', 'x'.repeat(4096))]);
+  assert.equal(status, 413);
+  assert.equal((await server.stats()).records, 0);
 });
