@@ -400,3 +400,27 @@ test('a POST body over the limit is refused with 413', BOUNDED, async (t) => {
   assert.equal(status, 413);
   assert.equal((await server.stats()).records, 0);
 });
+
+test('a sync during a replay restarts it from the new lastLSN', BOUNDED, async (t) => {
+  const server = await startServer(t, { dataDir: await tempDir(t), batchSize: 1, maxBufferedBytes: 4 << 20 });
+  const blob = 'x'.repeat(64 * 1024);
+  const lsns: string[] = [];
+  for (let i = 0; i < 200; i += 1) lsns.push(String((await postChanges(server.url, [update('r', `${i}`, blob)])).body.lsn));
+  const client = await TestClient.open(wsUrl(server), t);
+  // Paused, the client cannot take the first replay whole, so the second sync lands inside it.
+  client.socket.pause();
+  client.send({ type: 'sync', clientId: 'c', lastLSN: '0/0' });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  client.send({ type: 'sync', clientId: 'c', lastLSN: lsns[149] });
+  client.socket.resume();
+  const frames = await client.until('sync_complete');
+  const restart = frames.map((f) => f.type).lastIndexOf('sync_start');
+  assert.ok(restart > 0, 'the first replay was under way when the second sync arrived');
+  assert.deepEqual(replayedIds(frames.slice(restart)), Array.from({ length: 50 }, (_, i) => `${150 + i}`));
+  client.send({ type: 'ping' });
+  only(await client.next(), 'pong');
+});
+
+function replayedIds(frames: readonly ServerMessage[]): string[] {
+  return changeFrames(frames).flatMap((frame) => frame.changes.map((change) => change.entityId));
+}
