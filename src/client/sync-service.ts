@@ -5,13 +5,13 @@ import {
   type ConnectionOptions,
   type OperationInput,
   type OperationResult,
-  type QueuedOperation,
   type SyncErrorDetail,
   type SyncState,
 } from '../protocol/state.ts';
 import type { WorkerConfig, WorkerEvent } from '../protocol/worker-messages.ts';
 import { OperationRejectedError, SyncError } from './errors.ts';
 import { DEFAULT_MAX_OPERATION_BYTES, toQueuedOperation } from './operation-input.ts';
+import { OutboxWriter } from './outbox-writer.ts';
 import { SyncEventEmitter, type SyncEventDetails, type SyncEventType } from './service-events.ts';
 import { getNetworkStatus, type NetworkStatus } from './network.ts';
 import { resolveSyncUrl } from './url.ts';
@@ -55,6 +55,7 @@ export class WorkerSyncService {
   readonly #events = new SyncEventEmitter();
   readonly #pending = new Map<string, PendingOperation>();
   readonly #manager: SyncWorkerManager;
+  readonly #outbox = new OutboxWriter(() => this.#database());
   #state: SyncState = INITIAL_STATE;
   #ready: Promise<void> | undefined;
   #db: Promise<SyncDB> | undefined;
@@ -146,7 +147,7 @@ export class WorkerSyncService {
     if (this.#pending.has(operation.id)) {
       throw new SyncError('operation', `An operation with id ${JSON.stringify(operation.id)} is already queued`);
     }
-    await this.#store(operation);
+    await this.#outbox.write(operation);
     const settled = new Promise<OperationResult>((resolve, reject) => {
       this.#pending.set(operation.id, { resolve, reject });
     });
@@ -256,19 +257,6 @@ export class WorkerSyncService {
       throw new SyncError('storage', `Could not open the database "${this.dbName}": ${messageOf(cause)}`, { cause });
     });
     return this.#db;
-  }
-
-  async #store(operation: QueuedOperation): Promise<void> {
-    const db = await this.#database();
-    try {
-      const tx = db.transaction('outbox', 'readwrite', { durability: 'strict' });
-      await Promise.all([tx.store.add(operation), tx.done]);
-    } catch (cause) {
-      const message = cause instanceof DOMException && cause.name === 'ConstraintError'
-        ? `An operation with id ${JSON.stringify(operation.id)} is already queued`
-        : `The operation could not be stored: ${messageOf(cause)}`;
-      throw new SyncError(cause instanceof DOMException && cause.name === 'ConstraintError' ? 'operation' : 'storage', message, { cause });
-    }
   }
 
   #onWorkerEvent(event: WorkerEvent): void {
