@@ -42,6 +42,9 @@ export class Outbox {
   #waiting: QueuedOperation[] = [];
   /** Sent on the current connection, waiting for the answer. */
   readonly #inFlight = new Set<string>();
+  /** Acknowledged ids whose records wait for the next delete transaction. */
+  #nextDeletion: { ids: string[]; done: Promise<void>; resolve(): void } | undefined;
+  #deleting = false;
 
   constructor(db: SyncDB, transport: OutboxTransport, listener: OutboxListener, window = DEFAULT_IN_FLIGHT_WINDOW) {
     this.#db = db;
@@ -104,19 +107,21 @@ export class Outbox {
     this.#waiting.sort(compareQueued);
   }
 
-  /** `operation_complete`: delete the record, then report. An unknown id is ignored. */
-  async complete(id: string, lsn?: LSN): Promise<void> {
+  /**
+   * `operation_complete`: delete the record, then report. An unknown id is ignored. Does not wait
+   * for the delete, so acknowledgements arriving together share one transaction; reports still
+   * come in the order of the answers, because transactions on one store commit in order.
+   */
+  complete(id: string, lsn?: LSN): void {
     if (!this.#forget(id)) return;
-    await this.#deleteRecord(id);
-    this.#listener.completed(id, lsn);
+    void this.#deleteRecord(id).then(() => this.#listener.completed(id, lsn));
     this.pump();
   }
 
   /** `operation_error`: the server rejected it for good; delete it and report. */
-  async reject(id: string, message: string): Promise<void> {
+  reject(id: string, message: string): void {
     if (!this.#forget(id)) return;
-    await this.#deleteRecord(id);
-    this.#listener.failed(id, message);
+    void this.#deleteRecord(id).then(() => this.#listener.failed(id, message));
     this.pump();
   }
 
@@ -183,13 +188,39 @@ export class Outbox {
     return true;
   }
 
-  async #deleteRecord(id: string): Promise<void> {
-    try {
-      await this.#db.delete('outbox', id);
-    } catch (error) {
-      this.#listener.storageError(
-        `Operation ${JSON.stringify(id)} is done but its outbox record could not be deleted: ${errorMessage(error)}`,
-      );
+  /**
+   * Deletes records with one transaction at a time: ids that arrive while one runs join the next,
+   * so a burst of acknowledgements costs a few transactions, not one each. Resolves once the
+   * batch holding `id` has committed (or failed, which is reported).
+   */
+  #deleteRecord(id: string): Promise<void> {
+    let batch = this.#nextDeletion;
+    if (!batch) {
+      let resolve!: () => void;
+      const done = new Promise<void>((r) => { resolve = r; });
+      batch = this.#nextDeletion = { ids: [], done, resolve };
+      if (!this.#deleting) void this.#drainDeletions();
     }
+    batch.ids.push(id);
+    return batch.done;
+  }
+
+  async #drainDeletions(): Promise<void> {
+    this.#deleting = true;
+    for (let batch = this.#nextDeletion; batch; batch = this.#nextDeletion) {
+      await Promise.resolve(); // let the ids of this turn join
+      this.#nextDeletion = undefined;
+      try {
+        // A lost delete only means a re-send, which the server answers without applying twice.
+        const tx = this.#db.transaction('outbox', 'readwrite', { durability: 'relaxed' });
+        await Promise.all([...batch.ids.map((key) => tx.store.delete(key)), tx.done]);
+      } catch (error) {
+        this.#listener.storageError(
+          `${batch.ids.length} operation(s) are done but their outbox records could not be deleted: ${errorMessage(error)}`,
+        );
+      }
+      batch.resolve();
+    }
+    this.#deleting = false;
   }
 }
