@@ -13,6 +13,12 @@ export type ApplyResult =
   /** A replay: the batch's LSN is not greater than the stored one, nothing was written. */
   | { applied: false; lastLSN: LSN };
 
+/** Changes to write together, and the resume point they bring the store to. */
+export interface Batch {
+  changes: readonly Change[];
+  lsn?: LSN | undefined;
+}
+
 const ignore = (): void => {};
 
 function storedLSN(value: unknown): LSN {
@@ -43,12 +49,12 @@ export class ChangeStore {
   }
 
   /**
-   * Writes `changes` in order and, when given, `lsn` as the new resume point, all in one
-   * transaction. A batch whose `lsn` is not greater than the stored one is skipped whole. Throws
-   * a {@link StorageError} when the transaction fails; then nothing was written.
+   * Writes batches in order, each with its `lsn` (when given) as the new resume point, all in ONE
+   * transaction: either every batch is stored with the LSN of the last one, or nothing is. A
+   * batch whose `lsn` is not greater than the LSN before it is a replay and is skipped whole.
+   * Throws a {@link StorageError} when the transaction fails; then nothing was written.
    */
-  async applyBatch(changes: readonly Change[], lsn?: LSN): Promise<ApplyResult> {
-    const target = lsn === undefined ? undefined : normalizeLSN(lsn);
+  async applyBatches(batches: readonly Batch[]): Promise<ApplyResult[]> {
     let tx;
     try {
       tx = this.#db.transaction(['entities', 'meta'], 'readwrite');
@@ -57,34 +63,37 @@ export class ChangeStore {
     }
     const done = tx.done;
     done.catch(ignore);
+    let last: LSN | undefined;
     try {
       const meta = tx.objectStore('meta');
-      const current = storedLSN(await meta.get('lastLSN'));
-      if (target !== undefined && compareLSN(target, current) <= 0) {
-        await done;
-        this.#lastLSN = current;
-        return { applied: false, lastLSN: current };
-      }
       const entities = tx.objectStore('entities');
-      // Issue every request, then wait for the commit once: awaiting each put is ~3x slower.
-      for (const change of changes) {
-        if (change.type === 'update') {
-          entities.put(toEntity(change, target)).catch(ignore);
-        } else {
-          entities.delete([change.entityType, change.entityId]).catch(ignore);
+      let current = storedLSN(await meta.get('lastLSN'));
+      const results: ApplyResult[] = [];
+      for (const { changes, lsn } of batches) {
+        const target = lsn === undefined ? undefined : normalizeLSN(lsn);
+        if (target !== undefined && compareLSN(target, current) <= 0) {
+          results.push({ applied: false, lastLSN: current });
+          continue;
         }
+        // Issue every request, then wait for the commit once: awaiting each put is ~3x slower.
+        for (const change of changes) {
+          if (change.type === 'update') entities.put(toEntity(change, target)).catch(ignore);
+          else entities.delete([change.entityType, change.entityId]).catch(ignore);
+        }
+        if (target !== undefined) current = last = target;
+        results.push({ applied: true, lastLSN: current });
       }
-      if (target !== undefined) meta.put(target, 'lastLSN').catch(ignore);
+      if (last !== undefined) meta.put(last, 'lastLSN').catch(ignore);
       await done;
-      this.#lastLSN = target ?? current;
-      return { applied: true, lastLSN: this.#lastLSN };
+      this.#lastLSN = current;
+      return results;
     } catch (error) {
       try {
         tx.abort();
       } catch {
         // Already aborted or finished.
       }
-      throw new StorageError(`The batch${target ? ` up to ${target}` : ''} was not stored: ${errorMessage(error)}`);
+      throw new StorageError(`The batch${last ? ` up to ${last}` : ''} was not stored: ${errorMessage(error)}`);
     }
   }
 }

@@ -11,7 +11,7 @@ import {
   type SyncProgress,
   type SyncState,
 } from '../protocol/state.ts';
-import { parseServerFrame, type ServerMessage } from '../protocol/wire.ts';
+import { parseServerFrame, type ParseResult, type ServerMessage } from '../protocol/wire.ts';
 import type {
   PageToWorker,
   WorkerConfig,
@@ -61,8 +61,8 @@ export class SyncEngine {
   /** The same session, once ready; the connection's callbacks only run after that. */
   #live: Session | undefined;
   #online = true;
-  /** Server frames not yet handled, in arrival order. */
-  #frames: unknown[] = [];
+  /** Server frames not yet handled, parsed, in arrival order. */
+  #frames: ParseResult<ServerMessage>[] = [];
   #draining = false;
 
   constructor(endpoint: WorkerEndpointLike, options: SyncEngineOptions) {
@@ -234,7 +234,7 @@ export class SyncEngine {
   // ---- server frames, one at a time ------------------------------------------------------------
 
   #enqueue(data: unknown): void {
-    this.#frames.push(data);
+    this.#frames.push(parseServerFrame(data));
     if (!this.#draining) void this.#drain();
   }
 
@@ -244,9 +244,14 @@ export class SyncEngine {
     this.#draining = true;
     try {
       while (this.#frames.length > 0) {
-        const data = this.#frames.shift();
         try {
-          await this.#handleFrame(session, data);
+          const { batches, after } = this.#takeGroup();
+          if (batches.length === 0) {
+            await this.#handleFrame(session, this.#frames.shift()!);
+            continue;
+          }
+          await this.#applyBatches(session, batches);
+          for (const frame of after) await this.#handleFrame(session, frame);
         } catch (error) {
           this.#frameFailed(session, error);
         }
@@ -270,8 +275,7 @@ export class SyncEngine {
     session.connection.restart('storage error');
   }
 
-  async #handleFrame(session: Session, data: unknown): Promise<void> {
-    const parsed = parseServerFrame(data);
+  async #handleFrame(session: Session, parsed: ParseResult<ServerMessage>): Promise<void> {
     if (!parsed.ok) {
       this.#reportError({ code: 'protocol', message: `Dropped a frame from the server: ${parsed.error}` });
       return;
@@ -286,15 +290,11 @@ export class SyncEngine {
         this.#syncStarted(message.lsn, message.total);
         return;
       case 'changes':
-        return this.#applyBatch(session, message.changes, message.lsn);
       case 'batch_update':
-        return this.#applyBatch(session, message.data, message.lsn);
       case 'sync_data':
-        if (!this.#state.syncing) this.#syncStarted();
-        return this.#applyBatch(session, message.data, message.lsn);
       case 'entity_update':
       case 'entity_delete':
-        return this.#applyBatch(session, [singleChange(message)], message.lsn);
+        return this.#applyBatches(session, [message]);
       case 'sync_complete':
         this.#update({ syncing: false, progress: null });
         this.#post({ type: 'sync_completed', lsn: session.store.lastLSN });
@@ -305,9 +305,11 @@ export class SyncEngine {
         this.#reportError({ code: 'server', message: `The server could not serve the sync: ${message.message}` });
         return;
       case 'operation_complete':
-        return session.outbox.complete(message.id, message.lsn);
+        session.outbox.complete(message.id, message.lsn);
+        return;
       case 'operation_error':
-        return session.outbox.reject(message.id, message.message);
+        session.outbox.reject(message.id, message.message);
+        return;
       case 'pong':
         return;
       case 'error':
@@ -333,18 +335,49 @@ export class SyncEngine {
     });
   }
 
-  async #applyBatch(session: Session, changes: Change[], lsn: LSN | undefined): Promise<void> {
-    const result = await session.store.applyBatch(changes, lsn);
-    if (!result.applied) return;
-    this.#post({ type: 'changes', changes, ...(lsn === undefined ? {} : { lsn: result.lastLSN }) });
-    const { progress } = this.#state;
-    if (!this.#state.syncing || !progress) {
-      this.#update({ lastLSN: result.lastLSN });
-      return;
+  /**
+   * Takes the batch frames at the head of the queue (up to a size), so that frames which arrived
+   * while the last transaction ran are written in one transaction. Acknowledgements between them
+   * come along and are handled, in order, after the commit: an ack never overtakes its change.
+   */
+  #takeGroup(): { batches: BatchMessage[]; after: ParseResult<ServerMessage>[] } {
+    const batches: BatchMessage[] = [];
+    const after: ParseResult<ServerMessage>[] = [];
+    let size = 0;
+    while (size < MAX_CHANGES_PER_TRANSACTION) {
+      const head = this.#frames[0];
+      if (!head?.ok) break;
+      if (isBatchMessage(head.message)) {
+        if (head.invalid.length > 0) this.#reportInvalid(head.message.type, head.invalid);
+        batches.push(head.message);
+        size += batchChanges(head.message).length;
+      } else if (batches.length > 0 && isAnswer(head.message)) {
+        after.push(head);
+      } else {
+        break;
+      }
+      this.#frames.shift();
     }
-    const next: SyncProgress = Object.freeze({ ...progress, applied: progress.applied + changes.length });
-    this.#update({ lastLSN: result.lastLSN, progress: next });
-    this.#post({ type: 'sync_progress', ...next });
+    return { batches, after };
+  }
+
+  async #applyBatches(session: Session, messages: BatchMessage[]): Promise<void> {
+    if (!this.#state.syncing && messages.some((message) => message.type === 'sync_data')) this.#syncStarted();
+    const batches = messages.map((message) => ({ changes: batchChanges(message), lsn: message.lsn }));
+    const results = await session.store.applyBatches(batches);
+    results.forEach((result, index) => {
+      const { changes, lsn } = batches[index]!;
+      if (!result.applied) return;
+      this.#post({ type: 'changes', changes, ...(lsn === undefined ? {} : { lsn: result.lastLSN }) });
+      const { progress } = this.#state;
+      if (!this.#state.syncing || !progress) {
+        this.#update({ lastLSN: result.lastLSN });
+        return;
+      }
+      const next: SyncProgress = Object.freeze({ ...progress, applied: progress.applied + changes.length });
+      this.#update({ lastLSN: result.lastLSN, progress: next });
+      this.#post({ type: 'sync_progress', ...next });
+    });
   }
 
   #reportInvalid(frameType: ServerMessage['type'], invalid: InvalidChange[]): void {
@@ -380,12 +413,45 @@ export class SyncEngine {
   }
 }
 
-function singleChange(
-  message: Extract<ServerMessage, { type: 'entity_update' | 'entity_delete' }>,
-): Change {
-  const stamp = message.timestamp === undefined ? {} : { timestamp: message.timestamp };
-  if (message.type === 'entity_update') {
-    return { type: 'update', entityType: message.entityType, entityId: message.entityId, data: message.data, ...stamp };
+type BatchMessage = Extract<ServerMessage, { type: 'changes' | 'batch_update' | 'sync_data' | 'entity_update' | 'entity_delete' }>;
+
+/** Batch frames queued together are written in one transaction, up to about this many changes. */
+const MAX_CHANGES_PER_TRANSACTION = 5_000;
+
+function isBatchMessage(message: ServerMessage): message is BatchMessage {
+  switch (message.type) {
+    case 'changes':
+    case 'batch_update':
+    case 'sync_data':
+    case 'entity_update':
+    case 'entity_delete':
+      return true;
+    default:
+      return false;
   }
-  return { type: 'delete', entityType: message.entityType, entityId: message.entityId, ...stamp };
+}
+
+/** Frames that answer the client and depend on nothing stored after them. */
+function isAnswer(message: ServerMessage): boolean {
+  return message.type === 'operation_complete' || message.type === 'operation_error' || message.type === 'pong';
+}
+
+function batchChanges(message: BatchMessage): Change[] {
+  switch (message.type) {
+    case 'changes':
+      return message.changes;
+    case 'batch_update':
+    case 'sync_data':
+      return message.data;
+    case 'entity_update':
+      return [{
+        type: 'update', entityType: message.entityType, entityId: message.entityId, data: message.data,
+        ...(message.timestamp === undefined ? {} : { timestamp: message.timestamp }),
+      }];
+    case 'entity_delete':
+      return [{
+        type: 'delete', entityType: message.entityType, entityId: message.entityId,
+        ...(message.timestamp === undefined ? {} : { timestamp: message.timestamp }),
+      }];
+  }
 }
