@@ -114,6 +114,17 @@ describe('sync worker: connection', () => {
     expect(first.delay).to.equal(25);
   });
 
+  it('reports one disconnected per dropped connection, not one per failed dial', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    await harness.mock({ mock: 'refuse', on: true });
+    await harness.mock({ mock: 'close', code: 1011, reason: 'restart' });
+    await harness.waitFor('three retries', () => (harness!.eventsOf('reconnecting').length >= 3 ? true : undefined));
+    expect(harness.eventsOf('disconnected').map((event) => event.code)).to.deep.equal([1011]);
+    await harness.mock({ mock: 'refuse', on: false });
+    await harness.waitFor('a second connection', () => harness!.framesOf('sync').find(({ conn }) => conn === 2));
+  });
+
   it('treats a socket that stays silent for two heartbeat intervals as dead and reconnects', async () => {
     harness = await WorkerHarness.start({ config: { ...FAST, heartbeatInterval: 100 } });
     await harness.mock({ mock: 'random', value: 0 });

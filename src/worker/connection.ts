@@ -308,6 +308,8 @@ export class Connection {
   }
 
   #dropped(code: number, reason: string, fatal: boolean): void {
+    // A dial that never opened is not a disconnection the page needs to hear of: the retry says it.
+    const wasOpen = this.#phase === 'open';
     this.#stopHeartbeat();
     this.#socket = undefined;
     const listener = this.#config.listener;
@@ -322,7 +324,7 @@ export class Connection {
       });
       return;
     }
-    listener.close({ code, reason, willReconnect: this.#wanted });
+    if (wasOpen || !this.#wanted) listener.close({ code, reason, willReconnect: this.#wanted });
     if (!this.#wanted) {
       this.#phase = 'idle';
       this.#emitChange();
