@@ -6,6 +6,11 @@ import { findChrome } from './find-chrome.mjs';
 
 if (findChrome()) process.exit(0);
 
+if (process.env.CHROME_PATH) {
+  console.error(`CHROME_PATH is set to ${process.env.CHROME_PATH}, which does not exist: fix it or unset it.`);
+  process.exit(1);
+}
+
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const hasApt = existsSync('/usr/bin/apt-get');
 if (!isRoot || !hasApt) {
