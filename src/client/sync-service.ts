@@ -250,6 +250,10 @@ export class WorkerSyncService {
   #database(): Promise<SyncDB> {
     if (this.#closed) return Promise.reject(new SyncError('storage', 'This sync client was cleaned up'));
     this.#db ??= openSyncDB(this.dbName, {
+      onBlocked: () => this.#events.emit('error', {
+        code: 'storage',
+        message: `The database "${this.dbName}" is held open at an older version by another connection; waiting for it to close`,
+      }),
       onBlocking: () => { this.#db = undefined; },
       onTerminated: () => { this.#db = undefined; },
     }).catch((cause: unknown) => {

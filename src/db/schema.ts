@@ -45,6 +45,8 @@ export interface SyncDBSchema extends DBSchema {
 export type SyncDB = IDBPDatabase<SyncDBSchema>;
 
 export interface OpenOptions {
+  /** An older connection (another tab) has not closed yet, so this open waits for it. */
+  onBlocked?: () => void;
   /** Another connection wants a newer version; this one has been closed. */
   onBlocking?: () => void;
   /** The browser closed the database abnormally (storage cleared, disk error). */
@@ -68,6 +70,9 @@ export async function openSyncDB(name: string, options: OpenOptions = {}): Promi
       if (!database.objectStoreNames.contains('outbox')) {
         database.createObjectStore('outbox', { keyPath: 'id' });
       }
+    },
+    blocked() {
+      options.onBlocked?.();
     },
     blocking() {
       db.close();
