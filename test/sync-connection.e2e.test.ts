@@ -163,19 +163,26 @@ describe('<sync-connection> against the reference server', () => {
   });
 
   it('<sync-status> shows the status and a progress bar during catch-up', async () => {
-    await postChanges(server, notes(600));
-    const element = mount();
+    // Six records, so the catch-up comes as six frames and six progress steps.
+    for (let i = 0; i < 6; i++) await postChanges(server, notes(100, i * 100));
+    const element = createSyncElement({ url: server.wsUrl, 'db-name': dbName, ...FAST });
+    elements.push(element);
     const status = document.createElement('sync-status');
     element.append(status);
-    let sawBar = false;
-    element.addEventListener('sync_progress', async () => {
+    const bars: string[] = [];
+    const steps: number[] = [];
+    element.addEventListener('sync_progress', async (event) => {
+      steps.push(event.detail.applied);
       await status.updateComplete;
       const bar = status.shadowRoot?.querySelector('progress');
-      if (bar && bar.max === 600 && bar.value > 0) sawBar = true;
+      bars.push(bar ? `${bar.value}/${bar.max}` : 'none');
     });
+    document.body.append(element);
     await liveAt(element);
     await status.updateComplete;
-    expect(sawBar).to.equal(true);
+    expect(steps.at(-1)).to.equal(600);
+    expect(steps.length).to.be.greaterThan(1);
+    expect(bars).to.deep.equal(steps.map((applied) => `${applied}/600`));
     expect(status.shadowRoot?.querySelector('[part=status]')?.textContent).to.equal('connected');
     expect(status.shadowRoot?.querySelector('progress')).to.equal(null);
   });
