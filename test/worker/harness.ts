@@ -49,6 +49,8 @@ export class WorkerHarness {
   readonly connections: { conn: number; url: string }[] = [];
   readonly frames: ReceivedFrame[] = [];
   readonly closed: number[] = [];
+  /** Frames the mock server refused as over its `max_payload` (it closed with 1009). */
+  readonly oversized: { conn: number; length: number }[] = [];
   readonly #worker: Worker;
   readonly #requests = new Map<number, Settle>();
   readonly #commands = new Map<number, Settle>();
@@ -256,6 +258,9 @@ export class WorkerHarness {
         return;
       case 'closed':
         this.closed.push(report.conn);
+        return;
+      case 'oversized':
+        this.oversized.push({ conn: report.conn, length: report.length });
         return;
       default: {
         const unknown: never = report;

@@ -19,7 +19,11 @@ export type MockCommand =
   /** The engine's jitter source returns `value` (`null`: Math.random). */
   | { mock: 'random'; id: number; value: number | null }
   /** While set, IndexedDB refuses (DataCloneError) any put of an entity with this id. */
-  | { mock: 'fail_writes'; id: number; entityId: string | null };
+  | { mock: 'fail_writes'; id: number; entityId: string | null }
+  /** While set, a frame longer than `length` characters makes the server close that socket with 1009. */
+  | { mock: 'max_payload'; id: number; length: number | null }
+  /** While on, the server answers every `operation` frame with `operation_complete`. */
+  | { mock: 'auto_ack'; id: number; on: boolean };
 
 /** Worker to page: command replies and what the mock server saw. */
 export type MockReport =
@@ -28,6 +32,8 @@ export type MockReport =
   | { mock: 'connection'; conn: number; url: string }
   /** A frame the server received: parsed JSON, or the raw text when it is not JSON. */
   | { mock: 'frame'; conn: number; frame: unknown }
+  /** A frame over the `max_payload` limit: the server closed the socket instead of reading it. */
+  | { mock: 'oversized'; conn: number; length: number }
   | { mock: 'closed'; conn: number };
 
 export type MockCommandName = MockCommand['mock'];

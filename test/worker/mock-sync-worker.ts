@@ -14,6 +14,8 @@ let refusing = false;
 let silent = false;
 let randomValue: number | null = null;
 let failingEntityId: string | null = null;
+let maxPayload: number | null = null;
+let autoAck = false;
 let connections = 0;
 const open = new Map<number, Client>();
 
@@ -41,8 +43,17 @@ server.on('connection', (socket) => {
   const conn = connections;
   open.set(conn, socket);
   report({ mock: 'connection', conn, url: socket.url });
+  let refused = false;
   socket.on('message', (data) => {
+    // Like a real server, it reads nothing more from a socket it closed for a frame too big.
+    if (refused) return;
     const text = String(data);
+    if (maxPayload !== null && text.length > maxPayload) {
+      refused = true;
+      report({ mock: 'oversized', conn, length: text.length });
+      socket.close({ code: 1009, reason: 'Max payload size exceeded', wasClean: true });
+      return;
+    }
     let frame: unknown = text;
     try {
       frame = JSON.parse(text);
@@ -51,6 +62,9 @@ server.on('connection', (socket) => {
     }
     report({ mock: 'frame', conn, frame });
     if (!silent && isRecord(frame) && frame.type === 'ping') socket.send(JSON.stringify({ type: 'pong' }));
+    if (autoAck && isRecord(frame) && frame.type === 'operation' && isRecord(frame.operation)) {
+      socket.send(JSON.stringify({ type: 'operation_complete', id: frame.operation.id }));
+    }
   });
   socket.on('close', () => {
     if (open.delete(conn)) report({ mock: 'closed', conn });
@@ -83,6 +97,12 @@ function run(command: MockCommand): void {
       return;
     case 'fail_writes':
       failingEntityId = command.entityId;
+      return;
+    case 'max_payload':
+      maxPayload = command.length;
+      return;
+    case 'auto_ack':
+      autoAck = command.on;
       return;
     default: {
       const unknown: never = command;
