@@ -147,6 +147,89 @@ describe('sync worker: outbox', () => {
     expect(operationIds(harness.framesOf('operation').filter(({ conn }) => conn === 2))).to.deep.equal(['fine']);
   });
 
+  it('rejects for good the one operation a server closes on with 1009 (too big), and sends the others', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.mock({ mock: 'max_payload', length: 500 });
+    await harness.queue({ id: 'small-1', seq: 1 });
+    await harness.queue({ id: 'big', seq: 2, payload: { text: 'x'.repeat(2_000) } });
+    await harness.queue({ id: 'small-2', seq: 3 });
+    await harness.queue({ id: 'small-3', seq: 4 });
+    await harness.connect();
+    // The close makes every operation in flight a suspect: from now on they go one at a time.
+    const first = await harness.waitForFrame('operation', ({ conn }) => conn === 2);
+    expect(operationIds([first])).to.deep.equal(['small-1']);
+    await harness.barrier();
+    expect(harness.framesOf('operation').filter(({ conn }) => conn === 2)).to.have.length(1);
+    await harness.send({ type: 'operation_complete', id: 'small-1' });
+    // 'big' goes alone and the server closes again: that is proof.
+    const failed = await harness.waitForEvent('operation_error');
+    expect(failed).to.deep.equal({
+      type: 'operation_error',
+      id: 'big',
+      message: 'The server refused the operation as too large (close 1009)',
+    });
+    expect(harness.oversized.map(({ conn }) => conn)).to.deep.equal([1, 2]);
+    const next = await harness.waitForFrame('operation', ({ conn }) => conn === 3);
+    expect(operationIds([next])).to.deep.equal(['small-2']);
+    await harness.barrier();
+    expect(harness.framesOf('operation').filter(({ conn }) => conn === 3)).to.have.length(1);
+    await harness.send({ type: 'operation_complete', id: 'small-2' });
+    const last = await harness.waitForFrame('operation', ({ conn }) => conn === 3, harness.frames.indexOf(next) + 1);
+    expect(operationIds([last])).to.deep.equal(['small-3']);
+    await harness.send({ type: 'operation_complete', id: 'small-3' });
+    await harness.waitFor('three acknowledged', () => (harness.eventsOf('operation_complete').length === 3 ? true : undefined));
+    // No suspect left: the normal window is back.
+    await harness.queue({ id: 'after-1', seq: 5 });
+    await harness.queue({ id: 'after-2', seq: 6 });
+    await harness.waitFor('both sent unacknowledged', () =>
+      (operationIds(harness.framesOf('operation')).filter((id) => id.startsWith('after-')).length === 2 ? true : undefined));
+    await harness.send({ type: 'operation_complete', id: 'after-1' }, { type: 'operation_complete', id: 'after-2' });
+    await harness.waitFor('five acknowledged', () => (harness.eventsOf('operation_complete').length === 5 ? true : undefined));
+    expect(await harness.outboxIds()).to.deep.equal([]);
+    expect(harness.eventsOf('operation_error')).to.have.length(1);
+    expect(harness.connections).to.have.length(3);
+  });
+
+  it('does not retry forever when a send_message frame is what the server closes on with 1009', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.mock({ mock: 'max_payload', length: 500 });
+    await harness.queue({ id: 'chat', seq: 1, type: 'send_message', payload: { type: 'chat', text: 'x'.repeat(2_000) } });
+    await harness.queue({ id: 'fine', seq: 2 });
+    await harness.connect();
+    const done = await harness.waitForEvent('operation_complete');
+    expect(done.id).to.equal('chat'); // written: done, whatever the server thought of it
+    const resent = await harness.waitForFrame('operation', ({ conn }) => conn === 2);
+    expect(operationIds([resent])).to.deep.equal(['fine']);
+    await harness.send({ type: 'operation_complete', id: 'fine' });
+    await harness.waitFor('fine acknowledged', () => harness.eventsOf('operation_complete').find((event) => event.id === 'fine'));
+    await harness.barrier();
+    await sleep(100); // several backoff periods: a loop would dial again
+    expect(harness.oversized).to.have.length(1);
+    expect(harness.connections).to.have.length(2);
+    expect(harness.eventsOf('operation_error')).to.have.length(0);
+    expect(await harness.outboxIds()).to.deep.equal([]);
+  });
+
+  it('does not blame the suspect alone in flight when a send_message frame went with it', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    await harness.mock({ mock: 'max_payload', length: 500 });
+    await harness.queue({ id: 'lone' });
+    await harness.waitForFrame('operation');
+    await harness.mock({ mock: 'close', code: 1009, reason: 'too big' });
+    const resent = await harness.waitForFrame('operation', ({ conn }) => conn === 2);
+    expect(operationIds([resent])).to.deep.equal(['lone']);
+    // 'lone' is a suspect alone in flight, but the page's raw frame is what the server refuses.
+    await harness.request({ type: 'send_message', payload: { type: 'chat', text: 'z'.repeat(2_000) } });
+    const again = await harness.waitForFrame('operation', ({ conn }) => conn === 3);
+    expect(operationIds([again])).to.deep.equal(['lone']);
+    expect(harness.oversized.map(({ conn }) => conn)).to.deep.equal([2]);
+    await harness.send({ type: 'operation_complete', id: 'lone' });
+    await harness.waitForEvent('operation_complete');
+    expect(harness.eventsOf('operation_error')).to.have.length(0);
+    expect(await harness.outboxIds()).to.deep.equal([]);
+  });
+
   it('clear_operations removes every unacknowledged operation and answers their ids', async () => {
     harness = await WorkerHarness.start({ config: FAST });
     await harness.queue({ id: 'x', seq: 1 });

@@ -9,6 +9,7 @@ import type { LSN } from '../protocol/lsn.ts';
 import type { QueuedOperation } from '../protocol/state.ts';
 import type { OperationMessage } from '../protocol/wire.ts';
 import { errorMessage, StorageError } from './errors.ts';
+import { OversizeSuspects, TOO_LARGE_MESSAGE } from './oversize.ts';
 
 /** Operations sent and not yet acknowledged on one connection, at most. */
 export const DEFAULT_IN_FLIGHT_WINDOW = 64;
@@ -45,6 +46,7 @@ export class Outbox {
   /** Acknowledged ids whose records wait for the next delete transaction. */
   #nextDeletion: { ids: string[]; done: Promise<void>; resolve(): void } | undefined;
   #deleting = false;
+  readonly #oversize = new OversizeSuspects();
 
   constructor(db: SyncDB, transport: OutboxTransport, listener: OutboxListener, window = DEFAULT_IN_FLIGHT_WINDOW) {
     this.#db = db;
@@ -81,11 +83,14 @@ export class Outbox {
     while (this.#transport.isOpen) {
       const next = this.#waiting[0];
       if (!next) return;
+      const full = this.#inFlight.size >= this.#oversize.window(this.#window);
       if (next.type === SEND_MESSAGE) {
+        // While suspects are tested, a raw frame must not share the connection with one.
+        if (full && this.#oversize.testing) return;
         if (!this.#sendRaw(next)) return;
         continue;
       }
-      if (this.#inFlight.size >= this.#window) return;
+      if (full) return;
       const frame: OperationMessage = {
         type: 'operation',
         operation: { id: next.id, type: next.type, payload: next.payload },
@@ -96,15 +101,26 @@ export class Outbox {
     }
   }
 
-  /** The socket closed: whatever was in flight is sent again, same id, on the next connection. */
-  connectionClosed(): void {
-    if (this.#inFlight.size === 0) return;
+  /** Writes a frame nobody acknowledges (the page's `send_message`); false when it could not. */
+  sendFrame(frame: Record<string, unknown>): boolean {
+    if (!this.#transport.send(frame)) return false;
+    this.#oversize.rawFrameWritten();
+    return true;
+  }
+
+  /**
+   * The socket closed with `code`: whatever was in flight is sent again, same id, on the next
+   * connection, except an operation the close proved too large, which is rejected for good.
+   */
+  connectionClosed(code: number): void {
+    const culprit = this.#oversize.connectionClosed(code, this.#inFlight);
     for (const id of this.#inFlight) {
       const operation = this.#pending.get(id);
-      if (operation) this.#waiting.push(operation);
+      if (operation && id !== culprit) this.#waiting.push(operation);
     }
     this.#inFlight.clear();
     this.#waiting.sort(compareQueued);
+    if (culprit !== undefined) this.#fail(culprit, TOO_LARGE_MESSAGE);
   }
 
   /**
@@ -120,8 +136,7 @@ export class Outbox {
 
   /** `operation_error`: the server rejected it for good; delete it and report. */
   reject(id: string, message: string): void {
-    if (!this.#forget(id)) return;
-    void this.#deleteRecord(id).then(() => this.#listener.failed(id, message));
+    if (!this.#fail(id, message)) return;
     this.pump();
   }
 
@@ -131,6 +146,7 @@ export class Outbox {
     this.#pending.clear();
     this.#waiting = [];
     this.#inFlight.clear();
+    this.#oversize.clear();
     this.#listener.pendingChanged(0);
     try {
       const tx = this.#db.transaction('outbox', 'readwrite');
@@ -166,9 +182,17 @@ export class Outbox {
   #forget(id: string): boolean {
     if (!this.#pending.delete(id)) return false;
     this.#inFlight.delete(id);
+    this.#oversize.settled(id);
     const at = this.#waiting.findIndex((operation) => operation.id === id);
     if (at >= 0) this.#waiting.splice(at, 1);
     this.#listener.pendingChanged(this.#pending.size);
+    return true;
+  }
+
+  /** Removes `id` for good and reports `message`; false when it is not pending. */
+  #fail(id: string, message: string): boolean {
+    if (!this.#forget(id)) return false;
+    void this.#deleteRecord(id).then(() => this.#listener.failed(id, message));
     return true;
   }
 
@@ -176,13 +200,10 @@ export class Outbox {
   #sendRaw(operation: QueuedOperation): boolean {
     const { id, payload } = operation;
     if (!isRecord(payload)) {
-      this.#forget(id);
-      void this.#deleteRecord(id).then(() =>
-        this.#listener.failed(id, 'A send_message payload must be a JSON object'),
-      );
+      this.#fail(id, 'A send_message payload must be a JSON object');
       return true;
     }
-    if (!this.#transport.send(payload)) return false;
+    if (!this.sendFrame(payload)) return false;
     this.#forget(id);
     void this.#deleteRecord(id).then(() => this.#listener.completed(id));
     return true;

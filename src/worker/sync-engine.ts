@@ -113,9 +113,9 @@ export class SyncEngine {
         await (await this.#ready()).connection.disconnect(request.graceful);
         return undefined;
       case 'send_message': {
-        const { connection } = await this.#ready();
+        const { connection, outbox } = await this.#ready();
         if (!connection.isOpen) throw new InvalidStateError('Not connected: the message was not sent');
-        if (!connection.send(request.payload)) throw new InvalidStateError('The socket refused the message');
+        if (!outbox.sendFrame(request.payload)) throw new InvalidStateError('The socket refused the message');
         return undefined;
       }
       case 'sync': {
@@ -213,7 +213,7 @@ export class SyncEngine {
       },
       message: (data) => this.#enqueue(data),
       close: (info) => {
-        this.#live?.outbox.connectionClosed();
+        this.#live?.outbox.connectionClosed(info.code);
         this.#update({ syncing: false, progress: null });
         this.#post({ type: 'disconnected', ...info });
       },
