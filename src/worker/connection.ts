@@ -50,6 +50,12 @@ export interface CloseInfo {
   willReconnect: boolean;
 }
 
+/** A retry is scheduled after `delay` ms; `attempt` counts from 1. */
+export interface RetryInfo {
+  attempt: number;
+  delay: number;
+}
+
 export interface ConnectionListener {
   /** Some field of the snapshot changed. */
   change(snapshot: ConnectionSnapshot): void;
@@ -59,8 +65,7 @@ export interface ConnectionListener {
   message(data: unknown): void;
   /** The socket is gone, closed by either side. */
   close(info: CloseInfo): void;
-  /** A retry is scheduled after `delay` ms; `attempt` counts from 1. */
-  reconnecting(info: { attempt: number; delay: number }): void;
+  reconnecting(info: RetryInfo): void;
   /** `invalid_url`, or `closed` for a fatal close code. */
   error(detail: SyncErrorDetail): void;
 }
@@ -307,8 +312,8 @@ export class Connection {
     this.#dropped(code, reason, false);
   }
 
+  /** The socket is gone. The state it leads to is published before the close is reported. */
   #dropped(code: number, reason: string, fatal: boolean): void {
-    // A dial that never opened is not a disconnection the page needs to hear of: the retry says it.
     const wasOpen = this.#phase === 'open';
     this.#stopHeartbeat();
     this.#socket = undefined;
@@ -316,27 +321,31 @@ export class Connection {
     if (fatal) {
       this.#wanted = false;
       this.#phase = 'failed';
-      listener.close({ code, reason, willReconnect: false });
       this.#emitChange();
+      listener.close({ code, reason, willReconnect: false });
       listener.error({
         code: 'closed',
         message: `The server closed the connection with code ${code}${reason ? `: ${reason}` : ''}; not retrying`,
       });
       return;
     }
-    if (wasOpen || !this.#wanted) listener.close({ code, reason, willReconnect: this.#wanted });
-    if (!this.#wanted) {
+    const willReconnect = this.#wanted;
+    let retry: RetryInfo | undefined;
+    if (!willReconnect) {
       this.#phase = 'idle';
       this.#emitChange();
     } else if (!this.#online) {
       this.#phase = 'offline';
       this.#emitChange();
     } else {
-      this.#scheduleRetry();
+      retry = this.#scheduleRetry();
     }
+    // A dial that never opened is not a disconnection the page needs to hear of: the retry says it.
+    if (wasOpen || !willReconnect) listener.close({ code, reason, willReconnect });
+    if (retry) listener.reconnecting(retry);
   }
 
-  #scheduleRetry(): void {
+  #scheduleRetry(): RetryInfo {
     this.#clearRetry();
     const wait = backoffDelay(this.#attempt, this.#config, this.#config.random);
     this.#attempt += 1;
@@ -346,7 +355,7 @@ export class Connection {
       if (this.#phase === 'waiting') this.#dial();
     }, wait);
     this.#emitChange();
-    this.#config.listener.reconnecting({ attempt: this.#attempt, delay: wait });
+    return { attempt: this.#attempt, delay: wait };
   }
 
   #clearRetry(): void {
