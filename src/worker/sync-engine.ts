@@ -23,6 +23,7 @@ import { errorMessage, InvalidStateError, RequestError, serializeError, StorageE
 import { resolveClientId } from './identity.ts';
 import { DEFAULT_IN_FLIGHT_WINDOW, Outbox, type OutboxListener } from './outbox.ts';
 import { parseRequest } from './requests.ts';
+import { StatusPosts } from './status-posts.ts';
 
 /** The part of a worker's global scope (or a `MessagePort`) the engine talks through. */
 export interface WorkerEndpointLike {
@@ -56,6 +57,7 @@ export class SyncEngine {
   readonly #endpoint: WorkerEndpointLike;
   readonly #options: SyncEngineOptions;
   #state: SyncState = INITIAL_STATE;
+  readonly #statusPosts: StatusPosts;
   /** Settles when `init` has finished; set while it runs. */
   #session: Promise<Session> | undefined;
   /** The same session, once ready; the connection's callbacks only run after that. */
@@ -68,6 +70,7 @@ export class SyncEngine {
   constructor(endpoint: WorkerEndpointLike, options: SyncEngineOptions) {
     this.#endpoint = endpoint;
     this.#options = options;
+    this.#statusPosts = new StatusPosts(INITIAL_STATE, (state) => endpoint.postMessage({ type: 'status', state }));
   }
 
   get state(): SyncState {
@@ -297,8 +300,8 @@ export class SyncEngine {
         return this.#applyBatches(session, [message]);
       case 'sync_complete':
         this.#update({ syncing: false, progress: null });
-        this.#post({ type: 'sync_completed', lsn: session.store.lastLSN });
         session.connection.resetBackoff();
+        this.#post({ type: 'sync_completed', lsn: session.store.lastLSN });
         return;
       case 'sync_error':
         this.#update({ syncing: false, progress: null });
@@ -365,10 +368,12 @@ export class SyncEngine {
     if (!this.#state.syncing && messages.some((message) => message.type === 'sync_data')) this.#syncStarted();
     const batches = messages.map((message) => ({ changes: batchChanges(message), lsn: message.lsn }));
     const results = await session.store.applyBatches(batches);
+    // The state catches up with the whole commit before the first event: one status for all.
+    const events: NonStatusMessage[] = [];
     results.forEach((result, index) => {
       const { changes, lsn } = batches[index]!;
       if (!result.applied) return;
-      this.#post({ type: 'changes', changes, ...(lsn === undefined ? {} : { lsn: result.lastLSN }) });
+      events.push({ type: 'changes', changes, ...(lsn === undefined ? {} : { lsn: result.lastLSN }) });
       const { progress } = this.#state;
       if (!this.#state.syncing || !progress) {
         this.#update({ lastLSN: result.lastLSN });
@@ -376,8 +381,9 @@ export class SyncEngine {
       }
       const next: SyncProgress = Object.freeze({ ...progress, applied: progress.applied + changes.length });
       this.#update({ lastLSN: result.lastLSN, progress: next });
-      this.#post({ type: 'sync_progress', ...next });
+      events.push({ type: 'sync_progress', ...next });
     });
+    for (const event of events) this.#post(event);
   }
 
   #reportInvalid(frameType: ServerMessage['type'], invalid: InvalidChange[]): void {
@@ -395,23 +401,28 @@ export class SyncEngine {
     this.#post({ type: 'error', ...detail, ...(invalid === undefined ? {} : { invalid }) });
   }
 
-  /** Replaces the state with a new frozen snapshot and posts it, when any field changed. */
+  /** Replaces the state with a new frozen snapshot, when any field changed, and schedules its post. */
   #update(patch: Partial<SyncState>): void {
     const current = this.#state;
     const changed = (Object.keys(patch) as (keyof SyncState)[]).some((key) => patch[key] !== current[key]);
     if (!changed) return;
     this.#state = Object.freeze({ ...current, ...patch });
-    this.#post({ type: 'status', state: this.#state });
+    this.#statusPosts.changed(this.#state);
   }
 
   #answerError(requestId: number, error: unknown): void {
     this.#post({ type: 'result', requestId, ok: false, error: serializeError(error) });
   }
 
-  #post(message: WorkerToPage): void {
+  /** Posts an event or a result, after the state it goes with. */
+  #post(message: NonStatusMessage): void {
+    this.#statusPosts.flush();
     this.#endpoint.postMessage(message);
   }
 }
+
+/** Everything the engine posts itself; `status` goes through {@link StatusPosts}. */
+type NonStatusMessage = Exclude<WorkerToPage, { type: 'status' }>;
 
 type BatchMessage = Extract<ServerMessage, { type: 'changes' | 'batch_update' | 'sync_data' | 'entity_update' | 'entity_delete' }>;
 
