@@ -21,9 +21,7 @@ export type MockCommand =
   /** While set, IndexedDB refuses (DataCloneError) any put of an entity with this id. */
   | { mock: 'fail_writes'; id: number; entityId: string | null }
   /** While set, a frame longer than `length` characters makes the server close that socket with 1009. */
-  | { mock: 'max_payload'; id: number; length: number | null }
-  /** While on, the server answers every `operation` frame with `operation_complete`. */
-  | { mock: 'auto_ack'; id: number; on: boolean };
+  | { mock: 'max_payload'; id: number; length: number | null };
 
 /** Worker to page: command replies and what the mock server saw. */
 export type MockReport =

@@ -15,7 +15,6 @@ let silent = false;
 let randomValue: number | null = null;
 let failingEntityId: string | null = null;
 let maxPayload: number | null = null;
-let autoAck = false;
 let connections = 0;
 const open = new Map<number, Client>();
 
@@ -62,9 +61,6 @@ server.on('connection', (socket) => {
     }
     report({ mock: 'frame', conn, frame });
     if (!silent && isRecord(frame) && frame.type === 'ping') socket.send(JSON.stringify({ type: 'pong' }));
-    if (autoAck && isRecord(frame) && frame.type === 'operation' && isRecord(frame.operation)) {
-      socket.send(JSON.stringify({ type: 'operation_complete', id: frame.operation.id }));
-    }
   });
   socket.on('close', () => {
     if (open.delete(conn)) report({ mock: 'closed', conn });
@@ -100,9 +96,6 @@ function run(command: MockCommand): void {
       return;
     case 'max_payload':
       maxPayload = command.length;
-      return;
-    case 'auto_ack':
-      autoAck = command.on;
       return;
     default: {
       const unknown: never = command;
