@@ -5,6 +5,7 @@ import {
   type ConnectionOptions,
   type OperationInput,
   type OperationResult,
+  type QueuedOperation,
   type SyncErrorDetail,
   type SyncState,
 } from '../protocol/state.ts';
@@ -43,6 +44,14 @@ interface PendingOperation {
 }
 
 const CANCELLED = 'Operation cancelled due to client cleanup';
+
+/** The rejection of an operation whose client went away before the server answered. */
+function stillQueued(): SyncError {
+  return new SyncError(
+    'closed',
+    'The sync client was cleaned up before the server acknowledged the operation; it stays queued and the next client on this database sends it (do not queue it again)',
+  );
+}
 const MAX_WORKER_RESTART_DELAY = 30_000;
 
 /**
@@ -61,6 +70,10 @@ export class WorkerSyncService {
   #db: Promise<SyncDB> | undefined;
   #abort: AbortController | undefined;
   #wantConnected = false;
+  /** `disconnect()` was called: queueing an operation does not dial again. */
+  #userDisconnected = false;
+  /** queueOperation calls between storing an operation and handing it to the worker. */
+  readonly #handoffs = new Set<Promise<void>>();
   #closed = false;
   #workerFailures = 0;
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
@@ -81,13 +94,22 @@ export class WorkerSyncService {
   /** Starts the worker and loads the stored state. Safe to call more than once. */
   initialize(): Promise<void> {
     if (this.#closed) return Promise.reject(new SyncError('worker', 'This sync client was cleaned up'));
-    this.#ready ??= this.#start();
+    if (!this.#ready) {
+      const ready: Promise<void> = this.#start().catch((error: unknown) => {
+        // A later call starts afresh; a worker that died is reported by #onWorkerDied.
+        if (this.#ready === ready) this.#ready = undefined;
+        if (!(error instanceof SyncError && error.code === 'worker')) this.#fail(error);
+        throw error;
+      });
+      this.#ready = ready;
+    }
     return this.#ready;
   }
 
   /** Opens the connection (and keeps it open, reconnecting, until `disconnect`). */
   async connect(): Promise<void> {
     this.#wantConnected = true;
+    this.#userDisconnected = false;
     await this.initialize();
     await this.#manager.request({ type: 'connect' });
   }
@@ -95,6 +117,7 @@ export class WorkerSyncService {
   /** Connects now, skipping a backoff delay under way. */
   async forceConnect(): Promise<void> {
     this.#wantConnected = true;
+    this.#userDisconnected = false;
     await this.initialize();
     await this.#manager.request({ type: 'force_connect' });
   }
@@ -102,6 +125,7 @@ export class WorkerSyncService {
   /** Closes the connection and stops reconnecting. `graceful` lets queued frames flush first. */
   async disconnect(graceful = true): Promise<void> {
     this.#wantConnected = false;
+    this.#userDisconnected = true;
     if (!this.#ready) return;
     await this.#ready;
     await this.#manager.request({ type: 'disconnect', graceful });
@@ -147,28 +171,57 @@ export class WorkerSyncService {
     if (this.#pending.has(operation.id)) {
       throw new SyncError('operation', `An operation with id ${JSON.stringify(operation.id)} is already queued`);
     }
-    await this.#outbox.write(operation);
-    const settled = new Promise<OperationResult>((resolve, reject) => {
-      this.#pending.set(operation.id, { resolve, reject });
-    });
-    await this.#manager.request({ type: 'operation', operation }).catch(() => {
-      // The record is in the outbox: a restarted worker loads and sends it, so keep waiting.
-    });
-    const { status } = this.#state;
-    if (status === 'disconnected' || status === 'error') {
+    let settle!: PendingOperation;
+    const settled = new Promise<OperationResult>((resolve, reject) => { settle = { resolve, reject }; });
+    const handoff = this.#handOff(operation, settle);
+    this.#handoffs.add(handoff);
+    try {
+      await handoff;
+    } finally {
+      this.#handoffs.delete(handoff);
+    }
+    // The seeds' promise: queueing starts a connection when none is under way, unless the page
+    // closed it on purpose or the server refused us for good.
+    if (this.#state.status === 'disconnected' && !this.#userDisconnected) {
       this.connect().catch((error: unknown) => this.#reportFailure(error));
     }
     return settled;
   }
 
-  /** Drops every unacknowledged operation; each pending promise rejects. Returns how many. */
+  /** Stores the operation, then tells the worker; from then on `settle` answers for it. */
+  async #handOff(operation: QueuedOperation, settle: PendingOperation): Promise<void> {
+    await this.#outbox.write(operation);
+    if (this.#closed) throw stillQueued();
+    this.#pending.set(operation.id, settle);
+    await this.#manager.request({ type: 'operation', operation }).catch(() => {
+      // The record is in the outbox: a restarted worker loads and sends it, so keep waiting.
+    });
+  }
+
+  /**
+   * Drops every unacknowledged operation; the promise of each rejects with "Operation cancelled
+   * due to client cleanup". Operations being queued right now are stored first, then dropped
+   * too. Resolves with how many were dropped.
+   */
   async clearOperationQueue(): Promise<number> {
     await this.initialize();
+    await Promise.allSettled([...this.#handoffs]);
     const removed = await this.#manager.request<string[]>({ type: 'clear_operations' });
-    const pending = [...this.#pending.values()];
+    for (const id of removed) {
+      this.#pending.get(id)?.reject(new SyncError('operation', CANCELLED));
+      this.#pending.delete(id);
+    }
+    return removed.length;
+  }
+
+  /**
+   * Hands the promises of unacknowledged operations over to `next`, a client on the same
+   * database that will send them, instead of rejecting them at `cleanup`.
+   */
+  transferPendingTo(next: WorkerSyncService): void {
+    if (next.dbName !== this.dbName) return;
+    for (const [id, settle] of this.#pending) next.#pending.set(id, settle);
     this.#pending.clear();
-    for (const { reject } of pending) reject(new SyncError('operation', CANCELLED));
-    return Math.max(removed.length, pending.length);
   }
 
   /** One synced entity, or `undefined`. */
@@ -196,11 +249,7 @@ export class WorkerSyncService {
     this.#manager.terminate('The sync client was cleaned up');
     const pending = [...this.#pending.values()];
     this.#pending.clear();
-    const closed = new SyncError(
-      'operation',
-      'The sync client was cleaned up before the server acknowledged the operation; it stays queued for the next client',
-    );
-    for (const { reject } of pending) reject(closed);
+    for (const { reject } of pending) reject(stillQueued());
     const db = this.#db;
     this.#db = undefined;
     if (db) (await db.catch(() => undefined))?.close();
@@ -209,16 +258,9 @@ export class WorkerSyncService {
   }
 
   async #start(): Promise<void> {
-    let url: string;
-    try {
-      url = resolveSyncUrl(this.#options.url, this.#options.baseURI ?? globalThis.document?.baseURI ?? '');
-    } catch (error) {
-      const detail = toDetail(error, 'invalid_url');
-      this.#setState({ ...this.#state, status: 'error', lastError: detail });
-      this.#events.emit('error', detail);
-      this.#ready = undefined;
-      throw error;
-    }
+    // Everything this reports happens after the call returns, never inside it.
+    await Promise.resolve();
+    const url = resolveSyncUrl(this.#options.url, this.#options.baseURI ?? globalThis.document?.baseURI ?? '');
     this.#listenToNetwork();
     const config: WorkerConfig = {
       ...DEFAULT_CONNECTION_OPTIONS,
@@ -318,6 +360,14 @@ export class WorkerSyncService {
       const restart = this.#wantConnected ? this.connect() : this.initialize();
       restart.catch((error: unknown) => this.#reportFailure(error));
     }, delay);
+  }
+
+  /** Initialisation failed for a reason other than a dead worker: the state and an event say so. */
+  #fail(error: unknown): void {
+    if (this.#closed) return;
+    const detail = toDetail(error, error instanceof Error && error.name === 'StorageError' ? 'storage' : 'worker');
+    this.#setState({ ...this.#state, status: 'error', isConnected: false, isConnecting: false, lastError: detail });
+    this.#events.emit('error', detail);
   }
 
   #reportFailure(error: unknown): void {
