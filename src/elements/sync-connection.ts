@@ -1,5 +1,5 @@
 import { ContextProvider } from '@lit/context';
-import { html, LitElement, type PropertyValues } from 'lit';
+import { html, LitElement } from 'lit';
 import { property } from 'lit/decorators.js';
 import type { StoredEntity } from '../db/schema.ts';
 import { SyncError } from '../client/errors.ts';
@@ -81,6 +81,7 @@ export class SyncConnectionElement extends LitElement {
   createWorker: (() => WorkerEndpoint) | undefined;
 
   #service: WorkerSyncService | undefined;
+  #startedWith: string | undefined;
   #unsubscribe: (() => void)[] = [];
   readonly #stateListeners = new Set<(state: SyncState) => void>();
   readonly #provider = new ContextProvider(this, { context: syncStateContext, initialValue: INITIAL_STATE });
@@ -91,22 +92,29 @@ export class SyncConnectionElement extends LitElement {
 
   override connectedCallback(): void {
     super.connectedCallback();
-    if (this.url) this.#start();
+    // The first attach starts in the first update, so that properties a framework sets right
+    // after inserting the element (a token, a database) are there. A re-attach starts here.
+    if (this.hasUpdated && !this.#service && this.url) this.#start();
   }
 
   override disconnectedCallback(): void {
     super.disconnectedCallback();
-    this.#stop();
+    // Moving the element (detached and attached in one task) keeps its client.
+    queueMicrotask(() => {
+      if (!this.isConnected) this.#stop();
+    });
   }
 
-  protected override willUpdate(changed: PropertyValues<this>): void {
-    if (!this.isConnected) return;
-    // The first update follows connectedCallback, which already started a client for this url.
-    const restart = this.hasUpdated || !this.#service;
-    if (restart && CLIENT_PROPERTIES.some((key) => changed.has(key))) {
-      this.#stop();
-      if (this.url) this.#start();
+  protected override willUpdate(): void {
+    if (this.isConnected && this.#settings() !== this.#startedWith) {
+      const previous = this.#stop();
+      if (this.url) this.#start(previous);
     }
+  }
+
+  /** What the running client was started with; a change restarts it. */
+  #settings(): string {
+    return JSON.stringify(CLIENT_PROPERTIES.map((key) => this[key] ?? null));
   }
 
   /** Opens the connection (also when `manual`); it reconnects until `disconnect()`. */
@@ -168,6 +176,8 @@ export class SyncConnectionElement extends LitElement {
   }
 
   #use<T>(action: (service: WorkerSyncService) => Promise<T>): Promise<T> {
+    // Called before the first update (right after insertion): start with what is set now.
+    if (!this.#service && this.isConnected && this.url) this.#start();
     if (!this.#service) {
       const reason = this.isConnected ? 'has no url' : 'is not attached to a document';
       return Promise.reject(new SyncError('worker', `<${this.localName}> ${reason}`));
@@ -179,7 +189,8 @@ export class SyncConnectionElement extends LitElement {
     }
   }
 
-  #start(): void {
+  /** Starts a client; `previous`, a client on the same database, hands its pending promises on. */
+  #start(previous?: WorkerSyncService): void {
     const options: SyncServiceOptions = {
       url: this.url,
       ...(this.clientId ? { clientId: this.clientId } : {}),
@@ -191,7 +202,9 @@ export class SyncConnectionElement extends LitElement {
       ...(this.createWorker ? { createWorker: this.createWorker } : {}),
     };
     const service = new WorkerSyncService(options);
+    previous?.transferPendingTo(service);
     this.#service = service;
+    this.#startedWith = this.#settings();
     this.#unsubscribe = EVENT_TYPES.map((type) => service.on(type, (detail) => this.#forward(type, detail)));
     const ready = this.manual ? service.initialize() : service.connect();
     ready.catch(() => {
@@ -199,14 +212,18 @@ export class SyncConnectionElement extends LitElement {
     });
   }
 
-  #stop(): void {
+  /** Stops the client and returns it, so a successor can take over its pending operations. */
+  #stop(): WorkerSyncService | undefined {
     const service = this.#service;
-    if (!service) return;
+    this.#startedWith = undefined;
+    if (!service) return undefined;
     this.#service = undefined;
     for (const off of this.#unsubscribe) off();
     this.#unsubscribe = [];
-    void service.cleanup();
+    // Cleanup runs after the successor took over the pending promises (in the same task).
+    queueMicrotask(() => void service.cleanup());
     this.#reflect({ ...service.getState(), status: 'disconnected', isConnected: false, isConnecting: false, syncing: false, progress: null });
+    return service;
   }
 
   #forward<K extends SyncEventType>(type: K, detail: SyncEventDetails[K]): void {
