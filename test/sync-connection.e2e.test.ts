@@ -7,6 +7,7 @@ import type { OperationResult } from '../src/protocol/state.ts';
 import {
   createSyncElement,
   deleteDatabase,
+  isLive,
   notes,
   postChanges,
   recordEvents,
@@ -35,8 +36,7 @@ describe('<sync-connection> against the reference server', () => {
   }
 
   function liveAt(element: SyncConnectionElement): Promise<void> {
-    return waitFor(() => element.getState().status === 'connected' && !element.getState().syncing
-      && element.hasAttribute('connected'), 'a live connection');
+    return waitFor(() => isLive(element), 'a live connection (caught up)');
   }
 
   beforeEach(async () => {
@@ -80,9 +80,10 @@ describe('<sync-connection> against the reference server', () => {
     // A second element on the same database starts from the stored LSN: nothing is replayed.
     await postChanges(server, notes(1, 100));
     const again = mount();
-    const replayed = recordEvents(again, ['changes']);
-    await liveAt(again);
-    const applied = replayed.flatMap((e) => (e.detail as { changes: { entityId: string }[] }).changes.map((c) => c.entityId));
+    const replayed = recordEvents(again, ['changes', 'sync_completed']);
+    await waitFor(() => replayed.some((e) => e.type === 'sync_completed'), 'the second catch-up');
+    const applied = replayed.filter((e) => e.type === 'changes')
+      .flatMap((e) => (e.detail as { changes: { entityId: string }[] }).changes.map((c) => c.entityId));
     expect(applied).to.deep.equal(['n100']);
   });
 
@@ -125,6 +126,40 @@ describe('<sync-connection> against the reference server', () => {
     expect(result.lsn).to.be.a('string');
   });
 
+  it('uses a token set right after the element was inserted, as frameworks do', async () => {
+    await stopServer(server, 'SIGKILL');
+    server = await startServer({ token: 'let-me-in' });
+    const element = createSyncElement({ url: server.wsUrl, 'db-name': dbName, ...FAST });
+    elements.push(element);
+    document.body.append(element);
+    element.token = 'let-me-in';
+    await liveAt(element);
+    expect((await serverStats(server)).clients).to.equal(1);
+  });
+
+  it('keeps its connection when moved elsewhere in the page', async () => {
+    const element = mount();
+    await liveAt(element);
+    const seen = recordEvents(element, ['disconnected', 'connected']);
+    const box = document.createElement('div');
+    document.body.append(box);
+    box.append(element);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(seen).to.have.length(0);
+    expect(element.getAttribute('status')).to.equal('connected');
+    expect((await serverStats(server)).clients).to.equal(1);
+    box.remove();
+  });
+
+  it('dispatches invalid_url after insertion, so a listener added just after append hears it', async () => {
+    const element = createSyncElement({ url: 'file:///etc/passwd', 'db-name': dbName });
+    elements.push(element);
+    document.body.append(element);
+    const errors = recordEvents(element, ['error']);
+    await waitFor(() => errors.length > 0, 'an error event');
+    expect((errors[0]!.detail as { code: string }).code).to.equal('invalid_url');
+  });
+
   it('error with code invalid_url for a javascript: url, which does not bubble', async () => {
     let bubbled = false;
     const onDocument = () => { bubbled = true; };
@@ -156,7 +191,7 @@ describe('<sync-connection> against the reference server', () => {
     await liveAt(element);
     expect((await serverStats(server)).clients).to.equal(1);
     element.remove();
-    expect(terminated).to.equal(1);
+    await waitFor(() => terminated === 1, 'the worker terminated');
     await waitFor(async () => (await serverStats(server)).clients === 0, 'the server to see the socket closed');
     const failure = await element.queueOperation({ type: 'upsert', payload: {} }).catch((e: SyncError) => e);
     expect(failure).to.be.instanceOf(SyncError);
@@ -169,20 +204,25 @@ describe('<sync-connection> against the reference server', () => {
     elements.push(element);
     const status = document.createElement('sync-status');
     element.append(status);
-    const bars: string[] = [];
+    const bars: { value: number; max: number }[] = [];
     const steps: number[] = [];
     element.addEventListener('sync_progress', async (event) => {
       steps.push(event.detail.applied);
       await status.updateComplete;
       const bar = status.shadowRoot?.querySelector('progress');
-      bars.push(bar ? `${bar.value}/${bar.max}` : 'none');
+      bars.push(bar ? { value: bar.value, max: bar.max } : { value: -1, max: -1 });
     });
     document.body.append(element);
     await liveAt(element);
     await status.updateComplete;
     expect(steps.at(-1)).to.equal(600);
     expect(steps.length).to.be.greaterThan(1);
-    expect(bars).to.deep.equal(steps.map((applied) => `${applied}/600`));
+    // Batches written in one transaction settle the state before their events: the bar shows at
+    // least the step being reported, never less.
+    const why = JSON.stringify({ bars, steps });
+    expect(bars.every(({ max }) => max === 600), why).to.equal(true);
+    expect(bars.every(({ value }, i) => value >= steps[i]!), why).to.equal(true);
+    expect(bars.at(-1), why).to.deep.equal({ value: 600, max: 600 });
     expect(status.shadowRoot?.querySelector('[part=status]')?.textContent).to.equal('connected');
     expect(status.shadowRoot?.querySelector('progress')).to.equal(null);
   });
@@ -272,6 +312,56 @@ describe('<sync-connection> against the reference server', () => {
       expect((await serverEntities(server)).entities).to.deep.include({ entityType: 'note', entityId: 's', data: { text: 'kept' } });
       expect((await serverStats(server)).operationsApplied).to.equal(1);
       await waitFor(() => after.getAttribute('pending') === '0', 'pending = 0');
+    });
+
+    it('settles an operation whose element is removed while it is being stored, and delivers it later', async () => {
+      await stopServer(server);
+      const before = mount();
+      await waitFor(() => before.getState().clientId !== '', 'the element ready');
+      const queued = before.queueOperation({ type: 'upsert', id: 'mid-write', payload: { entityType: 'note', entityId: 'm', data: {} } });
+      before.remove();
+      const failure = await queued.then(() => undefined, (e: SyncError) => e);
+      expect(failure?.code).to.equal('closed');
+      await startAgain(server);
+      const after = mount();
+      const completed = recordEvents(after, ['operation_complete']);
+      await waitFor(() => completed.some((e) => (e.detail as { id: string }).id === 'mid-write'), 'the operation delivered');
+    });
+
+    it('keeps the promise of a pending operation when a property change restarts the client', async () => {
+      await stopServer(server);
+      const element = mount();
+      const queued = element.queueOperation({ type: 'upsert', id: 'across', payload: { entityType: 'note', entityId: 'x', data: {} } });
+      await waitFor(() => element.getAttribute('pending') === '1', 'the operation stored');
+      element.token = 'new-token'; // restarts the client on the same database
+      await startAgain(server);
+      expect((await queued).id).to.equal('across');
+      expect((await serverStats(server)).operationsApplied).to.equal(1);
+    });
+
+    it('does not dial again for a queued operation after disconnect(), and sends it on connect()', async () => {
+      const element = mount();
+      await liveAt(element);
+      await element.disconnect();
+      await waitFor(() => element.getAttribute('status') === 'disconnected', 'disconnected');
+      const queued = element.queueOperation({ type: 'upsert', id: 'later', payload: { entityType: 'note', entityId: 'l', data: {} } });
+      await waitFor(() => element.getAttribute('pending') === '1', 'the operation stored');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(element.getAttribute('status')).to.equal('disconnected');
+      expect((await serverStats(server)).operationFramesReceived).to.equal(0);
+      await element.connect();
+      expect((await queued).id).to.equal('later');
+    });
+
+    it('clearOperationQueue also drops an operation that is still being stored', async () => {
+      await stopServer(server);
+      const element = mount();
+      await waitFor(() => element.getState().clientId !== '', 'the element ready');
+      const queued = element.queueOperation({ type: 'upsert', id: 'racing', payload: { entityType: 'c', entityId: 'r', data: {} } })
+        .then(() => 'resolved', (e: Error) => e.message);
+      expect(await element.clearOperationQueue()).to.equal(1);
+      expect(await queued).to.equal('Operation cancelled due to client cleanup');
+      expect(element.getAttribute('pending')).to.equal('0');
     });
 
     it('clearOperationQueue rejects every pending operation and sends none of them', async () => {

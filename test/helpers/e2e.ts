@@ -19,7 +19,7 @@ export interface ServerStats {
   clients: number;
 }
 
-export function startServer(options: { batchSize?: number } = {}): Promise<TestServer> {
+export function startServer(options: { batchSize?: number; token?: string } = {}): Promise<TestServer> {
   return executeServerCommand<TestServer, typeof options>('server-start', options);
 }
 
@@ -80,14 +80,27 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, what:
   }
 }
 
-/** Creates a `<sync-connection>` in the document for a test; `remove()` it when done. */
+const caughtUp = new WeakSet<Element>();
+
+/**
+ * Creates a `<sync-connection>` for a test (the test appends it, and removes it when done). It
+ * tracks whether a catch-up finished since the last `connected`, for {@link isLive}.
+ */
 export function createSyncElement(attributes: Record<string, string | boolean>): SyncConnectionElement {
   const element = document.createElement('sync-connection');
   for (const [name, value] of Object.entries(attributes)) {
     if (value === true) element.setAttribute(name, '');
     else if (value !== false) element.setAttribute(name, value);
   }
+  element.addEventListener('connected', () => caughtUp.delete(element));
+  element.addEventListener('sync_completed', () => caughtUp.add(element));
   return element;
+}
+
+/** Connected, and the catch-up that followed the connection is complete. */
+export function isLive(element: SyncConnectionElement): boolean {
+  return caughtUp.has(element) && element.getAttribute('status') === 'connected'
+    && element.hasAttribute('connected') && !element.hasAttribute('syncing');
 }
 
 /** Records every event of the given types that reaches `target`. */
