@@ -142,9 +142,19 @@ export class SyncConnection {
     const { store } = this.#settings;
     const head = store.headPosition;
     if (from > head) {
+      // The client has applied changes this log never held: the server's data was reset, or the
+      // client synced with another server. Its store cannot be reconciled from here, and going
+      // live would be worse than useless: every batch this log sends for a long while has an LSN
+      // at or below the client's, so the client would skip it as "already applied" and silently
+      // diverge. PROTOCOL.md has no message for "start over", so this answers `sync_error`, says
+      // what to do in plain words, and leaves the connection idle (no live changes) until the
+      // client sends another `sync`, which is served normally (e.g. from 0/0 after clearing).
       this.#send({
         type: 'sync_error',
-        message: `lastLSN ${formatLSN(from)} is ahead of this server's log (${store.head})`,
+        message:
+          `the client's resume point (lastLSN ${formatLSN(from)}) is ahead of this server's log, ` +
+          `which ends at ${store.head}: the server's data was reset or the client synced with another server. ` +
+          'Clear the local store and sync again from 0/0.',
       });
       this.#releaseAcks(true);
       return;
