@@ -13,7 +13,9 @@ export const USAGE = `Usage: node --import tsx server/main.ts [options]
   --port N               port to listen on (env PORT; default 8080; 0 = any free port)
   --host ADDRESS         address to bind (env HOST; default 127.0.0.1)
   --data-dir DIR         where the change log lives (env DATA_DIR; default ./data)
-  --static-dir DIR       files served outside /api/ (env STATIC_DIR; default the repository root)
+  --static-dir DIR       root of the files served outside /api/: / and /index.html, and files
+                         under /dist/, /bench/ and /examples/ (never dotfiles, never the data
+                         directory) (env STATIC_DIR; default the repository root)
   --batch-size N         most changes per replay frame (default 1000)
   --max-payload BYTES    largest incoming WebSocket frame (default 1048576)
   --max-buffered BYTES   unsent bytes after which a client is dropped (default 16777216)

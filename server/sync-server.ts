@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { resolve as resolvePath } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SyncConnection, type Authenticate } from './connection.ts';
 import { startHeartbeat } from './heartbeat.ts';
@@ -19,7 +20,10 @@ export interface SyncServerOptions {
   dataDir?: string;
   /** A store to use instead of opening a file store in `dataDir`. It is flushed, not closed. */
   store?: SyncStore;
-  /** Files served for any path outside `/api/`; none when absent. */
+  /**
+   * Root of the static files: `/`, `/index.html` and files under `/dist/`, `/bench/` and
+   * `/examples/` (never dotfiles, never `dataDir`); none when absent.
+   */
   staticDir?: string;
   /** Largest incoming WebSocket frame; a bigger one closes the socket with 1009. Default 1 MiB. */
   maxPayload?: number;
@@ -70,6 +74,8 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   const ownsStore = options.store === undefined;
   const store = options.store ?? (await openFileStore(options.dataDir));
   const now = options.now ?? Date.now;
+  // The data is never served, even when the data directory lies inside a served folder.
+  const hiddenDirs = options.dataDir === undefined ? [] : [resolvePath(options.dataDir)];
   const connections = new Map<WebSocket, SyncConnection>();
   let operationFramesReceived = 0;
   let closing = false;
@@ -90,8 +96,11 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
         now,
       };
       if (await handleApi(request, response, context)) return;
-      if (options.staticDir !== undefined) await serveStatic(request, response, options.staticDir);
-      else response.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
+      if (options.staticDir !== undefined) {
+        await serveStatic(request, response, options.staticDir, { hidden: hiddenDirs });
+      } else {
+        response.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
+      }
     } catch {
       if (!response.headersSent) response.writeHead(500).end();
       else response.destroy();

@@ -102,6 +102,19 @@ async function assertKept(t: { after(fn: () => void): void }, dataDir: string, a
   assert.equal((await getJson(`${second.url}/api/stats`)).records, stats.records);
 }
 
+test('with the default static root, only the page and its folders are served', BOUNDED, async (t) => {
+  const cli = await startCli(t, ['--data-dir', await tempDir(t)]);
+  const index = await fetch(`${cli.url}/`);
+  assert.equal(index.status, 200, '/ is the demo page');
+  assert.match(index.headers.get('content-type') ?? '', /^text\/html/, 'served as HTML');
+  await index.body?.cancel();
+  for (const path of ['/package.json', '/server/main.ts', '/.git/HEAD', '/node_modules/ws/package.json', '/tsconfig.json', '/dist/%2e%2e/package.json']) {
+    const response = await fetch(`${cli.url}${path}`);
+    await response.body?.cancel();
+    assert.equal(response.status, 404, `${path} is not served`);
+  }
+});
+
 test('the CLI refuses bad options with exit code 2', BOUNDED, async () => {
   const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', 'eighty'], {
     cwd: ROOT,

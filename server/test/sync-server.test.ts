@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFile } from 'node:fs/promises';
+import { appendFile, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { compareLSN } from '../../src/protocol/lsn.ts';
@@ -324,22 +324,79 @@ test('the HTTP API reports stats and entities, takes changes and refuses invalid
   assert.deepEqual(entities.entities, [{ entityType: 'u', entityId: '1', data: { name: 'Ada' } }]);
 });
 
-test('static files come from the static root only, with their content types', BOUNDED, async (t) => {
+test('static files: only the page, /dist/, /bench/ and /examples/, never dotfiles or the data', BOUNDED, async (t) => {
   const root = await tempDir(t);
-  const { mkdir, writeFile } = await import('node:fs/promises');
-  await mkdir(join(root, 'site', 'dist'), { recursive: true });
-  await writeFile(join(root, 'site', 'index.html'), '<!doctype html><title>x</title>');
-  await writeFile(join(root, 'site', 'dist', 'app.js'), 'export {};');
-  await writeFile(join(root, 'secret.txt'), 'secret');
-  const server = await startServer(t, { dataDir: join(root, 'data'), staticDir: join(root, 'site') });
-  const index = await fetch(`${server.url}/`);
-  assert.equal(index.status, 200);
-  assert.match(index.headers.get('content-type') ?? '', /^text\/html/);
-  const script = await fetch(`${server.url}/dist/app.js`);
-  assert.match(script.headers.get('content-type') ?? '', /^text\/javascript/);
-  for (const path of ['/..%2fsecret.txt', '/dist/..%2f..%2fsecret.txt', '/%2e%2e/secret.txt', '/missing.js']) {
-    assert.equal((await fetch(`${server.url}${path}`)).status, 404, path);
+  const files: Record<string, string> = {
+    'index.html': '<!doctype html><title>x</title>',
+    'dist/x.js': 'export {};',
+    'dist/.hidden.js': 'secret',
+    'dist/.cache/y.js': 'secret',
+    'bench/run.html': '<!doctype html>',
+    'examples/demo/index.html': '<!doctype html>',
+    '.git/HEAD': 'ref: refs/heads/main',
+    '.env': 'SECRET=1',
+    'package.json': '{}',
+    'server/main.ts': 'secret',
+    'node_modules/ws/package.json': '{}',
+    'secret.txt': 'secret',
+  };
+  for (const [path, text] of Object.entries(files)) {
+    await mkdir(join(root, path, '..'), { recursive: true });
+    await writeFile(join(root, path), text);
   }
+  await symlink(join(root, 'package.json'), join(root, 'dist', 'link.js'));
+  const server = await startServer(t, { dataDir: join(root, 'data'), staticDir: root });
+  await postChanges(server.url, [update('a', '1', 1)]);
+  const status = async (path: string) => {
+    const response = await fetch(`${server.url}${path}`);
+    await response.body?.cancel();
+    return { status: response.status, type: response.headers.get('content-type') ?? '' };
+  };
+  for (const [path, type] of [
+    ['/', /^text\/html/],
+    ['/index.html', /^text\/html/],
+    ['/dist/x.js', /^text\/javascript/],
+    ['/bench/run.html', /^text\/html/],
+    ['/examples/demo/', /^text\/html/],
+  ] as const) {
+    const answer = await status(path);
+    assert.equal(answer.status, 200, `${path} is served`);
+    assert.match(answer.type, type, `${path} has its content type`);
+  }
+  for (const path of [
+    '/data/changes.log',
+    '/.git/HEAD',
+    '/.env',
+    '/package.json',
+    '/server/main.ts',
+    '/node_modules/ws/package.json',
+    '/dist/.hidden.js',
+    '/dist/.cache/y.js',
+    '/dist/%2e%2e/package.json',
+    '/dist/..%2fpackage.json',
+    '/dist/%2e%2e%2fpackage.json',
+    '/..%2fsecret.txt',
+    '/%2e%2e/secret.txt',
+    '/dist/link.js',
+    '/dist',
+    '/missing.js',
+  ]) {
+    assert.equal((await status(path)).status, 404, `${path} is not served`);
+  }
+});
+
+test('the data directory is not served even inside a served folder', BOUNDED, async (t) => {
+  const root = await tempDir(t);
+  await mkdir(join(root, 'examples'), { recursive: true });
+  await writeFile(join(root, 'examples', 'demo.html'), '<!doctype html>');
+  const server = await startServer(t, { dataDir: join(root, 'examples', 'data'), staticDir: root });
+  await postChanges(server.url, [update('a', '1', 1)]);
+  const log = await fetch(`${server.url}/examples/data/changes.log`);
+  await log.body?.cancel();
+  assert.equal(log.status, 404, 'the log is not served');
+  const demo = await fetch(`${server.url}/examples/demo.html`);
+  await demo.body?.cancel();
+  assert.equal(demo.status, 200, 'its neighbours are');
 });
 
 test('close answers what is durable, closes sockets with 1001 and keeps every acknowledged change', BOUNDED, async (t) => {
