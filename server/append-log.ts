@@ -14,6 +14,20 @@ export interface OpenedLog {
   truncatedBytes: number;
 }
 
+/** What the log needs of an open file; a `node:fs/promises` FileHandle is one. */
+export interface LogFile {
+  readFile(): Promise<Buffer>;
+  truncate(length: number): Promise<void>;
+  write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
+  datasync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Opens an existing file for reading and writing (tests pass one whose writes can fail). */
+export type OpenLogFile = (path: string) => Promise<LogFile>;
+
+const openForUpdate: OpenLogFile = (path) => open(path, 'r+');
+
 interface PendingWrite {
   bytes: Buffer;
   resolve: () => void;
@@ -25,10 +39,13 @@ const NEWLINE = 0x0a;
 /**
  * An append-only file of newline-terminated lines with group commit: appends that arrive while a
  * write is under way are written and fsynced together, and each append's promise settles only
- * once its bytes are on disk. After a failed write the log refuses every further append.
+ * once its bytes are on disk. After a failed write or fsync the log refuses every further append
+ * for good: what reached the disk is then unknown (a torn line, or pages the kernel dropped), and
+ * only reopening the file, which reads it back and cuts a torn line, can tell. Its owner must
+ * stop acknowledging writes and reopen it (in practice: restart the process).
  */
 export class AppendLog {
-  readonly #file: FileHandle;
+  readonly #file: LogFile;
   /** Offset just after the last byte handed to `append`. */
   #end: number;
   /** Offset just after the last byte known to be durable. */
@@ -38,18 +55,18 @@ export class AppendLog {
   #failure: Error | null = null;
   #closed = false;
 
-  private constructor(file: FileHandle, size: number) {
+  private constructor(file: LogFile, size: number) {
     this.#file = file;
     this.#end = size;
     this.#durableEnd = size;
   }
 
   /** Opens (creating it if needed) the log at `path`, cuts a torn last line and reads the rest. */
-  static async open(path: string): Promise<OpenedLog> {
+  static async open(path: string, openFile: OpenLogFile = openForUpdate): Promise<OpenedLog> {
     await mkdir(dirname(path), { recursive: true });
     const created = await createIfMissing(path);
     if (created) await syncDirectory(dirname(path));
-    const file = await open(path, 'r+');
+    const file = await openFile(path);
     try {
       const content = await file.readFile();
       const lastNewline = content.lastIndexOf(NEWLINE);
@@ -89,6 +106,11 @@ export class AppendLog {
     return { end: this.#end, durable };
   }
 
+  /** The write or fsync error that made this log refuse appends; null while it works. */
+  get failure(): Error | null {
+    return this.#failure;
+  }
+
   /** Resolves once everything appended so far is durable (or has failed). */
   async flush(): Promise<void> {
     while (this.#writing) await this.#writing;
@@ -114,6 +136,16 @@ export class AppendLog {
       } catch (cause) {
         const error = cause instanceof Error ? cause : new Error(String(cause));
         this.#failure = error;
+        // Best effort, before anyone hears of the failure: cut away what this group may have
+        // left on disk, so that a restart does not bring back writes that were refused. If this
+        // fails too, a restart may find some of them (never acknowledged, so at worst applied
+        // and then re-sent: an operation id is answered again, not applied twice).
+        try {
+          await this.#file.truncate(this.#durableEnd);
+          await this.#file.datasync();
+        } catch {
+          // The log is failed either way.
+        }
         for (const write of [...group, ...this.#pending]) write.reject(error);
         this.#pending = [];
         break;
@@ -149,7 +181,7 @@ async function syncDirectory(path: string): Promise<void> {
   }
 }
 
-async function writeFully(file: FileHandle, bytes: Buffer, position: number): Promise<void> {
+async function writeFully(file: LogFile, bytes: Buffer, position: number): Promise<void> {
   let offset = 0;
   while (offset < bytes.length) {
     const { bytesWritten } = await file.write(bytes, offset, bytes.length - offset, position + offset);

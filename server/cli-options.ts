@@ -22,7 +22,10 @@ export const USAGE = `Usage: node --import tsx server/main.ts [options]
   --heartbeat-ms N       protocol ping interval, 0 = off (default 30000)
   --sync-request         send sync_request when a socket opens
   --exit-on-stdin-end    shut down when stdin closes
-Environment: SYNC_TOKEN, when set, is the token every sync must carry (else 4001).`;
+Environment: SYNC_TOKEN, when set, is the token every sync must carry (else 4001).
+If the change log cannot be written (a disk error), the server closes every socket with 1011
+and exits with code 1, so that a supervisor restarts it; clients re-send what was not
+acknowledged once it is back.`;
 
 const VALUE_FLAGS = new Set([
   'port', 'host', 'data-dir', 'static-dir', 'batch-size', 'max-payload', 'max-buffered',

@@ -34,6 +34,9 @@ type Phase = 'idle' | 'replaying' | 'live';
 
 const OPEN = 1;
 const CLOSE_UNAUTHORIZED = 4001;
+/** An ordinary (retried) close: the client reconnects and re-sends what was not acknowledged. */
+export const CLOSE_STORE_UNAVAILABLE = 1011;
+export const STORE_UNAVAILABLE_REASON = 'store unavailable';
 
 /** The server's side of one WebSocket: answers frames, replays the log, then streams records. */
 export class SyncConnection {
@@ -211,8 +214,10 @@ export class SyncConnection {
     }
     this.#settings.store.append([change], operation.id).then(
       ({ lsn, position }) => this.#acknowledge(position, { type: 'operation_complete', id: operation.id, lsn }),
-      (error: unknown) =>
-        this.#send({ type: 'error', message: `operation ${operation.id} was not stored: ${describe(error)}` }),
+      // Not stored, so never acknowledged, and no operation_error either (that means "rejected for
+      // good, do not retry"). Closing is the one answer the protocol has that makes the client
+      // re-send every unacknowledged operation: on its next connection, to a working store.
+      () => this.#socket.close(CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON),
     );
   }
 

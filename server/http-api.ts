@@ -8,6 +8,8 @@ export interface ApiContext {
   maxBodyBytes: number;
   /** True once the server is shutting down: writes are refused. */
   closing(): boolean;
+  /** The error that made the store fail for good, if it has: writes are refused. */
+  storeFailure(): Error | undefined;
   /** Counters the server keeps beside the store's. */
   counters(): { operationFramesReceived: number; clients: number };
   now(): number;
@@ -67,8 +69,10 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Handler>>>> = {
     },
   },
   '/api/changes': {
-    POST: async (request, { store, maxBodyBytes, closing, now }) => {
+    POST: async (request, { store, maxBodyBytes, closing, storeFailure, now }) => {
       if (closing()) throw new HttpError(503, 'the server is shutting down');
+      const failed = storeFailure();
+      if (failed) throw new HttpError(503, `store unavailable: ${failed.message}`);
       const body = await readJson(request, maxBodyBytes);
       if (!isRecord(body) || !Array.isArray(body.changes) || body.changes.length === 0) {
         throw new HttpError(400, 'expected { "changes": [ ...at least one change ] }');
@@ -79,8 +83,14 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Handler>>>> = {
         throw new HttpError(400, `invalid changes: ${reasons.join('; ')}`);
       }
       const timestamp = now();
-      const { lsn } = await store.append(changes.map((change) => withTimestamp(change, timestamp)));
-      return { lsn };
+      try {
+        const { lsn } = await store.append(changes.map((change) => withTimestamp(change, timestamp)));
+        return { lsn };
+      } catch (error) {
+        // Not durable, so not acknowledged; a failed store is a 503 the caller may retry later.
+        if (store.failure) throw new HttpError(503, error instanceof Error ? error.message : String(error));
+        throw error;
+      }
     },
   },
 };

@@ -16,10 +16,21 @@ if ('error' in parsed) {
 }
 
 let server;
+let exitCode = 0;
 try {
   server = await createSyncServer({
     ...parsed.server,
     ...(parsed.token === undefined ? {} : { authenticate: requireToken(parsed.token) }),
+    // The store refuses every write after a disk error; reopening it (a new process) reads back
+    // what is durable. So exit non-zero for a supervisor to restart the server.
+    onStoreFailure: (error) => {
+      exitCode = 1;
+      shutdown(
+        `the change log cannot be written (${error.message}); every client was closed with 1011 ` +
+          '"store unavailable" and nothing more is acknowledged. Shutting down and exiting with ' +
+          'code 1 so that a supervisor restarts the server',
+      );
+    },
   });
 } catch (error) {
   process.stderr.write(`sync server failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
@@ -27,25 +38,25 @@ try {
 }
 const running = server;
 
-const shutdown = (reason: string) => {
-  process.stderr.write(`sync server: ${reason}, shutting down\n`);
+function shutdown(why: string): void {
+  process.stderr.write(`sync server: ${why}\n`);
   running.close().then(
-    () => process.exit(0),
+    () => process.exit(exitCode),
     (error: unknown) => {
       process.stderr.write(`sync server: shutdown failed: ${String(error)}\n`);
       process.exit(1);
     },
   );
-};
+}
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     // A second signal while shutting down means "now".
     process.once(signal, () => process.exit(1));
-    shutdown(signal);
+    shutdown(`${signal}, shutting down`);
   });
 }
 if (parsed.exitOnStdinEnd) {
-  process.stdin.on('end', () => shutdown('stdin closed'));
+  process.stdin.on('end', () => shutdown('stdin closed, shutting down'));
   process.stdin.resume();
 }
 

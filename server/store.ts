@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Change } from '../src/protocol/change.ts';
 import { formatLSN, type LSN } from '../src/protocol/lsn.ts';
-import { AppendLog } from './append-log.ts';
+import { AppendLog, type OpenLogFile } from './append-log.ts';
 import { decodeEntry, encodeEntry } from './log-codec.ts';
 import type {
   AppendResult,
@@ -13,6 +13,11 @@ import type {
 } from './sync-store.ts';
 
 const LOG_FILE = 'changes.log';
+
+export interface FileStoreOptions {
+  /** Opens the log file for reading and writing; default `fs.promises.open(path, 'r+')`. */
+  openFile?: OpenLogFile;
+}
 
 export interface OpenStoreResult {
   store: FileSyncStore;
@@ -34,6 +39,8 @@ export class FileSyncStore implements SyncStore {
   readonly #applied = new Map<string, bigint>();
   readonly #inFlight = new Map<string, Promise<AppendResult>>();
   readonly #listeners = new Set<(record: StoredRecord) => void>();
+  readonly #failureListeners = new Set<(error: Error) => void>();
+  #failure: Error | undefined;
   #headPosition = 0n;
   #closed = false;
 
@@ -41,9 +48,9 @@ export class FileSyncStore implements SyncStore {
     this.#log = log;
   }
 
-  static async open(dir: string): Promise<OpenStoreResult> {
+  static async open(dir: string, options: FileStoreOptions = {}): Promise<OpenStoreResult> {
     const path = join(dir, LOG_FILE);
-    const { log, lines, truncatedBytes } = await AppendLog.open(path);
+    const { log, lines, truncatedBytes } = await AppendLog.open(path, options.openFile);
     const store = new FileSyncStore(log);
     try {
       for (const line of lines) {
@@ -68,6 +75,10 @@ export class FileSyncStore implements SyncStore {
     return this.#headPosition;
   }
 
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
   append(changes: readonly Change[], operationId?: string): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Error('store is closed'));
     if (changes.length === 0) return Promise.reject(new Error('a record needs at least one change'));
@@ -79,17 +90,30 @@ export class FileSyncStore implements SyncStore {
       const first = this.#inFlight.get(operationId);
       if (first) return first.then((result) => ({ ...result, duplicate: true }));
     }
+    if (this.#failure) return Promise.reject(unavailable(this.#failure));
     let written: { end: number; durable: Promise<void> };
     try {
       written = this.#log.append(encodeEntry(changes, operationId));
     } catch (error) {
+      const failure = this.#log.failure;
+      if (failure) {
+        this.#fail(failure);
+        return Promise.reject(unavailable(failure));
+      }
       return Promise.reject(error);
     }
     const record = recordAt(BigInt(written.end), [...changes], operationId);
-    const result = written.durable.then((): AppendResult => {
-      this.#commit(record);
-      return { lsn: record.lsn, position: record.position, duplicate: false };
-    });
+    const result = written.durable.then(
+      (): AppendResult => {
+        this.#commit(record);
+        return { lsn: record.lsn, position: record.position, duplicate: false };
+      },
+      (error: unknown): never => {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        this.#fail(failure);
+        throw unavailable(failure);
+      },
+    );
     if (operationId !== undefined) {
       this.#inFlight.set(operationId, result);
       const forget = () => this.#inFlight.delete(operationId);
@@ -138,6 +162,11 @@ export class FileSyncStore implements SyncStore {
     return () => this.#listeners.delete(listener);
   }
 
+  onFailure(listener: (error: Error) => void): () => void {
+    this.#failureListeners.add(listener);
+    return () => this.#failureListeners.delete(listener);
+  }
+
   async flush(): Promise<void> {
     await this.#log.flush();
   }
@@ -146,6 +175,20 @@ export class FileSyncStore implements SyncStore {
     this.#closed = true;
     await this.#log.close();
     this.#listeners.clear();
+    this.#failureListeners.clear();
+  }
+
+  /** Records the first write failure and tells the failure listeners, once. */
+  #fail(error: Error): void {
+    if (this.#failure) return;
+    this.#failure = error;
+    for (const listener of this.#failureListeners) {
+      try {
+        listener(error);
+      } catch (cause) {
+        process.emitWarning(`sync store failure listener failed: ${String(cause)}`);
+      }
+    }
   }
 
   /** Index of the first record whose position is greater than `after`. */
@@ -177,6 +220,10 @@ export class FileSyncStore implements SyncStore {
       }
     }
   }
+}
+
+function unavailable(cause: Error): Error {
+  return new Error(`store unavailable: ${cause.message}`, { cause });
 }
 
 function recordAt(position: bigint, changes: Change[], operationId?: string): StoredRecord {

@@ -2,7 +2,12 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { SyncConnection, type Authenticate } from './connection.ts';
+import {
+  CLOSE_STORE_UNAVAILABLE,
+  STORE_UNAVAILABLE_REASON,
+  SyncConnection,
+  type Authenticate,
+} from './connection.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { handleApi } from './http-api.ts';
 import { serveStatic } from './static-files.ts';
@@ -41,6 +46,12 @@ export interface SyncServerOptions {
   authenticate?: Authenticate;
   /** Clock for change timestamps. Default `Date.now`. */
   now?: () => number;
+  /**
+   * Called once when the store fails for good (a disk error). By then every socket has been
+   * closed with 1011 "store unavailable", and from then on new sockets are closed the same way
+   * and `POST /api/changes` answers 503, until the process reopens the store (restarts).
+   */
+  onStoreFailure?: (error: Error) => void;
 }
 
 export interface ServerStats {
@@ -79,6 +90,18 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   const connections = new Map<WebSocket, SyncConnection>();
   let operationFramesReceived = 0;
   let closing = false;
+  // Once the store has failed nothing can be acknowledged, so no client is kept: closed with 1011,
+  // each one reconnects with backoff and re-sends its unacknowledged operations to a server that
+  // has reopened the store (a restarted process). A live client that could no longer write would
+  // hold its operations in flight without any answer instead.
+  let storeFailure: Error | undefined = store.failure;
+  const failStore = (error: Error) => {
+    if (storeFailure) return;
+    storeFailure = error;
+    for (const socket of connections.keys()) socket.close(CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON);
+    options.onStoreFailure?.(error);
+  };
+  const stopWatchingStore = store.onFailure(failStore);
 
   const counters = () => ({ operationFramesReceived, clients: connections.size });
   const stats = async (): Promise<ServerStats> => ({ ...(await store.stats()), ...counters() });
@@ -92,6 +115,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
         store,
         maxBodyBytes: options.maxBodyBytes ?? 16 * 1024 * 1024,
         closing: () => closing,
+        storeFailure: () => storeFailure,
         counters,
         now,
       };
@@ -123,6 +147,10 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
       socket.close(CLOSE_GOING_AWAY, 'server shutting down');
       return;
     }
+    if (storeFailure) {
+      socket.close(CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON);
+      return;
+    }
     const connection = new SyncConnection(socket, {
       store,
       batchSize: options.batchSize ?? 1000,
@@ -135,7 +163,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     });
     connections.set(socket, connection);
     socket.on('message', (data, isBinary) => {
-      if (!closing) connection.receive(data, isBinary);
+      if (!closing && !storeFailure) connection.receive(data, isBinary);
     });
     // ws closes the socket itself on a protocol error (1009 for an oversize frame, ...).
     socket.on('error', () => {});
@@ -160,6 +188,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   }).catch(async (error: unknown) => {
     stopHeartbeat();
     unsubscribe();
+    stopWatchingStore();
     if (ownsStore) await store.close();
     throw error;
   });
@@ -178,6 +207,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     for (const socket of sockets) socket.close(CLOSE_GOING_AWAY, 'server shutting down');
     await Promise.all(sockets.map((socket) => closedWithin(socket, SOCKET_CLOSE_GRACE_MS)));
     unsubscribe();
+    stopWatchingStore();
     await new Promise<void>((resolve) => wss.close(() => resolve()));
     http.closeAllConnections();
     await stoppedListening;

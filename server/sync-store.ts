@@ -48,7 +48,9 @@ export interface ReadOptions {
  *   `append` that wrote it resolves;
  * - an operation id is applied at most once, also across restarts and while the first append of
  *   it is still in flight;
- * - reads see every record that a listener has already been told about.
+ * - reads see every record that a listener has already been told about;
+ * - once a write cannot be made durable (a disk error), the store has failed for good: `failure`
+ *   is set, the failure listeners are called once, and every later `append` is refused.
  */
 export interface SyncStore {
   /** LSN of the last durable record; `0/0` when the log is empty. */
@@ -63,6 +65,10 @@ export interface SyncStore {
   stats(): Promise<StoreStats>;
   /** Calls `listener` with every record that becomes durable from now on. Returns unsubscribe. */
   subscribe(listener: (record: StoredRecord) => void): () => void;
+  /** The error that made the store fail for good; undefined while it works. */
+  readonly failure: Error | undefined;
+  /** Calls `listener` once if the store fails for good (not if it had failed already). Returns unsubscribe. */
+  onFailure(listener: (error: Error) => void): () => void;
   /** Resolves once every append made so far has settled. */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -16,13 +16,27 @@ interface Cli {
   port: number;
   url: string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Everything written to stderr so far. */
+  stderr(): string;
 }
 
-async function startCli(t: { after(fn: () => void): void }, args: string[]): Promise<Cli> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', '0', ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/**
+ * Starts `server/main.ts`. `fileSizeLimit` (in 512-byte blocks) runs it under `ulimit -f`: a
+ * write past that size fails with EFBIG (Node ignores SIGXFSZ), a real disk error, also as root.
+ */
+async function startCli(
+  t: { after(fn: () => void): void },
+  args: string[],
+  { fileSizeLimit }: { fileSizeLimit?: number } = {},
+): Promise<Cli> {
+  const command = [process.execPath, '--import', 'tsx', 'server/main.ts', '--port', '0', ...args];
+  const child =
+    fileSizeLimit === undefined
+      ? spawn(command[0]!, command.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('/bin/sh', ['-c', `ulimit -f ${fileSizeLimit} && exec "$@"`, 'sh', ...command], {
+          cwd: ROOT,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
   t.after(() => child.kill('SIGKILL'));
   const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal })) as Cli['exited'];
   let stderr = '';
@@ -37,7 +51,7 @@ async function startCli(t: { after(fn: () => void): void }, args: string[]): Pro
   const listening = JSON.parse(first) as { event: string; port: number; url: string };
   assert.equal(listening.event, 'listening');
   assert.equal(listening.url, `http://127.0.0.1:${listening.port}`);
-  return { child, port: listening.port, url: listening.url, exited };
+  return { child, port: listening.port, url: listening.url, exited, stderr: () => stderr };
 }
 
 function upsert(id: string) {
@@ -86,7 +100,7 @@ test('SIGKILL loses nothing acknowledged either', BOUNDED, async (t) => {
   await assertKept(t, dataDir, acknowledged);
 });
 
-async function assertKept(t: { after(fn: () => void): void }, dataDir: string, acknowledged: Map<string, string>) {
+async function assertKept(t: { after(fn: () => void): void }, dataDir: string, acknowledged: Map<string, string>): Promise<Cli> {
   assert.ok(acknowledged.size >= 20, `${acknowledged.size} operations were acknowledged`);
   const second = await startCli(t, ['--data-dir', dataDir]);
   const kept = new Set(
@@ -100,7 +114,59 @@ async function assertKept(t: { after(fn: () => void): void }, dataDir: string, a
   client.send(upsert(id));
   assert.deepEqual(await client.next(), { type: 'operation_complete', id, lsn });
   assert.equal((await getJson(`${second.url}/api/stats`)).records, stats.records);
+  return second;
 }
+
+test('a disk error closes the sockets with 1011, exits 1 saying why, and loses nothing acknowledged', BOUNDED, async (t) => {
+  const dataDir = await tempDir(t);
+  // 128 KiB of log, then EFBIG in the middle of a group of appends.
+  const cli = await startCli(t, ['--data-dir', dataDir], { fileSizeLimit: 256 });
+  const client = await TestClient.open(`ws://127.0.0.1:${cli.port}/api/sync`, t);
+  await client.sync('0/0');
+  const blob = 'x'.repeat(2048);
+  const operation = (id: string) => ({ type: 'operation', operation: { id, type: 'upsert', payload: { entityType: 'op', entityId: id, data: blob } } });
+  const sent: string[] = [];
+  const acknowledged = new Map<string, string>();
+  // Some acknowledged one by one (each its own write), then a burst that crosses the limit.
+  for (let i = 0; i < 20; i += 1) {
+    sent.push(`disk-${i}`);
+    client.send(operation(`disk-${i}`));
+    const frames = await client.until('operation_complete');
+    const done = frames.at(-1)!;
+    if (done.type === 'operation_complete') acknowledged.set(done.id, done.lsn ?? '');
+  }
+  for (let i = 20; i < 200; i += 1) {
+    sent.push(`disk-${i}`);
+    client.send(operation(`disk-${i}`));
+  }
+  for (;;) {
+    let frame;
+    try {
+      frame = await client.next(3000);
+    } catch {
+      break; // closed, or (the defect) left open without answers
+    }
+    assert.notEqual(frame.type, 'error', `no generic error frame: ${JSON.stringify(frame)}`);
+    if (frame.type === 'operation_complete') acknowledged.set(frame.id, frame.lsn ?? '');
+  }
+  const closed = await Promise.race([
+    client.closed,
+    new Promise<{ code: number; reason: string }>((resolve) => setTimeout(() => resolve({ code: -1, reason: 'still open' }), 3000)),
+  ]);
+  assert.deepEqual(closed, { code: 1011, reason: 'store unavailable' }, 'the socket was closed with 1011');
+  assert.ok(acknowledged.size > 0 && acknowledged.size < sent.length, `${acknowledged.size} of ${sent.length} acknowledged`);
+  const exit = await Promise.race([cli.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 5000))]);
+  assert.deepEqual(exit, { code: 1, signal: null }, 'the process exits with code 1');
+  assert.match(cli.stderr(), /change log cannot be written \(.*EFBIG/, 'stderr names the disk error');
+  assert.match(cli.stderr(), /exiting with code 1 so that a supervisor restarts/, 'stderr says what happens next');
+
+  const second = await assertKept(t, dataDir, acknowledged);
+  // An operation that was never acknowledged is applied when the client re-sends it.
+  const again = await TestClient.open(`ws://127.0.0.1:${second.port}/api/sync`, t);
+  const unacknowledged = sent.find((id) => !acknowledged.has(id))!;
+  again.send(operation(unacknowledged));
+  assert.equal((await again.next()).type, 'operation_complete', 'the re-sent operation is acknowledged');
+});
 
 test('with the default static root, only the page and its folders are served', BOUNDED, async (t) => {
   const cli = await startCli(t, ['--data-dir', await tempDir(t)]);

@@ -1,9 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import type { Change } from '../../src/protocol/change.ts';
 import { parseServerFrame, type ServerMessage } from '../../src/protocol/wire.ts';
+import type { LogFile, OpenLogFile } from '../append-log.ts';
 import { createSyncServer, type SyncServer, type SyncServerOptions } from '../sync-server.ts';
 
 export async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
@@ -20,6 +21,31 @@ export async function startServer(
   const server = await createSyncServer({ port: 0, heartbeatInterval: 0, ...options });
   t.after(() => server.close());
   return server;
+}
+
+/**
+ * Opens the log file for real, but once `fillDisk()` has been called its next write puts half its
+ * bytes on disk and fails with ENOSPC, and so does every write after it: what a full disk does.
+ */
+export function diskThatFills(): { openFile: OpenLogFile; fillDisk(): void } {
+  let full = false;
+  const openFile: OpenLogFile = async (path) => {
+    const file = await open(path, 'r+');
+    const faulty: LogFile = {
+      readFile: () => file.readFile(),
+      truncate: (length) => file.truncate(length),
+      datasync: () => file.datasync(),
+      close: () => file.close(),
+      async write(buffer, offset, length, position) {
+        if (!full) return file.write(buffer, offset, length, position);
+        const half = Math.floor(length / 2);
+        if (half > 0) await file.write(buffer, offset, half, position);
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      },
+    };
+    return faulty;
+  };
+  return { openFile, fillDisk: () => (full = true) };
 }
 
 export function wsUrl(server: { port: number }): string {
@@ -135,6 +161,26 @@ export class TestClient {
     this.send({ type: 'sync', clientId: 'test-client', lastLSN, ...extra });
     return this.until('sync_complete');
   }
+}
+
+/**
+ * Reads frames until the socket closes; `closed` is how, or undefined if it was still open after
+ * `ms` without a frame.
+ */
+export async function framesUntilClosed(
+  client: TestClient,
+  ms = 3000,
+): Promise<{ frames: ServerMessage[]; closed: { code: number; reason: string } | undefined }> {
+  const frames: ServerMessage[] = [];
+  for (;;) {
+    try {
+      frames.push(await client.next(ms));
+    } catch {
+      break;
+    }
+  }
+  const stillOpen = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 100));
+  return { frames, closed: await Promise.race([client.closed, stillOpen]) };
 }
 
 /** The changes frames of a list of frames, as `{ changes, lsn }`. */

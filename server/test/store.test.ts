@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { compareLSN, parseLSN } from '../../src/protocol/lsn.ts';
 import { FileSyncStore } from '../store.ts';
 import type { StoredRecord } from '../sync-store.ts';
-import { tempDir, update } from './helpers.ts';
+import { diskThatFills, tempDir, update } from './helpers.ts';
 
 /** No test may hang the run. */
 const BOUNDED = { timeout: 15_000 };
@@ -126,4 +126,46 @@ test('listeners see every durable record once, in order, before its append resol
   );
   assert.deepEqual(seen.map((record) => record.lsn), results.map((result) => result.lsn));
   assert.deepEqual(seen.map((record) => record.changes[0]!.entityId), results.map((_, i) => `${i}`));
+});
+
+test('a write error fails the store for good, once, and a reopen keeps exactly what was durable', BOUNDED, async (t) => {
+  const dir = await tempDir(t);
+  const disk = diskThatFills();
+  const { store } = await FileSyncStore.open(dir, { openFile: disk.openFile });
+  t.after(() => store.close());
+  const failures: Error[] = [];
+  store.onFailure((error) => failures.push(error));
+  const seen: StoredRecord[] = [];
+  store.subscribe((record) => seen.push(record));
+  const kept = await store.append([update('n', '1', 1)], 'op-1');
+  assert.equal(store.failure, undefined, 'no failure yet');
+
+  disk.fillDisk();
+  const settled = await Promise.allSettled([
+    store.append([update('n', '2', 2)], 'op-2'),
+    store.append([update('n', '3', 3)]),
+  ]);
+  for (const outcome of settled) {
+    assert.equal(outcome.status, 'rejected', 'an append that did not reach the disk is refused');
+    assert.match(String((outcome as PromiseRejectedResult).reason), /store unavailable: ENOSPC/, 'the reason names the disk error');
+  }
+  assert.equal(failures.length, 1, 'the failure listeners heard once');
+  assert.match(failures[0]!.message, /ENOSPC/, 'with the disk error');
+  assert.equal(store.failure, failures[0], 'failure is set');
+  assert.deepEqual(seen.map((record) => record.lsn), [kept.lsn], 'no listener saw an undurable record');
+  assert.equal(store.head, kept.lsn, 'the head did not move');
+  await assert.rejects(store.append([update('n', '4', 4)], 'op-4'), /store unavailable/, 'later appends are refused');
+  const repeat = await store.append([update('n', '1', 1)], 'op-1');
+  assert.deepEqual(repeat, { ...kept, duplicate: true }, 'a durable operation is still answered');
+  assert.equal(failures.length, 1, 'and the listeners are not called again');
+  await store.close();
+
+  const reopened = await FileSyncStore.open(dir);
+  t.after(() => reopened.store.close());
+  assert.equal((await stat(join(dir, 'changes.log'))).size, Number(kept.position), 'the failed write was cut away');
+  assert.equal(reopened.truncatedBytes, 0, 'so nothing was left torn');
+  assert.equal(reopened.store.head, kept.lsn, 'the log ends at the last durable record');
+  assert.deepEqual(await reopened.store.entities(), [{ entityType: 'n', entityId: '1', data: 1 }]);
+  const retried = await reopened.store.append([update('n', '2', 2)], 'op-2');
+  assert.equal(retried.duplicate, false, 'the refused operation is applied when re-sent');
 });

@@ -4,9 +4,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { compareLSN } from '../../src/protocol/lsn.ts';
 import type { ServerMessage } from '../../src/protocol/wire.ts';
+import { FileSyncStore } from '../store.ts';
 import {
   changeFrames,
+  diskThatFills,
   eventually,
+  framesUntilClosed,
   getJson,
   postChanges,
   startServer,
@@ -492,3 +495,52 @@ test('a sync during a replay restarts it from the new lastLSN', BOUNDED, async (
 function replayedIds(frames: readonly ServerMessage[]): string[] {
   return changeFrames(frames).flatMap((frame) => frame.changes.map((change) => change.entityId));
 }
+
+test('a disk error closes every socket with 1011, refuses new ones and writes, and acknowledges nothing unstored', BOUNDED, async (t) => {
+  const dataDir = await tempDir(t);
+  const disk = diskThatFills();
+  const { store } = await FileSyncStore.open(dataDir, { openFile: disk.openFile });
+  const failures: Error[] = [];
+  const server = await startServer(t, { store, onStoreFailure: (error) => failures.push(error) });
+  t.after(() => store.close());
+  const writer = await TestClient.open(wsUrl(server), t);
+  const watcher = await TestClient.open(wsUrl(server), t);
+  await writer.sync('0/0');
+  await watcher.sync('0/0');
+  writer.send(upsert('stored', 'a', 1));
+  const stored = only((await writer.until('operation_complete')).at(-1)!, 'operation_complete');
+  only(await watcher.next(), 'changes');
+
+  disk.fillDisk();
+  writer.send(upsert('lost-1', 'b', 2));
+  writer.send(upsert('lost-2', 'c', 3));
+  const written = await framesUntilClosed(writer);
+  const watched = await framesUntilClosed(watcher);
+  assert.deepEqual(written.frames, [], 'the writer got no answer: no ack, no generic error');
+  assert.deepEqual(watched.frames, [], 'the watcher got nothing undurable');
+  assert.deepEqual(written.closed, { code: 1011, reason: 'store unavailable' }, 'the writer was closed with 1011');
+  assert.deepEqual(watched.closed, { code: 1011, reason: 'store unavailable' }, 'so was every other client');
+  assert.equal(failures.length, 1, 'onStoreFailure was called once');
+  assert.match(failures[0]!.message, /ENOSPC/, 'with the disk error');
+
+  const late = await TestClient.open(wsUrl(server), t);
+  const refused = await framesUntilClosed(late);
+  assert.deepEqual(refused.closed, { code: 1011, reason: 'store unavailable' }, 'a new socket is refused the same way');
+  const posted = await postChanges(server.url, [update('task', 'posted', 1)]);
+  assert.equal(posted.status, 503, 'a POST is refused with 503');
+  assert.match(String(posted.body.error), /store unavailable/, 'saying why');
+  assert.equal((await server.stats()).records, 1, 'only the stored record counts');
+  await server.close();
+  await store.close();
+
+  // A restarted server reads back what was durable; the re-sent operations are applied once.
+  const second = await startServer(t, { dataDir });
+  const client = await TestClient.open(wsUrl(second), t);
+  const replayed = changeFrames(await client.sync('0/0')).flatMap((frame) => frame.changes.map((c) => c.entityId));
+  assert.deepEqual(replayed, ['a'], 'nothing unacknowledged was kept');
+  client.send(upsert('stored', 'a', 1));
+  assert.deepEqual(only(await client.next(), 'operation_complete'), stored, 'the stored one keeps its answer');
+  client.send(upsert('lost-1', 'b', 2));
+  only(await client.next(), 'changes');
+  assert.equal(only(await client.next(), 'operation_complete').id, 'lost-1', 'a lost one is applied when re-sent');
+});
