@@ -226,6 +226,35 @@ describe('sync worker: connection', () => {
     expect(harness.connections).to.have.length(2);
   });
 
+  it('connect() during a graceful disconnect that waits for buffered frames reports the close and re-sends the operations in flight once', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    await harness.queue({ id: 'a', seq: 1 });
+    await harness.queue({ id: 'b', seq: 2 });
+    await harness.waitFor('two operations', () => (harness!.framesOf('operation').length === 2 ? true : undefined));
+    // Frames still waiting to leave: the graceful disconnect polls until they are gone.
+    await harness.mock({ mock: 'buffered', amount: 64 });
+    const disconnecting = harness.request({ type: 'disconnect', graceful: true });
+    await harness.request({ type: 'connect' });
+    expect(harness.eventsOf('disconnected')).to.have.length(0); // still flushing
+    await harness.mock({ mock: 'buffered', amount: 0 });
+    await disconnecting;
+    const dropped = await harness.waitForEvent('disconnected');
+    expect(dropped).to.include({ code: 1000, willReconnect: true });
+    const resent = await harness.waitFor('both operations on the second connection', () => {
+      const again = harness!.framesOf('operation').filter(({ conn }) => conn === 2);
+      return again.length === 2 ? again : undefined;
+    });
+    expect(resent.map(({ frame }) => (frame.operation as { id: string }).id)).to.deep.equal(['a', 'b']);
+    await harness.send({ type: 'operation_complete', id: 'a' }, { type: 'operation_complete', id: 'b' });
+    await harness.waitFor('two completions', () => (harness!.eventsOf('operation_complete').length === 2 ? true : undefined));
+    await harness.waitForState('none pending', (state) => state.pendingOperations === 0 && state.status === 'connected');
+    await harness.barrier();
+    expect(harness.framesOf('operation').filter(({ conn }) => conn === 2)).to.have.length(2);
+    expect(harness.connections).to.have.length(2);
+    expect(await harness.outboxIds()).to.deep.equal([]);
+  });
+
   it('answers sync and send_message with an error while not connected', async () => {
     harness = await WorkerHarness.start({ config: FAST });
     const failures = await Promise.all([

@@ -314,7 +314,10 @@ export class Connection {
 
   /** The socket is gone. The state it leads to is published before the close is reported. */
   #dropped(code: number, reason: string, fatal: boolean): void {
-    const wasOpen = this.#phase === 'open';
+    // 'closing' is an open socket flushing before a graceful disconnect; a connect() during the
+    // flush makes the drop lead to a retry, and its close must still be reported (the outbox
+    // re-sends what was in flight only when it hears of it).
+    const wasOpen = this.#phase === 'open' || this.#phase === 'closing';
     this.#stopHeartbeat();
     this.#socket = undefined;
     const listener = this.#config.listener;

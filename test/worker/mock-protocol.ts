@@ -21,7 +21,12 @@ export type MockCommand =
   /** While set, IndexedDB refuses (DataCloneError) any put of an entity with this id. */
   | { mock: 'fail_writes'; id: number; entityId: string | null }
   /** While set, a frame longer than `length` characters makes the server close that socket with 1009. */
-  | { mock: 'max_payload'; id: number; length: number | null };
+  | { mock: 'max_payload'; id: number; length: number | null }
+  /**
+   * Every open client socket reports this `bufferedAmount` (frames still waiting to leave, as on a
+   * slow network); 0 again when set to 0. mock-socket itself never reports any.
+   */
+  | { mock: 'buffered'; id: number; amount: number };
 
 /** Worker to page: command replies and what the mock server saw. */
 export type MockReport =

@@ -15,6 +15,7 @@ let silent = false;
 let randomValue: number | null = null;
 let failingEntityId: string | null = null;
 let maxPayload: number | null = null;
+let bufferedAmount = 0;
 let connections = 0;
 const open = new Map<number, Client>();
 
@@ -97,6 +98,9 @@ function run(command: MockCommand): void {
     case 'max_payload':
       maxPayload = command.length;
       return;
+    case 'buffered':
+      bufferedAmount = command.amount;
+      return;
     default: {
       const unknown: never = command;
       throw new Error(`unknown mock command ${JSON.stringify(unknown)}`);
@@ -118,6 +122,16 @@ scope.addEventListener('message', (event) => {
 
 // ---- the engine, with mock-socket's WebSocket -------------------------------------------------
 
+/** mock-socket's socket, with the `bufferedAmount` the `buffered` command sets while it is open. */
+class BufferingWebSocket extends WebSocket {
+  constructor(url: string) {
+    super(url);
+    Object.defineProperty(this, 'bufferedAmount', {
+      get: () => (this.readyState === WebSocket.OPEN ? bufferedAmount : 0),
+    });
+  }
+}
+
 const endpoint: WorkerEndpointLike = {
   postMessage: (message) => scope.postMessage(message),
   addEventListener: (type, listener) => {
@@ -127,4 +141,4 @@ const endpoint: WorkerEndpointLike = {
   },
 };
 
-startSyncWorker(endpoint, { WebSocket, random: () => randomValue ?? Math.random() });
+startSyncWorker(endpoint, { WebSocket: BufferingWebSocket, random: () => randomValue ?? Math.random() });
