@@ -153,6 +153,11 @@ export class Connection {
     return this.#snapshot;
   }
 
+  /** True from `connect` until `disconnect`, `stop` or a fatal close. */
+  get wanted(): boolean {
+    return this.#wanted;
+  }
+
   /** True while frames can be sent. */
   get isOpen(): boolean {
     return this.#phase === 'open';
@@ -200,6 +205,22 @@ export class Connection {
     }
     if (this.#socket) {
       this.#abandon(NORMAL_CLOSURE, 'client disconnect');
+    } else if (this.#phase !== 'idle') {
+      this.#phase = 'idle';
+      this.#emitChange();
+    }
+  }
+
+  /**
+   * Closes at once and for good because this connection is replaced (e.g. the database had to be
+   * reopened): it never dials again, and its close reports `willReconnect` as the caller says,
+   * since it is the successor that connects.
+   */
+  stop(reason: string, willReconnect: boolean): void {
+    this.#wanted = false;
+    this.#clearRetry();
+    if (this.#socket) {
+      this.#abandon(NORMAL_CLOSURE, reason, willReconnect);
     } else if (this.#phase !== 'idle') {
       this.#phase = 'idle';
       this.#emitChange();
@@ -300,7 +321,7 @@ export class Connection {
   }
 
   /** Forgets the socket at once (its late events are ignored), closes it, and handles the drop. */
-  #abandon(code: number, reason: string): void {
+  #abandon(code: number, reason: string, announce?: boolean): void {
     const socket = this.#socket;
     if (!socket) return;
     this.#socket = undefined;
@@ -309,11 +330,14 @@ export class Connection {
     } catch {
       // Already closed, or the code was refused: either way it is gone for us.
     }
-    this.#dropped(code, reason, false);
+    this.#dropped(code, reason, false, announce);
   }
 
-  /** The socket is gone. The state it leads to is published before the close is reported. */
-  #dropped(code: number, reason: string, fatal: boolean): void {
+  /**
+   * The socket is gone. The state it leads to is published before the close is reported, which
+   * says `announce` as `willReconnect` when given (see `stop`).
+   */
+  #dropped(code: number, reason: string, fatal: boolean, announce?: boolean): void {
     // 'closing' is an open socket flushing before a graceful disconnect; a connect() during the
     // flush makes the drop lead to a retry, and its close must still be reported (the outbox
     // re-sends what was in flight only when it hears of it).
@@ -344,7 +368,7 @@ export class Connection {
       retry = this.#scheduleRetry();
     }
     // A dial that never opened is not a disconnection the page needs to hear of: the retry says it.
-    if (wasOpen || !willReconnect) listener.close({ code, reason, willReconnect });
+    if (wasOpen || !willReconnect) listener.close({ code, reason, willReconnect: announce ?? willReconnect });
     if (retry) listener.reconnecting(retry);
   }
 

@@ -59,6 +59,15 @@ export class Outbox {
     return this.#pending.size;
   }
 
+  /** The ids of every operation not yet acknowledged. */
+  pendingIds(): string[] {
+    return [...this.#pending.keys()];
+  }
+
+  has(id: string): boolean {
+    return this.#pending.has(id);
+  }
+
   /** Loads every record left in the outbox (by an earlier page or worker). */
   async load(): Promise<void> {
     let records: QueuedOperation[];

@@ -7,6 +7,7 @@ import type { Change, InvalidChange } from '../protocol/change.ts';
 import type { LSN } from '../protocol/lsn.ts';
 import {
   INITIAL_STATE,
+  SyncStatus,
   type SyncErrorDetail,
   type SyncProgress,
   type SyncState,
@@ -41,10 +42,15 @@ export interface SyncEngineOptions {
 }
 
 interface Session {
+  readonly db: SyncDB;
   readonly store: ChangeStore;
   readonly outbox: Outbox;
   readonly connection: Connection;
 }
+
+/** What an operation whose outbox record went with the database is answered. */
+const OPERATION_LOST =
+  'The operation was dropped: the database holding it was deleted or closed before the server acknowledged it';
 
 /** Starts an engine that serves the `PageToWorker` protocol on `endpoint`. */
 export function startSyncWorker(endpoint: WorkerEndpointLike, options: SyncEngineOptions): SyncEngine {
@@ -58,9 +64,14 @@ export class SyncEngine {
   readonly #options: SyncEngineOptions;
   #state: SyncState = INITIAL_STATE;
   readonly #statusPosts: StatusPosts;
-  /** Settles when `init` has finished; set while it runs. */
+  /** What `init` was given; a reopened database uses it again. */
+  #config: WorkerConfig | undefined;
+  /**
+   * Settles when `init` has finished; set while it runs. Replaced by the reopening when the
+   * database is lost, so requests that arrive meanwhile wait for the new session.
+   */
   #session: Promise<Session> | undefined;
-  /** The same session, once ready; the connection's callbacks only run after that. */
+  /** The same session, once ready; undefined while a lost database is being reopened. */
   #live: Session | undefined;
   #online = true;
   /** Server frames not yet handled, parsed, in arrival order. */
@@ -144,6 +155,7 @@ export class SyncEngine {
 
   async #init(config: WorkerConfig): Promise<SyncState> {
     if (this.#session) throw new InvalidStateError('The worker is already initialized');
+    this.#config = config;
     const session = this.#open(config);
     this.#session = session;
     try {
@@ -156,11 +168,18 @@ export class SyncEngine {
   }
 
   async #open(config: WorkerConfig): Promise<Session> {
+    let session: Session | undefined;
+    /** Why the database was closed under us before the session was ready, if it was. */
+    let closedEarly: string | undefined;
+    const lost = (why: string): void => {
+      if (session) this.#databaseLost(session, why);
+      else closedEarly ??= why;
+    };
     let db: SyncDB;
     try {
       db = await openSyncDB(config.dbName, {
-        onBlocking: () => this.#databaseLost('another connection is upgrading or deleting it'),
-        onTerminated: () => this.#databaseLost('the browser closed it'),
+        onBlocking: () => lost('another connection is upgrading or deleting it'),
+        onTerminated: () => lost('the browser closed it'),
       });
     } catch (error) {
       throw new StorageError(`Could not open the database ${JSON.stringify(config.dbName)}: ${errorMessage(error)}`);
@@ -181,10 +200,13 @@ export class SyncEngine {
           lastLSN: store.lastLSN,
           ...(config.token === undefined ? {} : { token: config.token }),
         }),
-        listener: this.#connectionListener(),
+        listener: this.#connectionListener(() => session),
       });
-      const outbox = new Outbox(db, connection, this.#outboxListener(), this.#options.inFlightWindow ?? DEFAULT_IN_FLIGHT_WINDOW);
+      const outbox = new Outbox(db, connection, this.#outboxListener(() => session), this.#options.inFlightWindow ?? DEFAULT_IN_FLIGHT_WINDOW);
       await outbox.load();
+      if (closedEarly !== undefined) {
+        throw new StorageError(`The database ${JSON.stringify(config.dbName)} was closed while it was being opened: ${closedEarly}`);
+      }
       // No await from here on: a `network` request cannot slip in between.
       connection.setOnline(this.#online);
       this.#update({
@@ -193,44 +215,110 @@ export class SyncEngine {
         lastLSN: store.lastLSN,
         pendingOperations: outbox.pendingCount,
       });
-      this.#live = { store, outbox, connection };
-      return this.#live;
+      session = { db, store, outbox, connection };
+      this.#live = session;
+      return session;
     } catch (error) {
       db.close();
       throw error;
     }
   }
 
-  #databaseLost(why: string): void {
-    this.#reportError({ code: 'storage', message: `The database was closed: ${why}` });
-    void this.#live?.connection.disconnect(false);
+  /**
+   * The database was closed under the live session: another connection upgrades or deletes it
+   * (an app's `indexedDB.deleteDatabase` on logout), or the browser closed it. Every later
+   * transaction on it would fail, so the session ends: its connection stops, one `storage` error
+   * is reported, and the database is opened again as a fresh session (a deleted one comes back
+   * empty: LSN 0/0, a new client id unless configured), which connects if the old one was wanted.
+   *
+   * Reopening at once does not get in the way of the request that closed it: IndexedDB serves the
+   * opens and deletes of one database in the order they were made, and the versionchange that
+   * closed this one is sent while that request is already being served, so the new open waits
+   * until the deletion or upgrade went through.
+   */
+  #databaseLost(lost: Session, why: string): void {
+    if (lost !== this.#live) return; // already handled
+    const wanted = lost.connection.wanted;
+    lost.connection.stop('database closed', wanted);
+    this.#live = undefined;
+    this.#frames = [];
+    this.#update({ syncing: false, progress: null });
+    this.#reportError({ code: 'storage', message: `The database was closed: ${why}; reopening it` });
+    lost.db.close();
+    const reopened = this.#reopen(lost, wanted);
+    this.#session = reopened;
+    // Reported by #reopen; requests waiting on it are answered with the error.
+    reopened.catch(() => {});
   }
 
-  #connectionListener(): ConnectionListener {
+  /** Opens the database again after a loss, once: a failure is reported, and the worker stays down. */
+  async #reopen(lost: Session, wanted: boolean): Promise<Session> {
+    const config = this.#config;
+    if (!config) throw new InvalidStateError('The worker is not initialized');
+    let session: Session;
+    try {
+      session = await this.#open(config);
+    } catch (error) {
+      this.#update({ status: SyncStatus.error, isConnected: false, isConnecting: false });
+      this.#reportError({ code: 'storage', message: `Could not reopen the database: ${errorMessage(error)}` });
+      throw error;
+    }
+    // An operation whose record is gone with the database is never sent: its promise must not hang.
+    for (const id of lost.outbox.pendingIds()) {
+      if (!session.outbox.has(id)) this.#post({ type: 'operation_error', id, message: OPERATION_LOST });
+    }
+    if (wanted) session.connection.connect();
+    return session;
+  }
+
+  /** False for a session that was lost: its late callbacks change nothing. Open while opening. */
+  #current(session: Session | undefined): boolean {
+    return session === undefined || session === this.#live;
+  }
+
+  #connectionListener(owner: () => Session | undefined): ConnectionListener {
     return {
-      change: (snapshot) => this.#update(snapshot),
+      change: (snapshot) => {
+        if (this.#current(owner())) this.#update(snapshot);
+      },
       open: () => {
+        const session = owner();
+        if (!this.#current(session)) return;
         this.#update({ lastError: null });
         this.#post({ type: 'connected', clientId: this.#state.clientId, lastLSN: this.#state.lastLSN });
-        this.#live?.outbox.pump();
+        session?.outbox.pump();
       },
-      message: (data) => this.#enqueue(data),
+      message: (data) => {
+        if (this.#current(owner())) this.#enqueue(data);
+      },
       close: (info) => {
-        this.#live?.outbox.connectionClosed(info.code);
+        const session = owner();
+        if (!this.#current(session)) return;
+        session?.outbox.connectionClosed(info.code);
         this.#update({ syncing: false, progress: null });
         this.#post({ type: 'disconnected', ...info });
       },
-      reconnecting: (info) => this.#post({ type: 'reconnecting', ...info }),
-      error: (detail) => this.#reportError(detail),
+      reconnecting: (info) => {
+        if (this.#current(owner())) this.#post({ type: 'reconnecting', ...info });
+      },
+      error: (detail) => {
+        if (this.#current(owner())) this.#reportError(detail);
+      },
     };
   }
 
-  #outboxListener(): OutboxListener {
+  #outboxListener(owner: () => Session | undefined): OutboxListener {
     return {
+      // An answer the server gave stands even when the session ended since.
       completed: (id, lsn) => this.#post({ type: 'operation_complete', id, ...(lsn === undefined ? {} : { lsn }) }),
       failed: (id, message) => this.#post({ type: 'operation_error', id, message }),
-      pendingChanged: (count) => this.#update({ pendingOperations: count }),
-      storageError: (message) => this.#reportError({ code: 'storage', message }),
+      pendingChanged: (count) => {
+        if (this.#current(owner())) this.#update({ pendingOperations: count });
+      },
+      // A lost session's deletes fail with its database: that loss is reported once already.
+      storageError: (message) => {
+        if (this.#current(owner())) this.#reportError({ code: 'storage', message });
+      },
     };
   }
 
@@ -243,10 +331,10 @@ export class SyncEngine {
 
   async #drain(): Promise<void> {
     const session = this.#live;
-    if (!session) return;
+    if (!session || this.#draining) return;
     this.#draining = true;
     try {
-      while (this.#frames.length > 0) {
+      while (this.#frames.length > 0 && session === this.#live) {
         try {
           const { batches, after } = this.#takeGroup();
           if (batches.length === 0) {
@@ -262,6 +350,8 @@ export class SyncEngine {
     } finally {
       this.#draining = false;
     }
+    // The session was lost while a write ran: frames of the next one may be waiting.
+    if (this.#frames.length > 0) void this.#drain();
   }
 
   /**
@@ -269,6 +359,8 @@ export class SyncEngine {
    * are dropped and the connection restarts, so the server resends from the stored LSN.
    */
   #frameFailed(session: Session, error: unknown): void {
+    // A write to a database that was lost meanwhile: the loss is reported already.
+    if (error instanceof StorageError && session !== this.#live) return;
     if (!(error instanceof StorageError)) {
       this.#reportError({ code: 'worker', message: `A server frame could not be handled: ${errorMessage(error)}` });
       return;
@@ -368,6 +460,8 @@ export class SyncEngine {
     if (!this.#state.syncing && messages.some((message) => message.type === 'sync_data')) this.#syncStarted();
     const batches = messages.map((message) => ({ changes: batchChanges(message), lsn: message.lsn }));
     const results = await session.store.applyBatches(batches);
+    // Committed to a database that was lost since: the page was told it starts over.
+    if (session !== this.#live) return;
     // The state catches up with the whole commit before the first event: one status for all.
     const events: NonStatusMessage[] = [];
     results.forEach((result, index) => {

@@ -183,7 +183,12 @@ export class WorkerHarness {
   // ---- the database, seen from the page ---------------------------------------------------------
 
   async database(): Promise<SyncDB> {
-    this.#db ??= await openSyncDB(this.dbName);
+    if (!this.#db) {
+      // Closed when another connection deletes or upgrades the database: forget it, reopen later.
+      const forget = (): void => { if (this.#db === db) this.#db = undefined; };
+      const db = await openSyncDB(this.dbName, { onBlocking: forget, onTerminated: forget });
+      this.#db = db;
+    }
     return this.#db;
   }
 
