@@ -26,6 +26,8 @@ export { SyncErrorEvent } from './elements/events/error-event.ts';
 export { WorkerSyncService, type SyncServiceOptions } from './client/sync-service.ts';
 export { getNetworkStatus, type NetworkStatus } from './client/network.ts';
 export { SyncWorkerManager } from './client/worker-manager.ts';
+export { GlobalConnectionTracker } from './client/connection-tracker.ts';
+export { LeaderElection } from './client/leader-election.ts';
 export { SyncError, OperationRejectedError } from './client/errors.ts';
 export type { SyncEventDetails, SyncEventType } from './client/service-events.ts';
 export type { WorkerEndpoint } from './client/worker-endpoint.ts';

@@ -1,3 +1,4 @@
+import { readStoredProgress, resolveClientId } from '../db/client-id.ts';
 import { openSyncDB, DEFAULT_DB_NAME, type StoredEntity, type SyncDB } from '../db/schema.ts';
 import {
   DEFAULT_CONNECTION_OPTIONS,
@@ -7,14 +8,17 @@ import {
   type OperationResult,
   type QueuedOperation,
   type SyncErrorDetail,
+  type SyncRole,
   type SyncState,
 } from '../protocol/state.ts';
 import type { WorkerConfig, WorkerEvent } from '../protocol/worker-messages.ts';
-import { OperationRejectedError, SyncError } from './errors.ts';
+import { OperationRejectedError, reviveError, SyncError } from './errors.ts';
 import { DEFAULT_MAX_OPERATION_BYTES, toQueuedOperation } from './operation-input.ts';
 import { OutboxWriter } from './outbox-writer.ts';
 import { SyncEventEmitter, type SyncEventDetails, type SyncEventType } from './service-events.ts';
+import { clientLockName, LeaderElection, type LockManagerLike } from './leader-election.ts';
 import { getNetworkStatus, type NetworkStatus } from './network.ts';
+import { TabChannel, type TabCommand, type TabMessage } from './tab-channel.ts';
 import { resolveSyncUrl } from './url.ts';
 import { createSyncWorker, type WorkerEndpoint } from './worker-endpoint.ts';
 import { SyncWorkerManager } from './worker-manager.ts';
@@ -36,6 +40,8 @@ export interface SyncServiceOptions extends Partial<ConnectionOptions> {
   createWorker?: () => WorkerEndpoint;
   /** Delay before restarting a worker that died, doubling per failure; default 500 ms. */
   workerRestartDelay?: number;
+  /** The Web Locks the tabs elect their leader with; default `navigator.locks` (none: every tab leads). */
+  locks?: LockManagerLike | null;
 }
 
 interface PendingOperation {
@@ -53,10 +59,16 @@ function stillQueued(): SyncError {
   );
 }
 const MAX_WORKER_RESTART_DELAY = 30_000;
+/** How long a follower waits for the leader to answer a command. */
+const COMMAND_TIMEOUT = 5_000;
+
+let warnedNoLocks = false;
 
 /**
- * The sync client without a DOM element: starts the worker, keeps the latest state snapshot,
- * writes operations to the durable outbox and settles their promises when the server answers.
+ * The sync client without a DOM element. The tabs of one client (one database and client id) that
+ * want a connection elect a leader with a Web Lock; only the leader runs the worker and its
+ * socket, and tells the others every event over a BroadcastChannel. Every tab writes operations
+ * into the shared durable outbox and settles their promises when the server answers.
  * Nothing happens until a method is called.
  */
 export class WorkerSyncService {
@@ -77,11 +89,20 @@ export class WorkerSyncService {
   #closed = false;
   #workerFailures = 0;
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
+  #config: WorkerConfig | undefined;
+  #election: LeaderElection | undefined;
+  #channel: TabChannel | undefined;
+  /** Settles when the leader's worker is initialised (and connecting, when wanted). */
+  #leaderReady: Promise<void> | undefined;
+  readonly #asks = new Map<string, { resolve(value: unknown): void; reject(error: Error): void }>();
 
   constructor(options: SyncServiceOptions) {
     this.#options = options;
     this.#manager = new SyncWorkerManager(options.createWorker ?? createSyncWorker, {
-      onEvent: (event) => this.#onWorkerEvent(event),
+      onEvent: (event) => {
+        this.#onWorkerEvent(event);
+        this.#channel?.post({ kind: 'event', event: event.type === 'status' ? { type: 'status', state: this.#state } : event });
+      },
       onWorkerError: (detail) => this.#onWorkerDied(detail),
     });
   }
@@ -106,35 +127,53 @@ export class WorkerSyncService {
     return this.#ready;
   }
 
-  /** Opens the connection (and keeps it open, reconnecting, until `disconnect`). */
-  async connect(): Promise<void> {
-    this.#wantConnected = true;
-    this.#userDisconnected = false;
-    await this.initialize();
-    await this.#manager.request({ type: 'connect' });
+  /**
+   * Opens the connection (and keeps it open, reconnecting, until `disconnect`). With other tabs
+   * of the same client, this tab takes part in the election: it either leads and connects, or
+   * follows the leader's connection and takes over when the leader goes.
+   */
+  connect(): Promise<void> {
+    return this.#join('connect');
   }
 
   /** Connects now, skipping a backoff delay under way. */
-  async forceConnect(): Promise<void> {
+  forceConnect(): Promise<void> {
+    return this.#join('force_connect');
+  }
+
+  async #join(command: 'connect' | 'force_connect'): Promise<void> {
     this.#wantConnected = true;
     this.#userDisconnected = false;
     await this.initialize();
-    await this.#manager.request({ type: 'force_connect' });
+    const role = await this.#election!.start();
+    if (role === 'leader') {
+      await this.#leaderReady;
+      await this.#manager.request({ type: command });
+    } else {
+      this.#channel?.post({ kind: 'command', command });
+    }
   }
 
-  /** Closes the connection and stops reconnecting. `graceful` lets queued frames flush first. */
+  /**
+   * Closes this tab's connection and stops reconnecting. A leader hands the connection over to
+   * another tab that wants one. `graceful` lets queued frames flush first.
+   */
   async disconnect(graceful = true): Promise<void> {
     this.#wantConnected = false;
     this.#userDisconnected = true;
     if (!this.#ready) return;
     await this.#ready;
-    await this.#manager.request({ type: 'disconnect', graceful });
+    if (this.#manager.running) {
+      await this.#manager.request({ type: 'disconnect', graceful }).catch(() => undefined);
+    }
+    this.#election?.stop();
   }
 
   /** Asks the server to resend everything after the stored LSN. */
   async sendSyncMessage(): Promise<void> {
     await this.initialize();
-    await this.#manager.request({ type: 'sync' });
+    if (this.#manager.running) await this.#manager.request({ type: 'sync' });
+    else await this.#ask('sync');
   }
 
   /** The latest state snapshot (immutable). */
@@ -193,6 +232,12 @@ export class WorkerSyncService {
     await this.#outbox.write(operation);
     if (this.#closed) throw stillQueued();
     this.#pending.set(operation.id, settle);
+    if (!this.#manager.running) {
+      // The leader's worker sends it; if there is none yet, whoever leads next loads it.
+      this.#channel?.post({ kind: 'operation', operation });
+      await this.#countPending();
+      return;
+    }
     await this.#manager.request({ type: 'operation', operation }).catch(() => {
       // The record is in the outbox: a restarted worker loads and sends it, so keep waiting.
     });
@@ -206,12 +251,70 @@ export class WorkerSyncService {
   async clearOperationQueue(): Promise<number> {
     await this.initialize();
     await Promise.allSettled([...this.#handoffs]);
-    const removed = await this.#manager.request<string[]>({ type: 'clear_operations' });
-    for (const id of removed) {
+    const removed = this.#manager.running || await this.#someoneLeads()
+      ? await this.#clearThroughWorker()
+      : await this.#clearStore();
+    this.#cancel(removed);
+    this.#channel?.post({ kind: 'cleared', ids: removed });
+    if (!this.#manager.running) await this.#countPending();
+    return removed.length;
+  }
+
+  /** The leader's worker clears the outbox it sends from (asked over the channel by a follower). */
+  async #clearThroughWorker(): Promise<string[]> {
+    if (this.#manager.running) return this.#manager.request<string[]>({ type: 'clear_operations' });
+    return this.#ask('clear_operations') as Promise<string[]>;
+  }
+
+  /** No worker anywhere sends from the outbox: clear it directly. */
+  async #clearStore(): Promise<string[]> {
+    const db = await this.#database();
+    const tx = db.transaction('outbox', 'readwrite');
+    const [ids] = await Promise.all([tx.store.getAllKeys(), tx.store.clear(), tx.done]);
+    return ids;
+  }
+
+  /** A tab without a worker counts the shared outbox itself; the leader's state corrects it. */
+  async #countPending(): Promise<void> {
+    try {
+      const { pending } = await readStoredProgress(await this.#database());
+      if (!this.#manager.running) this.#setState({ ...this.#state, pendingOperations: pending });
+    } catch {
+      // The count is a hint; the operation itself is stored.
+    }
+  }
+
+  #cancel(ids: readonly string[]): void {
+    for (const id of ids) {
       this.#pending.get(id)?.reject(new SyncError('operation', CANCELLED));
       this.#pending.delete(id);
     }
-    return removed.length;
+  }
+
+  /** True when another tab holds the leader's lock right now. */
+  async #someoneLeads(): Promise<boolean> {
+    const locks = this.#locks() as (LockManagerLike & { query?: () => Promise<{ held?: { name?: string }[] }> }) | undefined;
+    if (!locks?.query || !this.#config) return false;
+    const { held = [] } = await locks.query();
+    return held.some((lock) => lock.name === lockName(this.#config!));
+  }
+
+  /** Sends a command to the leader and waits for its answer. */
+  #ask(command: TabCommand): Promise<unknown> {
+    const channel = this.#channel;
+    if (!channel) return Promise.reject(new SyncError('closed', 'Not connected: no tab holds the connection'));
+    const id = crypto.randomUUID();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#asks.delete(id);
+        reject(new SyncError('closed', `No tab holding the connection answered "${command}"`));
+      }, COMMAND_TIMEOUT);
+      this.#asks.set(id, {
+        resolve: (value) => { clearTimeout(timer); resolve(value); },
+        reject: (error) => { clearTimeout(timer); reject(error); },
+      });
+      channel.post({ kind: 'command', id, command });
+    });
   }
 
   /**
@@ -246,6 +349,10 @@ export class WorkerSyncService {
     this.#wantConnected = false;
     clearTimeout(this.#restartTimer);
     this.#abort?.abort();
+    this.#election?.stop();
+    this.#channel?.close();
+    for (const ask of this.#asks.values()) ask.reject(new SyncError('closed', 'The sync client was cleaned up'));
+    this.#asks.clear();
     this.#manager.terminate('The sync client was cleaned up');
     const pending = [...this.#pending.values()];
     this.#pending.clear();
@@ -262,19 +369,129 @@ export class WorkerSyncService {
     await Promise.resolve();
     const url = resolveSyncUrl(this.#options.url, this.#options.baseURI ?? globalThis.document?.baseURI ?? '');
     this.#listenToNetwork();
+    const db = await this.#database();
+    let clientId: string;
+    let stored: Awaited<ReturnType<typeof readStoredProgress>>;
+    try {
+      clientId = await resolveClientId(db, this.#options.clientId ?? '');
+      stored = await readStoredProgress(db);
+    } catch (cause) {
+      throw new SyncError('storage', `Could not read the stored state: ${messageOf(cause)}`, { cause });
+    }
     const config: WorkerConfig = {
       ...DEFAULT_CONNECTION_OPTIONS,
       ...pickConnectionOptions(this.#options),
       url,
-      clientId: this.#options.clientId ?? '',
+      clientId,
       dbName: this.dbName,
       ...(this.#options.token === undefined ? {} : { token: this.#options.token }),
     };
+    this.#config = config;
+    const locks = this.#locks();
+    this.#election = new LeaderElection(lockName(config), (role) => this.#onRole(role), locks);
+    if (locks) {
+      this.#channel = new TabChannel(lockName(config), (message) => this.#onTabMessage(message));
+      this.#channel.post({ kind: 'hello' });
+    } else if (!warnedNoLocks) {
+      warnedNoLocks = true;
+      console.warn('sync-connection: this browser has no Web Locks, so every tab opens its own connection');
+    }
+    this.#setState({
+      ...this.#state,
+      clientId,
+      lastLSN: stored.lastLSN ?? this.#state.lastLSN,
+      pendingOperations: stored.pending,
+      role: 'follower',
+    });
+  }
+
+  #locks(): LockManagerLike | undefined {
+    if (this.#options.locks !== undefined) return this.#options.locks ?? undefined;
+    return (globalThis.navigator as Navigator | undefined)?.locks as LockManagerLike | undefined;
+  }
+
+  /** The election decided: a leader starts the worker, a tab that stops leading stops it. */
+  #onRole(role: SyncRole): void {
+    if (role === 'leader') {
+      this.#leaderReady = this.#startWorker();
+      this.#leaderReady.catch((error: unknown) => {
+        if (!(error instanceof SyncError && error.code === 'worker')) this.#fail(error);
+      });
+      return;
+    }
+    this.#leaderReady = undefined;
+    clearTimeout(this.#restartTimer);
+    this.#manager.terminate('This tab no longer holds the connection');
+    this.#setState({
+      ...this.#state, role: 'follower', status: 'disconnected', isConnected: false, isConnecting: false,
+      syncing: false, progress: null,
+    });
+    this.#channel?.post({ kind: 'hello' });
+  }
+
+  /** Starts and initialises the leader's worker; it connects when this tab wants a connection. */
+  async #startWorker(): Promise<void> {
     this.#manager.start();
-    const state = await this.#manager.request<SyncState>({ type: 'init', config });
-    this.#setState(state);
+    const state = await this.#manager.request<SyncState>({ type: 'init', config: this.#config! });
+    this.#setState({ ...state, role: 'leader' });
+    this.#channel?.post({ kind: 'event', event: { type: 'status', state: this.#state } });
     const online = globalThis.navigator?.onLine ?? true;
     if (!online) await this.#manager.request({ type: 'network', online });
+    if (this.#wantConnected) await this.#manager.request({ type: 'connect' });
+  }
+
+  /** What the other tabs of this client say. */
+  #onTabMessage(message: TabMessage): void {
+    const leading = this.#manager.running;
+    switch (message.kind) {
+      case 'event':
+        if (leading) return;
+        if (message.event.type === 'status') this.#setState({ ...message.event.state, role: 'follower' });
+        else this.#onWorkerEvent(message.event);
+        return;
+      case 'hello':
+        if (leading) this.#channel?.post({ kind: 'event', event: { type: 'status', state: this.#state } });
+        return;
+      case 'operation':
+        if (leading) this.#manager.request({ type: 'operation', operation: message.operation }).catch(() => undefined);
+        return;
+      case 'command':
+        if (leading) void this.#runCommand(message.command, message.id);
+        return;
+      case 'reply': {
+        const ask = this.#asks.get(message.id);
+        this.#asks.delete(message.id);
+        if (message.ok) ask?.resolve(message.value);
+        else ask?.reject(reviveError(message.error));
+        return;
+      }
+      case 'cleared':
+        this.#cancel(message.ids);
+        return;
+      default: {
+        const unhandled: never = message;
+        void unhandled;
+      }
+    }
+  }
+
+  /** A follower's command, run by the leader; answered when the follower waits for it. */
+  async #runCommand(command: TabCommand, id: string | undefined): Promise<void> {
+    try {
+      let value: unknown;
+      if (command === 'clear_operations') {
+        const removed = await this.#manager.request<string[]>({ type: 'clear_operations' });
+        this.#cancel(removed);
+        this.#channel?.post({ kind: 'cleared', ids: removed });
+        value = removed;
+      } else {
+        await this.#manager.request({ type: command });
+      }
+      if (id) this.#channel?.post({ kind: 'reply', id, ok: true, value });
+    } catch (error) {
+      const { name, message } = error instanceof Error ? error : new Error(String(error));
+      if (id) this.#channel?.post({ kind: 'reply', id, ok: false, error: { name, message } });
+    }
   }
 
   #listenToNetwork(): void {
@@ -287,6 +504,12 @@ export class WorkerSyncService {
     };
     globalThis.addEventListener('online', () => tell(true), { signal });
     globalThis.addEventListener('offline', () => tell(false), { signal });
+    // A frozen page runs nothing, its worker included: hand the connection to another tab
+    // before the freeze, and take part again on resume.
+    globalThis.document?.addEventListener('freeze', () => this.#election?.stop(), { signal });
+    globalThis.document?.addEventListener('resume', () => {
+      if (this.#wantConnected) this.#join('connect').catch((error: unknown) => this.#reportFailure(error));
+    }, { signal });
   }
 
   #database(): Promise<SyncDB> {
@@ -308,7 +531,7 @@ export class WorkerSyncService {
   #onWorkerEvent(event: WorkerEvent): void {
     switch (event.type) {
       case 'status':
-        this.#setState(event.state);
+        this.#setState({ ...event.state, role: this.#election?.role ?? event.state.role });
         return;
       case 'operation_complete': {
         const { type: _, ...detail } = event;
@@ -348,7 +571,6 @@ export class WorkerSyncService {
   }
 
   #onWorkerDied(detail: SyncErrorDetail): void {
-    this.#ready = undefined;
     this.#setState({ ...this.#state, status: 'error', isConnected: false, isConnecting: false, syncing: false, progress: null, lastError: detail });
     this.#events.emit('error', detail);
     if (this.#closed) return;
@@ -357,8 +579,9 @@ export class WorkerSyncService {
     this.#workerFailures += 1;
     clearTimeout(this.#restartTimer);
     this.#restartTimer = setTimeout(() => {
-      const restart = this.#wantConnected ? this.connect() : this.initialize();
-      restart.catch((error: unknown) => this.#reportFailure(error));
+      if (this.#closed || this.#election?.role !== 'leader') return;
+      this.#leaderReady = this.#startWorker();
+      this.#leaderReady.catch((error: unknown) => this.#reportFailure(error));
     }, delay);
   }
 
@@ -382,6 +605,11 @@ export class WorkerSyncService {
     this.#state = Object.isFrozen(state) ? state : Object.freeze({ ...state });
     this.#events.emit('state_change', { state: this.#state });
   }
+}
+
+/** The Web Lock and BroadcastChannel name of one client: its database and client id. */
+function lockName(config: WorkerConfig): string {
+  return clientLockName(config.dbName, config.clientId);
 }
 
 function pickConnectionOptions(options: Partial<ConnectionOptions>): Partial<ConnectionOptions> {
