@@ -1,0 +1,177 @@
+import { expect } from '@open-wc/testing';
+import type { SyncConnectionElement } from '../src/elements/sync-connection.ts';
+import {
+  deleteDatabase,
+  notes,
+  postChanges,
+  serverEntities,
+  serverStats,
+  startAgain,
+  startServer,
+  stopServer,
+  uniqueDbName,
+  waitFor,
+  type TestServer,
+} from './helpers/e2e.ts';
+
+interface TabWindow extends Window {
+  tabReady?: boolean;
+  warnings: string[];
+  events: { type: string; detail: Record<string, unknown> }[];
+}
+
+interface Tab {
+  frame: HTMLIFrameElement;
+  window: TabWindow;
+  element: SyncConnectionElement;
+}
+
+/** Each "tab" is a same-origin iframe: Web Locks and BroadcastChannel span them as real tabs. */
+describe('one connection per client across tabs', () => {
+  let server: TestServer;
+  let dbName: string;
+  const tabs: Tab[] = [];
+
+  async function openTab(extra = ''): Promise<Tab> {
+    const frame = document.createElement('iframe');
+    frame.src = `/test/fixtures/tab.html?url=${encodeURIComponent(server.wsUrl)}&db=${dbName}${extra}`;
+    document.body.append(frame);
+    await waitFor(() => (frame.contentWindow as TabWindow | null)?.tabReady === true, 'the tab to load');
+    const window = frame.contentWindow as TabWindow;
+    const element = window.document.querySelector('sync-connection') as SyncConnectionElement;
+    const tab = { frame, window, element };
+    tabs.push(tab);
+    return tab;
+  }
+
+  const role = (tab: Tab) => tab.element.getAttribute('role');
+  const leaderOf = (list: Tab[]) => list.find((tab) => role(tab) === 'leader');
+
+  async function settled(list: Tab[]): Promise<Tab> {
+    await waitFor(() => list.filter((tab) => role(tab) === 'leader').length === 1
+      && list.every((tab) => tab.element.getAttribute('status') === 'connected'), 'one leader and every tab connected');
+    return leaderOf(list)!;
+  }
+
+  function closeTab(tab: Tab): void {
+    tab.frame.remove();
+    tabs.splice(tabs.indexOf(tab), 1);
+  }
+
+  beforeEach(async () => {
+    server = await startServer();
+    dbName = uniqueDbName();
+  });
+
+  afterEach(async () => {
+    for (const tab of tabs.splice(0)) tab.frame.remove();
+    await stopServer(server, 'SIGKILL').catch(() => undefined);
+    await deleteDatabase(dbName);
+  });
+
+  for (const count of [2, 3]) {
+    it(`holds exactly one socket at the server for ${count} tabs, with one leader`, async () => {
+      const opened: Tab[] = [];
+      for (let i = 0; i < count; i++) opened.push(await openTab());
+      await settled(opened);
+      await waitFor(async () => (await serverStats(server)).clients === 1, 'one socket at the server');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect((await serverStats(server)).clients).to.equal(1);
+      expect(opened.map(role).sort()).to.deep.equal(['leader', ...Array(count - 1).fill('follower')].sort());
+    });
+  }
+
+  it('mirrors the leader\'s events and state in a follower, which reads the shared entities', async () => {
+    const first = await openTab();
+    const second = await openTab();
+    const leader = await settled([first, second]);
+    const follower = leader === first ? second : first;
+    const lsn = await postChanges(server, notes(2, 50));
+    await waitFor(() => follower.element.getAttribute('last-lsn') === lsn, 'the follower at the new LSN');
+    const changes = follower.window.events.filter((e) => e.type === 'changes');
+    expect(changes.flatMap((e) => (e.detail.changes as { entityId: string }[]).map((c) => c.entityId))).to.deep.equal(['n50', 'n51']);
+    expect((await follower.element.getEntity('note', 'n51'))?.data).to.deep.equal({ text: 'note 51' });
+    expect(follower.element.getState().role).to.equal('follower');
+    expect(follower.element.getState().isConnected).to.equal(true);
+  });
+
+  it('resolves a follower\'s operation in the follower when the server acknowledges it, applied once', async () => {
+    const first = await openTab();
+    const second = await openTab();
+    const leader = await settled([first, second]);
+    const follower = leader === first ? second : first;
+    const result = await follower.element.queueOperation({
+      type: 'upsert', id: 'from-follower', payload: { entityType: 'note', entityId: 'f', data: { text: 'follower' } },
+    });
+    expect(result.id).to.equal('from-follower');
+    expect(result.lsn).to.be.a('string');
+    expect((await serverStats(server)).operationsApplied).to.equal(1);
+    await waitFor(() => leader.window.events.some((e) => e.type === 'operation_complete'), 'the leader hears it too');
+    expect(follower.element.getAttribute('pending')).to.equal('0');
+  });
+
+  it('takes over when the leader\'s tab closes, resuming from the stored LSN with nothing lost or applied twice', async () => {
+    const first = await openTab();
+    const second = await openTab();
+    const leader = await settled([first, second]);
+    const follower = leader === first ? second : first;
+    const before = await postChanges(server, notes(3));
+    await waitFor(() => follower.element.getAttribute('last-lsn') === before, 'both at the LSN');
+    await stopServer(server);
+    await waitFor(() => follower.element.getAttribute('status') === 'reconnecting', 'the follower mirrors reconnecting');
+    const fromLeader = leader.element.queueOperation({ type: 'upsert', id: 'op-leader', payload: { entityType: 'note', entityId: 'l', data: {} } });
+    fromLeader.catch(() => undefined); // its tab closes before the answer
+    const fromFollower = follower.element.queueOperation({ type: 'upsert', id: 'op-follower', payload: { entityType: 'note', entityId: 'f', data: {} } });
+    await waitFor(() => leader.element.getAttribute('pending') === '2', 'both operations stored');
+    closeTab(leader);
+    await waitFor(() => role(follower) === 'leader', 'the follower to take over');
+    await startAgain(server);
+    expect((await fromFollower).id).to.equal('op-follower');
+    await waitFor(() => follower.element.getAttribute('pending') === '0', 'the outbox drained');
+    const connected = follower.window.events.filter((e) => e.type === 'connected').at(-1)!;
+    expect(connected.detail.lastLSN).to.equal(before);
+    const stats = await serverStats(server);
+    expect(stats.operationsApplied).to.equal(2);
+    expect(stats.clients).to.equal(1);
+    const ids = (await serverEntities(server)).entities.filter((e) => e.entityType === 'note').map((e) => e.entityId).sort();
+    expect(ids).to.deep.equal(['f', 'l', 'n0', 'n1', 'n2']);
+  });
+
+  it('takes over when the leader removes its element', async () => {
+    const first = await openTab();
+    const second = await openTab();
+    const leader = await settled([first, second]);
+    const follower = leader === first ? second : first;
+    leader.element.remove();
+    await waitFor(() => role(follower) === 'leader' && follower.element.getAttribute('status') === 'connected', 'the follower leads');
+    await waitFor(async () => (await serverStats(server)).clients === 1, 'one socket');
+    const lsn = await postChanges(server, notes(1, 9));
+    await waitFor(() => follower.element.getAttribute('last-lsn') === lsn, 'the new leader applies live changes');
+  });
+
+  it('hands the connection over when the leader\'s page is frozen, and follows on resume', async () => {
+    const first = await openTab();
+    const second = await openTab();
+    const leader = await settled([first, second]);
+    const follower = leader === first ? second : first;
+    // What Chrome dispatches before it freezes a hidden or cached page.
+    leader.window.document.dispatchEvent(new Event('freeze'));
+    await waitFor(() => role(follower) === 'leader' && follower.element.getAttribute('status') === 'connected', 'the follower leads');
+    expect(role(leader)).to.equal('follower');
+    leader.window.document.dispatchEvent(new Event('resume'));
+    await waitFor(() => leader.element.getAttribute('status') === 'connected', 'the old leader mirrors the connection');
+    expect(role(leader)).to.equal('follower');
+    await waitFor(async () => (await serverStats(server)).clients === 1, 'one socket');
+  });
+
+  it('connects from every tab where Web Locks are missing, and says so once per tab', async () => {
+    const first = await openTab('&nolocks');
+    const second = await openTab('&nolocks');
+    await waitFor(() => [first, second].every((tab) => tab.element.getAttribute('status') === 'connected'), 'both connected');
+    expect([first, second].map(role)).to.deep.equal(['leader', 'leader']);
+    await waitFor(async () => (await serverStats(server)).clients === 2, 'two sockets');
+    for (const tab of [first, second]) {
+      expect(tab.window.warnings.filter((w) => w.includes('Web Locks'))).to.have.length(1);
+    }
+  });
+});
