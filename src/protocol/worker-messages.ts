@@ -64,7 +64,10 @@ export type WorkerEvent =
   | { type: 'connected'; clientId: string; lastLSN: LSN }
   | { type: 'disconnected'; code: number; reason: string; willReconnect: boolean }
   | { type: 'reconnecting'; attempt: number; delay: number }
-  /** A new state snapshot; sent whenever any field of it changes. */
+  /**
+   * A new state snapshot. Changes within one task are coalesced into one post, and a pending
+   * snapshot is always posted before any other message, so an event never meets an older state.
+   */
   | { type: 'status'; state: SyncState }
   /** A server frame of a type the protocol does not define. */
   | { type: 'message'; message: Record<string, unknown> }
