@@ -1,0 +1,106 @@
+/**
+ * Catch-up: the server's whole log (BENCH_CHANGES changes, default 100,000, about 200 bytes of
+ * `data` each, in records of 1,000 so that every `changes` frame holds 1,000) taken from 0/0 into
+ * a fresh IndexedDB database, beside two baselines measured in the same run:
+ * - the physical limit: the same frames, downloaded first, written by raw IndexedDB puts from a
+ *   dedicated worker, one transaction per frame, nothing awaited but the commit;
+ * - the seeds' design: a raw WebSocket on the page, one awaited put per change.
+ * And the page's main thread meanwhile: long-task time and the longest gap between animation
+ * frames, ours against the seeds' design; plus the main thread's total task time (Chromium's
+ * TaskDuration, wall time, so it includes time the thread was descheduled), which the first two
+ * miss when the work comes as many short tasks. Each variant runs once, in its own page, ours first.
+ */
+import { randomBytes } from 'node:crypto';
+import { launchBrowser, removeServer, startServer, type BenchServer, type Row } from './lib/harness.ts';
+import type { Browser } from 'puppeteer-core';
+
+const CHANGES = Number(process.env.BENCH_CHANGES ?? 100_000);
+const PER_RECORD = 1_000;
+
+interface MainThread { windowMs: number; longTaskMs: number; longTasks: number; longestTaskMs: number; longestFrameGapMs: number; gapsOver50: number; frames: number }
+interface Outcome { seconds: number; main: MainThread; busyMs: number }
+interface Checked { stored: { entities: number; lastLSN: unknown }; deleted: boolean }
+type Variant = 'ours' | 'seeds' | 'limit';
+
+/** About 200 bytes of JSON per `data`: a counter and text that does not compress to nothing. */
+function change(i: number): object {
+  const text = randomBytes(150).toString('base64').slice(0, 180);
+  return { type: 'update', entityType: 'item', entityId: `item-${String(i).padStart(7, '0')}`, data: { n: i, text } };
+}
+
+/** Appends CHANGES changes, PER_RECORD per POST (one record each), and returns the log's head. */
+async function load(server: BenchServer): Promise<string> {
+  for (let first = 0; first < CHANGES; first += PER_RECORD) {
+    const changes = Array.from({ length: Math.min(PER_RECORD, CHANGES - first) }, (_, k) => change(first + k));
+    const response = await fetch(`${server.url}/api/changes`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ changes }),
+    });
+    if (!response.ok) throw new Error(`POST /api/changes: ${response.status} ${await response.text()}`);
+  }
+  const stats = (await (await fetch(`${server.url}/api/stats`)).json()) as { lsn: string; changes: number };
+  if (stats.changes !== CHANGES) throw new Error(`the server holds ${stats.changes} changes, not ${CHANGES}`);
+  return stats.lsn;
+}
+
+/**
+ * One variant in a fresh page, then checked outside the timing: every entity stored, the log's head
+ * as the stored LSN, the database deleted. Also reads the page's main-thread busy time over the
+ * variant from Chromium's own counter (CDP `TaskDuration`), for the log.
+ */
+async function measure(browser: Browser, server: BenchServer, variant: Variant, head: string): Promise<Outcome> {
+  const page = await browser.newPage();
+  try {
+    page.on('pageerror', (error) => console.error('page error:', error));
+    await page.goto(`${server.url}/bench/catchup.html`);
+    await page.waitForFunction('typeof window.benchCatchup === "object"');
+    const tag = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+    const before = await page.metrics();
+    const outcome = (await page.evaluate(
+      (name, options) => (globalThis as unknown as { benchCatchup: Record<string, (o: object) => Promise<unknown>> }).benchCatchup[name]!(options),
+      variant, { dbName: `bench-catchup-${variant}-${tag}`, clientId: `catchup-${variant}-${tag}` },
+    )) as Outcome;
+    const after = await page.metrics();
+    const { stored, deleted } = (await page.evaluate(
+      () => (globalThis as unknown as { benchCatchup: { check(): Promise<unknown> } }).benchCatchup.check(),
+    )) as Checked;
+    const lsn = typeof stored.lastLSN === 'string' ? stored.lastLSN.toUpperCase() : stored.lastLSN;
+    if (stored.entities !== CHANGES || lsn !== head.toUpperCase()) {
+      throw new Error(`${variant} stored ${stored.entities} entities at ${String(stored.lastLSN)}, expected ${CHANGES} at ${head}`);
+    }
+    if (!deleted) console.error(`catchup: the ${variant} database could not be deleted`);
+    const busy = ((after.TaskDuration ?? 0) - (before.TaskDuration ?? 0)) * 1000;
+    const script = ((after.ScriptDuration ?? 0) - (before.ScriptDuration ?? 0)) * 1000;
+    process.stderr.write(`  ${variant}: ${outcome.seconds.toFixed(2)} s; main thread busy ${busy.toFixed(0)} ms (script ${script.toFixed(0)} ms); ${JSON.stringify(outcome.main)}\n`);
+    return { ...outcome, busyMs: busy };
+  } finally {
+    await page.close();
+  }
+}
+
+export async function run(): Promise<Row[]> {
+  const server = await startServer(['--batch-size', String(PER_RECORD)]);
+  const browser = await launchBrowser();
+  try {
+    const head = await load(server);
+    const ours = await measure(browser, server, 'ours', head);
+    const limit = await measure(browser, server, 'limit', head);
+    const seeds = await measure(browser, server, 'seeds', head);
+    const rate = (outcome: Outcome) => CHANGES / outcome.seconds;
+    const what = `catch-up of ${CHANGES.toLocaleString('en-US')} changes (frames of ${PER_RECORD.toLocaleString('en-US')}) into IndexedDB`;
+    const limitName = 'physical limit: raw IndexedDB puts in a dedicated worker, 1 tx per frame, frames downloaded beforehand';
+    const seedsName = "seeds' design: raw WebSocket on the page, 1 tx per frame, one awaited put per change";
+    return [
+      { what: `${what}: changes/s`, ours: rate(ours), baseline: rate(limit), unit: '/s', better: 'higher', baselineName: limitName },
+      { what: `${what}: changes/s`, ours: rate(ours), baseline: rate(seeds), unit: '/s', better: 'higher', baselineName: seedsName },
+      { what: 'main thread during that catch-up: long-task time', ours: ours.main.longTaskMs, baseline: seeds.main.longTaskMs, unit: 'ms', better: 'lower', baselineName: seedsName },
+      { what: 'main thread during that catch-up: longest gap between frames', ours: ours.main.longestFrameGapMs, baseline: seeds.main.longestFrameGapMs, unit: 'ms', better: 'lower', baselineName: seedsName },
+      // What the two rows above miss: the seeds' main thread is busy in many short tasks.
+      { what: 'main thread during that catch-up: time in tasks (Chromium TaskDuration)', ours: ours.busyMs, baseline: seeds.busyMs, unit: 'ms', better: 'lower', baselineName: seedsName },
+    ];
+  } finally {
+    await browser.close();
+    await removeServer(server);
+  }
+}
