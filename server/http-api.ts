@@ -36,7 +36,14 @@ export async function handleApi(
   response: ServerResponse,
   context: ApiContext,
 ): Promise<boolean> {
-  const { pathname } = new URL(request.url ?? '/', 'http://localhost');
+  let pathname: string;
+  try {
+    ({ pathname } = new URL(request.url ?? '/', 'http://localhost'));
+  } catch {
+    // A request target no URL parser accepts (`GET http://[`): the client's fault, not a 500.
+    sendJson(response, 400, { error: 'malformed request target' });
+    return true;
+  }
   const route = ROUTES[pathname];
   if (!route) return false;
   try {
