@@ -1,0 +1,379 @@
+import { expect } from '@open-wc/testing';
+import '../src/index.ts';
+import type { SyncConnectionElement } from '../src/elements/sync-connection.ts';
+import type { Change } from '../src/protocol/change.ts';
+import type { OperationResult, SyncErrorDetail } from '../src/protocol/state.ts';
+import {
+  createSyncElement,
+  deleteDatabase,
+  isLive,
+  postChanges,
+  recordEvents,
+  serverEntities,
+  serverStats,
+  startAgain,
+  startServer,
+  stopServer,
+  uniqueDbName,
+  waitFor,
+  type TestServer,
+} from './helpers/e2e.ts';
+import { Prng, testSeed } from './helpers/prng.ts';
+import { SpyWorkers } from './helpers/spy-worker.ts';
+
+/*
+ * Faults against the reference server, run as a child process by the WTR plugin: SIGKILL in the
+ * middle of a catch-up and of a stream of operations, and a token that must never be reflected.
+ * Random choices come from a seeded PRNG; the seed is printed.
+ */
+
+const FAST = { 'backoff-initial': '50', 'backoff-max': '300' };
+const ALL_EVENTS = [
+  'connected', 'disconnected', 'reconnecting', 'sync_started', 'sync_progress', 'sync_completed', 'changes',
+  'operation_complete', 'operation_error', 'state_change', 'message', 'error',
+];
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+type Detail = { changes: { type: string; entityType: string; entityId: string; data?: unknown }[]; lsn?: string };
+
+describe('<sync-connection> under faults of the reference server', () => {
+  let server: TestServer | undefined;
+  let dbName: string;
+  const elements: SyncConnectionElement[] = [];
+  const spies: SpyWorkers[] = [];
+
+  function mount(url: string, attributes: Record<string, string | boolean> = {}, setup?: (element: SyncConnectionElement) => void): SyncConnectionElement {
+    const element = createSyncElement({ url, 'db-name': dbName, ...FAST, ...attributes });
+    setup?.(element);
+    elements.push(element);
+    document.body.append(element);
+    return element;
+  }
+
+  let started = 0;
+
+  beforeEach(() => {
+    dbName = uniqueDbName();
+    started = performance.now();
+  });
+
+  afterEach(async function () {
+    console.log(`${this.currentTest?.title.slice(0, 60)}: ${Math.round(performance.now() - started)} ms`);
+    for (const element of elements.splice(0)) element.remove();
+    for (const spy of spies.splice(0)) spy.terminateAll();
+    if (server) await stopServer(server, 'SIGKILL').catch(() => undefined);
+    server = undefined;
+    await deleteDatabase(dbName);
+  });
+
+  it('ends with exactly the server\'s entities and LSN, nothing applied twice, when the server is killed mid catch-up', async function () {
+    this.timeout(30_000);
+    const RECORDS = 20;
+    const PER_RECORD = 500;
+    // batch-size 50 < 500: each record goes whole and alone, so the catch-up is 20 frames.
+    const srv = server = await startServer({ batchSize: 50 });
+    // Every record touches the same 500 entities once: an update carrying the record's number, or
+    // (for 1 in 25) a delete. So every entity has exactly RECORDS changes at the server, and an
+    // applied update never carries a smaller number than the one before it.
+    const record = (r: number): Change[] => Array.from({ length: PER_RECORD }, (_, i) => {
+      const entityType = i % 2 === 0 ? 'alpha' : 'beta';
+      const entityId = `e${i}`;
+      return (i + r) % 25 === 0
+        ? { type: 'delete' as const, entityType, entityId }
+        : { type: 'update' as const, entityType, entityId, data: { v: r, i, text: `record ${r} item ${i}` } };
+    });
+    for (let r = 0; r < RECORDS; r++) await postChanges(srv, record(r));
+
+    let killed: Promise<void> | undefined;
+    let lsnAtKill: string | null = null;
+    const element = mount(srv.wsUrl, {}, (el) => {
+      el.addEventListener('sync_progress', () => {
+        killed ??= (async () => {
+          lsnAtKill = el.getAttribute('last-lsn');
+          await stopServer(srv, 'SIGKILL');
+          await startAgain(srv);
+        })();
+      });
+    });
+    const seen = recordEvents(element, ['changes', 'connected', 'disconnected', 'sync_completed', 'error']);
+    await waitFor(() => killed !== undefined, 'the first sync_progress', 10_000);
+    await killed;
+    const stats = await serverStats(srv);
+    await waitFor(() => isLive(element) && element.getAttribute('last-lsn') === stats.lsn, `live again at ${stats.lsn}`, 15_000);
+    console.log(`catch-up kill: last-lsn ${lsnAtKill} when killed, server head ${stats.lsn}, ` +
+      `resumed from ${seen.filter((e) => e.type === 'connected').map((e) => (e.detail as { lastLSN: string }).lastLSN).join(', ')}`);
+
+    expect(seen.filter((e) => e.type === 'disconnected').length, 'the kill was seen').to.be.at.least(1);
+    expect(seen.filter((e) => e.type === 'connected').length, 'connected again').to.be.at.least(2);
+    expect(seen.filter((e) => e.type === 'error').map((e) => e.detail)).to.deep.equal([]);
+    expect(element.getAttribute('last-lsn')).to.equal(stats.lsn);
+    expect(stats.changes, 'changes the server holds').to.equal(RECORDS * PER_RECORD);
+
+    const atServer = await serverEntities(srv);
+    expect(atServer.lsn).to.equal(stats.lsn);
+    for (const type of ['alpha', 'beta']) {
+      const wanted = atServer.entities.filter((e) => e.entityType === type)
+        .map((e) => ({ id: e.entityId, data: e.data })).sort((a, b) => a.id.localeCompare(b.id));
+      const stored = (await element.getEntities(type))
+        .map((e) => ({ id: e.entityId, data: e.data })).sort((a, b) => a.id.localeCompare(b.id));
+      expect(stored.length, `${type} count`).to.equal(wanted.length);
+      expect(stored, `${type} entities`).to.deep.equal(wanted);
+    }
+
+    // Every change the client applied, per entity: exactly the RECORDS the server holds, in order.
+    const perEntity = new Map<string, { count: number; versions: number[] }>();
+    for (const event of seen.filter((e) => e.type === 'changes')) {
+      for (const change of (event.detail as Detail).changes) {
+        const key = `${change.entityType}/${change.entityId}`;
+        const entry = perEntity.get(key) ?? { count: 0, versions: [] };
+        entry.count += 1;
+        if (change.type === 'update') entry.versions.push((change.data as { v: number }).v);
+        perEntity.set(key, entry);
+      }
+    }
+    expect(perEntity.size, 'every entity was changed').to.equal(PER_RECORD);
+    const twice = [...perEntity].filter(([, entry]) => entry.count !== RECORDS).map(([key, entry]) => `${key}: ${entry.count}`);
+    expect(twice, 'entities applied a number of times other than the server holds').to.deep.equal([]);
+    const regressed = [...perEntity].filter(([, { versions }]) => versions.some((v, i) => i > 0 && v <= versions[i - 1]!));
+    expect(regressed.map(([key]) => key), 'entities whose data went back').to.deep.equal([]);
+  });
+
+  it('applies each of 200 operations exactly once and settles every promise across 5 SIGKILL restarts', async function () {
+    this.timeout(30_000);
+    const seed = testSeed(0xfa017);
+    const rng = new Prng(seed);
+    const COUNT = 200;
+    const CYCLES = 5;
+    const srv = server = await startServer();
+    const element = mount(srv.wsUrl);
+    await waitFor(() => isLive(element), 'live');
+
+    // 200 operations in CYCLES + 1 waves; each kill lands after a seeded number of the newest
+    // wave's operations settled (0 included: before any was answered), so that every kill finds
+    // operations stored, sent or acknowledged-but-unanswered.
+    const waves: { from: number; to: number }[] = [];
+    for (let w = 0, from = 0; w <= CYCLES; w++) {
+      const to = w === CYCLES ? COUNT : from + rng.int(25, 40);
+      waves.push({ from, to });
+      from = to;
+    }
+    const waits = waves.slice(0, CYCLES).map(({ from, to }) => rng.int(0, Math.floor((to - from) * 0.5)));
+    const pauses = waits.map(() => rng.int(0, 250));
+    console.log(`operation kills: seed ${seed} (0x${seed.toString(16)}), waves ${waves.map((w) => w.to - w.from).join(', ')}, ` +
+      `kill after ${waits.join(', ')} of each wave settled, down for ${pauses.join(', ')} ms`);
+
+    let completed = 0;
+    // Resolved from the settling operation's own callback, so the kill starts in that very task.
+    let target = Infinity;
+    let reached: () => void = () => undefined;
+    const settle = (): void => {
+      completed += 1;
+      if (completed >= target) reached();
+    };
+    const settled: Promise<{ ok: true; result: OperationResult } | { ok: false; error: string }>[] = [];
+    const queueWave = ({ from, to }: { from: number; to: number }): void => {
+      for (let i = from; i < to; i++) {
+        settled.push(element.queueOperation({
+          type: 'upsert', id: `op-${i}`, payload: { entityType: 'op', entityId: `o${i}`, data: { i, seed } },
+        }).then(
+          (result) => { settle(); return { ok: true as const, result }; },
+          (error: unknown) => { settle(); return { ok: false as const, error: String(error) }; },
+        ));
+      }
+    };
+    const atKill: number[] = [];
+    for (let cycle = 0; cycle < CYCLES; cycle++) {
+      const wave = waves[cycle]!;
+      const before = completed;
+      queueWave(wave);
+      target = before + waits[cycle]!;
+      if (completed < target) {
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`timed out waiting for ${target} settled operations (seed ${seed})`)), 15_000);
+          reached = () => { clearTimeout(timer); resolve(); };
+        });
+      }
+      target = Infinity;
+      atKill.push(wave.to - completed);
+      await stopServer(srv, 'SIGKILL');
+      await sleep(pauses[cycle]!);
+      await startAgain(srv);
+    }
+    queueWave(waves[CYCLES]!);
+    console.log(`operation kills: unsettled operations at each kill: ${atKill.join(', ')}`);
+    await waitFor(() => completed === COUNT, `all ${COUNT} promises settled (seed ${seed})`, 15_000);
+    const outcomes = await Promise.all(settled);
+    const failures = outcomes.filter((o) => !o.ok);
+    expect(failures, `rejected promises (seed ${seed})`).to.deep.equal([]);
+    const ids = outcomes.map((o) => (o as { result: OperationResult }).result.id);
+    expect(ids).to.deep.equal(Array.from({ length: COUNT }, (_, i) => `op-${i}`));
+
+    const stats = await serverStats(srv);
+    expect(stats.operationsApplied, `operations applied at the server (seed ${seed})`).to.equal(COUNT);
+    const atServer = (await serverEntities(srv)).entities.filter((e) => e.entityType === 'op');
+    expect(atServer.length).to.equal(COUNT);
+    for (const entity of atServer) {
+      const i = Number(entity.entityId.slice(1));
+      expect(entity.data, entity.entityId).to.deep.equal({ i, seed });
+    }
+    // The client converges on the same entities and LSN.
+    await waitFor(async () => isLive(element) && element.getAttribute('last-lsn') === (await serverStats(srv)).lsn,
+      'the client at the server\'s LSN', 10_000);
+    const stored = (await element.getEntities('op')).map((e) => ({ id: e.entityId, data: e.data })).sort((a, b) => a.id.localeCompare(b.id));
+    expect(stored).to.deep.equal(atServer.map((e) => ({ id: e.entityId, data: e.data })).sort((a, b) => a.id.localeCompare(b.id)));
+    expect(element.getAttribute('pending')).to.equal('0');
+  });
+
+  // DEFECT (skipped until fixed; the same as in fuzz.test.ts, end to end): one change whose data
+  // is nested about 2,000 deep or more (3,000 here), written by anyone through POST /api/changes
+  // or by a non-browser client, is valid JSON to the server (it stores up to about 4,000 levels),
+  // but no browser client can structured-clone it into IndexedDB. Each client reports `storage`,
+  // reconnects, is replayed the same record and fails again, forever (56 connections in 10 s
+  // here): no client ever gets past it, nor sees anything written after it.
+  it.skip('catches up past a stored change whose data is nested 3,000 deep (too deep for IndexedDB)', async function () {
+    this.timeout(20_000);
+    const srv = server = await startServer({ batchSize: 100 });
+    const depth = 3_000;
+    const body = `{"changes":[{"type":"update","entityType":"p","entityId":"deep","data":${'['.repeat(depth)}${']'.repeat(depth)}}]}`;
+    const response = await fetch(`${srv.httpUrl}/api/changes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(response.status).to.equal(200);
+    await postChanges(srv, [{ type: 'update', entityType: 'p', entityId: 'after', data: { ok: true } }]);
+    const { lsn } = await serverStats(srv);
+    const element = mount(srv.wsUrl);
+    const seen = recordEvents(element, ['connected', 'error']);
+    await waitFor(() => isLive(element) && element.getAttribute('last-lsn') === lsn, `live at ${lsn}`, 10_000)
+      .catch((error: Error) => {
+        throw new Error(`${error.message}; ${seen.filter((e) => e.type === 'connected').length} connections, ` +
+          `errors: ${[...new Set(seen.filter((e) => e.type === 'error').map((e) => (e.detail as SyncErrorDetail).message))].join(' | ')}`);
+      });
+    expect((await element.getEntity('p', 'after'))?.data).to.deep.equal({ ok: true });
+  });
+
+  describe('the token', () => {
+    const TOKEN = 'secret-token-123';
+    let logged: string[];
+    const originals = { log: console.log, info: console.info, warn: console.warn, error: console.error, debug: console.debug };
+
+    beforeEach(() => {
+      logged = [];
+      for (const name of Object.keys(originals) as (keyof typeof originals)[]) {
+        console[name] = (...args: unknown[]) => {
+          logged.push(args.map((a) => (typeof a === 'string' ? a : safeJson(a))).join(' '));
+          originals[name].apply(console, args);
+        };
+      }
+    });
+
+    afterEach(() => {
+      Object.assign(console, originals);
+    });
+
+    /** Everything the page can read back from the element and its storage, as one text. */
+    async function everythingVisible(element: SyncConnectionElement, seen: { detail: unknown }[]): Promise<Record<string, string>> {
+      return {
+        attributes: [...element.attributes].map((a) => `${a.name}=${a.value}`).join(' '),
+        outerHTML: element.outerHTML,
+        state: safeJson(element.getState()),
+        events: seen.map((e) => safeJson(e.detail)).join('\n'),
+        database: await dumpDatabase(dbName),
+        storage: safeJson({ ...localStorage }) + safeJson({ ...sessionStorage }),
+        console: logged.join('\n'),
+      };
+    }
+
+    it('connects with the token, which appears in no attribute, state, event, URL, storage or log', async () => {
+      const srv = server = await startServer({ token: TOKEN });
+      const spy = new SpyWorkers();
+      spies.push(spy);
+      const element = createSyncElement({ url: srv.wsUrl, 'db-name': dbName, ...FAST });
+      element.createWorker = spy.create;
+      elements.push(element);
+      const seen = recordEvents(element, ALL_EVENTS);
+      document.body.append(element);
+      element.token = TOKEN; // as frameworks do: a property, right after insertion
+      await waitFor(() => isLive(element), 'live with the token');
+      expect((await serverStats(srv)).clients).to.equal(1);
+
+      // It did travel, where PROTOCOL.md puts it: in the sync frame.
+      const syncs = spy.sent.map((text) => JSON.parse(text) as { type: string; token?: string }).filter((f) => f.type === 'sync');
+      expect(syncs.length).to.be.at.least(1);
+      expect(syncs.every((f) => f.token === TOKEN)).to.equal(true);
+      // And nowhere else.
+      expect(spy.dialled.length).to.be.at.least(1);
+      for (const url of spy.dialled) {
+        expect(url, 'the WebSocket URL').not.to.contain(TOKEN);
+        expect(decodeURIComponent(url), 'the WebSocket URL, decoded').not.to.contain(TOKEN);
+        expect(new URL(url).searchParams.has('token'), 'a token parameter').to.equal(false);
+      }
+      expect(element.hasAttribute('token')).to.equal(false);
+      for (const [where, text] of Object.entries(await everythingVisible(element, seen))) {
+        expect(text.includes(TOKEN), `the token in ${where}`).to.equal(false);
+      }
+    });
+
+    it('a refused token gives status error with close 4001, and the token is in no error, state or URL', async () => {
+      const WRONG = 'wrong-token-456';
+      const srv = server = await startServer({ token: TOKEN });
+      const spy = new SpyWorkers();
+      spies.push(spy);
+      const element = createSyncElement({ url: srv.wsUrl, 'db-name': dbName, ...FAST });
+      element.createWorker = spy.create;
+      element.token = WRONG;
+      elements.push(element);
+      const seen = recordEvents(element, ALL_EVENTS);
+      document.body.append(element);
+      // The state is published before the events that go with it: wait for both.
+      await waitFor(() => element.getAttribute('status') === 'error'
+        && seen.some((e) => e.type === 'error' && (e.detail as SyncErrorDetail).code === 'closed'), 'status error and an error event');
+
+      const errors = seen.filter((e) => e.type === 'error').map((e) => e.detail as SyncErrorDetail);
+      const closed = errors.find((e) => e.code === 'closed');
+      expect(closed, `a closed error among ${safeJson(errors)}`).not.to.equal(undefined);
+      expect(closed!.message).to.contain('4001');
+      const disconnected = seen.find((e) => e.type === 'disconnected')?.detail as { code: number; willReconnect: boolean } | undefined;
+      expect(disconnected?.code).to.equal(4001);
+      expect(disconnected?.willReconnect).to.equal(false);
+      expect(element.getState().lastError?.code).to.equal('closed');
+      await sleep(400); // several backoff periods: no retry after a 4001
+      expect(spy.dialled.length, 'dials').to.equal(1);
+      expect(element.getAttribute('status')).to.equal('error');
+      for (const url of spy.dialled) expect(decodeURIComponent(url)).not.to.contain(WRONG);
+      for (const [where, text] of Object.entries(await everythingVisible(element, seen))) {
+        expect(text.includes(WRONG), `the refused token in ${where}`).to.equal(false);
+        expect(text.includes(TOKEN), `the server's token in ${where}`).to.equal(false);
+      }
+    });
+  });
+});
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** Every record of every object store of a database, as JSON text. */
+async function dumpDatabase(name: string): Promise<string> {
+  const db = await new Promise<IDBDatabase>((resolve, reject) => {
+    const request = indexedDB.open(name);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  try {
+    const stores = [...db.objectStoreNames];
+    if (stores.length === 0) return '';
+    const tx = db.transaction(stores, 'readonly');
+    const dumps = await Promise.all(stores.map((store) => new Promise<string>((resolve, reject) => {
+      const keys = tx.objectStore(store).getAllKeys();
+      const values = tx.objectStore(store).getAll();
+      values.onsuccess = () => resolve(`${store}: ${safeJson(keys.result)} ${safeJson(values.result)}`);
+      values.onerror = () => reject(values.error);
+    })));
+    return dumps.join('\n');
+  } finally {
+    db.close();
+  }
+}
