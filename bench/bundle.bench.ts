@@ -1,0 +1,182 @@
+/**
+ * Bytes a page downloads: the element bundle and the worker chunk as built in dist/ (each with
+ * the shared chunks it imports statically, gzip -9 per file, as served), beside the libraries we
+ * depend on (lit, @lit/context, idb) bundled whole with esbuild, minified, gzip -9.
+ *
+ * The files are found by following imports from dist/sync-connection.js, never by listing dist/:
+ * rollup does not clean dist/, so older worker chunks may lie there.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { build } from 'esbuild';
+import type { Row } from './lib/harness.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const dist = join(root, 'dist');
+const ENTRY = join(dist, 'sync-connection.js');
+
+/** `new URL("x.js", import.meta.url)`: a worker (or other asset) the code loads at run time. */
+const RUNTIME_URL = /new URL\(\s*["']([^"']+\.js)["']\s*,\s*import\.meta\.url\s*\)/g;
+
+const gzipBytes = (text: string | Uint8Array) => gzipSync(text, { level: 9 }).length;
+
+/** Every file `entry` imports statically (itself included), by esbuild's own resolution. */
+async function staticGraph(entry: string): Promise<string[]> {
+  const result = await build({
+    entryPoints: [entry],
+    bundle: true,
+    write: false,
+    metafile: true,
+    format: 'esm',
+    platform: 'browser',
+    logLevel: 'silent',
+  });
+  return Object.keys(result.metafile.inputs).map((path) => join(root, path)).sort();
+}
+
+/** The npm packages a built file contains, from its source map; the lit family counts as `lit`. */
+async function librariesIn(file: string): Promise<Set<string>> {
+  const map = JSON.parse(await readFile(`${file}.map`, 'utf8')) as { sources: string[] };
+  const found = new Set<string>();
+  for (const source of map.sources) {
+    const match = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(source);
+    if (!match) continue;
+    const name = match[1]!;
+    found.add(['lit-html', 'lit-element', '@lit/reactive-element'].includes(name) ? 'lit' : name);
+  }
+  return found;
+}
+
+/** Minified bytes of `file` that its source map attributes to our src/ versus to node_modules. */
+async function sourceSplit(file: string): Promise<{ ours: number; libraries: number }> {
+  const code = await readFile(file, 'utf8');
+  const map = JSON.parse(await readFile(`${file}.map`, 'utf8')) as { sources: string[]; mappings: string };
+  const isOurs = map.sources.map((source) => !source.includes('node_modules/'));
+  const lines = code.split('\n');
+  let ours = 0;
+  let libraries = 0;
+  let source = 0;
+  map.mappings.split(';').forEach((segmentsOfLine, lineIndex) => {
+    const line = lines[lineIndex] ?? '';
+    const segments = segmentsOfLine === '' ? [] : segmentsOfLine.split(',').map(decodeVlq);
+    let column = 0;
+    const starts: { column: number; source: number | undefined }[] = [];
+    for (const fields of segments) {
+      column += fields[0]!;
+      if (fields.length >= 4) source += fields[1]!;
+      starts.push({ column, source: fields.length >= 4 ? source : undefined });
+      // fields 2 and 3 (original line and column) are not needed; their deltas only matter to them
+    }
+    starts.forEach((start, i) => {
+      const end = starts[i + 1]?.column ?? line.length;
+      if (start.source === undefined) return;
+      if (isOurs[start.source]) ours += end - start.column;
+      else libraries += end - start.column;
+    });
+  });
+  return { ours, libraries };
+}
+
+const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+function decodeVlq(segment: string): number[] {
+  const values: number[] = [];
+  let value = 0;
+  let shift = 0;
+  for (const char of segment) {
+    const digit = BASE64.indexOf(char);
+    value += (digit & 31) << shift;
+    if (digit & 32) {
+      shift += 5;
+    } else {
+      values.push(value & 1 ? -(value >>> 1) : value >>> 1);
+      value = 0;
+      shift = 0;
+    }
+  }
+  return values;
+}
+
+/** The packages bundled whole (everything they export), minified, as one ES module. */
+async function librariesBundled(packages: readonly string[]): Promise<number> {
+  const result = await build({
+    stdin: { contents: packages.map((name) => `export * from '${name}';`).join('\n'), resolveDir: root, loader: 'js' },
+    bundle: true,
+    write: false,
+    minify: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    logLevel: 'silent',
+  });
+  return gzipBytes(result.outputFiles[0]!.contents);
+}
+
+interface Part { files: string[]; gzip: number; libraries: string[] }
+
+async function part(files: readonly string[]): Promise<Part> {
+  let gzip = 0;
+  const libraries = new Set<string>();
+  for (const file of files) {
+    gzip += gzipBytes(await readFile(file));
+    for (const name of await librariesIn(file)) libraries.add(name);
+  }
+  return { files: files.map((file) => relative(root, file)), gzip, libraries: [...libraries].sort() };
+}
+
+export async function run(): Promise<Row[]> {
+  const elementFiles = await staticGraph(ENTRY);
+  const workerEntries = new Set<string>();
+  for (const file of elementFiles) {
+    for (const match of (await readFile(file, 'utf8')).matchAll(RUNTIME_URL)) {
+      workerEntries.add(join(dirname(file), match[1]!));
+    }
+  }
+  if (workerEntries.size !== 1) throw new Error(`expected one worker chunk, found ${[...workerEntries].join(', ') || 'none'}`);
+  const workerFiles = await staticGraph([...workerEntries][0]!);
+  const allFiles = [...new Set([...elementFiles, ...workerFiles])].sort();
+
+  const element = await part(elementFiles);
+  const worker = await part(workerFiles);
+  const all = await part(allFiles);
+  let ours = 0;
+  let libraries = 0;
+  for (const file of allFiles) {
+    const split = await sourceSplit(file);
+    ours += split.ours;
+    libraries += split.libraries;
+  }
+  process.stderr.write(
+    `bundle: element = ${element.files.join(' + ')} (${element.libraries.join(', ')}); ` +
+      `worker = ${worker.files.join(' + ')} (${worker.libraries.join(', ')}); ` +
+      `minified bytes by source map: ours ${ours}, libraries ${libraries}\n`,
+  );
+
+  const row = (what: string, p: Part): Row => ({
+    what: `${what}, gzip -9`,
+    ours: p.gzip,
+    baseline: 0,
+    unit: 'B',
+    better: 'lower',
+    baselineName: `${p.libraries.join(' + ')} alone, every export bundled by esbuild, minified, gzip -9`,
+  });
+  const rows = [
+    row('element: dist/sync-connection.js + its static imports', element),
+    row('worker chunk + its static imports', worker),
+    row('all a page loads (element + worker, shared chunk once)', all),
+  ];
+  for (const [r, p] of [[rows[0]!, element], [rows[1]!, worker], [rows[2]!, all]] as const) {
+    r.baseline = await librariesBundled(p.libraries);
+  }
+  rows.push({
+    what: 'all a page loads: minified bytes of our src/ (by source map)',
+    ours,
+    baseline: libraries,
+    unit: 'B',
+    better: 'lower',
+    baselineName: 'minified bytes of library code in the same files (by source map)',
+  });
+  return rows;
+}

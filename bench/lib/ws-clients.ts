@@ -1,0 +1,183 @@
+/**
+ * A child process of the server benchmark: holds many `ws` clients on loopback, then measures how
+ * long changes posted to the server take to reach every one of them. Run as
+ *
+ *   node --import tsx bench/lib/ws-clients.ts <ws url> <clients> <wait-for-sync_complete: 0|1>
+ *        <POST url> <changes> <warm-up changes>
+ *
+ * Every client sends `sync` (lastLSN 0/0) as soon as it opens. It prints JSON lines on stdout:
+ * `{"event":"ready",...}` once every client is live (or the connect phase timed out), then waits
+ * for a line on stdin before posting the changes one after another, and prints
+ * `{"event":"result",...}`. It exits when stdin ends, so it never outlives the benchmark.
+ * Nothing here asserts a time.
+ */
+import { WebSocket } from 'ws';
+
+const [wsUrl, countText, awaitSyncText, postUrl, changesText, warmUpText] = process.argv.slice(2);
+const COUNT = Number(countText);
+const AWAIT_SYNC = awaitSyncText === '1';
+const CHANGES = Number(changesText);
+const WARM_UP = Number(warmUpText);
+if (!wsUrl || !postUrl || !(COUNT > 0) || !(CHANGES > 0) || !(WARM_UP >= 0)) {
+  process.stderr.write('usage: ws-clients.ts <ws url> <clients> <0|1> <POST url> <changes> <warm-up>\n');
+  process.exit(2);
+}
+for (const url of [wsUrl, postUrl]) {
+  if (new URL(url).hostname !== '127.0.0.1') {
+    process.stderr.write(`ws-clients: only 127.0.0.1 is allowed, not ${url}\n`);
+    process.exit(2);
+  }
+}
+
+/** In flight at once while connecting: keeps the server's accept backlog from overflowing. */
+const CONNECT_CONCURRENCY = 200;
+const CONNECT_TIMEOUT_MS = 90_000;
+const CHANGE_TIMEOUT_MS = 15_000;
+/** A hard cap on this process's life, whatever the parent does. */
+const LIFETIME_MS = 240_000;
+setTimeout(() => {
+  process.stderr.write('ws-clients: lifetime exceeded, exiting\n');
+  process.exit(1);
+}, LIFETIME_MS).unref();
+process.stdin.on('end', () => process.exit(0));
+
+const run = `run-${process.pid}-${Date.now()}`;
+/** Wall clock with sub-millisecond resolution; the posting and the receiving are this process. */
+const now = () => performance.timeOrigin + performance.now();
+
+const emit = (value: object) => process.stdout.write(`${JSON.stringify(value)}\n`);
+
+interface Client { socket: WebSocket; live: boolean; closed: boolean }
+const clients: Client[] = [];
+
+/** Changes being waited for: seq to the receive latencies so far. */
+const pending = new Map<number, { latencies: number[]; expected: number; done: () => void }>();
+let failed = 0;
+
+function onFrame(client: Client, data: Buffer, whenLive: () => void): void {
+  let frame: { type?: unknown; changes?: unknown };
+  try {
+    frame = JSON.parse(data.toString('utf8')) as typeof frame;
+  } catch {
+    return;
+  }
+  if (frame.type === 'sync_complete' && !client.live) {
+    client.live = true;
+    whenLive();
+    return;
+  }
+  if (frame.type !== 'changes' || !Array.isArray(frame.changes)) return;
+  const at = now();
+  for (const change of frame.changes as { data?: { run?: string; seq?: number; sentAt?: number } }[]) {
+    const data = change?.data;
+    if (data?.run !== run || typeof data.seq !== 'number' || typeof data.sentAt !== 'number') continue;
+    const waiting = pending.get(data.seq);
+    if (!waiting) continue;
+    waiting.latencies.push(at - data.sentAt);
+    if (waiting.latencies.length >= waiting.expected) waiting.done();
+  }
+}
+
+function connectOne(index: number): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(wsUrl!, { perMessageDeflate: false });
+    const client: Client = { socket, live: false, closed: false };
+    let settled = false;
+    const settle = () => {
+      if (!settled) {
+        settled = true;
+        resolve();
+      }
+    };
+    socket.on('open', () => {
+      clients.push(client);
+      socket.send(JSON.stringify({ type: 'sync', clientId: `bench-${index}`, lastLSN: '0/0' }));
+      if (!AWAIT_SYNC) {
+        client.live = true;
+        settle();
+      }
+    });
+    socket.on('message', (data) => onFrame(client, data as Buffer, settle));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      client.closed = true;
+      if (!settled) failed += 1;
+      settle();
+    });
+  });
+}
+
+async function connectAll(): Promise<number> {
+  const started = now();
+  let next = 0;
+  const lane = async () => {
+    while (next < COUNT && now() - started < CONNECT_TIMEOUT_MS) await connectOne(next++);
+  };
+  await Promise.race([
+    Promise.all(Array.from({ length: CONNECT_CONCURRENCY }, lane)),
+    new Promise((resolve) => setTimeout(resolve, CONNECT_TIMEOUT_MS)),
+  ]);
+  return now() - started;
+}
+
+const liveClients = () => clients.filter((c) => c.live && !c.closed).length;
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+async function postChange(seq: number): Promise<{ latencies: number[]; expected: number; postMs: number }> {
+  const expected = liveClients();
+  let done = () => {};
+  const all = new Promise<void>((resolve) => { done = resolve; });
+  const entry = { latencies: [] as number[], expected, done };
+  pending.set(seq, entry);
+  const sentAt = now();
+  const body = JSON.stringify({
+    changes: [{ type: 'update', entityType: 'bench', entityId: `e${seq}`, data: { run, seq, sentAt } }],
+  });
+  const response = await fetch(postUrl!, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  await response.arrayBuffer();
+  const postMs = now() - sentAt;
+  if (!response.ok) throw new Error(`POST answered ${response.status}`);
+  const timer = setTimeout(done, CHANGE_TIMEOUT_MS);
+  await all;
+  clearTimeout(timer);
+  pending.delete(seq);
+  return { latencies: entry.latencies, expected, postMs };
+}
+
+const connectMs = await connectAll();
+emit({ event: 'ready', live: liveClients(), opened: clients.length, failed, connectMs });
+
+await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
+
+const deliveries: number[] = [];
+const lastArrivals: number[] = [];
+const postTimes: number[] = [];
+let missed = 0;
+for (let seq = -WARM_UP; seq < CHANGES; seq++) {
+  const { latencies, expected, postMs } = await postChange(seq);
+  if (seq >= 0) {
+    deliveries.push(...latencies);
+    lastArrivals.push(latencies.length === 0 ? NaN : Math.max(...latencies));
+    postTimes.push(postMs);
+    missed += expected - latencies.length;
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100));
+}
+deliveries.sort((a, b) => a - b);
+const sortedLast = [...lastArrivals].sort((a, b) => a - b);
+const sortedPost = [...postTimes].sort((a, b) => a - b);
+emit({
+  event: 'result',
+  live: liveClients(),
+  deliveries: deliveries.length,
+  missed,
+  p50: percentile(deliveries, 50),
+  p99: percentile(deliveries, 99),
+  max: deliveries.at(-1) ?? NaN,
+  lastArrivalP50: percentile(sortedLast, 50),
+  lastArrivalMax: sortedLast.at(-1) ?? NaN,
+  postAnsweredP50: percentile(sortedPost, 50),
+});

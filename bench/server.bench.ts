@@ -1,0 +1,161 @@
+/**
+ * The reference server holding many WebSocket clients, and one change's fan-out to all of them,
+ * beside a minimal `ws` broadcast server (no store, no protocol) with the same clients in the
+ * same run. Everything runs on 127.0.0.1 in child processes (server, then clients), one server at
+ * a time; each child's open-file limit is raised with `ulimit -n` before it starts. Every child is
+ * killed before this returns, on error too. Nothing here asserts a time.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Row } from './lib/harness.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 5_000);
+const CHANGES = Number(process.env.BENCH_FANOUT_CHANGES ?? 20);
+const WARM_UP = 2;
+const FILE_LIMIT = 65_536;
+
+interface Ready { live: number; opened: number; failed: number; connectMs: number }
+interface Result {
+  live: number; deliveries: number; missed: number; p50: number; p99: number; max: number;
+  lastArrivalP50: number; lastArrivalMax: number; postAnsweredP50: number;
+}
+interface Measured { ready: Ready; result: Result; rssIdleMiB: number; rssHeldMiB: number; fileLimit: string }
+
+/** A Node child on this repository with `ulimit -n` raised first (we may run as root). */
+function spawnNode(args: string[], live: Set<ChildProcess>, quiet = false): ChildProcess {
+  const script = `ulimit -n ${FILE_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`;
+  const child = spawn('bash', ['-c', script, 'bash', process.execPath, '--import', 'tsx', ...args], {
+    cwd: root,
+    stdio: ['pipe', 'pipe', quiet ? 'ignore' : 'inherit'],
+  });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  return child;
+}
+
+/** Reads the child's JSON lines; `next(event)` resolves with the next line of that event. */
+function jsonLines(child: ChildProcess): (event: string, timeoutMs: number) => Promise<Record<string, unknown>> {
+  const seen: Record<string, unknown>[] = [];
+  const waiters: (() => void)[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    try {
+      const value = JSON.parse(line) as Record<string, unknown>;
+      if (value && typeof value === 'object') seen.push(value);
+    } catch {
+      return;
+    }
+    for (const wake of waiters.splice(0)) wake();
+  });
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+    for (const wake of waiters.splice(0)) wake();
+  });
+  return async (event, timeoutMs) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const index = seen.findIndex((value) => value.event === event);
+      if (index >= 0) return seen.splice(index, 1)[0]!;
+      if (exited) throw new Error(`child exited before "${event}"`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no "${event}" from the child within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  };
+}
+
+async function rssMiB(pid: number | undefined): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1]);
+  return kb / 1024;
+}
+
+async function openFileLimit(pid: number | undefined): Promise<string> {
+  const limits = await readFile(`/proc/${pid}/limits`, 'utf8').catch(() => '');
+  return /^Max open files\s+(\d+)/m.exec(limits)?.[1] ?? 'unknown';
+}
+
+/** Ends a child: closes its stdin, then SIGTERM, then SIGKILL if it is still there after 5 s. */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.stdin?.end();
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function measure(name: string, serverArgs: string[], awaitSync: boolean, live: Set<ChildProcess>): Promise<Measured> {
+  const server = spawnNode(serverArgs, live, true);
+  const listening = await jsonLines(server)('listening', 30_000);
+  const port = Number(listening.port);
+  const rssIdleMiB = await rssMiB(server.pid);
+  const fileLimit = await openFileLimit(server.pid);
+  const clients = spawnNode([
+    'bench/lib/ws-clients.ts', `ws://127.0.0.1:${port}/api/sync`, String(CLIENTS), awaitSync ? '1' : '0',
+    `http://127.0.0.1:${port}/api/changes`, String(CHANGES), String(WARM_UP),
+  ], live);
+  try {
+    const next = jsonLines(clients);
+    const ready = (await next('ready', 120_000)) as unknown as Ready;
+    const rssHeldMiB = await rssMiB(server.pid);
+    process.stderr.write(
+      `server (${name}): ${ready.live} of ${CLIENTS} clients live in ${Math.round(ready.connectMs)} ms ` +
+        `(${ready.failed} failed), server RSS ${rssIdleMiB.toFixed(0)} -> ${rssHeldMiB.toFixed(0)} MiB, ` +
+        `open files limit ${fileLimit} (clients ${await openFileLimit(clients.pid)})\n`,
+    );
+    clients.stdin!.write('go\n');
+    const result = (await next('result', 120_000)) as unknown as Result;
+    process.stderr.write(
+      `server (${name}): ${result.deliveries} deliveries, ${result.missed} missed, POST answered p50 ` +
+        `${result.postAnsweredP50.toFixed(1)} ms, last client p50 ${result.lastArrivalP50.toFixed(1)} ms, ` +
+        `max ${result.max.toFixed(1)} ms\n`,
+    );
+    return { ready, result, rssIdleMiB, rssHeldMiB, fileLimit };
+  } finally {
+    await stop(clients);
+    await stop(server);
+  }
+}
+
+export async function run(): Promise<Row[]> {
+  const live = new Set<ChildProcess>();
+  // A last resort should this process exit with children still running.
+  const killAll = () => {
+    for (const child of live) child.kill('SIGKILL');
+  };
+  process.once('exit', killAll);
+  const dataDir = await mkdtemp(join(tmpdir(), 'sync-bench-server-'));
+  try {
+    const ours = await measure('reference', [
+      'server/main.ts', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--exit-on-stdin-end',
+    ], true, live);
+    const baseline = await measure('baseline', ['bench/lib/ws-clients-baseline-server.ts'], false, live);
+    const n = CLIENTS.toLocaleString('en-US');
+    const baselineName = 'minimal ws broadcast server (no store, no protocol), same clients';
+    const fanout = `one POST /api/changes to ${n} clients`;
+    return [
+      { what: `WebSocket clients held live of ${n} dialled (open after the changes)`, ours: ours.result.live, baseline: baseline.result.live, unit: '', better: 'higher', baselineName },
+      { what: `server RSS holding ${n} clients`, ours: ours.rssHeldMiB, baseline: baseline.rssHeldMiB, unit: 'MiB', better: 'lower', baselineName },
+      { what: `${fanout}: delivery p50 (${CHANGES} changes)`, ours: ours.result.p50, baseline: baseline.result.p50, unit: 'ms', better: 'lower', baselineName },
+      { what: `${fanout}: delivery p99 (${CHANGES} changes)`, ours: ours.result.p99, baseline: baseline.result.p99, unit: 'ms', better: 'lower', baselineName },
+      { what: `${fanout}: until the last client had it, worst of ${CHANGES}`, ours: ours.result.lastArrivalMax, baseline: baseline.result.lastArrivalMax, unit: 'ms', better: 'lower', baselineName },
+    ];
+  } finally {
+    await Promise.all([...live].map(stop));
+    process.off('exit', killAll);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
