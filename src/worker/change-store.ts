@@ -8,8 +8,11 @@ import type { StoredEntity, SyncDB } from '../db/schema.ts';
 import { errorMessage, StorageError } from './errors.ts';
 
 export type ApplyResult =
-  /** Written; `lastLSN` is the stored LSN afterwards. */
-  | { applied: true; lastLSN: LSN }
+  /**
+   * Written; `lastLSN` is the stored LSN afterwards. `unstorable` lists the changes IndexedDB
+   * refused to take (e.g. data nested too deep to clone): skipped, as invalid items are.
+   */
+  | { applied: true; lastLSN: LSN; unstorable: Unstorable[] }
   /** A replay: the batch's LSN is not greater than the stored one, nothing was written. */
   | { applied: false; lastLSN: LSN };
 
@@ -19,7 +22,23 @@ export interface Batch {
   lsn?: LSN | undefined;
 }
 
+/** A change IndexedDB cannot store whatever we retry: its position in the batch and why. */
+export interface Unstorable {
+  index: number;
+  reason: string;
+}
+
 const ignore = (): void => {};
+
+/**
+ * True for the errors `put`/`delete` throw for the value itself, which fail the same way on every
+ * replay: skipping that change is the only way past it. Anything else fails the whole batch.
+ */
+function isUnstorable(error: unknown): boolean {
+  if (error instanceof RangeError) return true; // "Maximum call stack size exceeded" while cloning
+  const name = error instanceof Error ? error.name : '';
+  return name === 'DataCloneError' || name === 'DataError';
+}
 
 function storedLSN(value: unknown): LSN {
   return isLSN(value) ? normalizeLSN(value) : ZERO_LSN;
@@ -76,12 +95,19 @@ export class ChangeStore {
           continue;
         }
         // Issue every request, then wait for the commit once: awaiting each put is ~3x slower.
-        for (const change of changes) {
-          if (change.type === 'update') entities.put(toEntity(change, target)).catch(ignore);
-          else entities.delete([change.entityType, change.entityId]).catch(ignore);
-        }
+        const unstorable: Unstorable[] = [];
+        changes.forEach((change, index) => {
+          try {
+            if (change.type === 'update') entities.put(toEntity(change, target)).catch(ignore);
+            else entities.delete([change.entityType, change.entityId]).catch(ignore);
+          } catch (error) {
+            // Thrown before any request exists: the transaction goes on without this change.
+            if (!isUnstorable(error)) throw error;
+            unstorable.push({ index, reason: `${change.entityType}/${change.entityId} cannot be stored: ${errorMessage(error)}` });
+          }
+        });
         if (target !== undefined) current = last = target;
-        results.push({ applied: true, lastLSN: current });
+        results.push({ applied: true, lastLSN: current, unstorable });
       }
       if (last !== undefined) meta.put(last, 'lastLSN').catch(ignore);
       await done;

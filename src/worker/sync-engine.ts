@@ -465,8 +465,17 @@ export class SyncEngine {
     // The state catches up with the whole commit before the first event: one status for all.
     const events: NonStatusMessage[] = [];
     results.forEach((result, index) => {
-      const { changes, lsn } = batches[index]!;
+      const { lsn } = batches[index]!;
       if (!result.applied) return;
+      let { changes } = batches[index]!;
+      if (result.unstorable.length > 0) {
+        const skipped = new Set(result.unstorable.map((item) => item.index));
+        changes = changes.filter((_, at) => !skipped.has(at));
+        this.#reportError({
+          code: 'invalid_change',
+          message: `Skipped ${result.unstorable.length} change(s) the local store cannot hold: ${result.unstorable.map((item) => item.reason).join('; ')}`,
+        }, result.unstorable);
+      }
       events.push({ type: 'changes', changes, ...(lsn === undefined ? {} : { lsn: result.lastLSN }) });
       const { progress } = this.#state;
       if (!this.#state.syncing || !progress) {
