@@ -18,7 +18,7 @@ export type MockCommand =
   | { mock: 'refuse'; id: number; on: boolean }
   /** The engine's jitter source returns `value` (`null`: Math.random). */
   | { mock: 'random'; id: number; value: number | null }
-  /** While set, IndexedDB refuses (DataCloneError) any put of an entity with this id. */
+  /** While set, a put of an entity with this id fails in IndexedDB (ConstraintError) and aborts its transaction. */
   | { mock: 'fail_writes'; id: number; entityId: string | null }
   /** While set, a frame longer than `length` characters makes the server close that socket with 1009. */
   | { mock: 'max_payload'; id: number; length: number | null }

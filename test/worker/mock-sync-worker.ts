@@ -23,13 +23,16 @@ function report(message: MockReport): void {
   scope.postMessage(message);
 }
 
-// ---- the fault: a real IndexedDB put that throws, mid-transaction ------------------------------
+// ---- the fault: a real IndexedDB write that fails mid-transaction and aborts it -----------------
 
 const originalPut = IDBObjectStore.prototype.put;
+const originalAdd = IDBObjectStore.prototype.add;
 IDBObjectStore.prototype.put = function put(this: IDBObjectStore, value: unknown, key?: IDBValidKey) {
   if (failingEntityId !== null && this.name === 'entities' && isRecord(value) && value.entityId === failingEntityId) {
-    // A function cannot be structured-cloned: IndexedDB itself throws DataCloneError.
-    return originalPut.call(this, { ...value, data: () => undefined }, key);
+    // Adding the same key twice in one transaction: the second request fails with
+    // ConstraintError and, like a full disk, aborts the whole transaction.
+    originalAdd.call(this, value, key);
+    return originalAdd.call(this, value, key);
   }
   return originalPut.call(this, value, key);
 };
