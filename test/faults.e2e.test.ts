@@ -51,15 +51,11 @@ describe('<sync-connection> under faults of the reference server', () => {
     return element;
   }
 
-  let started = 0;
-
   beforeEach(() => {
     dbName = uniqueDbName();
-    started = performance.now();
   });
 
-  afterEach(async function () {
-    console.log(`${this.currentTest?.title.slice(0, 60)}: ${Math.round(performance.now() - started)} ms`);
+  afterEach(async () => {
     for (const element of elements.splice(0)) element.remove();
     for (const spy of spies.splice(0)) spy.terminateAll();
     if (server) await stopServer(server, 'SIGKILL').catch(() => undefined);

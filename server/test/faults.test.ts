@@ -69,14 +69,6 @@ async function startCli(t: { after(fn: () => void): void }, args: string[], env:
   return { child, pid: child.pid!, port: listening.port, url: listening.url, exited, output: () => output };
 }
 
-/** Resident memory of a process in bytes, from /proc (Linux); undefined elsewhere. */
-function residentBytes(pid: number): number | undefined {
-  const path = `/proc/${pid}/status`;
-  if (!existsSync(path)) return undefined;
-  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(path, 'utf8'));
-  return match ? Number(match[1]) * 1024 : undefined;
-}
-
 /** Open file descriptors of a process (sockets included), from /proc; undefined elsewhere. */
 function openDescriptors(pid: number): number | undefined {
   try {
@@ -241,9 +233,8 @@ test('a flood of garbage connections leaves the server up, bounded and serving',
 
   const liveClients = async () => Number((await getJson(`${cli.url}/api/stats`)).clients);
   const baselineDescriptors = openDescriptors(cli.pid);
-  const before = residentBytes(cli.pid);
-  const memory: number[] = [];
-  // FAULTS_ROUNDS=12 FAULTS_VERBOSE=1 makes a longer soak that prints the memory after each round.
+  // Bounded means the server lets go of every garbage connection (clients and descriptors back to
+  // where they were); how much memory that takes is for a benchmark, not a test.
   const ROUNDS = Math.max(2, Number(process.env.FAULTS_ROUNDS ?? 3));
   const PER_ROUND = 500;
   for (let round = 0; round < ROUNDS; round += 1) {
@@ -286,22 +277,10 @@ test('a flood of garbage connections leaves the server up, bounded and serving',
         `round ${round}: the server's descriptors back to ${baselineDescriptors} (now ${openDescriptors(cli.pid)})`,
       );
     }
-    const rss = residentBytes(cli.pid);
-    if (rss !== undefined) memory.push(rss);
   }
 
   assert.equal(cli.child.exitCode, null, 'the server is still running');
   assert.equal(cli.child.signalCode, null, 'the server was not killed');
-  // Memory settles after the first round: later rounds of the same flood do not keep adding to it.
-  if (memory.length === ROUNDS) {
-    const growth = memory.at(-1)! - memory[0]!;
-    const mib = (bytes: number) => Math.round(bytes / 1024 / 1024);
-    const trace = `${mib(before!)} MiB before, ${memory.map(mib).join(', ')} MiB after each round`;
-    assert.ok(growth < 48 * 1024 * 1024, `resident memory grew by ${mib(growth)} MiB over ${ROUNDS - 1} more rounds (${trace})`);
-    assert.ok(memory.at(-1)! - before! < 160 * 1024 * 1024, `resident memory stays within 160 MiB of where it started (${trace})`);
-    if (process.env.FAULTS_VERBOSE) console.log(trace);
-  }
-
   // After the flood: the live client is still served, a new one still syncs and writes.
   await acknowledge(steady, 'after');
   const late = await TestClient.open(`ws://127.0.0.1:${cli.port}/api/sync`, t);
