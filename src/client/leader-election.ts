@@ -65,7 +65,10 @@ export class LeaderElection {
     this.#abort = abort;
     const held = new Promise<void>((resolve) => { this.#release = resolve; });
     const lead = async (): Promise<void> => {
-      if (abort.signal.aborted) return;
+      if (abort.signal.aborted) {
+        decided('follower'); // stopped before the lock came: never leave start() hanging
+        return;
+      }
       this.#set('leader');
       decided('leader');
       await held;
