@@ -164,6 +164,32 @@ describe('one connection per client across tabs', () => {
     await waitFor(async () => (await serverStats(server)).clients === 1, 'one socket');
   });
 
+  it('mirrors a leader that started after it, and shows disconnected when that leader stops', async () => {
+    const watcher = await openTab('&manual'); // never connects itself: follows whoever leads
+    await waitFor(() => watcher.element.getState().clientId !== '', 'the watcher ready');
+    const leader = await openTab();
+    await waitFor(() => role(leader) === 'leader' && watcher.element.getAttribute('status') === 'connected', 'the watcher mirrors the leader');
+    const lsn = await postChanges(server, notes(1, 70));
+    await waitFor(() => watcher.element.getAttribute('last-lsn') === lsn, 'the watcher hears live changes');
+    leader.element.remove();
+    await waitFor(() => watcher.element.getAttribute('status') === 'disconnected', 'the watcher sees the connection go');
+  });
+
+  it('settles connect() called and withdrawn at once, and reconnects after disconnect() then connect()', async () => {
+    const tab = await openTab('&manual');
+    await waitFor(() => tab.element.getState().clientId !== '', 'the tab ready');
+    const withdrawn = tab.element.connect().then(() => 'settled', () => 'settled');
+    void tab.element.disconnect();
+    expect(await withdrawn).to.equal('settled');
+    await tab.element.connect();
+    await waitFor(() => tab.element.getAttribute('status') === 'connected', 'connected');
+    void tab.element.disconnect();
+    await tab.element.connect(); // a "reconnect" button
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(tab.element.getAttribute('status')).to.equal('connected');
+    expect(role(tab)).to.equal('leader');
+  });
+
   it('connects from every tab where Web Locks are missing, and says so once per tab', async () => {
     const first = await openTab('&nolocks');
     const second = await openTab('&nolocks');

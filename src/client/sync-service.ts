@@ -149,6 +149,7 @@ export class WorkerSyncService {
     this.#wantConnected = true;
     this.#userDisconnected = false;
     await this.initialize();
+    if (this.#closed) throw new SyncError('worker', 'This sync client was cleaned up');
     const role = await this.#election!.start();
     if (role === 'leader') {
       await this.#leaderReady;
@@ -170,7 +171,8 @@ export class WorkerSyncService {
     if (this.#manager.running) {
       await this.#manager.request({ type: 'disconnect', graceful }).catch(() => undefined);
     }
-    this.#election?.stop();
+    // A connect() while the socket closed wins: stay in the election.
+    if (!this.#wantConnected) this.#election?.stop();
   }
 
   /** Asks the server to resend everything after the stored LSN. */
@@ -255,9 +257,9 @@ export class WorkerSyncService {
   async clearOperationQueue(): Promise<number> {
     await this.initialize();
     await Promise.allSettled([...this.#handoffs]);
-    const removed = this.#manager.running || await this.#someoneLeads()
+    const removed = this.#manager.running
       ? await this.#clearThroughWorker()
-      : await this.#clearStore();
+      : await this.#clearWhereSent();
     this.#cancel(removed);
     this.#channel?.post({ kind: 'cleared', ids: removed });
     if (!this.#manager.running) await this.#countPending();
@@ -270,7 +272,21 @@ export class WorkerSyncService {
     return this.#ask('clear_operations') as Promise<string[]>;
   }
 
-  /** No worker anywhere sends from the outbox: clear it directly. */
+  /**
+   * A tab without a worker: if nobody leads, clear the store while holding the lock, so that no
+   * tab can start leading (and load the outbox) in the middle; otherwise ask the leader.
+   */
+  async #clearWhereSent(): Promise<string[]> {
+    const locks = this.#locks();
+    if (!locks || !this.#config) return this.#clearStore();
+    let cleared: string[] | undefined;
+    await locks.request(lockName(this.#config), { mode: 'exclusive', ifAvailable: true }, async (lock) => {
+      if (lock) cleared = await this.#clearStore();
+    });
+    return cleared ?? this.#clearThroughWorker();
+  }
+
+  /** Clears the outbox directly; only while no worker sends from it. */
   async #clearStore(): Promise<string[]> {
     const db = await this.#database();
     const tx = db.transaction('outbox', 'readwrite');
@@ -293,14 +309,6 @@ export class WorkerSyncService {
       this.#pending.get(id)?.reject(new SyncError('operation', CANCELLED));
       this.#pending.delete(id);
     }
-  }
-
-  /** True when another tab holds the leader's lock right now. */
-  async #someoneLeads(): Promise<boolean> {
-    const locks = this.#locks() as (LockManagerLike & { query?: () => Promise<{ held?: { name?: string }[] }> }) | undefined;
-    if (!locks?.query || !this.#config) return false;
-    const { held = [] } = await locks.query();
-    return held.some((lock) => lock.name === lockName(this.#config!));
   }
 
   /** Sends a command to the leader and waits for its answer. */
@@ -355,6 +363,7 @@ export class WorkerSyncService {
     this.#abort?.abort();
     this.#election?.stop();
     this.#channel?.close();
+    this.#channel = undefined;
     for (const ask of this.#asks.values()) ask.reject(new SyncError('closed', 'The sync client was cleaned up'));
     this.#asks.clear();
     this.#manager.terminate('The sync client was cleaned up');
@@ -372,6 +381,7 @@ export class WorkerSyncService {
     // Everything this reports happens after the call returns, never inside it.
     await Promise.resolve();
     const url = resolveSyncUrl(this.#options.url, this.#options.baseURI ?? globalThis.document?.baseURI ?? '');
+    if (this.#closed) throw new SyncError('worker', 'This sync client was cleaned up');
     this.#listenToNetwork();
     const db = await this.#database();
     let clientId: string;
@@ -382,6 +392,8 @@ export class WorkerSyncService {
     } catch (cause) {
       throw new SyncError('storage', `Could not read the stored state: ${messageOf(cause)}`, { cause });
     }
+    // Cleaned up while reading: start no election and open no channel that nobody would close.
+    if (this.#closed) throw new SyncError('worker', 'This sync client was cleaned up');
     const config: WorkerConfig = {
       ...DEFAULT_CONNECTION_OPTIONS,
       ...pickConnectionOptions(this.#options),
@@ -416,7 +428,12 @@ export class WorkerSyncService {
 
   /** The election decided: a leader starts the worker, a tab that stops leading stops it. */
   #onRole(role: SyncRole): void {
+    if (role === 'leader' && this.#closed) {
+      this.#election?.stop();
+      return;
+    }
     if (role === 'leader') {
+      this.#channel?.post({ kind: 'leading' });
       this.#leaderReady = this.#startWorker();
       this.#leaderReady.catch((error: unknown) => {
         if (!(error instanceof SyncError && error.code === 'worker')) this.#fail(error);
@@ -430,7 +447,14 @@ export class WorkerSyncService {
       ...this.#state, role: 'follower', status: 'disconnected', isConnected: false, isConnecting: false,
       syncing: false, progress: null,
     });
+    // Whoever mirrored this tab sees it stop, until the next leader speaks.
+    this.#announce();
     this.#channel?.post({ kind: 'hello' });
+  }
+
+  /** Tells the other tabs this tab's state, when it is the one they follow. */
+  #announce(): void {
+    if (this.#audience) this.#channel?.post({ kind: 'event', event: { type: 'status', state: this.#state } });
   }
 
   /** Starts and initialises the leader's worker; it connects when this tab wants a connection. */
@@ -449,6 +473,10 @@ export class WorkerSyncService {
     const leading = this.#manager.running;
     // Every tab says hello when it starts, so whoever leads, now or later, knows it has listeners.
     if (message.kind === 'hello' || message.kind === 'operation' || message.kind === 'command') this.#audience = true;
+    if (message.kind === 'leading') {
+      if (!leading) this.#channel?.post({ kind: 'hello' });
+      return;
+    }
     switch (message.kind) {
       case 'event':
         if (leading) return;
@@ -486,6 +514,7 @@ export class WorkerSyncService {
     try {
       let value: unknown;
       if (command === 'clear_operations') {
+        await Promise.allSettled([...this.#handoffs]);
         const removed = await this.#manager.request<string[]>({ type: 'clear_operations' });
         this.#cancel(removed);
         this.#channel?.post({ kind: 'cleared', ids: removed });
@@ -501,7 +530,7 @@ export class WorkerSyncService {
   }
 
   #listenToNetwork(): void {
-    if (this.#abort || typeof globalThis.addEventListener !== 'function') return;
+    if (this.#closed || this.#abort || typeof globalThis.addEventListener !== 'function') return;
     this.#abort = new AbortController();
     const { signal } = this.#abort;
     const tell = (online: boolean) => {
@@ -578,6 +607,7 @@ export class WorkerSyncService {
 
   #onWorkerDied(detail: SyncErrorDetail): void {
     this.#setState({ ...this.#state, status: 'error', isConnected: false, isConnecting: false, syncing: false, progress: null, lastError: detail });
+    this.#announce();
     this.#events.emit('error', detail);
     if (this.#closed) return;
     const base = this.#options.workerRestartDelay ?? 500;

@@ -5,8 +5,10 @@ import type { SerializedError, WorkerEvent } from '../protocol/worker-messages.t
 export type TabMessage =
   /** Leader to all: an event of its worker, `status` snapshots included. */
   | { kind: 'event'; event: WorkerEvent }
-  /** A tab that just started asks the leader for its state. */
+  /** A tab that just started asks the leader for its state (and so tells it someone listens). */
   | { kind: 'hello' }
+  /** A tab just started leading: the others answer `hello`, so it knows it has listeners. */
+  | { kind: 'leading' }
   /** A follower stored this operation in the shared outbox; the leader sends it. */
   | { kind: 'operation'; operation: QueuedOperation }
   /** A follower asks the leader to act; answered with `reply` when `id` is given. */
@@ -19,7 +21,7 @@ export type TabMessage =
 export type TabCommand = 'connect' | 'force_connect' | 'sync' | 'clear_operations';
 
 const KINDS: ReadonlySet<string> = new Set<TabMessage['kind']>([
-  'event', 'hello', 'operation', 'command', 'reply', 'cleared',
+  'event', 'hello', 'leading', 'operation', 'command', 'reply', 'cleared',
 ]);
 
 function isTabMessage(value: unknown): value is TabMessage {
