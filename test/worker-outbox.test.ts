@@ -245,6 +245,19 @@ describe('sync worker: outbox', () => {
     expect(harness.framesOf('operation')).to.have.length(0);
   });
 
+  it('does not send an operation announced after a clear removed its record, but does once it is stored again', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    const late = await harness.queue({ id: 'late', seq: 1 }, false); // stored, announcement still on its way
+    await harness.request<string[]>({ type: 'clear_operations' });
+    await harness.request({ type: 'operation', operation: late }); // another tab's clear won the race
+    await harness.connect();
+    await harness.barrier();
+    expect(harness.framesOf('operation')).to.have.length(0);
+    expect((await harness.request<SyncState>({ type: 'get_status' })).pendingOperations).to.equal(0);
+    await harness.queue({ id: 'late', seq: 2 }); // the app queues the same id anew
+    await harness.waitForFrame('operation');
+  });
+
   it('ignores an operation announced twice', async () => {
     harness = await WorkerHarness.start({ config: FAST });
     const record = await harness.queue({ id: 'once' });

@@ -43,6 +43,8 @@ export class Outbox {
   #waiting: QueuedOperation[] = [];
   /** Sent on the current connection, waiting for the answer. */
   readonly #inFlight = new Set<string>();
+  /** Ids a clear removed; an announcement of one of them is checked against the store. */
+  readonly #cleared = new Set<string>();
   /** Acknowledged ids whose records wait for the next delete transaction. */
   #nextDeletion: { ids: string[]; done: Promise<void>; resolve(): void } | undefined;
   #deleting = false;
@@ -81,7 +83,14 @@ export class Outbox {
   }
 
   /** Takes an operation the page has stored; sends it when possible. A known id is ignored. */
-  add(operation: QueuedOperation): void {
+  async add(operation: QueuedOperation): Promise<void> {
+    // Announced after a clear removed its record (another tab's clear won the race): only a
+    // record stored again (the same id queued anew) makes it pending again.
+    if (this.#cleared.has(operation.id)) {
+      const stored = await this.#db.count('outbox', operation.id).catch(() => 0);
+      if (stored === 0) return;
+      this.#cleared.delete(operation.id);
+    }
     if (!this.#insert(operation)) return;
     this.#listener.pendingChanged(this.#pending.size);
     this.pump();
@@ -161,6 +170,7 @@ export class Outbox {
       const tx = this.#db.transaction('outbox', 'readwrite');
       const [keys] = await Promise.all([tx.store.getAllKeys(), tx.store.clear(), tx.done]);
       for (const key of keys) removed.add(key);
+      for (const id of removed) this.#cleared.add(id);
     } catch (error) {
       throw new StorageError(`Could not clear the outbox: ${errorMessage(error)}`);
     }

@@ -138,7 +138,7 @@ export class SyncEngine {
         return undefined;
       }
       case 'operation':
-        (await this.#ready()).outbox.add(request.operation);
+        await (await this.#ready()).outbox.add(request.operation);
         return undefined;
       case 'clear_operations':
         return (await this.#ready()).outbox.clear();
