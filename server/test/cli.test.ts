@@ -1,58 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseCliOptions } from '../cli-options.ts';
-import { getJson, tempDir, TestClient } from './helpers.ts';
+import { getJson, startCli, tempDir, TestClient, type Cli } from './helpers.ts';
 
 /** No test may hang the run. */
 const BOUNDED = { timeout: 20_000 };
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-interface Cli {
-  child: ChildProcess;
-  port: number;
-  url: string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Everything written to stderr so far. */
-  stderr(): string;
-}
-
-/**
- * Starts `server/main.ts`. `fileSizeLimit` (in 512-byte blocks) runs it under `ulimit -f`: a
- * write past that size fails with EFBIG (Node ignores SIGXFSZ), a real disk error, also as root.
- */
-async function startCli(
-  t: { after(fn: () => void): void },
-  args: string[],
-  { fileSizeLimit }: { fileSizeLimit?: number } = {},
-): Promise<Cli> {
-  const command = [process.execPath, '--import', 'tsx', 'server/main.ts', '--port', '0', ...args];
-  const child =
-    fileSizeLimit === undefined
-      ? spawn(command[0]!, command.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('/bin/sh', ['-c', `ulimit -f ${fileSizeLimit} && exec "$@"`, 'sh', ...command], {
-          cwd: ROOT,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-  t.after(() => child.kill('SIGKILL'));
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal })) as Cli['exited'];
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const lines = createInterface({ input: child.stdout! });
-  const first = await Promise.race([
-    once(lines, 'line').then(([line]) => String(line)),
-    exited.then(() => {
-      throw new Error(`server exited before listening: ${stderr}`);
-    }),
-  ]);
-  const listening = JSON.parse(first) as { event: string; port: number; url: string };
-  assert.equal(listening.event, 'listening');
-  assert.equal(listening.url, `http://127.0.0.1:${listening.port}`);
-  return { child, port: listening.port, url: listening.url, exited, stderr: () => stderr };
-}
 
 function upsert(id: string) {
   return { type: 'operation', operation: { id, type: 'upsert', payload: { entityType: 'op', entityId: id, data: { id } } } };

@@ -4,17 +4,16 @@
  * count and talks to loopback only.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import type { ServerMessage } from '../../src/protocol/wire.ts';
-import { eventually, getJson, postChanges, startServer, tempDir, TestClient, update, wsUrl } from './helpers.ts';
+import { eventually, getJson, postChanges, startCli, startServer, tempDir, TestClient, update, wsUrl, type Cli } from './helpers.ts';
 
 /** No test may hang the run. */
 const BOUNDED = { timeout: 20_000 };
@@ -31,42 +30,6 @@ function upsert(id: string, entityId: string, data: unknown) {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-// ---- the CLI as a child process ----------------------------------------------------------------
-
-interface Cli {
-  child: ChildProcess;
-  pid: number;
-  port: number;
-  url: string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Everything the process wrote to stdout and stderr so far. */
-  output(): string;
-}
-
-/** Spawns `server/main.ts` (node itself, so `pid` is the server's) and waits for it to listen. */
-async function startCli(t: { after(fn: () => void): void }, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cli> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', '0', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => child.kill('SIGKILL'));
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal })) as Cli['exited'];
-  let output = '';
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const lines = createInterface({ input: child.stdout! });
-  const first = await Promise.race([
-    once(lines, 'line').then(([line]) => String(line)),
-    exited.then(() => {
-      throw new Error(`server exited before listening: ${output}`);
-    }),
-  ]);
-  const listening = JSON.parse(first) as { event: string; port: number; url: string };
-  assert.equal(listening.event, 'listening', 'the CLI says it is listening');
-  return { child, pid: child.pid!, port: listening.port, url: listening.url, exited, output: () => output };
 }
 
 /** Open file descriptors of a process (sockets included), from /proc; undefined elsewhere. */
@@ -297,7 +260,7 @@ test('the sync token is reflected in no frame, no HTTP answer and no CLI output'
   const token = `tok-${randomUUID()}`;
   const wrong = `wrong-${randomUUID()}`;
   const secrets = [token, wrong, token.slice(4), wrong.slice(6)];
-  const cli = await startCli(t, ['--data-dir', await tempDir(t), '--static-dir', await tempDir(t)], { SYNC_TOKEN: token });
+  const cli = await startCli(t, ['--data-dir', await tempDir(t), '--static-dir', await tempDir(t)], { env: { SYNC_TOKEN: token } });
   const seen: string[] = [];
   const record = (where: string, text: string) => seen.push(`${where}: ${text}`);
   const open = async (query = '') => {

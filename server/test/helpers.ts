@@ -1,6 +1,10 @@
+import { spawn, type ChildProcess, type SpawnOptionsWithStdioTuple } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import type { Change } from '../../src/protocol/change.ts';
 import { parseServerFrame, type ServerMessage } from '../../src/protocol/wire.ts';
@@ -186,4 +190,56 @@ export async function framesUntilClosed(
 /** The changes frames of a list of frames, as `{ changes, lsn }`. */
 export function changeFrames(frames: readonly ServerMessage[]): { changes: Change[]; lsn: string }[] {
   return frames.flatMap((frame) => (frame.type === 'changes' ? [{ changes: frame.changes, lsn: frame.lsn }] : []));
+}
+
+// ---- the CLI as a child process ----------------------------------------------------------------
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface Cli {
+  child: ChildProcess;
+  /** The server's own pid (node itself, also under `ulimit`, which execs it). */
+  pid: number;
+  port: number;
+  url: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Everything written to stderr so far. */
+  stderr(): string;
+  /** Everything written to stdout and stderr so far. */
+  output(): string;
+}
+
+/**
+ * Starts `server/main.ts` on a free port and waits for its listening line; it is killed after
+ * the test. `fileSizeLimit` (in 512-byte blocks) runs it under `ulimit -f`: a write past that size
+ * fails with EFBIG (Node ignores SIGXFSZ), a real disk error, also as root.
+ */
+export async function startCli(
+  t: { after(fn: () => void): void },
+  args: string[],
+  { env = {}, fileSizeLimit }: { env?: NodeJS.ProcessEnv; fileSizeLimit?: number } = {},
+): Promise<Cli> {
+  const command = [process.execPath, '--import', 'tsx', 'server/main.ts', '--port', '0', ...args];
+  const options: SpawnOptionsWithStdioTuple<'ignore', 'pipe', 'pipe'> = {
+    cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  };
+  const child = fileSizeLimit === undefined
+    ? spawn(command[0]!, command.slice(1), options)
+    : spawn('/bin/sh', ['-c', `ulimit -f ${fileSizeLimit} && exec "$@"`, 'sh', ...command], options);
+  t.after(() => child.kill('SIGKILL'));
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal })) as Cli['exited'];
+  let stderr = '';
+  let output = '';
+  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); output += chunk.toString(); });
+  child.stdout!.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+  const lines = createInterface({ input: child.stdout! });
+  const first = await Promise.race([
+    once(lines, 'line').then(([line]) => String(line)),
+    exited.then(() => {
+      throw new Error(`server exited before listening: ${output}`);
+    }),
+  ]);
+  const listening = JSON.parse(first) as { event: string; port: number; url: string };
+  if (listening.event !== 'listening') throw new Error(`unexpected first line: ${first}`);
+  return { child, pid: child.pid!, port: listening.port, url: listening.url, exited, stderr: () => stderr, output: () => output };
 }
