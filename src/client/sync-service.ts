@@ -104,8 +104,8 @@ export class WorkerSyncService {
       onEvent: (event) => {
         this.#onWorkerEvent(event);
         // Copying every event to a channel nobody listens to costs the page ~20% of a burst.
-        if (!this.#audience) return;
-        this.#channel?.post({ kind: 'event', event: event.type === 'status' ? { type: 'status', state: this.#state } : event });
+        if (event.type === 'status') this.#announce();
+        else if (this.#audience) this.#channel?.post({ kind: 'event', event });
       },
       onWorkerError: (detail) => this.#onWorkerDied(detail),
     });
@@ -256,20 +256,24 @@ export class WorkerSyncService {
    */
   async clearOperationQueue(): Promise<number> {
     await this.initialize();
-    await Promise.allSettled([...this.#handoffs]);
-    const removed = this.#manager.running
-      ? await this.#clearThroughWorker()
-      : await this.#clearWhereSent();
-    this.#cancel(removed);
-    this.#channel?.post({ kind: 'cleared', ids: removed });
+    const removed = await this.#clear();
     if (!this.#manager.running) await this.#countPending();
     return removed.length;
   }
 
-  /** The leader's worker clears the outbox it sends from (asked over the channel by a follower). */
-  async #clearThroughWorker(): Promise<string[]> {
-    if (this.#manager.running) return this.#manager.request<string[]>({ type: 'clear_operations' });
-    return this.#ask('clear_operations') as Promise<string[]>;
+  /**
+   * Clears the outbox where it is sent from (this tab's worker, the leader's, or the store when
+   * nobody leads) once the operations being stored here are in it, and rejects the removed
+   * operations' promises in every tab. Resolves with the removed ids.
+   */
+  async #clear(): Promise<string[]> {
+    await Promise.allSettled([...this.#handoffs]);
+    const removed = this.#manager.running
+      ? await this.#manager.request<string[]>({ type: 'clear_operations' })
+      : await this.#clearWhereSent();
+    this.#cancel(removed);
+    this.#channel?.post({ kind: 'cleared', ids: removed });
+    return removed;
   }
 
   /**
@@ -283,7 +287,7 @@ export class WorkerSyncService {
     await locks.request(lockName(this.#config), { mode: 'exclusive', ifAvailable: true }, async (lock) => {
       if (lock) cleared = await this.#clearStore();
     });
-    return cleared ?? this.#clearThroughWorker();
+    return cleared ?? (this.#ask('clear_operations') as Promise<string[]>);
   }
 
   /** Clears the outbox directly; only while no worker sends from it. */
@@ -434,10 +438,7 @@ export class WorkerSyncService {
     }
     if (role === 'leader') {
       this.#channel?.post({ kind: 'leading' });
-      this.#leaderReady = this.#startWorker();
-      this.#leaderReady.catch((error: unknown) => {
-        if (!(error instanceof SyncError && error.code === 'worker')) this.#fail(error);
-      });
+      this.#startLeading();
       return;
     }
     this.#leaderReady = undefined;
@@ -452,9 +453,21 @@ export class WorkerSyncService {
     this.#channel?.post({ kind: 'hello' });
   }
 
-  /** Tells the other tabs this tab's state, when it is the one they follow. */
+  /** Tells the other tabs this tab's state, when another tab has spoken (see #audience). */
   #announce(): void {
-    if (this.#audience) this.#channel?.post({ kind: 'event', event: { type: 'status', state: this.#state } });
+    if (this.#audience) this.#postState();
+  }
+
+  #postState(): void {
+    this.#channel?.post({ kind: 'event', event: { type: 'status', state: this.#state } });
+  }
+
+  /** Runs the leader's worker; a failure other than a dead worker (reported apart) is this tab's error. */
+  #startLeading(): void {
+    this.#leaderReady = this.#startWorker();
+    this.#leaderReady.catch((error: unknown) => {
+      if (!(error instanceof SyncError && error.code === 'worker')) this.#fail(error);
+    });
   }
 
   /** Starts and initialises the leader's worker; it connects when this tab wants a connection. */
@@ -462,7 +475,7 @@ export class WorkerSyncService {
     this.#manager.start();
     const state = await this.#manager.request<SyncState>({ type: 'init', config: this.#config! });
     this.#setState({ ...state, role: 'leader' });
-    this.#channel?.post({ kind: 'event', event: { type: 'status', state: this.#state } });
+    this.#postState();
     const online = globalThis.navigator?.onLine ?? true;
     if (!online) await this.#manager.request({ type: 'network', online });
     if (this.#wantConnected) await this.#manager.request({ type: 'connect' });
@@ -484,7 +497,7 @@ export class WorkerSyncService {
         else this.#onWorkerEvent(message.event);
         return;
       case 'hello':
-        if (leading) this.#channel?.post({ kind: 'event', event: { type: 'status', state: this.#state } });
+        if (leading) this.#postState();
         return;
       case 'operation':
         if (leading) this.#manager.request({ type: 'operation', operation: message.operation }).catch(() => undefined);
@@ -514,11 +527,7 @@ export class WorkerSyncService {
     try {
       let value: unknown;
       if (command === 'clear_operations') {
-        await Promise.allSettled([...this.#handoffs]);
-        const removed = await this.#manager.request<string[]>({ type: 'clear_operations' });
-        this.#cancel(removed);
-        this.#channel?.post({ kind: 'cleared', ids: removed });
-        value = removed;
+        value = await this.#clear();
       } else {
         await this.#manager.request({ type: command });
       }
@@ -616,8 +625,7 @@ export class WorkerSyncService {
     clearTimeout(this.#restartTimer);
     this.#restartTimer = setTimeout(() => {
       if (this.#closed || this.#election?.role !== 'leader') return;
-      this.#leaderReady = this.#startWorker();
-      this.#leaderReady.catch((error: unknown) => this.#reportFailure(error));
+      this.#startLeading();
     }, delay);
   }
 
