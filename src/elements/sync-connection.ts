@@ -196,9 +196,10 @@ export class SyncConnectionElement extends LitElement {
       ...(this.clientId ? { clientId: this.clientId } : {}),
       ...(this.dbName ? { dbName: this.dbName } : {}),
       ...(this.token === undefined ? {} : { token: this.token }),
-      ...(this.heartbeatInterval ? { heartbeatInterval: this.heartbeatInterval } : {}),
-      ...(this.backoffInitial ? { backoffInitial: this.backoffInitial } : {}),
-      ...(this.backoffMax ? { backoffMax: this.backoffMax } : {}),
+      // The service keeps only positive finite numbers of these; the rest take their defaults.
+      heartbeatInterval: this.heartbeatInterval,
+      backoffInitial: this.backoffInitial,
+      backoffMax: this.backoffMax,
       ...(this.createWorker ? { createWorker: this.createWorker } : {}),
     };
     const service = new WorkerSyncService(options);
