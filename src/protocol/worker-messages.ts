@@ -20,6 +20,17 @@ export interface WorkerConfig extends ConnectionOptions {
   dbName: string;
   /** Sent in every `sync` frame, never logged or reflected. */
   token?: string;
+  /**
+   * The page applies the changes to a database of its own (`apply` events, answered by
+   * `applied`); the worker then stores only the resume point.
+   */
+  applyOnPage?: boolean;
+}
+
+/** Changes to apply together, and the resume point they bring the store to. */
+export interface ChangeBatch {
+  changes: Change[];
+  lsn?: LSN;
 }
 
 // ---- page to worker ---------------------------------------------------------------------------
@@ -45,7 +56,12 @@ export type PageToWorker =
   /** Removes every unacknowledged operation from the outbox. Answers the removed ids. */
   | (Request & { type: 'clear_operations' })
   /** The page's view of the network (`online`/`offline` events). */
-  | (Request & { type: 'network'; online: boolean });
+  | (Request & { type: 'network'; online: boolean })
+  /**
+   * The answer to an `apply` event: the first `count` batches were committed to the page's
+   * database; `error` says why the next one was not.
+   */
+  | (Request & { type: 'applied'; applyId: number; count: number; error?: string });
 
 export type PageToWorkerType = PageToWorker['type'];
 
@@ -77,6 +93,8 @@ export type WorkerEvent =
   | { type: 'sync_started'; lsn?: LSN; total?: number }
   | ({ type: 'sync_progress' } & SyncProgress)
   | { type: 'sync_completed'; lsn: LSN }
+  /** Batches for the page's own database (`applyOnPage`), one transaction each, in order. */
+  | { type: 'apply'; applyId: number; batches: ChangeBatch[] }
   /** Changes that were applied to the store, in order. */
   | { type: 'changes'; changes: Change[]; lsn?: LSN };
 

@@ -68,6 +68,19 @@ export class ChangeStore {
   }
 
   /**
+   * Stores `lsn` as the resume point on its own, for changes that were applied elsewhere (a
+   * database of the page's). Throws a {@link StorageError} when it cannot.
+   */
+  async saveLSN(lsn: LSN): Promise<void> {
+    try {
+      await this.#db.put('meta', lsn, 'lastLSN');
+    } catch (error) {
+      throw new StorageError(`The resume point ${lsn} was not stored: ${errorMessage(error)}`);
+    }
+    this.#lastLSN = lsn;
+  }
+
+  /**
    * Writes batches in order, each with its `lsn` (when given) as the new resume point, all in ONE
    * transaction: either every batch is stored with the LSN of the last one, or nothing is. A
    * batch whose `lsn` is not greater than the LSN before it is a replay and is skipped whole.

@@ -64,6 +64,7 @@ function parseConfig(obj: Record<string, unknown>): WorkerConfig {
     backoffInitial: positive(obj, 'backoffInitial', defaults.backoffInitial),
     backoffMax: positive(obj, 'backoffMax', defaults.backoffMax),
     ...token,
+    ...(obj.applyOnPage === undefined ? {} : { applyOnPage: bool(obj, 'applyOnPage', false) }),
   };
 }
 
@@ -99,6 +100,12 @@ function parseBody(obj: Record<string, unknown>, requestId: number): PageToWorke
       return { type, requestId, operation: parseQueuedOperation(obj.operation) };
     case 'network':
       return { type, requestId, online: bool(obj, 'online', true) };
+    case 'applied': {
+      const count = finite(obj, 'count', -1);
+      if (!Number.isInteger(count) || count < 0) fail('"count" must be a whole number of batches');
+      const error = obj.error === undefined ? {} : { error: text(obj, 'error') };
+      return { type, requestId, applyId: finite(obj, 'applyId', -1), count, ...error };
+    }
     default:
       fail(`unknown request type ${JSON.stringify(type)?.slice(0, 60)}`);
   }

@@ -4,7 +4,7 @@
  */
 import { openSyncDB, type SyncDB } from '../db/schema.ts';
 import type { Change, InvalidChange } from '../protocol/change.ts';
-import type { LSN } from '../protocol/lsn.ts';
+import { compareLSN, normalizeLSN, type LSN } from '../protocol/lsn.ts';
 import {
   INITIAL_STATE,
   SyncStatus,
@@ -18,7 +18,7 @@ import type {
   WorkerConfig,
   WorkerToPage,
 } from '../protocol/worker-messages.ts';
-import { ChangeStore } from './change-store.ts';
+import { ChangeStore, type ApplyResult, type Batch } from './change-store.ts';
 import { Connection, type ConnectionListener, type WebSocketConstructor } from './connection.ts';
 import { errorMessage, InvalidStateError, RequestError, serializeError, StorageError } from './errors.ts';
 import { resolveClientId } from './identity.ts';
@@ -77,6 +77,9 @@ export class SyncEngine {
   /** Server frames not yet handled, parsed, in arrival order. */
   #frames: ParseResult<ServerMessage>[] = [];
   #draining = false;
+  /** `apply` events the page has not answered yet (`applyOnPage`). */
+  readonly #applies = new Map<number, (answer: PageApplied) => void>();
+  #nextApplyId = 1;
 
   constructor(endpoint: WorkerEndpointLike, options: SyncEngineOptions) {
     this.#endpoint = endpoint;
@@ -142,6 +145,13 @@ export class SyncEngine {
         return undefined;
       case 'clear_operations':
         return (await this.#ready()).outbox.clear();
+      case 'applied': {
+        const settle = this.#applies.get(request.applyId);
+        if (!settle) throw new InvalidStateError(`No batches wait for the answer ${request.applyId}`);
+        this.#applies.delete(request.applyId);
+        settle(request);
+        return undefined;
+      }
       default: {
         const unhandled: never = request;
         throw new RequestError(`Unhandled request ${JSON.stringify(unhandled)}`);
@@ -459,7 +469,9 @@ export class SyncEngine {
   async #applyBatches(session: Session, messages: BatchMessage[]): Promise<void> {
     if (!this.#state.syncing && messages.some((message) => message.type === 'sync_data')) this.#syncStarted();
     const batches = messages.map((message) => ({ changes: batchChanges(message), lsn: message.lsn }));
-    const results = await session.store.applyBatches(batches);
+    const { results, failure } = this.#config?.applyOnPage
+      ? await this.#applyOnPage(session, batches)
+      : { results: await session.store.applyBatches(batches), failure: undefined };
     // Committed to a database that was lost since: the page was told it starts over.
     if (session !== this.#live) return;
     // The state catches up with the whole commit before the first event: one status for all.
@@ -487,6 +499,54 @@ export class SyncEngine {
       events.push({ type: 'sync_progress', ...next });
     });
     for (const event of events) this.#post(event);
+    if (failure) throw failure;
+  }
+
+  /**
+   * Hands the batches that are not replays to the page, which commits them to its own database
+   * one transaction each, then stores the resume point of the last one it committed. A batch the
+   * page could not commit fails the group from there on, and its LSN is not stored.
+   */
+  async #applyOnPage(session: Session, batches: Batch[]): Promise<{ results: ApplyResult[]; failure: StorageError | undefined }> {
+    const before = session.store.lastLSN;
+    let current = before;
+    const fresh: number[] = [];
+    batches.forEach(({ lsn }, index) => {
+      const target = lsn === undefined ? undefined : normalizeLSN(lsn);
+      if (target !== undefined && compareLSN(target, current) <= 0) return;
+      fresh.push(index);
+      if (target !== undefined) current = target;
+    });
+    const results: ApplyResult[] = batches.map(() => ({ applied: false, lastLSN: before }));
+    if (fresh.length === 0) return { results, failure: undefined };
+    const applyId = this.#nextApplyId++;
+    const answered = new Promise<PageApplied>((resolve) => this.#applies.set(applyId, resolve));
+    this.#post({
+      type: 'apply',
+      applyId,
+      batches: fresh.map((index) => {
+        const { changes, lsn } = batches[index]!;
+        return lsn === undefined ? { changes: [...changes] } : { changes: [...changes], lsn: normalizeLSN(lsn) };
+      }),
+    });
+    const { count, error } = await answered;
+    const committed = fresh.slice(0, Math.min(count, fresh.length));
+    let last = before;
+    for (const index of committed) {
+      const { lsn } = batches[index]!;
+      if (lsn !== undefined) last = normalizeLSN(lsn);
+      results[index] = { applied: true, lastLSN: last, unstorable: [] };
+    }
+    if (last !== before) await session.store.saveLSN(last);
+    const failed = fresh[committed.length];
+    if (failed === undefined) return { results, failure: undefined };
+    const at = batches[failed]!.lsn;
+    return {
+      results,
+      failure: new StorageError(
+        `The page's database did not apply the batch${at === undefined ? '' : ` at ${at}`}: ${error ?? 'no reason given'}`,
+      ),
+    };
   }
 
   #reportInvalid(frameType: ServerMessage['type'], invalid: InvalidChange[]): void {
@@ -523,6 +583,9 @@ export class SyncEngine {
     this.#endpoint.postMessage(message);
   }
 }
+
+/** The page's answer to an `apply` event. */
+type PageApplied = Extract<PageToWorker, { type: 'applied' }>;
 
 /** Everything the engine posts itself; `status` goes through {@link StatusPosts}. */
 type NonStatusMessage = Exclude<WorkerToPage, { type: 'status' }>;
