@@ -20,6 +20,16 @@ export interface SyncEventDetails {
 
 export type SyncEventType = keyof SyncEventDetails;
 
+/** Each event type once; a record, so that the compiler notices a type missing here. */
+const EVENT_TYPE_SET: Record<SyncEventType, true> = {
+  connected: true, disconnected: true, reconnecting: true, sync_started: true, sync_progress: true,
+  sync_completed: true, changes: true, operation_complete: true, operation_error: true,
+  state_change: true, message: true, error: true,
+};
+
+/** Every event a sync client emits. */
+export const SYNC_EVENT_TYPES: readonly SyncEventType[] = Object.freeze(Object.keys(EVENT_TYPE_SET) as SyncEventType[]);
+
 type Listener<K extends SyncEventType> = (detail: SyncEventDetails[K]) => void;
 
 /** A typed listener registry. Each `on` returns the function that removes that listener. */

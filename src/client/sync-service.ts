@@ -11,7 +11,7 @@ import {
   type SyncRole,
   type SyncState,
 } from '../protocol/state.ts';
-import type { WorkerConfig, WorkerEvent } from '../protocol/worker-messages.ts';
+import type { ChangeBatch, WorkerConfig, WorkerEvent } from '../protocol/worker-messages.ts';
 import { OperationRejectedError, reviveError, SyncError } from './errors.ts';
 import { DEFAULT_MAX_OPERATION_BYTES, toQueuedOperation } from './operation-input.ts';
 import { OutboxWriter } from './outbox-writer.ts';
@@ -21,11 +21,12 @@ import { getNetworkStatus, type NetworkStatus } from './network.ts';
 import { TabChannel, type TabCommand, type TabMessage } from './tab-channel.ts';
 import { resolveSyncUrl } from './url.ts';
 import { createSyncWorker, type WorkerEndpoint } from './worker-endpoint.ts';
+import { applyToDatabase, isDatabase, type Database } from './database.ts';
 import { SyncWorkerManager } from './worker-manager.ts';
 
 export interface SyncServiceOptions extends Partial<ConnectionOptions> {
-  /** The sync endpoint: relative, http(s) or ws(s). */
-  url: string;
+  /** The sync endpoint: relative, http(s) or ws(s). Default `/api/sync`. */
+  url?: string;
   /** Default: a random id created once and stored in the database. */
   clientId?: string;
   /** IndexedDB database; default `sync-connection`. */
@@ -42,11 +43,27 @@ export interface SyncServiceOptions extends Partial<ConnectionOptions> {
   workerRestartDelay?: number;
   /** The Web Locks the tabs elect their leader with; default `navigator.locks` (none: every tab leads). */
   locks?: LockManagerLike | null;
+  /**
+   * The app's own store for the server's changes, instead of the built-in IndexedDB store. The
+   * resume point moves only after the database commits a batch.
+   */
+  database?: Database;
 }
+
+/** The endpoint a client without a `url` connects to. */
+export const DEFAULT_SYNC_URL = '/api/sync';
 
 interface PendingOperation {
   resolve(result: OperationResult): void;
   reject(error: Error): void;
+  /** Settles with the operation; what {@link WorkerSyncService.operationsSettled} waits for. */
+  settled?: Promise<unknown>;
+}
+
+/** An operation stored in the outbox, and the promise of the server's answer to it. */
+export interface StoredOperation {
+  id: string;
+  acknowledged: Promise<OperationResult>;
 }
 
 const CANCELLED = 'Operation cancelled due to client cleanup';
@@ -72,7 +89,7 @@ let warnedNoLocks = false;
  * Nothing happens until a method is called.
  */
 export class WorkerSyncService {
-  readonly #options: SyncServiceOptions;
+  #options: SyncServiceOptions;
   readonly #events = new SyncEventEmitter();
   readonly #pending = new Map<string, PendingOperation>();
   readonly #manager: SyncWorkerManager;
@@ -98,14 +115,14 @@ export class WorkerSyncService {
   /** Another tab of this client has spoken: a leader then copies its events to the channel. */
   #audience = false;
 
-  constructor(options: SyncServiceOptions) {
-    this.#options = options;
+  constructor(options: SyncServiceOptions = {}) {
+    this.#options = { ...options };
     this.#manager = new SyncWorkerManager(options.createWorker ?? createSyncWorker, {
       onEvent: (event) => {
         this.#onWorkerEvent(event);
         // Copying every event to a channel nobody listens to costs the page ~20% of a burst.
         if (event.type === 'status') this.#announce();
-        else if (this.#audience) this.#channel?.post({ kind: 'event', event });
+        else if (this.#audience && event.type !== 'apply') this.#channel?.post({ kind: 'event', event });
       },
       onWorkerError: (detail) => this.#onWorkerDied(detail),
     });
@@ -116,9 +133,43 @@ export class WorkerSyncService {
     return this.#options.dbName || DEFAULT_DB_NAME;
   }
 
-  /** Starts the worker and loads the stored state. Safe to call more than once. */
-  initialize(): Promise<void> {
+  /** The app's own store for the server's changes, when one was given. */
+  get database(): Database | undefined {
+    return this.#options.database;
+  }
+
+  /** True once `initialize` (or a method that calls it) has run: the options are fixed. */
+  get started(): boolean {
+    return this.#ready !== undefined || this.#closed;
+  }
+
+  /**
+   * Changes options before the client starts (the seeds' `initializeSync(db, config)`); after
+   * `initialize` it throws, as a running client cannot move to another server or database.
+   */
+  configure(options: SyncServiceOptions): void {
+    if (this.#ready || this.#closed) {
+      throw new SyncError('worker', 'configure() must be called before the client starts (initialize, connect or queueOperation)');
+    }
+    if (options.database !== undefined && !isDatabase(options.database)) {
+      throw new TypeError('database must have a transaction(work) method');
+    }
+    this.#options = { ...this.#options, ...options };
+  }
+
+  /**
+   * Starts the worker and loads the stored state. Safe to call more than once. With `db`, the
+   * server's changes go into that database instead of the built-in store (see {@link Database}).
+   */
+  initialize(db?: Database): Promise<void> {
     if (this.#closed) return Promise.reject(new SyncError('worker', 'This sync client was cleaned up'));
+    if (db !== undefined && db !== this.#options.database) {
+      try {
+        this.configure({ database: db });
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     if (!this.#ready) {
       const ready: Promise<void> = this.#start().catch((error: unknown) => {
         // A later call starts afresh; a worker that died is reported by #onWorkerDied.
@@ -187,6 +238,13 @@ export class WorkerSyncService {
     return this.#state;
   }
 
+  /** The state as the worker holding the connection has it now (this tab's, or the leader's). */
+  async getStatus(): Promise<SyncState> {
+    if (!this.#manager.running) return this.#state;
+    const state = await this.#manager.request<SyncState>({ type: 'get_status' });
+    return Object.freeze({ ...state, role: this.#state.role });
+  }
+
   isConnected(): boolean {
     return this.#state.isConnected;
   }
@@ -201,6 +259,11 @@ export class WorkerSyncService {
     return this.#events.on(type, listener);
   }
 
+  /** The seeds' name for {@link on}: the listener gets the event's detail; returns its remover. */
+  addEventListener<K extends SyncEventType>(type: K, listener: (detail: SyncEventDetails[K]) => void): () => void {
+    return this.#events.on(type, listener);
+  }
+
   getNetworkStatus(): NetworkStatus {
     return getNetworkStatus();
   }
@@ -211,6 +274,14 @@ export class WorkerSyncService {
    * acknowledges it; rejects on `operation_error`. Bad input rejects at once and stores nothing.
    */
   async queueOperation(input: OperationInput): Promise<OperationResult> {
+    return (await this.storeOperation(input)).acknowledged;
+  }
+
+  /**
+   * Like {@link queueOperation}, in two steps: resolves once the operation is stored durably
+   * (it will be sent even if the page closes now), with its id and the promise of the answer.
+   */
+  async storeOperation(input: OperationInput): Promise<StoredOperation> {
     const operation = toQueuedOperation(input, this.#options.maxOperationBytes ?? DEFAULT_MAX_OPERATION_BYTES);
     await this.initialize();
     if (this.#pending.has(operation.id)) {
@@ -218,6 +289,7 @@ export class WorkerSyncService {
     }
     let settle!: PendingOperation;
     const settled = new Promise<OperationResult>((resolve, reject) => { settle = { resolve, reject }; });
+    settle.settled = settled.catch(() => undefined);
     const handoff = this.#handOff(operation, settle);
     this.#handoffs.add(handoff);
     try {
@@ -230,7 +302,16 @@ export class WorkerSyncService {
     if (this.#state.status === 'disconnected' && !this.#userDisconnected) {
       this.connect().catch((error: unknown) => this.#reportFailure(error));
     }
-    return settled;
+    return { id: operation.id, acknowledged: settled };
+  }
+
+  /**
+   * Resolves once every operation queued on this client so far has been answered: acknowledged,
+   * refused, or cleared. Operations queued after the call are not waited for.
+   */
+  async operationsSettled(): Promise<void> {
+    await Promise.allSettled([...this.#handoffs]);
+    await Promise.all([...this.#pending.values()].map((pending) => pending.settled));
   }
 
   /** Stores the operation, then tells the worker; from then on `settle` answers for it. */
@@ -345,14 +426,22 @@ export class WorkerSyncService {
 
   /** One synced entity, or `undefined`. */
   async getEntity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {
+    this.#assertBuiltInStore();
     const db = await this.#database();
     return db.get('entities', [entityType, entityId]);
   }
 
   /** Every synced entity of one type. */
   async getEntities(entityType: string): Promise<StoredEntity[]> {
+    this.#assertBuiltInStore();
     const db = await this.#database();
     return db.getAllFromIndex('entities', 'byType', entityType);
+  }
+
+  #assertBuiltInStore(): void {
+    if (this.#options.database) {
+      throw new SyncError('storage', 'This client writes the changes to your own Database: read the entities from it');
+    }
   }
 
   /**
@@ -384,7 +473,7 @@ export class WorkerSyncService {
   async #start(): Promise<void> {
     // Everything this reports happens after the call returns, never inside it.
     await Promise.resolve();
-    const url = resolveSyncUrl(this.#options.url, this.#options.baseURI ?? globalThis.document?.baseURI ?? '');
+    const url = resolveSyncUrl(this.#options.url ?? DEFAULT_SYNC_URL, this.#options.baseURI ?? globalThis.document?.baseURI ?? '');
     if (this.#closed) throw new SyncError('worker', 'This sync client was cleaned up');
     this.#listenToNetwork();
     const db = await this.#database();
@@ -405,6 +494,7 @@ export class WorkerSyncService {
       clientId,
       dbName: this.dbName,
       ...(this.#options.token === undefined ? {} : { token: this.#options.token }),
+      ...(this.#options.database ? { applyOnPage: true } : {}),
     };
     this.#config = config;
     const locks = this.#locks();
@@ -591,6 +681,9 @@ export class WorkerSyncService {
         this.#events.emit('operation_error', detail);
         return;
       }
+      case 'apply':
+        void this.#applyOnPage(event.applyId, event.batches);
+        return;
       case 'connected':
         this.#workerFailures = 0;
         this.#events.emit(event.type, { clientId: event.clientId, lastLSN: event.lastLSN });
@@ -612,6 +705,17 @@ export class WorkerSyncService {
         void unhandled;
       }
     }
+  }
+
+  /** Commits the worker's batches to the app's Database, then tells the worker how far it got. */
+  async #applyOnPage(applyId: number, batches: ChangeBatch[]): Promise<void> {
+    const { database } = this.#options;
+    const answer = database
+      ? await applyToDatabase(database, batches)
+      : { count: 0, error: 'this tab has no Database to apply the changes to' };
+    await this.#manager.request({ type: 'applied', applyId, ...answer }).catch(() => {
+      // The worker is gone; the next one resumes from the stored LSN and sends these again.
+    });
   }
 
   #onWorkerDied(detail: SyncErrorDetail): void {

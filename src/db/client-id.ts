@@ -29,3 +29,31 @@ export async function readStoredProgress(db: SyncDB): Promise<{ lastLSN: LSN | u
   ]);
   return { lastLSN: typeof lastLSN === 'string' ? lastLSN : undefined, pending };
 }
+
+/**
+ * Writes a client id and a resume point carried over from an older client, each only where the
+ * database has none yet, in one readwrite transaction. Answers what is stored afterwards and
+ * which of the two were written.
+ */
+export async function seedProgress(
+  db: SyncDB,
+  seed: { clientId?: string; lastLSN?: LSN },
+): Promise<{ clientId: string | undefined; lastLSN: LSN | undefined; wrote: ('clientId' | 'lastLSN')[] }> {
+  const tx = db.transaction('meta', 'readwrite');
+  const [storedId, storedLSN] = await Promise.all([tx.store.get('clientId'), tx.store.get('lastLSN')]);
+  let clientId = typeof storedId === 'string' && storedId.length > 0 ? storedId : undefined;
+  let lastLSN = typeof storedLSN === 'string' ? storedLSN : undefined;
+  const wrote: ('clientId' | 'lastLSN')[] = [];
+  if (clientId === undefined && seed.clientId) {
+    clientId = seed.clientId;
+    tx.store.put(clientId, 'clientId').catch(() => undefined);
+    wrote.push('clientId');
+  }
+  if (lastLSN === undefined && seed.lastLSN !== undefined) {
+    lastLSN = seed.lastLSN;
+    tx.store.put(lastLSN, 'lastLSN').catch(() => undefined);
+    wrote.push('lastLSN');
+  }
+  await tx.done;
+  return { clientId, lastLSN, wrote };
+}

@@ -30,4 +30,3 @@ export const EVENT_CLASSES: EventFactories = {
   error: SyncErrorEvent,
 };
 
-export const EVENT_TYPES = Object.keys(EVENT_CLASSES) as SyncEventType[];

@@ -1,15 +1,16 @@
 import { ContextProvider } from '@lit/context';
-import { html, LitElement } from 'lit';
+import { html, LitElement, type TemplateResult } from 'lit';
 import { property } from 'lit/decorators.js';
 import type { StoredEntity } from '../db/schema.ts';
 import { SyncError } from '../client/errors.ts';
-import type { SyncEventDetails, SyncEventType } from '../client/service-events.ts';
+import { SYNC_EVENT_TYPES, type SyncEventDetails, type SyncEventType } from '../client/service-events.ts';
 import { getNetworkStatus, type NetworkStatus } from '../client/network.ts';
 import { WorkerSyncService, type SyncServiceOptions } from '../client/sync-service.ts';
 import type { WorkerEndpoint } from '../client/worker-endpoint.ts';
+import type { Database } from '../client/database.ts';
 import { INITIAL_STATE, type OperationInput, type OperationResult, type SyncState } from '../protocol/state.ts';
 import { syncStateContext } from './context.ts';
-import { EVENT_CLASSES, EVENT_TYPES } from './dispatch.ts';
+import { EVENT_CLASSES } from './dispatch.ts';
 
 /** Properties whose change restarts the client on a new worker. */
 const CLIENT_PROPERTIES = [
@@ -77,16 +78,24 @@ export class SyncConnectionElement extends LitElement {
   /** Sent to the server in `sync`; a property only, never reflected into an attribute. */
   @property({ attribute: false }) accessor token: string | undefined;
 
+  /**
+   * Your own store for the server's changes, instead of the built-in IndexedDB store: each batch
+   * is one `transaction`, and the resume point moves only after it commits. A property only;
+   * changing it restarts the client.
+   */
+  @property({ attribute: false }) accessor database: Database | undefined;
+
   /** Replaces the worker factory (tests, custom builds). Set before the element is attached. */
   createWorker: (() => WorkerEndpoint) | undefined;
 
   #service: WorkerSyncService | undefined;
   #startedWith: string | undefined;
+  #startedDatabase: Database | undefined;
   #unsubscribe: (() => void)[] = [];
   readonly #stateListeners = new Set<(state: SyncState) => void>();
   readonly #provider = new ContextProvider(this, { context: syncStateContext, initialValue: INITIAL_STATE });
 
-  override render() {
+  override render(): TemplateResult {
     return html`<slot></slot>`;
   }
 
@@ -106,7 +115,7 @@ export class SyncConnectionElement extends LitElement {
   }
 
   protected override willUpdate(): void {
-    if (this.isConnected && this.#settings() !== this.#startedWith) {
+    if (this.isConnected && (this.#settings() !== this.#startedWith || this.database !== this.#startedDatabase)) {
       const previous = this.#stop();
       if (this.url) this.#start(previous);
     }
@@ -201,12 +210,14 @@ export class SyncConnectionElement extends LitElement {
       backoffInitial: this.backoffInitial,
       backoffMax: this.backoffMax,
       ...(this.createWorker ? { createWorker: this.createWorker } : {}),
+      ...(this.database ? { database: this.database } : {}),
     };
     const service = new WorkerSyncService(options);
     previous?.transferPendingTo(service);
     this.#service = service;
     this.#startedWith = this.#settings();
-    this.#unsubscribe = EVENT_TYPES.map((type) => service.on(type, (detail) => this.#forward(type, detail)));
+    this.#startedDatabase = this.database;
+    this.#unsubscribe = SYNC_EVENT_TYPES.map((type) => service.on(type, (detail) => this.#forward(type, detail)));
     const ready = this.manual ? service.initialize() : service.connect();
     ready.catch(() => {
       // Reported through the service's `error` event and reflected in the state.
@@ -217,6 +228,7 @@ export class SyncConnectionElement extends LitElement {
   #stop(): WorkerSyncService | undefined {
     const service = this.#service;
     this.#startedWith = undefined;
+    this.#startedDatabase = undefined;
     if (!service) return undefined;
     this.#service = undefined;
     for (const off of this.#unsubscribe) off();

@@ -1,5 +1,5 @@
 import { consume } from '@lit/context';
-import { css, html, LitElement, nothing } from 'lit';
+import { css, html, LitElement, nothing, type TemplateResult } from 'lit';
 import { INITIAL_STATE, type SyncState } from '../protocol/state.ts';
 import { syncStateContext } from './context.ts';
 
@@ -33,7 +33,7 @@ export class SyncStatusElement extends LitElement {
     this.setAttribute('status', this.state.status);
   }
 
-  override render() {
+  override render(): TemplateResult {
     const { status, pendingOperations, syncing, progress } = this.state;
     const bar = syncing && progress
       ? progress.total !== undefined
