@@ -1,0 +1,164 @@
+/**
+ * Helpers for apps moving from the older `SyncClient`: its event listeners, its queued operations,
+ * and its client id and resume point.
+ */
+import { seedProgress } from '../db/client-id.ts';
+import { DEFAULT_DB_NAME, openSyncDB } from '../db/schema.ts';
+import { isLSN, normalizeLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';
+import type { SyncClientCompat } from './compat.ts';
+import { SyncError } from './errors.ts';
+import { LEGACY_CLIENT_ID_KEY, LEGACY_LSN_KEY, type LegacySyncState, type SyncOperation } from './legacy-types.ts';
+import { SYNC_EVENT_TYPES, type SyncEventDetails, type SyncEventType } from './service-events.ts';
+
+/** A listener per event type, as the older client took them. */
+export type LegacyListenerMap = { [K in SyncEventType]?: (detail: SyncEventDetails[K]) => void };
+
+/** What events can be listened to on: a sync client (`on`) or a `<sync-connection>` (DOM events). */
+export type ListenerTarget =
+  | { on<K extends SyncEventType>(type: K, listener: (detail: SyncEventDetails[K]) => void): () => void }
+  | EventTarget;
+
+/**
+ * Adds every listener of `map` to `target`; a `<sync-connection>` target hands each listener
+ * the event's `detail`, as the older client did. Returns one function that removes them all.
+ * An unknown event name throws before anything is added.
+ */
+export function migrateEventListeners(map: LegacyListenerMap, target: ListenerTarget): () => void {
+  const entries = Object.entries(map) as [string, unknown][];
+  for (const [type, listener] of entries) {
+    if (!(SYNC_EVENT_TYPES as readonly string[]).includes(type)) {
+      throw new TypeError(`Unknown sync event "${type}"; the events are ${SYNC_EVENT_TYPES.join(', ')}`);
+    }
+    if (typeof listener !== 'function') throw new TypeError(`The listener for "${type}" is not a function`);
+  }
+  const removers = entries.map(([type, listener]) => {
+    const call = listener as (detail: unknown) => void;
+    if ('on' in target) return target.on(type as SyncEventType, call);
+    const onEvent = (event: Event) => call((event as CustomEvent).detail);
+    target.addEventListener(type, onEvent);
+    return () => target.removeEventListener(type, onEvent);
+  });
+  return () => {
+    for (const remove of removers.splice(0)) remove();
+  };
+}
+
+export interface MigratedOperations {
+  /** Ids of the operations now in the durable outbox (or, with `execute`, waiting their turn). */
+  queued: string[];
+  /** Operations that could not be queued, and why; their `reject` was called too. */
+  rejected: { id: string | undefined; reason: string }[];
+}
+
+/**
+ * Queues the older client's unsent operations on `client`, in their order, keeping their ids so
+ * that one the server already applied is not applied again. Resolves once each is stored (or
+ * refused); their `resolve`/`reject` callbacks are called when the server answers.
+ */
+export async function migrateQueuedOperations(
+  operations: readonly SyncOperation[],
+  client: SyncClientCompat,
+): Promise<MigratedOperations> {
+  const result: MigratedOperations = { queued: [], rejected: [] };
+  for (const operation of operations) {
+    try {
+      result.queued.push(await client.storeOperation(operation));
+    } catch (error) {
+      result.rejected.push({ id: operation?.id, reason: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  return result;
+}
+
+export interface MigrateStateOptions {
+  /** The database the new client uses; default `sync-connection`. */
+  dbName?: string;
+  /** Where the older client kept its id and LSN; default `localStorage`, `null` to skip it. */
+  storage?: Pick<Storage, 'getItem'> | null;
+  /** Carry the LSN over too (default); `false` for a store that starts empty (see below). */
+  includeLSN?: boolean;
+}
+
+export interface MigratedState {
+  /** What the database holds afterwards (`undefined`: no id yet, the client creates one). */
+  clientId: string | undefined;
+  lastLSN: LSN;
+  /** Which of the two were carried over now: only into a database that had none. */
+  migrated: ('clientId' | 'lastLSN')[];
+  /** Values found in `storage` that were not usable, and why. */
+  skipped: string[];
+}
+
+/**
+ * Carries the older client's id and resume point into the database, each only where it has none
+ * yet, so that the new client resumes where the old one stopped. `oldState` wins over the
+ * legacy localStorage keys `sync_client_id` and `sync_last_lsn`.
+ *
+ * Carry the LSN over only when the entities the old client applied are where the new one writes
+ * them (your own `Database`): a built-in store starting empty at an old LSN would miss them.
+ * Call it before the client starts; a started client has already read its state.
+ */
+export async function migrateSyncState(
+  oldState?: LegacySyncState | null,
+  options: MigrateStateOptions = {},
+): Promise<MigratedState> {
+  const skipped: string[] = [];
+  const storage = options.storage === undefined ? defaultStorage() : options.storage;
+  const read = (key: string): string | undefined => {
+    try {
+      return storage?.getItem(key) ?? undefined;
+    } catch (error) {
+      skipped.push(`${key}: ${error instanceof Error ? error.message : String(error)}`);
+      return undefined;
+    }
+  };
+
+  let clientId: string | undefined;
+  if (oldState?.clientId != null) {
+    if (typeof oldState.clientId !== 'string' || oldState.clientId.length === 0) {
+      throw new TypeError('The old clientId must be a non-empty string');
+    }
+    clientId = oldState.clientId;
+  } else {
+    clientId = read(LEGACY_CLIENT_ID_KEY) || undefined;
+  }
+
+  let lastLSN: LSN | undefined;
+  if (oldState?.lastLSN != null && options.includeLSN !== false) {
+    if (!isLSN(oldState.lastLSN)) {
+      throw new TypeError(`The old lastLSN ${JSON.stringify(oldState.lastLSN)} is not an LSN ("X/Y", hexadecimal)`);
+    }
+    lastLSN = normalizeLSN(oldState.lastLSN);
+  } else {
+    const stored: unknown = read(LEGACY_LSN_KEY);
+    if (isLSN(stored)) lastLSN = normalizeLSN(stored);
+    else if (stored !== undefined) skipped.push(`${LEGACY_LSN_KEY}: ${JSON.stringify(String(stored).slice(0, 40))} is not an LSN`);
+  }
+  if (options.includeLSN === false) lastLSN = undefined;
+
+  const dbName = options.dbName || DEFAULT_DB_NAME;
+  let db;
+  try {
+    db = await openSyncDB(dbName);
+  } catch (cause) {
+    throw new SyncError('storage', `Could not open the database "${dbName}" to migrate the state: ${String(cause)}`, { cause });
+  }
+  try {
+    const seeded = await seedProgress(db, {
+      ...(clientId === undefined ? {} : { clientId }),
+      ...(lastLSN === undefined ? {} : { lastLSN }),
+    });
+    return { clientId: seeded.clientId, lastLSN: seeded.lastLSN ?? ZERO_LSN, migrated: seeded.wrote, skipped };
+  } finally {
+    db.close();
+  }
+}
+
+function defaultStorage(): Pick<Storage, 'getItem'> | null {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    // A sandboxed frame or disabled storage throws on access.
+    return null;
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * The elements' classes without registering them:
+ * `import { SyncConnectionElement } from 'sync-connection/element'; SyncConnectionElement.define('my-sync')`.
+ */
+export { SyncConnectionElement } from './elements/sync-connection.ts';
+export { SyncStatusElement } from './elements/sync-status.ts';
+export { syncStateContext } from './elements/context.ts';
+export { SyncEvent } from './elements/events/sync-event.ts';
+export { ConnectedEvent } from './elements/events/connected-event.ts';
+export { DisconnectedEvent } from './elements/events/disconnected-event.ts';
+export { ReconnectingEvent } from './elements/events/reconnecting-event.ts';
+export { SyncStartedEvent } from './elements/events/sync-started-event.ts';
+export { SyncProgressEvent } from './elements/events/sync-progress-event.ts';
+export { SyncCompletedEvent } from './elements/events/sync-completed-event.ts';
+export { ChangesEvent } from './elements/events/changes-event.ts';
+export { OperationCompleteEvent } from './elements/events/operation-complete-event.ts';
+export { OperationErrorEvent } from './elements/events/operation-error-event.ts';
+export { StateChangeEvent } from './elements/events/state-change-event.ts';
+export { SyncMessageEvent } from './elements/events/message-event.ts';
+export { SyncErrorEvent } from './elements/events/error-event.ts';
