@@ -1,0 +1,145 @@
+import { expect } from '@open-wc/testing';
+import '../src/index.ts';
+import { SyncError } from '../src/client/errors.ts';
+import { WorkerSyncService } from '../src/client/sync-service.ts';
+import type { SyncEventDetails } from '../src/client/service-events.ts';
+import type { SyncConnectionElement } from '../src/elements/sync-connection.ts';
+import { compareLSN } from '../src/protocol/lsn.ts';
+import {
+  createSyncElement,
+  deleteDatabase,
+  notes,
+  postChanges,
+  startServer,
+  stopServer,
+  uniqueDbName,
+  waitFor,
+  type TestServer,
+} from './helpers/e2e.ts';
+import { MemoryDatabase } from './helpers/memory-database.ts';
+
+const FAST = { backoffInitial: 50, backoffMax: 300 };
+
+/** The resume point as the worker stored it in IndexedDB. */
+function storedLSN(dbName: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open(dbName);
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const get = db.transaction('meta').objectStore('meta').get('lastLSN');
+      get.onsuccess = () => { db.close(); resolve(get.result); };
+      get.onerror = () => { db.close(); reject(get.error); };
+    };
+  });
+}
+
+const sameLSN = (a: string, b: string) => compareLSN(a, b) === 0;
+
+describe('a custom Database', () => {
+  let server: TestServer;
+  let dbName: string;
+  const services: WorkerSyncService[] = [];
+
+  function client(database: MemoryDatabase): WorkerSyncService {
+    const service = new WorkerSyncService({ url: server.wsUrl, dbName, ...FAST, database });
+    services.push(service);
+    return service;
+  }
+
+  beforeEach(async () => {
+    server = await startServer({ batchSize: 2 });
+    dbName = uniqueDbName();
+  });
+
+  afterEach(async () => {
+    for (const service of services.splice(0)) await service.cleanup();
+    await stopServer(server, 'SIGKILL').catch(() => undefined);
+    await deleteDatabase(dbName);
+  });
+
+  it('receives each batch in one transaction of its own, in order, and the LSN moves with each commit', async () => {
+    await postChanges(server, notes(2, 0));
+    await postChanges(server, notes(2, 2));
+    const last = await postChanges(server, [{ type: 'delete', entityType: 'note', entityId: 'n0' }]);
+    const database = new MemoryDatabase();
+    const service = client(database);
+    const batches: SyncEventDetails['changes'][] = [];
+    service.on('changes', (detail) => batches.push(detail));
+    let completed = '';
+    service.on('sync_completed', ({ lsn }) => { completed = lsn; });
+    await service.connect();
+    await waitFor(() => completed !== '', 'sync_completed');
+
+    expect(sameLSN(completed, last), `${completed} is the server's ${last}`).to.equal(true);
+    expect(batches.length, 'more than one batch (frames of 2 changes)').to.be.greaterThan(1);
+    expect(database.committed.map((writes) => writes.map((w) => `${w.op} ${w.entityId}`)))
+      .to.deep.equal(batches.map(({ changes }) => changes.map((c) => `${c.type === 'update' ? 'upsert' : 'delete'} ${c.entityId}`)));
+    expect([...database.entities.keys()].sort()).to.deep.equal(['note/n1', 'note/n2', 'note/n3']);
+    expect(database.get('note', 'n2')).to.deep.equal({ text: 'note 2' });
+    expect(database.committed.flat().every((w) => typeof w.timestamp === 'number'), 'every write has a timestamp').to.equal(true);
+    expect(sameLSN(String(await storedLSN(dbName)), last), 'the stored resume point').to.equal(true);
+
+    // Live changes after the catch-up arrive the same way.
+    const live = await postChanges(server, notes(1, 9));
+    await waitFor(() => database.get('note', 'n9') !== undefined, 'the live change in the database');
+    await waitFor(() => sameLSN(service.getState().lastLSN, live), 'the LSN of the live change');
+  });
+
+  it('keeps its entities out of the built-in store and says where to read them', async () => {
+    await postChanges(server, notes(1));
+    const database = new MemoryDatabase();
+    const service = client(database);
+    let completed = false;
+    service.on('sync_completed', () => { completed = true; });
+    await service.connect();
+    await waitFor(() => completed, 'sync_completed');
+    let error: unknown;
+    await service.getEntity('note', 'n0').catch((caught: unknown) => { error = caught; });
+    expect(error).to.be.instanceOf(SyncError);
+    expect((error as SyncError).code).to.equal('storage');
+    expect((error as SyncError).message).to.contain('your own Database');
+  });
+
+  it('a failing transaction leaves the LSN before its batch, reports storage, and the batch comes again until it commits', async () => {
+    // Frames of at most 2 changes: [n0 n1] [n2 n3] [n4], one record each.
+    const first = await postChanges(server, notes(2, 0));
+    await postChanges(server, notes(2, 2));
+    const last = await postChanges(server, notes(1, 4));
+    const database = new MemoryDatabase();
+    let refuse = true;
+    database.failWhen = (writes) => (refuse && writes.some((w) => w.entityId === 'n2') ? 'disk full' : undefined);
+    const service = client(database);
+    const errors: SyncEventDetails['error'][] = [];
+    service.on('error', (detail) => errors.push(detail));
+    await service.connect();
+
+    await waitFor(() => database.failed.length >= 2, 'the refused batch offered again after a reconnect');
+    const storage = errors.find((e) => e.code === 'storage');
+    expect(storage, 'a storage error').to.not.equal(undefined);
+    expect(storage!.message).to.contain('disk full');
+    expect(sameLSN(service.getState().lastLSN, first), `state LSN ${service.getState().lastLSN} stays at ${first}`).to.equal(true);
+    expect(sameLSN(String(await storedLSN(dbName)), first), 'stored LSN stays at the last committed batch').to.equal(true);
+    expect(database.get('note', 'n4'), 'nothing after the refused batch is applied').to.equal(undefined);
+
+    refuse = false;
+    await waitFor(() => sameLSN(service.getState().lastLSN, last), 'the LSN reaching the server\'s once the database accepts');
+    expect([...database.entities.keys()].sort()).to.deep.equal(['note/n0', 'note/n1', 'note/n2', 'note/n3', 'note/n4']);
+    const n0Commits = database.committed.flat().filter((w) => w.entityId === 'n0').length;
+    expect(n0Commits, 'the batch committed before the failure is not applied again').to.equal(1);
+  });
+
+  it('is set on <sync-connection> through its database property', async () => {
+    await postChanges(server, notes(2));
+    const database = new MemoryDatabase();
+    const element: SyncConnectionElement = createSyncElement({ url: server.wsUrl, 'db-name': dbName, 'backoff-initial': '50' });
+    element.database = database;
+    document.body.append(element);
+    try {
+      await waitFor(() => database.get('note', 'n1') !== undefined, 'the changes in the element\'s database');
+      expect(database.get('note', 'n0')).to.deep.equal({ text: 'note 0' });
+    } finally {
+      element.remove();
+    }
+  });
+});
