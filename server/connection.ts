@@ -9,7 +9,7 @@ import {
   type WireOperation,
 } from '../src/protocol/wire.ts';
 import { operationToChange } from './operations.ts';
-import type { StoredRecord, SyncStore } from './sync-store.ts';
+import { StoreUnavailableError, type StoredRecord, type SyncStore } from './sync-store.ts';
 
 /** Decides whether a `sync` may proceed. The token must never be logged or echoed. */
 export type Authenticate = (
@@ -143,7 +143,12 @@ export class SyncConnection {
 
   async #replay(from: bigint, generation: number): Promise<void> {
     const { store } = this.#settings;
-    const head = store.headPosition;
+    // Replaying from here on: records announced while the shared head is read are caught up too.
+    this.#phase = 'replaying';
+    this.#cursor = from;
+    this.#announced = store.headPosition;
+    const head = max(await store.latestPosition(), this.#announced);
+    if (this.#stale(generation)) return;
     if (from > head) {
       // The client has applied changes this log never held: the server's data was reset, or the
       // client synced with another server. Its store cannot be reconciled from here, and going
@@ -152,19 +157,17 @@ export class SyncConnection {
       // diverge. PROTOCOL.md has no message for "start over", so this answers `sync_error`, says
       // what to do in plain words, and leaves the connection idle (no live changes) until the
       // client sends another `sync`, which is served normally (e.g. from 0/0 after clearing).
+      this.#phase = 'idle';
       this.#send({
         type: 'sync_error',
         message:
           `the client's resume point (lastLSN ${formatLSN(from)}) is ahead of this server's log, ` +
-          `which ends at ${store.head}: the server's data was reset or the client synced with another server. ` +
+          `which ends at ${formatLSN(head)}: the server's data was reset or the client synced with another server. ` +
           'Clear the local store and sync again from 0/0.',
       });
       this.#releaseAcks(true);
       return;
     }
-    this.#phase = 'replaying';
-    this.#cursor = from;
-    this.#announced = head;
     const total = await store.countChangesAfter(from, head);
     if (this.#stale(generation)) return;
     this.#send({ type: 'sync_start', lsn: formatLSN(head), total });
@@ -214,10 +217,19 @@ export class SyncConnection {
     }
     this.#settings.store.append([change], operation.id).then(
       ({ lsn, position }) => this.#acknowledge(position, { type: 'operation_complete', id: operation.id, lsn }),
-      // Not stored, so never acknowledged, and no operation_error either (that means "rejected for
-      // good, do not retry"). Closing is the one answer the protocol has that makes the client
-      // re-send every unacknowledged operation: on its next connection, to a working store.
-      () => this.#socket.close(CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON),
+      (error: unknown) => {
+        // The store is down for a while and this write was certainly not applied: the client is
+        // kept (it still gets what the store delivers once back) and told so plainly.
+        if (error instanceof StoreUnavailableError) {
+          this.#send({ type: 'operation_error', id: operation.id, message: `operation not applied: ${error.message}` });
+          return;
+        }
+        // The store failed for good: not stored, so never acknowledged, and no operation_error
+        // either (that means "rejected for good, do not retry"). Closing is the one answer the
+        // protocol has that makes the client re-send every unacknowledged operation: on its next
+        // connection, to a working store.
+        this.#socket.close(CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON);
+      },
     );
   }
 

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isRecord, parseChanges } from '../src/protocol/change.ts';
 import { withTimestamp } from './operations.ts';
-import type { SyncStore } from './sync-store.ts';
+import { StoreUnavailableError, type SyncStore } from './sync-store.ts';
 
 export interface ApiContext {
   store: SyncStore;
@@ -70,10 +70,7 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Handler>>>> = {
     GET: async (_request, { store, counters }) => ({ ...(await store.stats()), ...counters() }),
   },
   '/api/entities': {
-    GET: async (_request, { store }) => {
-      const lsn = store.head;
-      return { lsn, entities: await store.entities() };
-    },
+    GET: async (_request, { store }) => await store.entities(),
   },
   '/api/changes': {
     POST: async (request, { store, maxBodyBytes, closing, storeFailure, now }) => {
@@ -94,8 +91,11 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Handler>>>> = {
         const { lsn } = await store.append(changes.map((change) => withTimestamp(change, timestamp)));
         return { lsn };
       } catch (error) {
-        // Not durable, so not acknowledged; a failed store is a 503 the caller may retry later.
-        if (store.failure) throw new HttpError(503, error instanceof Error ? error.message : String(error));
+        // Not durable, so not acknowledged; an unavailable or failed store is a 503 the caller
+        // may retry later.
+        if (error instanceof StoreUnavailableError || store.failure) {
+          throw new HttpError(503, error instanceof Error ? error.message : String(error));
+        }
         throw error;
       }
     },

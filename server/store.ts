@@ -6,6 +6,7 @@ import { decodeEntry, encodeEntry } from './log-codec.ts';
 import type {
   AppendResult,
   Entity,
+  EntitySnapshot,
   ReadOptions,
   StoreStats,
   StoredRecord,
@@ -143,8 +144,12 @@ export class FileSyncStore implements SyncStore {
     return this.#changeTotals[end - 1]! - before;
   }
 
-  async entities(): Promise<Entity[]> {
-    return [...this.#entities.values()];
+  async latestPosition(): Promise<bigint> {
+    return this.#headPosition;
+  }
+
+  async entities(): Promise<EntitySnapshot> {
+    return { lsn: this.head, entities: [...this.#entities.values()] };
   }
 
   async stats(): Promise<StoreStats> {
@@ -165,6 +170,11 @@ export class FileSyncStore implements SyncStore {
   onFailure(listener: (error: Error) => void): () => void {
     this.#failureListeners.add(listener);
     return () => this.#failureListeners.delete(listener);
+  }
+
+  /** A file on a local disk has no "temporarily unavailable": it works or has failed for good. */
+  onAvailability(): () => void {
+    return () => {};
   }
 
   async flush(): Promise<void> {

@@ -25,6 +25,12 @@ export interface Entity {
   data: unknown;
 }
 
+/** The entities as of one LSN: exactly what replaying the log up to `lsn` gives. */
+export interface EntitySnapshot {
+  lsn: LSN;
+  entities: Entity[];
+}
+
 export interface StoreStats {
   lsn: LSN;
   records: number;
@@ -42,26 +48,46 @@ export interface ReadOptions {
 }
 
 /**
- * The durable log of changes the sync server serves. Implementations promise:
- * - `append` resolves only once the record is durable; records get increasing LSNs in the order
- *   `append` was called, and listeners see each durable record once, in LSN order, before the
- *   `append` that wrote it resolves;
- * - an operation id is applied at most once, also across restarts and while the first append of
- *   it is still in flight;
+ * Thrown by `append` when the store cannot take writes right now but may again later (its
+ * database is unreachable): the write was certainly not applied, so sending it again, with the
+ * same operation id, is safe.
+ */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+}
+
+/**
+ * The durable log of changes the sync server serves, shared by every server instance that uses
+ * the same storage. Implementations promise:
+ * - `append` resolves only once the record is durable, with its LSN; records get increasing LSNs
+ *   in the order they became durable (their commit order), and this instance's listeners see each
+ *   durable record once, in LSN order, before the `append` that wrote it resolves, whichever
+ *   instance wrote it;
+ * - an operation id is applied at most once, also across restarts, across instances and while the
+ *   first append of it is still in flight;
  * - reads see every record that a listener has already been told about;
- * - once a write cannot be made durable (a disk error), the store has failed for good: `failure`
- *   is set, the failure listeners are called once, and every later `append` is refused.
+ * - a store that is temporarily unavailable refuses `append` with {@link StoreUnavailableError}
+ *   and makes reads wait until it is back;
+ * - once a write cannot be made durable and the store cannot know what it holds (a disk error),
+ *   it has failed for good: `failure` is set, the failure listeners are called once, and every
+ *   later `append` is refused.
  */
 export interface SyncStore {
-  /** LSN of the last durable record; `0/0` when the log is empty. */
+  /** LSN of the last record this instance's listeners were told about; `0/0` before any. */
   readonly head: LSN;
   readonly headPosition: bigint;
+  /**
+   * The position of the last durable record of the shared log, at least `headPosition`: another
+   * instance may have written records this one has not announced yet. Every record up to it can
+   * be read with `changesAfter`.
+   */
+  latestPosition(): Promise<bigint>;
   append(changes: readonly Change[], operationId?: string): Promise<AppendResult>;
   /** The records after position `after`, in LSN order, bounded by `options`. */
   changesAfter(after: bigint, options: ReadOptions): Promise<StoredRecord[]>;
   /** How many changes the records in (`after`, `until`] hold. */
   countChangesAfter(after: bigint, until: bigint): Promise<number>;
-  entities(): Promise<Entity[]>;
+  entities(): Promise<EntitySnapshot>;
   stats(): Promise<StoreStats>;
   /** Calls `listener` with every record that becomes durable from now on. Returns unsubscribe. */
   subscribe(listener: (record: StoredRecord) => void): () => void;
@@ -69,6 +95,11 @@ export interface SyncStore {
   readonly failure: Error | undefined;
   /** Calls `listener` once if the store fails for good (not if it had failed already). Returns unsubscribe. */
   onFailure(listener: (error: Error) => void): () => void;
+  /**
+   * Calls `listener` with an error when the store becomes temporarily unavailable and with
+   * undefined when it is back. Returns unsubscribe. A store that is never unavailable never calls it.
+   */
+  onAvailability(listener: (unavailable: Error | undefined) => void): () => void;
   /** Resolves once every append made so far has settled. */
   flush(): Promise<void>;
   close(): Promise<void>;

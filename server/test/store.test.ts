@@ -65,7 +65,7 @@ test('reopening rebuilds records, entities and applied operations from the log',
   assert.equal(truncatedBytes, 0);
   assert.deepEqual(await store.stats(), before.stats);
   assert.deepEqual(await store.changesAfter(0n, ALL), before.records);
-  assert.deepEqual(await store.entities(), [{ entityType: 'task', entityId: '2', data: { title: 'b' } }]);
+  assert.deepEqual((await store.entities()).entities, [{ entityType: 'task', entityId: '2', data: { title: 'b' } }]);
   const again = await store.append([update('task', '1', { title: 'again' })], 'op-1');
   assert.equal(again.duplicate, true);
   assert.equal(again.lsn, before.records[0]!.lsn);
@@ -108,7 +108,7 @@ test('an operation id sent twice at once is applied once', BOUNDED, async (t) =>
   assert.equal(a!.lsn, b!.lsn);
   assert.deepEqual([a!.duplicate, b!.duplicate], [false, true]);
   assert.equal((await store.stats()).records, 1);
-  assert.deepEqual(await store.entities(), [{ entityType: 'x', entityId: '1', data: 1 }]);
+  assert.deepEqual((await store.entities()).entities, [{ entityType: 'x', entityId: '1', data: 1 }]);
 });
 
 test('listeners see every durable record once, in order, before its append resolves', BOUNDED, async (t) => {
@@ -165,7 +165,7 @@ test('a write error fails the store for good, once, and a reopen keeps exactly w
   assert.equal((await stat(join(dir, 'changes.log'))).size, Number(kept.position), 'the failed write was cut away');
   assert.equal(reopened.truncatedBytes, 0, 'so nothing was left torn');
   assert.equal(reopened.store.head, kept.lsn, 'the log ends at the last durable record');
-  assert.deepEqual(await reopened.store.entities(), [{ entityType: 'n', entityId: '1', data: 1 }]);
+  assert.deepEqual((await reopened.store.entities()).entities, [{ entityType: 'n', entityId: '1', data: 1 }]);
   const retried = await reopened.store.append([update('n', '2', 2)], 'op-2');
   assert.equal(retried.duplicate, false, 'the refused operation is applied when re-sent');
 });
