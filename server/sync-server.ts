@@ -11,7 +11,7 @@ import {
 import { startHeartbeat } from './heartbeat.ts';
 import { handleApi } from './http-api.ts';
 import { serveStatic } from './static-files.ts';
-import { FileSyncStore } from './store.ts';
+import { openStore } from './open-store.ts';
 import type { StoredRecord, SyncStore } from './sync-store.ts';
 
 export const SYNC_PATH = '/api/sync';
@@ -21,9 +21,11 @@ export interface SyncServerOptions {
   port?: number;
   /** Default `127.0.0.1`. */
   host?: string;
-  /** Where the file store keeps its log; required unless `store` is given. */
+  /** Where the embedded log lives; required unless `storeUrl` or `store` is given. */
   dataDir?: string;
-  /** A store to use instead of opening a file store in `dataDir`. It is flushed, not closed. */
+  /** A `postgres://` URL: keep the state in that database (shared with other instances) instead. */
+  storeUrl?: string;
+  /** A store to use instead of opening one. It is flushed, not closed. */
   store?: SyncStore;
   /**
    * Root of the static files: `/`, `/index.html` and files under `/dist/`, `/bench/` and
@@ -52,6 +54,11 @@ export interface SyncServerOptions {
    * and `POST /api/changes` answers 503, until the process reopens the store (restarts).
    */
   onStoreFailure?: (error: Error) => void;
+  /**
+   * Called when the store becomes temporarily unavailable (with why) and when it is back (with
+   * undefined). Meanwhile the clients stay connected and operations get `operation_error`.
+   */
+  onStoreAvailability?: (unavailable: Error | undefined) => void;
 }
 
 export interface ServerStats {
@@ -83,7 +90,7 @@ const SOCKET_CLOSE_GRACE_MS = 1000;
 /** Opens the store and starts an HTTP + WebSocket sync server; resolves once it is listening. */
 export async function createSyncServer(options: SyncServerOptions): Promise<SyncServer> {
   const ownsStore = options.store === undefined;
-  const store = options.store ?? (await openFileStore(options.dataDir));
+  const store = options.store ?? (await openStore(options));
   const now = options.now ?? Date.now;
   // The data is never served, even when the data directory lies inside a served folder.
   const hiddenDirs = options.dataDir === undefined ? [] : [resolvePath(options.dataDir)];
@@ -101,7 +108,12 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     for (const socket of connections.keys()) socket.close(CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON);
     options.onStoreFailure?.(error);
   };
-  const stopWatchingStore = store.onFailure(failStore);
+  const stopWatchingFailure = store.onFailure(failStore);
+  const stopWatchingAvailability = store.onAvailability((unavailable) => options.onStoreAvailability?.(unavailable));
+  const stopWatchingStore = () => {
+    stopWatchingFailure();
+    stopWatchingAvailability();
+  };
 
   const counters = () => ({ operationFramesReceived, clients: connections.size });
   const stats = async (): Promise<ServerStats> => ({ ...(await store.stats()), ...counters() });
@@ -222,12 +234,6 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     stats,
     close: () => (closed ??= shutdown()),
   };
-}
-
-async function openFileStore(dataDir: string | undefined): Promise<SyncStore> {
-  if (dataDir === undefined) throw new Error('createSyncServer needs dataDir or store');
-  const { store } = await FileSyncStore.open(dataDir);
-  return store;
 }
 
 /** Resolves when `socket` has closed, terminating it if the close handshake takes too long. */

@@ -1,0 +1,595 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { parseChanges, type Change } from '../src/protocol/change.ts';
+import { formatLSN, parseLSN, type LSN } from '../src/protocol/lsn.ts';
+import { describe, isConnectionError, redactUrl } from './postgres-errors.ts';
+import { NAMES, prepareDatabase } from './postgres-schema.ts';
+import { stampOnce } from './postgres-stamper.ts';
+import { findOperation, writeRecord, writeStatus, type Write } from './postgres-writes.ts';
+import {
+  StoreUnavailableError,
+  type AppendResult,
+  type EntitySnapshot,
+  type ReadOptions,
+  type StoreStats,
+  type StoredRecord,
+  type SyncStore,
+} from './sync-store.ts';
+
+export interface PostgresStoreOptions {
+  /** Ms between the fallback rounds: read new records, stamp, try to become the stamper. Default 1000. */
+  pollInterval?: number;
+  /** Ms between attempts to reach the database while it is unavailable. Default 500. */
+  retryInterval?: number;
+  /** Connections for writes and reads, besides the one session each instance keeps. Default 8. */
+  poolSize?: number;
+  /** Tests: runs after a stamp committed and before the slot is advanced. */
+  afterStamp?: () => void | Promise<void>;
+}
+
+const PAGE = 500;
+const STAMP_LIMIT = 5000;
+const FLUSH_TIMEOUT_MS = 5000;
+
+interface Waiter {
+  resolve(record: StoredRecord): void;
+  reject(error: Error): void;
+}
+
+/**
+ * A {@link SyncStore} kept in PostgreSQL, shared by any number of server instances. A write is one
+ * small transaction: it claims its operation id and puts its changes into the write-ahead log as
+ * a transactional logical message. One instance at a time, the stamper (whoever holds an advisory
+ * lock), reads those messages from a permanent logical replication slot, in commit order, and adds
+ * each as a record whose LSN is its commit's end LSN to the change log, applying its changes to
+ * the entities in the same transaction. Every instance follows the change log (NOTIFY, plus a
+ * poll) and tells its listeners; a write resolves once its own instance has seen its record.
+ */
+export class PostgresSyncStore implements SyncStore {
+  readonly #url: string;
+  readonly #slot: string;
+  readonly #options: Required<Omit<PostgresStoreOptions, 'afterStamp'>> & Pick<PostgresStoreOptions, 'afterStamp'>;
+  readonly #pool: pg.Pool;
+  readonly #listeners = new Set<(record: StoredRecord) => void>();
+  readonly #availabilityListeners = new Set<(unavailable: Error | undefined) => void>();
+  readonly #waiters = new Map<string, Set<Waiter>>();
+  readonly #inFlight = new Set<Promise<unknown>>();
+  /** The one connection that LISTENs and, while this instance is the stamper, holds the lock. */
+  #session: pg.Client | undefined;
+  #stamper = false;
+  #headPosition: bigint;
+  #unavailable: Error | undefined;
+  #back: { promise: Promise<void>; resolve(): void; reject(error: Error): void } | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #pulling: Promise<void> | undefined;
+  #pullAgain = false;
+  #stamping: Promise<void> | undefined;
+  #stampAgain = false;
+  #tryingLock = false;
+  #signalling = false;
+  #signalAgain = false;
+  #closed = false;
+
+  private constructor(url: string, slot: string, head: bigint, options: PostgresStoreOptions) {
+    this.#url = url;
+    this.#slot = slot;
+    this.#headPosition = head;
+    this.#options = {
+      pollInterval: options.pollInterval ?? 1000,
+      retryInterval: options.retryInterval ?? 500,
+      poolSize: options.poolSize ?? 8,
+      afterStamp: options.afterStamp,
+    };
+    this.#pool = new pg.Pool({ connectionString: url, max: this.#options.poolSize, connectionTimeoutMillis: 5000, keepAlive: true });
+    // An idle pooled connection that dies (the server restarting) is dropped by the pool; the
+    // next query notices whether the database is really gone.
+    this.#pool.on('error', () => {});
+  }
+
+  /**
+   * Connects, creates the tables, publication and slot if missing, and starts following the log
+   * from its current head. Throws, saying why, when the database cannot be reached or used.
+   */
+  static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresSyncStore> {
+    const setup = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+    setup.on('error', () => {});
+    let slot: string;
+    let head: bigint;
+    try {
+      await setup.connect();
+    } catch (error) {
+      throw new Error(`cannot reach PostgreSQL at ${redactUrl(url)}: ${describe(error)}`);
+    }
+    try {
+      ({ slot } = await prepareDatabase(setup));
+      head = await readHead(setup);
+    } catch (error) {
+      throw new Error(`cannot use PostgreSQL at ${redactUrl(url)}: ${describe(error)}`);
+    } finally {
+      await setup.end().catch(() => {});
+    }
+    const store = new PostgresSyncStore(url, slot, head, options);
+    try {
+      await store.#openSession();
+    } catch (error) {
+      await store.#pool.end().catch(() => {});
+      throw new Error(`cannot reach PostgreSQL at ${redactUrl(url)}: ${describe(error)}`);
+    }
+    store.#timer = setInterval(() => store.#tick(), store.#options.pollInterval);
+    store.#tryLock();
+    return store;
+  }
+
+  get head(): LSN {
+    return formatLSN(this.#headPosition);
+  }
+
+  get headPosition(): bigint {
+    return this.#headPosition;
+  }
+
+  /** Never set: an unreachable database is unavailable for a while, not failed for good. */
+  get failure(): Error | undefined {
+    return undefined;
+  }
+
+  /** True while this instance holds the stamper lock (for tests and stats). */
+  get isStamper(): boolean {
+    return this.#stamper;
+  }
+
+  /** The error that made the database unavailable; undefined while it is reachable. */
+  get unavailable(): Error | undefined {
+    return this.#unavailable;
+  }
+
+  async latestPosition(): Promise<bigint> {
+    const latest = await this.#read(readHead);
+    return latest > this.#headPosition ? latest : this.#headPosition;
+  }
+
+  append(changes: readonly Change[], operationId?: string): Promise<AppendResult> {
+    if (this.#closed) return Promise.reject(new Error('store is closed'));
+    if (changes.length === 0) return Promise.reject(new Error('a record needs at least one change'));
+    if (this.#unavailable) {
+      return Promise.reject(new StoreUnavailableError(`the database is unavailable (${this.#unavailable.message}); nothing was stored, so it can be sent again`));
+    }
+    const write: Write = { writeId: randomUUID(), changes: [...changes] };
+    if (operationId !== undefined) write.operationId = operationId;
+    const result = this.#append(write);
+    this.#inFlight.add(result);
+    const forget = () => this.#inFlight.delete(result);
+    result.then(forget, forget);
+    return result;
+  }
+
+  async changesAfter(after: bigint, { until, maxChanges }: ReadOptions): Promise<StoredRecord[]> {
+    if (until <= after) return [];
+    const rows = await this.#read((db) => db.query<LogRow>(
+      `SELECT lsn::text AS lsn, write_id, operation_id, changes FROM ${NAMES.changeLog}
+        WHERE lsn > $1 AND lsn <= $2 ORDER BY lsn LIMIT $3`,
+      [formatLSN(after), formatLSN(until), Math.max(1, Math.min(maxChanges, PAGE))],
+    ));
+    const records: StoredRecord[] = [];
+    let count = 0;
+    for (const row of rows.rows) {
+      const record = toRecord(row);
+      if (records.length > 0 && count + record.changes.length > maxChanges) break;
+      records.push(record);
+      count += record.changes.length;
+    }
+    return records;
+  }
+
+  async countChangesAfter(after: bigint, until: bigint): Promise<number> {
+    if (until <= after) return 0;
+    const result = await this.#read((db) => db.query<{ count: string }>(
+      `SELECT coalesce(sum(change_count), 0)::text AS count FROM ${NAMES.changeLog} WHERE lsn > $1 AND lsn <= $2`,
+      [formatLSN(after), formatLSN(until)],
+    ));
+    return Number(result.rows[0]!.count);
+  }
+
+  async entities(): Promise<EntitySnapshot> {
+    return this.#read(async (db) => {
+      const client = await db.connect();
+      try {
+        // One snapshot: the stamper changes the log's head and the entities in one transaction.
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const head = await readHead(client);
+        const rows = await client.query<{ entity_type: string; entity_id: string; data: unknown }>(
+          `SELECT entity_type, entity_id, data FROM ${NAMES.entities} ORDER BY entity_type, entity_id`,
+        );
+        await client.query('COMMIT');
+        client.release();
+        return {
+          lsn: formatLSN(head),
+          entities: rows.rows.map((row) => ({ entityType: row.entity_type, entityId: row.entity_id, data: row.data })),
+        };
+      } catch (error) {
+        client.release(true);
+        throw error;
+      }
+    });
+  }
+
+  async stats(): Promise<StoreStats> {
+    const result = await this.#read((db) => db.query<{ lsn: string; records: string; changes: string; entities: string; operations: string }>(
+      `SELECT coalesce((SELECT max(lsn) FROM ${NAMES.changeLog}), '0/0')::text AS lsn,
+              (SELECT count(*) FROM ${NAMES.changeLog})::text AS records,
+              (SELECT coalesce(sum(change_count), 0) FROM ${NAMES.changeLog})::text AS changes,
+              (SELECT count(*) FROM ${NAMES.entities})::text AS entities,
+              (SELECT count(operation_id) FROM ${NAMES.writes})::text AS operations`,
+    ));
+    const row = result.rows[0]!;
+    return {
+      lsn: row.lsn,
+      records: Number(row.records),
+      changes: Number(row.changes),
+      entities: Number(row.entities),
+      operationsApplied: Number(row.operations),
+    };
+  }
+
+  subscribe(listener: (record: StoredRecord) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  onFailure(): () => void {
+    return () => {};
+  }
+
+  onAvailability(listener: (unavailable: Error | undefined) => void): () => void {
+    this.#availabilityListeners.add(listener);
+    return () => this.#availabilityListeners.delete(listener);
+  }
+
+  /** Waits for the appends under way to settle (at most a few seconds while the database is away). */
+  async flush(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const bounded = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, FLUSH_TIMEOUT_MS);
+    });
+    await Promise.race([Promise.allSettled([...this.#inFlight]), bounded]);
+    clearTimeout(timer);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    const closing = new StoreUnavailableError('the server is shutting down');
+    for (const waiters of this.#waiters.values()) for (const waiter of waiters) waiter.reject(closing);
+    this.#waiters.clear();
+    this.#back?.reject(closing);
+    await Promise.allSettled([this.#stamping, this.#pulling]);
+    const session = this.#session;
+    this.#session = undefined;
+    this.#stamper = false;
+    await session?.end().catch(() => {});
+    await this.#pool.end().catch(() => {});
+    this.#listeners.clear();
+    this.#availabilityListeners.clear();
+  }
+
+  // ---- writes ---------------------------------------------------------------------------------
+
+  async #append(write: Write): Promise<AppendResult> {
+    // Registered before the write, so the record cannot be announced before anyone waits for it.
+    const stamped = this.#waitFor(write.writeId);
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      stamped.cancel();
+      throw this.#refused(error);
+    }
+    let applied: boolean;
+    try {
+      applied = await writeRecord(client, write);
+      client.release();
+    } catch (error) {
+      client.release(true);
+      if (!isConnectionError(error)) {
+        stamped.cancel();
+        throw error;
+      }
+      // The connection broke while the write was under way: it may or may not have committed.
+      // Only the database can tell, once it is back.
+      this.#markUnavailable(error);
+      return this.#settleUnknown(write, stamped);
+    }
+    if (!applied) {
+      stamped.cancel();
+      return this.#duplicate(write.operationId!);
+    }
+    this.#signalWritten();
+    const record = await stamped.promise;
+    return { lsn: record.lsn, position: record.position, duplicate: false };
+  }
+
+  /** A connection error before anything was sent: certainly not applied. */
+  #refused(error: unknown): Error {
+    if (!isConnectionError(error)) return error instanceof Error ? error : new Error(String(error));
+    this.#markUnavailable(error);
+    return new StoreUnavailableError(`the database is unavailable (${describe(error)}); nothing was stored, so it can be sent again`);
+  }
+
+  async #settleUnknown(write: Write, stamped: { promise: Promise<StoredRecord>; cancel(): void }): Promise<AppendResult> {
+    const status = await this.#read((db) => writeStatus(db, write.writeId)).catch((error: unknown) => {
+      stamped.cancel();
+      throw error;
+    });
+    if (status === undefined) {
+      stamped.cancel();
+      throw new StoreUnavailableError('the database connection was lost before the write committed; nothing was stored, so it can be sent again');
+    }
+    const record = await stamped.promise;
+    return { lsn: record.lsn, position: record.position, duplicate: false };
+  }
+
+  /** The operation was applied by an earlier write, maybe on another instance: its record's LSN. */
+  async #duplicate(operationId: string): Promise<AppendResult> {
+    const found = await this.#read((db) => findOperation(db, operationId));
+    if (!found) throw new Error(`operation ${operationId} conflicted but was not found`);
+    if (found.lsn !== null) return duplicateResult(found.lsn);
+    const stamped = this.#waitFor(found.writeId);
+    const again = await this.#read((db) => writeStatus(db, found.writeId));
+    if (typeof again === 'string') {
+      stamped.cancel();
+      return duplicateResult(again);
+    }
+    const record = await stamped.promise;
+    return { lsn: record.lsn, position: record.position, duplicate: true };
+  }
+
+  #waitFor(writeId: string): { promise: Promise<StoredRecord>; cancel(): void } {
+    let waiter!: Waiter;
+    const promise = new Promise<StoredRecord>((resolve, reject) => {
+      waiter = { resolve, reject };
+    });
+    let set = this.#waiters.get(writeId);
+    if (!set) this.#waiters.set(writeId, (set = new Set()));
+    set.add(waiter);
+    return {
+      promise,
+      cancel: () => {
+        set.delete(waiter);
+        if (set.size === 0 && this.#waiters.get(writeId) === set) this.#waiters.delete(writeId);
+      },
+    };
+  }
+
+  /** Tells the stamper there is work: at once if it is us, else one NOTIFY at a time. */
+  #signalWritten(): void {
+    if (this.#stamper) {
+      this.#stampSoon();
+      return;
+    }
+    const session = this.#session;
+    if (this.#signalling || !session) {
+      this.#signalAgain = true;
+      return;
+    }
+    this.#signalling = true;
+    this.#signalAgain = false;
+    // Outside the write's transaction: a NOTIFY in it would serialize the commits of all writers.
+    session.query('SELECT pg_notify($1, \'\')', [NAMES.written]).catch(() => {
+      // The stamper also polls; a lost session is noticed by its own error handler.
+    }).finally(() => {
+      this.#signalling = false;
+      if (this.#signalAgain) this.#signalWritten();
+    });
+  }
+
+  // ---- following the log ----------------------------------------------------------------------
+
+  /** Reads the records after the head and announces them; runs one at a time. */
+  #pull(): void {
+    if (this.#closed || this.#unavailable) return;
+    if (this.#pulling) {
+      this.#pullAgain = true;
+      return;
+    }
+    this.#pulling = (async () => {
+      do {
+        this.#pullAgain = false;
+        for (;;) {
+          const result = await this.#pool.query<LogRow>(
+            `SELECT lsn::text AS lsn, write_id, operation_id, changes FROM ${NAMES.changeLog}
+              WHERE lsn > $1 ORDER BY lsn LIMIT ${PAGE}`,
+            [formatLSN(this.#headPosition)],
+          );
+          for (const row of result.rows) this.#announce(row);
+          if (result.rows.length < PAGE || this.#closed) break;
+        }
+      } while (this.#pullAgain && !this.#closed);
+    })()
+      .catch((error: unknown) => this.#trouble(error))
+      .finally(() => {
+        this.#pulling = undefined;
+      });
+  }
+
+  #announce(row: LogRow): void {
+    const record = toRecord(row);
+    if (record.position <= this.#headPosition) return;
+    this.#headPosition = record.position;
+    for (const listener of this.#listeners) {
+      try {
+        listener(record);
+      } catch (error) {
+        process.emitWarning(`sync store listener failed: ${String(error)}`);
+      }
+    }
+    const waiters = this.#waiters.get(row.write_id);
+    if (waiters) {
+      this.#waiters.delete(row.write_id);
+      for (const waiter of waiters) waiter.resolve(record);
+    }
+  }
+
+  // ---- stamping -------------------------------------------------------------------------------
+
+  #tryLock(): void {
+    const session = this.#session;
+    if (this.#stamper || this.#tryingLock || !session || this.#closed) return;
+    this.#tryingLock = true;
+    session.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [NAMES.stamperLock.toString()]).then(
+      (result) => {
+        if (result.rows[0]?.locked === true && session === this.#session && !this.#closed) {
+          this.#stamper = true;
+          this.#stampSoon();
+        }
+      },
+      (error: unknown) => this.#trouble(error),
+    ).finally(() => {
+      this.#tryingLock = false;
+    });
+  }
+
+  #stampSoon(): void {
+    if (!this.#stamper || this.#closed) return;
+    if (this.#stamping) {
+      this.#stampAgain = true;
+      return;
+    }
+    this.#stamping = (async () => {
+      do {
+        this.#stampAgain = false;
+        const session = this.#session;
+        if (!session || !this.#stamper) break;
+        const options = { slot: this.#slot, limit: STAMP_LIMIT, afterCommit: this.#options.afterStamp };
+        const result = await stampOnce(session, options);
+        if (result.stamped > 0) this.#pull();
+        if (result.more) this.#stampAgain = true;
+      } while (this.#stampAgain && !this.#closed);
+    })()
+      .catch((error: unknown) => this.#trouble(error))
+      .finally(() => {
+        this.#stamping = undefined;
+      });
+  }
+
+  // ---- availability ---------------------------------------------------------------------------
+
+  /** The fallback round: catches up on anything a lost notification did not announce. */
+  #tick(): void {
+    if (this.#closed || this.#unavailable) return;
+    this.#pull();
+    if (this.#stamper) this.#stampSoon();
+    else this.#tryLock();
+  }
+
+  /** A background step failed: a lost database makes the store unavailable; anything else is reported. */
+  #trouble(error: unknown): void {
+    if (this.#closed) return;
+    if (isConnectionError(error)) this.#markUnavailable(error);
+    else process.emitWarning(`sync store (PostgreSQL): ${describe(error)}`);
+  }
+
+  async #openSession(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.#url, connectionTimeoutMillis: 5000, keepAlive: true });
+    const lost = (error: Error) => {
+      if (client !== this.#session || this.#closed) return;
+      this.#session = undefined;
+      this.#stamper = false;
+      this.#markUnavailable(error);
+    };
+    client.on('error', lost);
+    client.on('end', () => lost(new Error('the database connection closed')));
+    client.on('notification', (notification) => {
+      if (notification.channel === NAMES.stamped) this.#pull();
+      else if (notification.channel === NAMES.written) this.#stampSoon();
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${NAMES.stamped}; LISTEN ${NAMES.written}`);
+    } catch (error) {
+      await client.end().catch(() => {});
+      throw error;
+    }
+    this.#session = client;
+  }
+
+  #markUnavailable(error: unknown): void {
+    if (this.#unavailable || this.#closed) return;
+    this.#unavailable = new Error(describe(error));
+    let resolve!: () => void;
+    let reject!: (error: Error) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    promise.catch(() => {});
+    this.#back = { promise, resolve, reject };
+    for (const listener of this.#availabilityListeners) listener(this.#unavailable);
+    void this.#recover();
+  }
+
+  /** Reconnects until the database answers again, then catches up on what happened meanwhile. */
+  async #recover(): Promise<void> {
+    const old = this.#session;
+    this.#session = undefined;
+    this.#stamper = false;
+    await old?.end().catch(() => {});
+    while (!this.#closed) {
+      await new Promise((resolve) => setTimeout(resolve, this.#options.retryInterval));
+      if (this.#closed) return;
+      try {
+        await this.#openSession();
+      } catch {
+        continue;
+      }
+      this.#unavailable = undefined;
+      this.#back?.resolve();
+      this.#back = undefined;
+      for (const listener of this.#availabilityListeners) listener(undefined);
+      this.#pull();
+      this.#tryLock();
+      return;
+    }
+  }
+
+  /** Runs a read, waiting while the database is unavailable and trying again once it is back. */
+  async #read<T>(read: (db: pg.Pool) => Promise<T>): Promise<T> {
+    for (;;) {
+      if (this.#closed) throw new Error('store is closed');
+      if (this.#back) await this.#back.promise;
+      try {
+        return await read(this.#pool);
+      } catch (error) {
+        if (!isConnectionError(error) || this.#closed) throw error;
+        this.#markUnavailable(error);
+      }
+    }
+  }
+}
+
+interface LogRow {
+  lsn: string;
+  write_id: string;
+  operation_id: string | null;
+  changes: unknown;
+}
+
+function toRecord(row: LogRow): StoredRecord {
+  const position = parseLSN(row.lsn);
+  if (position === undefined) throw new Error(`malformed LSN ${row.lsn} in the change log`);
+  const { changes } = parseChanges(Array.isArray(row.changes) ? row.changes : []);
+  const record: StoredRecord = { lsn: formatLSN(position), position, changes };
+  if (row.operation_id !== null) record.operationId = row.operation_id;
+  return record;
+}
+
+function duplicateResult(lsn: string): AppendResult {
+  const position = parseLSN(lsn);
+  if (position === undefined) throw new Error(`malformed LSN ${lsn} in the change log`);
+  return { lsn: formatLSN(position), position, duplicate: true };
+}
+
+async function readHead(db: { query<R extends object>(text: string): Promise<{ rows: R[] }> }): Promise<bigint> {
+  const result = await db.query<{ head: string }>(`SELECT coalesce(max(lsn), '0/0')::text AS head FROM ${NAMES.changeLog}`);
+  return parseLSN(result.rows[0]!.head) ?? 0n;
+}

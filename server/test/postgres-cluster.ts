@@ -1,0 +1,165 @@
+/**
+ * A throwaway PostgreSQL cluster for tests and benchmarks: initdb in a temporary directory, a free
+ * port on 127.0.0.1, `wal_level=logical`, run as a non-root user (initdb refuses root), stopped and
+ * deleted by `destroy()` (and stopped at the latest when this process exits). It uses the machine's
+ * own PostgreSQL (scripts/ensure-postgres.mjs installs Debian's when it is missing) and never a
+ * database that was there before; where none can be found or started it throws, saying why.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { appendFile, chown, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { findPostgresBin } from '../../scripts/find-postgres.mjs';
+
+export interface ClusterOptions {
+  /** fsync and synchronous commit as a production server has them. Default false: faster tests. */
+  durable?: boolean;
+}
+
+export interface PostgresCluster {
+  readonly port: number;
+  /** `postgres://postgres@127.0.0.1:port/<database>` */
+  url(database?: string): string;
+  /** Creates a fresh, empty database and returns its URL. */
+  createDatabase(prefix?: string): Promise<string>;
+  /** Stops the server (fast shutdown: sessions are terminated), keeping its data. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port with the same data. */
+  start(): Promise<void>;
+  /** Stops it and deletes its directory. Idempotent. */
+  destroy(): Promise<void>;
+}
+
+interface RunAs {
+  uid: number;
+  gid: number;
+  /** The command line prefix that runs a program as that user, empty when we are not root. */
+  prefix: string[];
+}
+
+/** Runs PostgreSQL as `postgres` (Debian's package creates it) when we are root, else as ourselves. */
+function runAs(): RunAs {
+  const uid = process.getuid?.() ?? -1;
+  if (uid !== 0) return { uid, gid: process.getgid?.() ?? -1, prefix: [] };
+  let ids: string;
+  try {
+    ids = execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim() + ' ' +
+      execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim();
+  } catch {
+    throw new Error('running as root, but there is no `postgres` user to run the test cluster as (initdb refuses root): install Debian\'s postgresql package, which creates it');
+  }
+  const [u, g] = ids.split(' ').map(Number);
+  return { uid: u!, gid: g!, prefix: ['runuser', '-u', 'postgres', '--'] };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function run(user: RunAs, bin: string, program: string, args: string[]): void {
+  const command = [...user.prefix, join(bin, program), ...args];
+  const result = spawnSync(command[0]!, command.slice(1), { encoding: 'utf8', timeout: 120_000 });
+  if (result.status !== 0) {
+    const output = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim() || String(result.error ?? result.signal);
+    throw new Error(`${program} failed: ${output}`);
+  }
+}
+
+let databases = 0;
+
+export async function startPostgresCluster(options: ClusterOptions = {}): Promise<PostgresCluster> {
+  const bin = findPostgresBin();
+  if (!bin) {
+    throw new Error('PostgreSQL is not installed: run `node scripts/ensure-postgres.mjs` (as root it installs Debian\'s postgresql) or set PG_BIN');
+  }
+  const user = runAs();
+  const dir = await mkdtemp(join(tmpdir(), 'sync-pg-'));
+  if (user.prefix.length > 0) await chown(dir, user.uid, user.gid);
+  const data = join(dir, 'data');
+  const log = join(dir, 'server.log');
+  let port = 0;
+  let running = false;
+  let destroyed = false;
+  const stopNow = () => {
+    if (running) spawnSync(user.prefix[0] ?? join(bin, 'pg_ctl'), [...user.prefix.slice(1), ...(user.prefix.length ? [join(bin, 'pg_ctl')] : []), '-D', data, '-m', 'immediate', 'stop'], { stdio: 'ignore' });
+  };
+  process.once('exit', stopNow);
+
+  const start = async () => {
+    run(user, bin, 'pg_ctl', ['-D', data, '-l', log, '-w', '-t', '60', 'start']);
+    running = true;
+  };
+  try {
+    run(user, bin, 'initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
+    port = await freePort();
+    const durable = options.durable === true;
+    await appendFile(join(data, 'postgresql.conf'), [
+      '',
+      `port = ${port}`,
+      "listen_addresses = '127.0.0.1'",
+      `unix_socket_directories = '${dir}'`,
+      'wal_level = logical',
+      'max_replication_slots = 64',
+      'max_wal_senders = 8',
+      'max_connections = 300',
+      `fsync = ${durable ? 'on' : 'off'}`,
+      // Logical decoding reads only flushed WAL: an asynchronous commit would reach clients late.
+      'synchronous_commit = on',
+      `full_page_writes = ${durable ? 'on' : 'off'}`,
+      '',
+    ].join('\n'));
+    await start();
+  } catch (error) {
+    process.off('exit', stopNow);
+    stopNow();
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`could not start a throwaway PostgreSQL cluster (${bin}): ${error instanceof Error ? error.message : String(error)}`);
+  }
+
+  const url = (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`;
+  return {
+    port,
+    url,
+    async createDatabase(prefix = 'sync') {
+      databases += 1;
+      const name = `${prefix}_${process.pid}_${databases}`;
+      const client = new pg.Client({ connectionString: url() });
+      await client.connect();
+      try {
+        await client.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await client.end();
+      }
+      return url(name);
+    },
+    async stop() {
+      run(user, bin, 'pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+      running = false;
+    },
+    start,
+    async destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      process.off('exit', stopNow);
+      if (running) {
+        try {
+          run(user, bin, 'pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
+        } catch {
+          stopNow();
+        }
+        running = false;
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
