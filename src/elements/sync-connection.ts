@@ -24,32 +24,39 @@ const CLIENT_PROPERTIES = [
  * @element sync-connection
  * @slot - Content, e.g. a `<sync-status>`, which receives the state through context.
  *
- * @attr {string} url - The sync endpoint: relative, http(s) or ws(s).
- * @attr {string} client-id - Default: a random id created once and stored in the database.
+ * @attr {string} url - The sync endpoint: relative, http(s) or ws(s); relative and http(s) URLs become ws(s).
+ * @attr {string} client-id - Default: a random id created once and stored in the database, shared by all tabs.
  * @attr {string} db-name - IndexedDB database; default `sync-connection`.
  * @attr {boolean} manual - Do not connect when attached; call `connect()`.
- * @attr {string} status - Written by the element: disconnected, connecting, connected, reconnecting, offline or error.
- * @attr {boolean} connected - Written by the element.
- * @attr {boolean} syncing - Written by the element while a catch-up runs.
- * @attr {string} last-lsn - Written by the element: the stored resume point.
+ * @attr {number} heartbeat-interval - Milliseconds between heartbeats; default 15000.
+ * @attr {number} backoff-initial - Upper bound of the first reconnection delay in ms; default 500.
+ * @attr {number} backoff-max - Cap of the reconnection delay in ms; default 30000.
+ * @attr {'disconnected' | 'connecting' | 'connected' | 'reconnecting' | 'offline' | 'error'} status - Written by the element: the connection status.
+ * @attr {boolean} connected - Written by the element: present while connected.
+ * @attr {boolean} syncing - Written by the element: present while a catch-up runs.
+ * @attr {string} last-lsn - Written by the element: the stored resume point (LSN).
  * @attr {number} pending - Written by the element: operations not yet acknowledged.
- * @attr {string} role - Written by the element: leader or follower.
+ * @attr {'leader' | 'follower'} role - Written by the element: whether this tab holds the shared connection.
  *
- * @fires connected - ConnectedEvent
- * @fires disconnected - DisconnectedEvent
- * @fires reconnecting - ReconnectingEvent
- * @fires sync_started - SyncStartedEvent
- * @fires sync_progress - SyncProgressEvent
- * @fires sync_completed - SyncCompletedEvent
- * @fires changes - ChangesEvent
- * @fires operation_complete - OperationCompleteEvent
- * @fires operation_error - OperationErrorEvent
- * @fires state_change - StateChangeEvent
- * @fires message - SyncMessageEvent
- * @fires error - SyncErrorEvent (does not bubble)
+ * @fires {ConnectedEvent} connected - The socket opened and the resume point was sent; `detail` `{ clientId, lastLSN }`.
+ * @fires {DisconnectedEvent} disconnected - The socket closed; `detail` `{ code, reason, willReconnect }`.
+ * @fires {ReconnectingEvent} reconnecting - A reconnection is scheduled; `detail` `{ attempt, delay }`.
+ * @fires {SyncStartedEvent} sync_started - A catch-up started; `detail` `{ lsn?, total? }`.
+ * @fires {SyncProgressEvent} sync_progress - Changes applied during a catch-up; `detail` `{ applied, total? }`.
+ * @fires {SyncCompletedEvent} sync_completed - The catch-up is done and the store is live; `detail` `{ lsn }`.
+ * @fires {ChangesEvent} changes - Changes were applied to the store, in order; `detail` `{ changes, lsn? }`.
+ * @fires {OperationCompleteEvent} operation_complete - The server acknowledged an operation; `detail` `{ id, lsn? }`.
+ * @fires {OperationErrorEvent} operation_error - An operation was refused; `detail` `{ id, message }`.
+ * @fires {StateChangeEvent} state_change - A new `SyncState` snapshot; `detail` `{ state }`.
+ * @fires {SyncMessageEvent} message - A server frame of a type the protocol does not define; `detail` `{ message }`.
+ * @fires {SyncErrorEvent} error - Something went wrong; `detail` `{ code, message, cause? }`. Neither bubbles nor is composed.
  */
 export class SyncConnectionElement extends LitElement {
-  /** Registers the element; a tag already defined is left as it is. */
+  /**
+   * Registers the element; a tag already defined is left as it is.
+   * @param {string} tag - The tag name; default `sync-connection`.
+   * @param registry - The registry to define it in; default the global `customElements`.
+   */
   static define(tag = 'sync-connection', registry: CustomElementRegistry = customElements): void {
     if (!registry.get(tag)) registry.define(tag, this);
   }
@@ -131,7 +138,10 @@ export class SyncConnectionElement extends LitElement {
     return this.#use((service) => service.connect());
   }
 
-  /** Closes the connection and stops reconnecting. */
+  /**
+   * Closes the connection and stops reconnecting.
+   * @param graceful - Let queued frames flush before the socket closes; default `true`.
+   */
   disconnect(graceful = true): Promise<void> {
     return this.#service ? this.#service.disconnect(graceful) : Promise.resolve();
   }
@@ -144,6 +154,7 @@ export class SyncConnectionElement extends LitElement {
   /**
    * Stores an operation durably and sends it; resolves with `{ id, lsn? }` when the server
    * acknowledges it, rejects when the server refuses it or the input is invalid.
+   * @param operation - `{ type, payload?, id?, priority? }`; `id` defaults to `crypto.randomUUID()`.
    */
   queueOperation(operation: OperationInput): Promise<OperationResult> {
     return this.#use((service) => service.queueOperation(operation));
@@ -164,22 +175,33 @@ export class SyncConnectionElement extends LitElement {
     return this.#service?.getState() ?? INITIAL_STATE;
   }
 
-  /** Calls `listener` with each new state; returns the function that unsubscribes it. */
+  /**
+   * Calls `listener` with each new state; returns the function that unsubscribes it.
+   * @param listener - Called with each new `SyncState` snapshot.
+   */
   onStateChange(listener: (state: SyncState) => void): () => void {
     this.#stateListeners.add(listener);
     return () => this.#stateListeners.delete(listener);
   }
 
+  /** The browser's network status: `{ online, effectiveType?, downlink?, rtt? }`. */
   getNetworkStatus(): NetworkStatus {
     return getNetworkStatus();
   }
 
-  /** One synced entity from the local store, or `undefined`. */
+  /**
+   * One synced entity from the local store, or `undefined`.
+   * @param entityType - The entity's type, e.g. `note`.
+   * @param entityId - The entity's id.
+   */
   getEntity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {
     return this.#use((service) => service.getEntity(entityType, entityId));
   }
 
-  /** Every synced entity of one type from the local store. */
+  /**
+   * Every synced entity of one type from the local store.
+   * @param entityType - The entity type, e.g. `note`.
+   */
   getEntities(entityType: string): Promise<StoredEntity[]> {
     return this.#use((service) => service.getEntities(entityType));
   }
@@ -246,6 +268,7 @@ export class SyncConnectionElement extends LitElement {
       for (const listener of [...this.#stateListeners]) listener(state);
     }
     const EventClass = EVENT_CLASSES[type] as new (detail: SyncEventDetails[K]) => Event;
+    /** @ignore Every event is listed with `@fires` on the class. */
     this.dispatchEvent(new EventClass(detail));
   }
 

@@ -8,11 +8,17 @@ import { syncStateContext } from './context.ts';
  * progress bar while a catch-up runs.
  *
  * @element sync-status
+ * @attr {'disconnected' | 'connecting' | 'connected' | 'reconnecting' | 'offline' | 'error'} status - Written by the element: the status it shows, for styling.
  * @csspart status - The status text.
  * @csspart pending - The pending operation count.
  * @csspart progress - The catch-up progress bar.
  */
 export class SyncStatusElement extends LitElement {
+  /**
+   * Registers the element; a tag already defined is left as it is.
+   * @param {string} tag - The tag name; default `sync-status`.
+   * @param registry - The registry to define it in; default the global `customElements`.
+   */
   static define(tag = 'sync-status', registry: CustomElementRegistry = customElements): void {
     if (!registry.get(tag)) registry.define(tag, this);
   }
@@ -26,7 +32,7 @@ export class SyncStatusElement extends LitElement {
     :host([status='error']) [part='status'], :host([status='offline']) [part='status'] { color: #b3261e; }
   `;
 
-  /** The state of the enclosing `<sync-connection>`. */
+  /** The state of the enclosing `<sync-connection>`, received through context (`syncStateContext`). */
   @consume({ context: syncStateContext, subscribe: true }) accessor state: SyncState = INITIAL_STATE;
 
   protected override updated(): void {
