@@ -95,33 +95,28 @@ export class SyncClientCompat {
    * the outcome; the returned promise carries the same outcome.
    */
   queueOperation(operation: SyncOperation): Promise<unknown> {
-    const outcome = this.#queue(operation).then((stored) => stored.outcome);
+    const { outcome } = this.#queue(operation);
     outcome.catch(() => undefined);
     return outcome;
   }
 
   /** Queues like {@link queueOperation}; resolves with the id once it is stored (or waiting its turn). */
   async storeOperation(operation: SyncOperation): Promise<string> {
-    return (await this.#queue(operation)).id;
+    return (await this.#queue(operation).stored).id;
   }
 
-  async #queue(operation: SyncOperation): Promise<{ id: string; outcome: Promise<unknown> }> {
-    let stored: { id: string; outcome: Promise<unknown> };
-    try {
-      stored = typeof operation?.execute === 'function'
-        ? this.#runInTurn(operation as SyncOperation & { execute: () => unknown })
-        : await this.#store(operation);
-    } catch (error) {
-      callback(operation?.reject, toError(error));
-      throw error;
-    }
-    const { outcome } = stored;
+  /** Takes its place in the order at once (synchronously), whatever storing it takes. */
+  #queue(operation: SyncOperation): { stored: Promise<{ id: string }>; outcome: Promise<unknown> } {
+    const stored = typeof operation?.execute === 'function'
+      ? Promise.resolve(this.#runInTurn(operation as SyncOperation & { execute: () => unknown }))
+      : this.#store(operation);
+    const outcome = stored.then((queued) => queued.outcome);
     this.#tail = Promise.allSettled([this.#tail, outcome]);
     outcome.then(
-      (value) => callback(operation.resolve, value),
-      (error: unknown) => callback(operation.reject, toError(error)),
+      (value) => callback(operation?.resolve, value),
+      (error: unknown) => callback(operation?.reject, toError(error)),
     );
-    return stored;
+    return { stored, outcome };
   }
 
   async #store(operation: SyncOperation): Promise<{ id: string; outcome: Promise<OperationResult> }> {
