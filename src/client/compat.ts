@@ -140,6 +140,8 @@ export class SyncClientCompat {
   /** Stops the client; its unacknowledged operations stay queued for the next client. */
   async cleanup(): Promise<void> {
     this.onStateChange = null;
+    // A later call meets the finished client and says so, instead of a remembered start.
+    this.#ready = undefined;
     await this.#service.cleanup();
   }
 }

@@ -162,7 +162,7 @@ export class WorkerSyncService {
    * server's changes go into that database instead of the built-in store (see {@link Database}).
    */
   initialize(db?: Database): Promise<void> {
-    if (this.#closed) return Promise.reject(new SyncError('worker', 'This sync client was cleaned up'));
+    if (this.#closed) return Promise.reject(new SyncError('worker', 'This sync client was cleaned up and cannot start again; create a new one'));
     if (db !== undefined && db !== this.#options.database) {
       try {
         this.configure({ database: db });
