@@ -11,6 +11,18 @@ import type { Database } from '../client/database.ts';
 import { INITIAL_STATE, type OperationInput, type OperationResult, type SyncState } from '../protocol/state.ts';
 import { syncStateContext } from './context.ts';
 import { EVENT_CLASSES } from './dispatch.ts';
+import type { ChangesEvent } from './events/changes-event.ts';
+import type { ConnectedEvent } from './events/connected-event.ts';
+import type { DisconnectedEvent } from './events/disconnected-event.ts';
+import type { SyncErrorEvent } from './events/error-event.ts';
+import type { SyncMessageEvent } from './events/message-event.ts';
+import type { OperationCompleteEvent } from './events/operation-complete-event.ts';
+import type { OperationErrorEvent } from './events/operation-error-event.ts';
+import type { ReconnectingEvent } from './events/reconnecting-event.ts';
+import type { StateChangeEvent } from './events/state-change-event.ts';
+import type { SyncCompletedEvent } from './events/sync-completed-event.ts';
+import type { SyncProgressEvent } from './events/sync-progress-event.ts';
+import type { SyncStartedEvent } from './events/sync-started-event.ts';
 
 /** Properties whose change restarts the client on a new worker. */
 const CLIENT_PROPERTIES = [
@@ -281,6 +293,46 @@ export class SyncConnectionElement extends LitElement {
     this.setAttribute('role', state.role);
     this.#provider.setValue(state);
   }
+}
+
+/** The events `<sync-connection>` fires, by name. */
+export interface SyncConnectionEventMap {
+  connected: ConnectedEvent;
+  disconnected: DisconnectedEvent;
+  reconnecting: ReconnectingEvent;
+  sync_started: SyncStartedEvent;
+  sync_progress: SyncProgressEvent;
+  sync_completed: SyncCompletedEvent;
+  changes: ChangesEvent;
+  operation_complete: OperationCompleteEvent;
+  operation_error: OperationErrorEvent;
+  state_change: StateChangeEvent;
+  message: SyncMessageEvent;
+  error: SyncErrorEvent;
+}
+
+/**
+ * What `addEventListener` on a `<sync-connection>` knows: the DOM's element events and ours. The
+ * element's `error` and `message` are typed here only, not in the global `HTMLElementEventMap`
+ * (see error-event.ts); the other ten are in both.
+ */
+export interface SyncConnectionElementEventMap
+  extends Omit<HTMLElementEventMap, keyof SyncConnectionEventMap>, SyncConnectionEventMap {}
+
+// Types only: the listener overloads (lib.dom's pattern for elements with events of their own).
+export interface SyncConnectionElement {
+  addEventListener<K extends keyof SyncConnectionElementEventMap>(
+    type: K,
+    listener: (this: SyncConnectionElement, event: SyncConnectionElementEventMap[K]) => unknown,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof SyncConnectionElementEventMap>(
+    type: K,
+    listener: (this: SyncConnectionElement, event: SyncConnectionElementEventMap[K]) => unknown,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject, options?: boolean | EventListenerOptions): void;
 }
 
 declare global {

@@ -13,9 +13,6 @@ export class SyncErrorEvent extends SyncEvent<SyncErrorDetail> {
   }
 }
 
-declare global {
-  interface HTMLElementEventMap {
-    // The DOM types `error` as a plain Event on elements; ours carries the detail.
-    error: ErrorEvent | SyncErrorEvent;
-  }
-}
+// Not in `HTMLElementEventMap`: the DOM types `error` there as ErrorEvent, for every element, and
+// a different type breaks lib.dom.d.ts for apps that check libraries (skipLibCheck false).
+// `SyncConnectionElement`'s own addEventListener types it (`SyncConnectionElementEventMap`).
