@@ -19,36 +19,10 @@
 import type { DetailedHTMLProps, HTMLAttributes } from 'react';
 import type { Database } from './client/database.ts';
 import type { WorkerEndpoint } from './client/worker-endpoint.ts';
-import type { SyncConnectionElement } from './elements/sync-connection.ts';
+import type { SyncConnectionElement, SyncConnectionEventMap } from './elements/sync-connection.ts';
 import type { SyncStatusElement } from './elements/sync-status.ts';
-import type { ChangesEvent } from './elements/events/changes-event.ts';
-import type { ConnectedEvent } from './elements/events/connected-event.ts';
-import type { DisconnectedEvent } from './elements/events/disconnected-event.ts';
-import type { SyncErrorEvent } from './elements/events/error-event.ts';
-import type { SyncMessageEvent } from './elements/events/message-event.ts';
-import type { OperationCompleteEvent } from './elements/events/operation-complete-event.ts';
-import type { OperationErrorEvent } from './elements/events/operation-error-event.ts';
-import type { ReconnectingEvent } from './elements/events/reconnecting-event.ts';
-import type { StateChangeEvent } from './elements/events/state-change-event.ts';
-import type { SyncCompletedEvent } from './elements/events/sync-completed-event.ts';
-import type { SyncProgressEvent } from './elements/events/sync-progress-event.ts';
-import type { SyncStartedEvent } from './elements/events/sync-started-event.ts';
 
-/** The events of `<sync-connection>` and their classes. */
-export interface SyncConnectionEventMap {
-  connected: ConnectedEvent;
-  disconnected: DisconnectedEvent;
-  reconnecting: ReconnectingEvent;
-  sync_started: SyncStartedEvent;
-  sync_progress: SyncProgressEvent;
-  sync_completed: SyncCompletedEvent;
-  changes: ChangesEvent;
-  operation_complete: OperationCompleteEvent;
-  operation_error: OperationErrorEvent;
-  state_change: StateChangeEvent;
-  message: SyncMessageEvent;
-  error: SyncErrorEvent;
-}
+export type { SyncConnectionEventMap };
 
 /** `onsync_completed`, `onsync_completedCapture`...: the listener props React 19 attaches. */
 export type SyncConnectionEventProps = {
