@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { isStoreUrl } from './open-store.ts';
 import type { SyncServerOptions } from './sync-server.ts';
 
 export interface CliOptions {
@@ -12,7 +13,11 @@ export interface CliOptions {
 export const USAGE = `Usage: node --import tsx server/main.ts [options]
   --port N               port to listen on (env PORT; default 8080; 0 = any free port)
   --host ADDRESS         address to bind (env HOST; default 127.0.0.1)
-  --data-dir DIR         where the change log lives (env DATA_DIR; default ./data)
+  --data-dir DIR         where the embedded change log lives (env DATA_DIR; default ./data)
+  --store URL            keep entities, the change log and applied operation ids in PostgreSQL
+                         instead (postgres://user:password@host:port/database, env SYNC_STORE);
+                         any number of instances may share one database. It needs
+                         wal_level=logical and a role allowed to use replication slots
   --static-dir DIR       root of the files served outside /api/: / and /index.html, and files
                          under /dist/, /bench/ and /examples/ (never dotfiles, never the data
                          directory) (env STATIC_DIR; default the repository root)
@@ -25,10 +30,11 @@ export const USAGE = `Usage: node --import tsx server/main.ts [options]
 Environment: SYNC_TOKEN, when set, is the token every sync must carry (else 4001).
 If the change log cannot be written (a disk error), the server closes every socket with 1011
 and exits with code 1, so that a supervisor restarts it; clients re-send what was not
-acknowledged once it is back.`;
+acknowledged once it is back. If PostgreSQL cannot be reached, the server keeps its clients,
+answers operations with operation_error until the database is back, and carries on.`;
 
 const VALUE_FLAGS = new Set([
-  'port', 'host', 'data-dir', 'static-dir', 'batch-size', 'max-payload', 'max-buffered',
+  'port', 'host', 'data-dir', 'store', 'static-dir', 'batch-size', 'max-payload', 'max-buffered',
   'heartbeat-ms',
 ]);
 const SWITCHES = new Set(['sync-request', 'exit-on-stdin-end']);
@@ -74,6 +80,11 @@ export function parseCliOptions(
     if (typeof value === 'string') return { error: value };
   }
 
+  const storeUrl = values.get('store') ?? env.SYNC_STORE;
+  if (storeUrl !== undefined && storeUrl !== '' && !isStoreUrl(storeUrl)) {
+    return { error: '--store must be a postgres:// or postgresql:// URL' };
+  }
+
   const options: CliOptions = {
     server: {
       port: port as number,
@@ -85,6 +96,7 @@ export function parseCliOptions(
       maxBufferedBytes: maxBufferedBytes as number,
       heartbeatInterval: heartbeatInterval as number,
       syncRequestOnConnect: switches.has('sync-request'),
+      ...(storeUrl ? { storeUrl } : {}),
     },
     exitOnStdinEnd: switches.has('exit-on-stdin-end'),
   };

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { parseCliOptions, USAGE } from './cli-options.ts';
+import { redactUrl } from './postgres-errors.ts';
 import { createSyncServer } from './sync-server.ts';
 import { requireToken } from './token-check.ts';
 
@@ -30,6 +31,11 @@ try {
           '"store unavailable" and nothing more is acknowledged. Shutting down and exiting with ' +
           'code 1 so that a supervisor restarts the server',
       );
+    },
+    onStoreAvailability: (unavailable) => {
+      process.stderr.write(unavailable
+        ? `sync server: the store is unavailable (${unavailable.message}); clients stay connected, operations get operation_error until it is back\n`
+        : 'sync server: the store is available again\n');
     },
   });
 } catch (error) {
@@ -63,4 +69,5 @@ if (parsed.exitOnStdinEnd) {
 const wildcard = parsed.server.host === '0.0.0.0' || parsed.server.host === '::';
 const url = wildcard ? `http://127.0.0.1:${running.port}` : running.url;
 process.stdout.write(`${JSON.stringify({ event: 'listening', port: running.port, url })}\n`);
-process.stderr.write(`sync server listening on ${url} (ws ${url.replace('http', 'ws')}/api/sync), data in ${parsed.server.dataDir}\n`);
+const where = parsed.server.storeUrl === undefined ? `data in ${parsed.server.dataDir}` : `store ${redactUrl(parsed.server.storeUrl)}`;
+process.stderr.write(`sync server listening on ${url} (ws ${url.replace('http', 'ws')}/api/sync), ${where}\n`);

@@ -28,6 +28,8 @@ export interface PostgresStoreOptions {
 }
 
 const PAGE = 500;
+/** Shows in pg_stat_activity which process a connection belongs to (and which one stamps). */
+const APPLICATION_NAME = `sync-connection ${process.pid}`;
 const STAMP_LIMIT = 5000;
 const FLUSH_TIMEOUT_MS = 5000;
 
@@ -80,7 +82,7 @@ export class PostgresSyncStore implements SyncStore {
       poolSize: options.poolSize ?? 8,
       afterStamp: options.afterStamp,
     };
-    this.#pool = new pg.Pool({ connectionString: url, max: this.#options.poolSize, connectionTimeoutMillis: 5000, keepAlive: true });
+    this.#pool = new pg.Pool({ connectionString: url, application_name: APPLICATION_NAME, max: this.#options.poolSize, connectionTimeoutMillis: 5000, keepAlive: true });
     // An idle pooled connection that dies (the server restarting) is dropped by the pool; the
     // next query notices whether the database is really gone.
     this.#pool.on('error', () => {});
@@ -490,7 +492,7 @@ export class PostgresSyncStore implements SyncStore {
   }
 
   async #openSession(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.#url, connectionTimeoutMillis: 5000, keepAlive: true });
+    const client = new pg.Client({ connectionString: this.#url, application_name: APPLICATION_NAME, connectionTimeoutMillis: 5000, keepAlive: true });
     const lost = (error: Error) => {
       if (client !== this.#session || this.#closed) return;
       this.#session = undefined;

@@ -171,7 +171,14 @@ test('options come from flags, then the environment, then defaults', () => {
     [flags.server.port, flags.server.host, flags.server.dataDir, flags.server.batchSize, flags.server.maxPayload, flags.server.syncRequestOnConnect],
     [0, '0.0.0.0', '/d', 7, 2048, true],
   );
-  for (const bad of [['--port', '70000'], ['--batch-size', '0'], ['--nope'], ['stray'], ['--port']]) {
+  const postgres = parseCliOptions(['--store', 'postgres://u@db/sync'], {}, '/srv');
+  assert.ok(!('error' in postgres), 'no error');
+  assert.equal(postgres.server.storeUrl, 'postgres://u@db/sync');
+  const postgresFromEnv = parseCliOptions([], { SYNC_STORE: 'postgresql://db/x' }, '/srv');
+  assert.ok(!('error' in postgresFromEnv), 'no error');
+  assert.equal(postgresFromEnv.server.storeUrl, 'postgresql://db/x');
+  assert.equal(defaults.server.storeUrl, undefined, 'the embedded log by default');
+  for (const bad of [['--store', 'mysql://db'], ['--store', '/var/lib/db'], ['--port', '70000'], ['--batch-size', '0'], ['--nope'], ['stray'], ['--port']]) {
     assert.ok('error' in parseCliOptions(bad, {}, '/srv'), `${bad.join(' ')} is refused`);
   }
 });
