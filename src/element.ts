@@ -2,7 +2,11 @@
  * The elements' classes without registering them:
  * `import { SyncConnectionElement } from 'sync-connection/element'; SyncConnectionElement.define('my-sync')`.
  */
-export { SyncConnectionElement } from './elements/sync-connection.ts';
+export {
+  SyncConnectionElement,
+  type SyncConnectionEventMap,
+  type SyncConnectionElementEventMap,
+} from './elements/sync-connection.ts';
 export { SyncStatusElement } from './elements/sync-status.ts';
 export { syncStateContext } from './elements/context.ts';
 export { SyncEvent } from './elements/events/sync-event.ts';

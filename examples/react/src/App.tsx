@@ -1,5 +1,7 @@
 import { useRef, useState, type FormEvent } from 'react';
 import 'sync-connection';
+// <sync-connection> in JSX, with React 19's event props (onsync_completed, onerror...).
+import type {} from 'sync-connection/react';
 import type {
   ChangesEvent,
   ConnectedEvent,
