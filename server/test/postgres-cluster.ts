@@ -6,6 +6,7 @@
  * database that was there before; where none can be found or started it throws, saying why.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { appendFile, chown, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -90,8 +91,12 @@ export async function startPostgresCluster(options: ClusterOptions = {}): Promis
   let port = 0;
   let running = false;
   let destroyed = false;
+  // A last resort when this process exits without destroy() (a crash): stop and delete the cluster.
   const stopNow = () => {
-    if (running) spawnSync(user.prefix[0] ?? join(bin, 'pg_ctl'), [...user.prefix.slice(1), ...(user.prefix.length ? [join(bin, 'pg_ctl')] : []), '-D', data, '-m', 'immediate', 'stop'], { stdio: 'ignore' });
+    const command = [...user.prefix, join(bin, 'pg_ctl'), '-D', data, '-m', 'immediate', '-w', 'stop'];
+    if (running) spawnSync(command[0]!, command.slice(1), { stdio: 'ignore' });
+    running = false;
+    rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', stopNow);
 
