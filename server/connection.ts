@@ -221,7 +221,7 @@ export class SyncConnection {
         // The store is down for a while and this write was certainly not applied: the client is
         // kept (it still gets what the store delivers once back) and told so plainly.
         if (error instanceof StoreUnavailableError) {
-          this.#send({ type: 'operation_error', id: operation.id, message: `operation not applied: ${error.message}` });
+          this.#send({ type: 'operation_error', id: operation.id, message: `operation not applied: ${error.message}`, retryable: true });
           return;
         }
         // The store failed for good: not stored, so never acknowledged, and no operation_error

@@ -147,6 +147,32 @@ describe('sync worker: outbox', () => {
     expect(operationIds(harness.framesOf('operation').filter(({ conn }) => conn === 2))).to.deep.equal(['fine']);
   });
 
+  it('keeps an operation the server defers (operation_error with retryable) and sends it again, same id, after a pause', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    await harness.queue({ id: 'later', seq: 1 });
+    await harness.queue({ id: 'also', seq: 2 });
+    await harness.waitFor('two operations', () => (harness.framesOf('operation').length === 2 ? true : undefined));
+    const sent = performance.now();
+    await harness.send(
+      { type: 'operation_error', id: 'later', message: 'store unavailable', retryable: true },
+      { type: 'operation_error', id: 'also', message: 'store unavailable', retryable: true },
+    );
+    const reported = await harness.waitForEvent('error', (event) => event.code === 'server');
+    expect(reported.message).to.contain('stay queued');
+    await sleep(300);
+    expect(harness.eventsOf('operation_error'), 'not rejected').to.have.length(0);
+    expect(harness.eventsOf('error').filter((event) => event.code === 'server'), 'one report for the pause').to.have.length(1);
+    expect(await harness.outboxIds()).to.deep.equal(['also', 'later']);
+    expect(harness.framesOf('operation'), 'nothing re-sent during the pause').to.have.length(2);
+    await harness.waitFor('both sent again', () => (harness.framesOf('operation').length === 4 ? true : undefined));
+    expect(performance.now() - sent, 'after the pause (1 s)').to.be.greaterThan(900);
+    expect(operationIds(harness.framesOf('operation').slice(2))).to.deep.equal(['later', 'also']);
+    await harness.send({ type: 'operation_complete', id: 'later' }, { type: 'operation_complete', id: 'also' });
+    await harness.waitFor('both completed', () => (harness.eventsOf('operation_complete').length === 2 ? true : undefined));
+    expect(await harness.outboxIds()).to.deep.equal([]);
+  });
+
   it('rejects for good the one operation a server closes on with 1009 (too big), and sends the others', async () => {
     harness = await WorkerHarness.start({ config: FAST });
     await harness.mock({ mock: 'max_payload', length: 500 });

@@ -84,6 +84,8 @@ export class ModelClient {
   readonly repeats: string[] = [];
   readonly acks = new Map<string, string | undefined>();
   readonly operationErrors = new Map<string, string>();
+  /** Ids whose operation_error said `retryable` (send it again later). */
+  readonly retryable = new Set<string>();
   readonly otherFrames: string[] = [];
   lsn: string;
   #synced = false;
@@ -119,6 +121,7 @@ export class ModelClient {
             break;
           case 'operation_error':
             this.operationErrors.set(frame.id, frame.message);
+            if (frame.retryable === true) this.retryable.add(frame.id);
             break;
           case 'sync_complete':
             this.#synced = true;

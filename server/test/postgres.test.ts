@@ -283,6 +283,7 @@ test('losing the database: operations get a clear operation_error, clients stay,
   writer.send(upsert('during', 'b', 2));
   await writer.until(() => writer.operationErrors.has('during'), 10_000, 'operation_error while the database is down');
   assert.match(writer.operationErrors.get('during')!, /not applied: the database is unavailable .*nothing was stored/, 'the error says what happened');
+  assert.ok(writer.retryable.has('during'), 'the error says the operation can be sent again (retryable)');
   const posted = await postChanges(two.url, [update('item', 'c', 3)]);
   assert.equal(posted.status, 503, 'an HTTP write is refused with 503');
   writer.send({ type: 'ping' });

@@ -172,6 +172,7 @@ test('an unknown operation type or an invalid payload gets operation_error', BOU
     client.send({ type: 'operation', operation });
     const reply = only(await client.next(), 'operation_error');
     assert.equal(reply.id, operation.id);
+    assert.equal(reply.retryable, undefined, 'a refusal for good is not retryable');
   }
   assert.equal((await getJson(`${server.url}/api/stats`)).records, 0);
 });

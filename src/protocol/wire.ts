@@ -90,6 +90,12 @@ export interface OperationErrorMessage {
   type: 'operation_error';
   id: string;
   message: string;
+  /**
+   * Not in PROTOCOL.md (an addition of this client and the reference server): the server could
+   * not apply the operation now (its store is down) and nothing was stored; send it again later.
+   * Without it, `operation_error` is final.
+   */
+  retryable?: boolean;
 }
 export interface PongMessage {
   type: 'pong';
@@ -255,7 +261,10 @@ function parseKnownServer(
       return { message: { type, id: nonEmpty(obj, 'id'), ...optionalLSN(obj) }, invalid: none };
     case 'operation_error':
       return {
-        message: { type, id: nonEmpty(obj, 'id'), message: string(obj, 'message') },
+        message: {
+          type, id: nonEmpty(obj, 'id'), message: string(obj, 'message'),
+          ...(obj.retryable === true ? { retryable: true } : {}),
+        },
         invalid: none,
       };
     default:

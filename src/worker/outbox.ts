@@ -14,6 +14,10 @@ import { OversizeSuspects, TOO_LARGE_MESSAGE } from './oversize.ts';
 /** Operations sent and not yet acknowledged on one connection, at most. */
 export const DEFAULT_IN_FLIGHT_WINDOW = 64;
 
+/** The first and the longest pause after the server defers an operation (`retryable`). */
+const RETRY_MIN = 1_000;
+const RETRY_MAX = 30_000;
+
 /** The operation type whose payload is sent as the frame itself. */
 export const SEND_MESSAGE = 'send_message';
 
@@ -49,6 +53,9 @@ export class Outbox {
   #nextDeletion: { ids: string[]; done: Promise<void>; resolve(): void } | undefined;
   #deleting = false;
   readonly #oversize = new OversizeSuspects();
+  /** Set while sending pauses because the server deferred an operation; clears itself. */
+  #pause: ReturnType<typeof setTimeout> | undefined;
+  #retryDelay = RETRY_MIN;
 
   constructor(db: SyncDB, transport: OutboxTransport, listener: OutboxListener, window = DEFAULT_IN_FLIGHT_WINDOW) {
     this.#db = db;
@@ -96,9 +103,9 @@ export class Outbox {
     this.pump();
   }
 
-  /** Sends waiting operations while the socket is open and the window has room. */
+  /** Sends waiting operations while the socket is open, the window has room and nothing pauses it. */
   pump(): void {
-    while (this.#transport.isOpen) {
+    while (this.#transport.isOpen && !this.#pause) {
       const next = this.#waiting[0];
       if (!next) return;
       const full = this.#inFlight.size >= this.#oversize.window(this.#window);
@@ -148,8 +155,35 @@ export class Outbox {
    */
   complete(id: string, lsn?: LSN): void {
     if (!this.#forget(id)) return;
+    this.#retryDelay = RETRY_MIN;
     void this.#deleteRecord(id).then(() => this.#listener.completed(id, lsn));
     this.pump();
+  }
+
+  /** How long sending pauses after the next deferral, in ms. */
+  get retryDelay(): number {
+    return this.#retryDelay;
+  }
+
+  /**
+   * `operation_error` with `retryable`: the server could not apply it now. It stays in the outbox,
+   * back in its place in the order, and sending pauses for a delay that doubles while the server
+   * keeps deferring (1 s to 30 s). True when this began a pause (report it once), false for an
+   * operation that is not in flight or a pause already under way.
+   */
+  defer(id: string): boolean {
+    const operation = this.#pending.get(id);
+    if (!operation || !this.#inFlight.delete(id)) return false;
+    this.#oversize.settled(id);
+    this.#waiting.splice(this.#insertionIndex(operation), 0, operation);
+    if (this.#pause) return false;
+    const delay = this.#retryDelay;
+    this.#retryDelay = Math.min(RETRY_MAX, delay * 2);
+    this.#pause = setTimeout(() => {
+      this.#pause = undefined;
+      this.pump();
+    }, delay);
+    return true;
   }
 
   /** `operation_error`: the server rejected it for good; delete it and report. */

@@ -413,7 +413,14 @@ export class SyncEngine {
         session.outbox.complete(message.id, message.lsn);
         return;
       case 'operation_error':
-        session.outbox.reject(message.id, message.message);
+        if (!message.retryable) {
+          session.outbox.reject(message.id, message.message);
+        } else if (session.outbox.defer(message.id)) {
+          this.#reportError({
+            code: 'server',
+            message: `The server could not apply operation ${message.id} now (${message.message}); operations stay queued and are sent again in ${Math.round(session.outbox.retryDelay / 100) / 10} s`,
+          });
+        }
         return;
       case 'pong':
         return;
