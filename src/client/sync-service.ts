@@ -708,7 +708,7 @@ export class WorkerSyncService {
   }
 
   /** Commits the worker's batches to the app's Database, then tells the worker how far it got. */
-  async #applyOnPage(applyId: number, batches: ChangeBatch[]): Promise<void> {
+  async #applyOnPage(applyId: string, batches: ChangeBatch[]): Promise<void> {
     const { database } = this.#options;
     const answer = database
       ? await applyToDatabase(database, batches)

@@ -61,7 +61,7 @@ export type PageToWorker =
    * The answer to an `apply` event: the first `count` batches were committed to the page's
    * database; `error` says why the next one was not.
    */
-  | (Request & { type: 'applied'; applyId: number; count: number; error?: string });
+  | (Request & { type: 'applied'; applyId: string; count: number; error?: string });
 
 export type PageToWorkerType = PageToWorker['type'];
 
@@ -93,8 +93,11 @@ export type WorkerEvent =
   | { type: 'sync_started'; lsn?: LSN; total?: number }
   | ({ type: 'sync_progress' } & SyncProgress)
   | { type: 'sync_completed'; lsn: LSN }
-  /** Batches for the page's own database (`applyOnPage`), one transaction each, in order. */
-  | { type: 'apply'; applyId: number; batches: ChangeBatch[] }
+  /**
+   * Batches for the page's own database (`applyOnPage`), one transaction each, in order. The id
+   * is unique across workers, so a late answer meant for a worker that died matches nothing.
+   */
+  | { type: 'apply'; applyId: string; batches: ChangeBatch[] }
   /** Changes that were applied to the store, in order. */
   | { type: 'changes'; changes: Change[]; lsn?: LSN };
 

@@ -104,7 +104,7 @@ function parseBody(obj: Record<string, unknown>, requestId: number): PageToWorke
       const count = finite(obj, 'count', -1);
       if (!Number.isInteger(count) || count < 0) fail('"count" must be a whole number of batches');
       const error = obj.error === undefined ? {} : { error: text(obj, 'error') };
-      return { type, requestId, applyId: finite(obj, 'applyId', -1), count, ...error };
+      return { type, requestId, applyId: nonEmpty(obj, 'applyId'), count, ...error };
     }
     default:
       fail(`unknown request type ${JSON.stringify(type)?.slice(0, 60)}`);

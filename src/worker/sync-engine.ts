@@ -78,8 +78,10 @@ export class SyncEngine {
   #frames: ParseResult<ServerMessage>[] = [];
   #draining = false;
   /** `apply` events the page has not answered yet (`applyOnPage`). */
-  readonly #applies = new Map<number, (answer: PageApplied) => void>();
-  #nextApplyId = 1;
+  readonly #applies = new Map<string, (answer: PageApplied) => void>();
+  /** Makes this worker's `apply` ids unlike any other worker's. */
+  readonly #applyPrefix = crypto.randomUUID();
+  #applyCount = 0;
 
   constructor(endpoint: WorkerEndpointLike, options: SyncEngineOptions) {
     this.#endpoint = endpoint;
@@ -147,7 +149,7 @@ export class SyncEngine {
         return (await this.#ready()).outbox.clear();
       case 'applied': {
         const settle = this.#applies.get(request.applyId);
-        if (!settle) throw new InvalidStateError(`No batches wait for the answer ${request.applyId}`);
+        if (!settle) throw new InvalidStateError(`No batches wait for the answer ${JSON.stringify(request.applyId)}`);
         this.#applies.delete(request.applyId);
         settle(request);
         return undefined;
@@ -526,7 +528,7 @@ export class SyncEngine {
     });
     const results: ApplyResult[] = batches.map(() => ({ applied: false, lastLSN: before }));
     if (fresh.length === 0) return { results, failure: undefined };
-    const applyId = this.#nextApplyId++;
+    const applyId = `${this.#applyPrefix}/${++this.#applyCount}`;
     const answered = new Promise<PageApplied>((resolve) => this.#applies.set(applyId, resolve));
     this.#post({
       type: 'apply',
