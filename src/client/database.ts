@@ -29,11 +29,22 @@ export function isDatabase(value: unknown): value is Database {
   return typeof value === 'object' && value !== null && typeof (value as Database).transaction === 'function';
 }
 
+/** The last apply asked of each database: applies to one database run one after the other. */
+const queues = new WeakMap<Database, Promise<unknown>>();
+
 /**
  * Commits `batches` to `db` in order, one transaction per batch, and stops at the first that
- * fails: nothing after it is attempted, so the resume point can stop right before it.
+ * fails: nothing after it is attempted, so the resume point can stop right before it. Waits for
+ * any apply to the same database still running (a client restarted, or a worker replaced,
+ * while its batch was being written), so that an older batch never commits after a newer one.
  */
-export async function applyToDatabase(db: Database, batches: readonly ChangeBatch[]): Promise<ApplyAnswer> {
+export function applyToDatabase(db: Database, batches: readonly ChangeBatch[]): Promise<ApplyAnswer> {
+  const run = (queues.get(db) ?? Promise.resolve()).then(() => commitBatches(db, batches));
+  queues.set(db, run);
+  return run;
+}
+
+async function commitBatches(db: Database, batches: readonly ChangeBatch[]): Promise<ApplyAnswer> {
   let count = 0;
   for (const { changes } of batches) {
     const arrived = Date.now();

@@ -52,6 +52,9 @@ export async function seedProgress(
   if (lastLSN === undefined && seed.lastLSN !== undefined) {
     lastLSN = seed.lastLSN;
     tx.store.put(lastLSN, 'lastLSN').catch(() => undefined);
+    // An older client's LSN describes the app's own database, where that client wrote; a
+    // built-in store (empty) that finds it starts from 0/0 instead.
+    tx.store.put('page', 'lsnStore').catch(() => undefined);
     wrote.push('lastLSN');
   }
   await tx.done;

@@ -20,9 +20,14 @@ export interface StoredEntity {
   lsn?: LSN;
 }
 
+/** Where the changes up to the resume point are: the built-in `entities`, or the page's own Database. */
+export type ResumeStore = 'builtin' | 'page';
+
 export interface MetaValues {
-  /** Resume point: every change up to it is in `entities`. Written with its batch. */
+  /** Resume point: every change up to it is in the store `lsnStore` names. Written with its batch. */
   lastLSN: LSN;
+  /** Which store `lastLSN` belongs to; absent means `builtin`. */
+  lsnStore: ResumeStore;
   clientId: string;
 }
 

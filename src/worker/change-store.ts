@@ -4,7 +4,7 @@
  */
 import type { Change } from '../protocol/change.ts';
 import { compareLSN, isLSN, normalizeLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';
-import type { StoredEntity, SyncDB } from '../db/schema.ts';
+import type { ResumeStore, StoredEntity, SyncDB } from '../db/schema.ts';
 import { errorMessage, StorageError } from './errors.ts';
 
 export type ApplyResult =
@@ -57,10 +57,28 @@ export class ChangeStore {
     return this.#lastLSN;
   }
 
-  /** Reads the stored LSN (`0/0` when nothing was applied yet). */
-  async load(): Promise<LSN> {
+  /**
+   * Reads the stored LSN (`0/0` when nothing was applied yet) for the store the changes go to.
+   * An LSN the other store reached (the page switched between the built-in store and its own
+   * Database) says nothing about this one, which then starts over from `0/0`; a built-in store
+   * starting over is emptied first, so that it ends equal to the server's.
+   */
+  async load(store: ResumeStore = 'builtin'): Promise<LSN> {
     try {
-      this.#lastLSN = storedLSN(await this.#db.get('meta', 'lastLSN'));
+      const tx = this.#db.transaction(['meta', 'entities'], 'readwrite');
+      const meta = tx.objectStore('meta');
+      const [lsn, owner] = await Promise.all([meta.get('lastLSN'), meta.get('lsnStore')]);
+      const reached = storedLSN(lsn);
+      const belongsTo: ResumeStore = owner === 'page' ? 'page' : 'builtin';
+      if (belongsTo !== store && reached !== ZERO_LSN) {
+        meta.delete('lastLSN').catch(ignore);
+        if (store === 'builtin') tx.objectStore('entities').clear().catch(ignore);
+        this.#lastLSN = ZERO_LSN;
+      } else {
+        this.#lastLSN = reached;
+      }
+      if (owner !== store) meta.put(store, 'lsnStore').catch(ignore);
+      await tx.done;
       return this.#lastLSN;
     } catch (error) {
       throw new StorageError(`Could not read the stored LSN: ${errorMessage(error)}`);
@@ -73,7 +91,10 @@ export class ChangeStore {
    */
   async saveLSN(lsn: LSN): Promise<void> {
     try {
-      await this.#db.put('meta', lsn, 'lastLSN');
+      const tx = this.#db.transaction('meta', 'readwrite');
+      // Never backwards (two workers without Web Locks may race): a lower LSN only means replays.
+      if (compareLSN(lsn, storedLSN(await tx.store.get('lastLSN'))) > 0) tx.store.put(lsn, 'lastLSN').catch(ignore);
+      await tx.done;
     } catch (error) {
       throw new StorageError(`The resume point ${lsn} was not stored: ${errorMessage(error)}`);
     }

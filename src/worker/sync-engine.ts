@@ -199,7 +199,7 @@ export class SyncEngine {
     try {
       const clientId = await resolveClientId(db, config.clientId);
       const store = new ChangeStore(db);
-      await store.load();
+      await store.load(config.applyOnPage ? 'page' : 'builtin');
       const connection = new Connection({
         url: config.url,
         heartbeatInterval: config.heartbeatInterval,
@@ -538,7 +538,18 @@ export class SyncEngine {
         return lsn === undefined ? { changes: [...changes] } : { changes: [...changes], lsn: normalizeLSN(lsn) };
       }),
     });
-    const { count, error } = await answered;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const { count, error } = await Promise.race([
+      answered,
+      new Promise<Pick<PageApplied, 'count' | 'error'>>((resolve) => {
+        timer = setTimeout(() => {
+          // A late answer then matches nothing; the batches come again after the reconnect.
+          this.#applies.delete(applyId);
+          resolve({ count: 0, error: `the page's Database did not finish within ${APPLY_TIMEOUT / 1000} s` });
+        }, APPLY_TIMEOUT);
+      }),
+    ]);
+    clearTimeout(timer);
     const committed = fresh.slice(0, Math.min(count, fresh.length));
     let last = before;
     for (const index of committed) {
@@ -600,6 +611,9 @@ type PageApplied = Extract<PageToWorker, { type: 'applied' }>;
 type NonStatusMessage = Exclude<WorkerToPage, { type: 'status' }>;
 
 type BatchMessage = Extract<ServerMessage, { type: 'changes' | 'batch_update' | 'sync_data' | 'entity_update' | 'entity_delete' }>;
+
+/** How long the page's Database may take over one `apply` before the batches count as failed. */
+const APPLY_TIMEOUT = 60_000;
 
 /** Batch frames queued together are written in one transaction, up to about this many changes. */
 const MAX_CHANGES_PER_TRANSACTION = 5_000;
