@@ -2,7 +2,6 @@ import type { OperationResult, SyncState } from '../protocol/state.ts';
 import type { Database } from './database.ts';
 import { SyncError } from './errors.ts';
 import type { SyncOperation } from './legacy-types.ts';
-import { migrateSyncState } from './migration.ts';
 import type { NetworkStatus } from './network.ts';
 import { WorkerSyncService } from './sync-service.ts';
 
@@ -10,19 +9,20 @@ type StateListener = (state: SyncState) => void;
 
 /**
  * The older `SyncClient`'s interface over a {@link WorkerSyncService}, so that code written for
- * it keeps working. On first use it carries the older client's localStorage id over (and its
- * LSN, when the changes go to the app's own `Database`, where the old client put them).
+ * it keeps working. On first start the client carries the older client's localStorage id over
+ * (and its LSN, when the changes go to the app's own `Database`, where the old client put them).
  */
 export class SyncClientCompat {
   readonly #service: WorkerSyncService;
-  #ready: Promise<void> | undefined;
   /** Settles when every operation queued through this layer so far has settled. */
   #tail: Promise<unknown> = Promise.resolve();
   #stateListener: StateListener | null = null;
   #offState: (() => void) | undefined;
 
-  constructor(service: WorkerSyncService = new WorkerSyncService()) {
+  constructor(service: WorkerSyncService = new WorkerSyncService({ legacyState: true })) {
     this.#service = service;
+    // The older client's localStorage state is carried over on first start, however it starts.
+    if (!service.started) service.configure({ legacyState: true });
   }
 
   /** The client underneath, for the methods the older one did not have. */
@@ -32,25 +32,7 @@ export class SyncClientCompat {
 
   /** Starts the client, with the app's own database when given. Safe to call more than once. */
   initialize(db?: Database): Promise<void> {
-    if (!this.#ready) {
-      const ready = this.#start(db).catch((error: unknown) => {
-        if (this.#ready === ready) this.#ready = undefined;
-        throw error;
-      });
-      this.#ready = ready;
-    } else if (db !== undefined && db !== this.#service.database) {
-      return Promise.reject(new SyncError('worker', 'This client already started with another database'));
-    }
-    return this.#ready;
-  }
-
-  async #start(db: Database | undefined): Promise<void> {
-    if (!this.#service.started) {
-      // The LSN only means something where the old client's entities are: the app's database.
-      const includeLSN = Boolean(db ?? this.#service.database);
-      await migrateSyncState(null, { dbName: this.#service.dbName, includeLSN });
-    }
-    await this.#service.initialize(db);
+    return this.#service.initialize(db);
   }
 
   async connect(): Promise<void> {
@@ -133,15 +115,17 @@ export class SyncClientCompat {
 
   #runInTurn(operation: SyncOperation & { execute: () => unknown }): { id: string; outcome: Promise<unknown> } {
     const before = Promise.allSettled([this.#tail, this.#service.operationsSettled()]);
-    const outcome = before.then(() => operation.execute());
+    const outcome = before.then(() => {
+      // The operations before it were not answered but handed to the next client: not its turn.
+      if (this.#service.closed) throw new SyncError('closed', 'The sync client was cleaned up before this operation\'s turn; it did not run');
+      return operation.execute();
+    });
     return { id: operation.id ?? crypto.randomUUID(), outcome };
   }
 
   /** Stops the client; its unacknowledged operations stay queued for the next client. */
   async cleanup(): Promise<void> {
     this.onStateChange = null;
-    // A later call meets the finished client and says so, instead of a remembered start.
-    this.#ready = undefined;
     await this.#service.cleanup();
   }
 }

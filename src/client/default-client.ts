@@ -7,8 +7,11 @@ import { SyncClientCompat } from './compat.ts';
 import type { Database } from './database.ts';
 import { WorkerSyncService, type SyncServiceOptions } from './sync-service.ts';
 
-/** The page's default client (endpoint `/api/sync`, database `sync-connection`). */
-export const syncClient: WorkerSyncService = /* @__PURE__ */ new WorkerSyncService();
+/**
+ * The page's default client (endpoint `/api/sync`, database `sync-connection`); on first start it
+ * carries the older client's localStorage state over.
+ */
+export const syncClient: WorkerSyncService = /* @__PURE__ */ new WorkerSyncService({ legacyState: true });
 
 /** The older client's interface over {@link syncClient}. */
 export const syncClientLegacy: SyncClientCompat = /* @__PURE__ */ new SyncClientCompat(syncClient);
@@ -18,8 +21,8 @@ export const syncClientLegacy: SyncClientCompat = /* @__PURE__ */ new SyncClient
  * built-in store), `config` sets the endpoint, database name, token... before it starts.
  */
 export async function initializeSync(db?: Database, config?: SyncServiceOptions): Promise<void> {
-  if (config) syncClient.configure(config);
-  await syncClientLegacy.initialize(db);
+  syncClient.configure({ ...config, ...(db ? { database: db } : {}) });
+  await syncClient.initialize();
 }
 
 /** Starts (when needed) and connects the default client. */

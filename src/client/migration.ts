@@ -7,7 +7,8 @@ import { DEFAULT_DB_NAME, openSyncDB } from '../db/schema.ts';
 import { isLSN, normalizeLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';
 import type { SyncClientCompat } from './compat.ts';
 import { SyncError } from './errors.ts';
-import { LEGACY_CLIENT_ID_KEY, LEGACY_LSN_KEY, type LegacySyncState, type SyncOperation } from './legacy-types.ts';
+import { defaultLegacyStorage, forgetLegacyState, readLegacyState, type LegacyStorage } from './legacy-state.ts';
+import type { LegacySyncState, SyncOperation } from './legacy-types.ts';
 import { SYNC_EVENT_TYPES, type SyncEventDetails, type SyncEventType } from './service-events.ts';
 
 /** A listener per event type, as the older client took them. */
@@ -74,8 +75,8 @@ export interface MigrateStateOptions {
   /** The database the new client uses; default `sync-connection`. */
   dbName?: string;
   /** Where the older client kept its id and LSN; default `localStorage`, `null` to skip it. */
-  storage?: Pick<Storage, 'getItem'> | null;
-  /** Carry the LSN over too (default); `false` for a store that starts empty (see below). */
+  storage?: LegacyStorage | null;
+  /** Carry the LSN over too (default); see below. */
   includeLSN?: boolean;
 }
 
@@ -92,47 +93,31 @@ export interface MigratedState {
 /**
  * Carries the older client's id and resume point into the database, each only where it has none
  * yet, so that the new client resumes where the old one stopped. `oldState` wins over the
- * legacy localStorage keys `sync_client_id` and `sync_last_lsn`.
+ * legacy localStorage keys `sync_client_id` and `sync_last_lsn`, which are removed once carried.
  *
- * Carry the LSN over only when the entities the old client applied are where the new one writes
- * them (your own `Database`): a built-in store starting empty at an old LSN would miss them.
- * Call it before the client starts; a started client has already read its state.
+ * The LSN is marked as your own `Database`'s, where the old client wrote the entities: a client
+ * using the built-in store (empty) ignores it and syncs from `0/0`. Call this before the client
+ * starts; a started client has already read its state.
  */
 export async function migrateSyncState(
   oldState?: LegacySyncState | null,
   options: MigrateStateOptions = {},
 ): Promise<MigratedState> {
-  const skipped: string[] = [];
-  const storage = options.storage === undefined ? defaultStorage() : options.storage;
-  const read = (key: string): string | undefined => {
-    try {
-      return storage?.getItem(key) ?? undefined;
-    } catch (error) {
-      skipped.push(`${key}: ${error instanceof Error ? error.message : String(error)}`);
-      return undefined;
-    }
-  };
-
-  let clientId: string | undefined;
+  const storage = options.storage === undefined ? defaultLegacyStorage() : options.storage;
+  const stored = readLegacyState(storage);
+  let clientId = stored.clientId;
   if (oldState?.clientId != null) {
     if (typeof oldState.clientId !== 'string' || oldState.clientId.length === 0) {
       throw new TypeError('The old clientId must be a non-empty string');
     }
     clientId = oldState.clientId;
-  } else {
-    clientId = read(LEGACY_CLIENT_ID_KEY) || undefined;
   }
-
-  let lastLSN: LSN | undefined;
-  if (oldState?.lastLSN != null && options.includeLSN !== false) {
+  let lastLSN = stored.lastLSN;
+  if (oldState?.lastLSN != null) {
     if (!isLSN(oldState.lastLSN)) {
       throw new TypeError(`The old lastLSN ${JSON.stringify(oldState.lastLSN)} is not an LSN ("X/Y", hexadecimal)`);
     }
     lastLSN = normalizeLSN(oldState.lastLSN);
-  } else {
-    const stored: unknown = read(LEGACY_LSN_KEY);
-    if (isLSN(stored)) lastLSN = normalizeLSN(stored);
-    else if (stored !== undefined) skipped.push(`${LEGACY_LSN_KEY}: ${JSON.stringify(String(stored).slice(0, 40))} is not an LSN`);
   }
   if (options.includeLSN === false) lastLSN = undefined;
 
@@ -148,17 +133,9 @@ export async function migrateSyncState(
       ...(clientId === undefined ? {} : { clientId }),
       ...(lastLSN === undefined ? {} : { lastLSN }),
     });
-    return { clientId: seeded.clientId, lastLSN: seeded.lastLSN ?? ZERO_LSN, migrated: seeded.wrote, skipped };
+    if (stored.clientId !== undefined || stored.lastLSN !== undefined) forgetLegacyState(storage);
+    return { clientId: seeded.clientId, lastLSN: seeded.lastLSN ?? ZERO_LSN, migrated: seeded.wrote, skipped: stored.skipped };
   } finally {
     db.close();
-  }
-}
-
-function defaultStorage(): Pick<Storage, 'getItem'> | null {
-  try {
-    return globalThis.localStorage ?? null;
-  } catch {
-    // A sandboxed frame or disabled storage throws on access.
-    return null;
   }
 }

@@ -22,6 +22,7 @@ import { TabChannel, type TabCommand, type TabMessage } from './tab-channel.ts';
 import { resolveSyncUrl } from './url.ts';
 import { createSyncWorker, type WorkerEndpoint } from './worker-endpoint.ts';
 import { applyToDatabase, isDatabase, type Database } from './database.ts';
+import { carryLegacyState, defaultLegacyStorage } from './legacy-state.ts';
 import { SyncWorkerManager } from './worker-manager.ts';
 
 export interface SyncServiceOptions extends Partial<ConnectionOptions> {
@@ -48,6 +49,11 @@ export interface SyncServiceOptions extends Partial<ConnectionOptions> {
    * resume point moves only after the database commits a batch.
    */
   database?: Database;
+  /**
+   * On first start, carry the older `SyncClient`'s localStorage id (and, with a `database`, its
+   * LSN) into a database that has none, then remove those keys. Set by the compat layer.
+   */
+  legacyState?: boolean;
 }
 
 /** The endpoint a client without a `url` connects to. */
@@ -103,6 +109,10 @@ export class WorkerSyncService {
   #userDisconnected = false;
   /** queueOperation calls between storing an operation and handing it to the worker. */
   readonly #handoffs = new Set<Promise<void>>();
+  /** Ids of operations being stored now (not yet in `#pending`). */
+  readonly #storing = new Set<string>();
+  /** One promise per operation queued and not yet answered; settles (never rejects) with it. */
+  readonly #unanswered = new Set<Promise<void>>();
   #closed = false;
   #workerFailures = 0;
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
@@ -143,11 +153,20 @@ export class WorkerSyncService {
     return this.#ready !== undefined || this.#closed;
   }
 
+  /** True after `cleanup`: the client cannot be used again. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /**
    * Changes options before the client starts (the seeds' `initializeSync(db, config)`); after
    * `initialize` it throws, as a running client cannot move to another server or database.
    */
   configure(options: SyncServiceOptions): void {
+    const current = this.#options;
+    const unchanged = (Object.keys(options) as (keyof SyncServiceOptions)[]).every((key) => options[key] === current[key]);
+    // The same options again (a framework's effect run twice) change nothing, started or not.
+    if (unchanged) return;
     if (this.#ready || this.#closed) {
       throw new SyncError('worker', 'configure() must be called before the client starts (initialize, connect or queueOperation)');
     }
@@ -164,6 +183,9 @@ export class WorkerSyncService {
   initialize(db?: Database): Promise<void> {
     if (this.#closed) return Promise.reject(new SyncError('worker', 'This sync client was cleaned up and cannot start again; create a new one'));
     if (db !== undefined && db !== this.#options.database) {
+      if (this.#ready) {
+        return Promise.reject(new SyncError('storage', 'This client already started with another database (or the built-in store); give it the database before it starts'));
+      }
       try {
         this.configure({ database: db });
       } catch (error) {
@@ -240,6 +262,7 @@ export class WorkerSyncService {
 
   /** The state as the worker holding the connection has it now (this tab's, or the leader's). */
   async getStatus(): Promise<SyncState> {
+    await this.#leaderReady?.catch(() => undefined);
     if (!this.#manager.running) return this.#state;
     const state = await this.#manager.request<SyncState>({ type: 'get_status' });
     return Object.freeze({ ...state, role: this.#state.role });
@@ -283,19 +306,32 @@ export class WorkerSyncService {
    */
   async storeOperation(input: OperationInput): Promise<StoredOperation> {
     const operation = toQueuedOperation(input, this.#options.maxOperationBytes ?? DEFAULT_MAX_OPERATION_BYTES);
-    await this.initialize();
-    if (this.#pending.has(operation.id)) {
+    // Checked and reserved before anything waits, so that the same id queued twice at once
+    // is refused instead of taking the first one's place.
+    if (this.#pending.has(operation.id) || this.#storing.has(operation.id)) {
       throw new SyncError('operation', `An operation with id ${JSON.stringify(operation.id)} is already queued`);
     }
     let settle!: PendingOperation;
     const settled = new Promise<OperationResult>((resolve, reject) => { settle = { resolve, reject }; });
-    settle.settled = settled.catch(() => undefined);
-    const handoff = this.#handOff(operation, settle);
-    this.#handoffs.add(handoff);
+    const answered = settled.then(() => undefined, () => undefined);
+    settle.settled = answered;
+    this.#unanswered.add(answered);
+    void answered.then(() => this.#unanswered.delete(answered));
+    this.#storing.add(operation.id);
     try {
-      await handoff;
+      await this.initialize();
+      const handoff = this.#handOff(operation, settle);
+      this.#handoffs.add(handoff);
+      try {
+        await handoff;
+      } finally {
+        this.#handoffs.delete(handoff);
+      }
+    } catch (error) {
+      settle.reject(error instanceof Error ? error : new Error(String(error)));
+      throw error;
     } finally {
-      this.#handoffs.delete(handoff);
+      this.#storing.delete(operation.id);
     }
     // The seeds' promise: queueing starts a connection when none is under way, unless the page
     // closed it on purpose or the server refused us for good.
@@ -310,8 +346,7 @@ export class WorkerSyncService {
    * refused, or cleared. Operations queued after the call are not waited for.
    */
   async operationsSettled(): Promise<void> {
-    await Promise.allSettled([...this.#handoffs]);
-    await Promise.all([...this.#pending.values()].map((pending) => pending.settled));
+    await Promise.all([...this.#unanswered]);
   }
 
   /** Stores the operation, then tells the worker; from then on `settle` answers for it. */
@@ -477,9 +512,14 @@ export class WorkerSyncService {
     if (this.#closed) throw new SyncError('worker', 'This sync client was cleaned up');
     this.#listenToNetwork();
     const db = await this.#database();
+    const { database } = this.#options;
+    if (database !== undefined && !isDatabase(database)) {
+      throw new SyncError('storage', 'The database must have a transaction(work) method that runs work(tx) in one transaction (see Database)');
+    }
     let clientId: string;
     let stored: Awaited<ReturnType<typeof readStoredProgress>>;
     try {
+      if (this.#options.legacyState) await carryLegacyState(db, defaultLegacyStorage(), database !== undefined);
       clientId = await resolveClientId(db, this.#options.clientId ?? '');
       stored = await readStoredProgress(db);
     } catch (cause) {
