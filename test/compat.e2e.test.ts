@@ -216,7 +216,7 @@ describe('SyncClientCompat and the migration helpers, against the reference serv
     await deleteDatabase(other);
   });
 
-  it('the compat layer carries the localStorage id over, and the LSN only into the app\'s own Database', async () => {
+  it('the compat layer carries the localStorage id over, and the LSN only into the app\'s own Database; then removes the keys', async () => {
     await postChanges(server, notes(2, 0));
     const oldLSN = await postChanges(server, notes(1, 2));
     localStorage.setItem('sync_client_id', 'stored-old-id');
@@ -225,14 +225,28 @@ describe('SyncClientCompat and the migration helpers, against the reference serv
     await builtIn.connect();
     await waitFor(async () => (await builtIn.service.getEntities('note')).length === 3, 'the built-in store gets everything');
     expect(builtIn.getState().clientId).to.equal('stored-old-id');
+    expect(localStorage.getItem('sync_client_id'), 'carried over, then removed').to.equal(null);
+    expect(localStorage.getItem('sync_last_lsn')).to.equal(null);
     await builtIn.cleanup();
     await deleteDatabase(dbName);
 
+    localStorage.setItem('sync_client_id', 'stored-old-id');
+    localStorage.setItem('sync_last_lsn', oldLSN);
+    dbName = uniqueDbName();
     const database = new MemoryDatabase();
     const own = compat({ database });
     await own.connect();
     const last = await postChanges(server, notes(1, 3));
     await waitFor(() => own.getState().lastLSN === last, 'caught up');
     expect(database.committed.flat().map((write) => write.entityId), 'resumed after the old LSN').to.deep.equal(['n3']);
+  });
+
+  it('a built-in store that finds an LSN migrated for a custom Database syncs from 0/0 instead', async () => {
+    await postChanges(server, notes(2, 0));
+    const oldLSN = await postChanges(server, notes(1, 2));
+    await migrateSyncState({ clientId: 'c', lastLSN: oldLSN }, { dbName, storage: null });
+    const client = compat();
+    await client.connect();
+    await waitFor(async () => (await client.service.getEntities('note')).length === 3, 'everything, not only what follows the old LSN');
   });
 });

@@ -142,4 +142,33 @@ describe('a custom Database', () => {
       element.remove();
     }
   });
+
+  it('a database switched from the built-in store to a custom one gets everything, not only what follows the built-in LSN', async () => {
+    await postChanges(server, notes(3));
+    const element: SyncConnectionElement = createSyncElement({ url: server.wsUrl, 'db-name': dbName, 'backoff-initial': '50' });
+    document.body.append(element);
+    try {
+      await waitFor(async () => (await element.getEntities('note').catch(() => [])).length === 3, 'caught up in the built-in store');
+      // The app sets its database only now (after an await, as apps do): the client restarts.
+      const database = new MemoryDatabase();
+      element.database = database;
+      await waitFor(() => database.entities.size === 3, 'every entity in the custom database');
+      expect(database.get('note', 'n0')).to.deep.equal({ text: 'note 0' });
+    } finally {
+      element.remove();
+    }
+  });
+
+  it('initialize(db) twice at once with the same database starts once; another database after the start is refused', async () => {
+    await postChanges(server, notes(1));
+    const database = new MemoryDatabase();
+    const service = new WorkerSyncService({ url: server.wsUrl, dbName, ...FAST });
+    services.push(service);
+    await Promise.all([service.initialize(database), service.initialize(database)]);
+    let refused: unknown;
+    await service.initialize(new MemoryDatabase()).catch((error: unknown) => { refused = error; });
+    expect(String(refused)).to.contain('already started with another database');
+    await service.connect();
+    await waitFor(() => database.get('note', 'n0') !== undefined, 'the change in the database given to initialize');
+  });
 });

@@ -151,4 +151,25 @@ describe('WorkerSyncService without an element, against the reference server', (
     await waitFor(() => service.isConnected(), 'connected with the configured url');
     expect(() => service.configure({ url: 'ws://elsewhere.invalid' })).to.throw(/before the client starts/);
   });
+
+  it('storeOperation resolves once stored; operationsSettled waits for what was queued before it; a duplicate id at once is refused', async () => {
+    await stopServer(server);
+    const service = client();
+    const stored = await service.storeOperation({ id: 'kept', type: 'upsert', payload: { entityType: 'note', entityId: 'k', data: {} } });
+    expect(stored.id).to.equal('kept');
+    await waitFor(() => service.getState().pendingOperations === 1, 'in the outbox, with no server');
+    const same = { id: 'same', type: 'upsert', payload: { entityType: 'note', entityId: 's', data: {} } };
+    const [first, second] = await Promise.allSettled([service.storeOperation(same), service.storeOperation(same)]);
+    expect(first.status).to.equal('fulfilled');
+    expect(second.status, 'the second of two at once').to.equal('rejected');
+    expect(String((second as PromiseRejectedResult).reason)).to.contain('already queued');
+    let settled = false;
+    const all = service.operationsSettled().then(() => { settled = true; });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(settled, 'nothing answered yet').to.equal(false);
+    await startAgain(server);
+    await all;
+    expect((await stored.acknowledged).id).to.equal('kept');
+    expect((await serverStats(server)).operationsApplied).to.equal(2);
+  });
 });
