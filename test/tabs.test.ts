@@ -1,5 +1,6 @@
 import { expect } from '@open-wc/testing';
 import type { SyncConnectionElement } from '../src/elements/sync-connection.ts';
+import type { MemoryDatabase } from './helpers/memory-database.ts';
 import {
   deleteDatabase,
   notes,
@@ -16,6 +17,7 @@ import {
 
 interface TabWindow extends Window {
   tabReady?: boolean;
+  database?: MemoryDatabase;
   warnings: string[];
   events: { type: string; detail: Record<string, unknown> }[];
 }
@@ -135,6 +137,23 @@ describe('one connection per client across tabs', () => {
     expect(stats.clients).to.equal(1);
     const ids = (await serverEntities(server)).entities.filter((e) => e.entityType === 'note').map((e) => e.entityId).sort();
     expect(ids).to.deep.equal(['f', 'l', 'n0', 'n1', 'n2']);
+  });
+
+  it('with a custom Database, only the leading tab\'s database gets the changes; a follower that takes over resumes into its own', async () => {
+    const first = await openTab('&database');
+    const second = await openTab('&database');
+    const leader = await settled([first, second]);
+    const follower = leader === first ? second : first;
+    const lsn = await postChanges(server, notes(2));
+    await waitFor(() => follower.element.getAttribute('last-lsn') === lsn, 'the follower mirrors the LSN');
+    const ids = (tab: Tab) => tab.window.database!.committed.flat().map((write) => write.entityId);
+    expect(ids(leader)).to.deep.equal(['n0', 'n1']);
+    expect(ids(follower), 'a follower\'s page applies nothing').to.deep.equal([]);
+    closeTab(leader);
+    await waitFor(() => role(follower) === 'leader', 'the follower to take over');
+    await postChanges(server, notes(1, 2));
+    await waitFor(() => ids(follower).includes('n2'), 'the new leader\'s database gets what follows');
+    expect(ids(follower), 'resumed from the shared LSN, nothing before it again').to.deep.equal(['n2']);
   });
 
   it('takes over when the leader removes its element', async () => {
