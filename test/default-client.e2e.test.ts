@@ -1,5 +1,6 @@
 import { expect } from '@open-wc/testing';
 import {
+  migrateEventListeners,
   cleanupBackgroundSync,
   connectToSyncServer,
   disconnectFromSyncServer,
@@ -49,8 +50,13 @@ describe('the seeds\' module functions on the default client', () => {
 
     const completed: string[] = [];
     syncClient.addEventListener('sync_completed', ({ lsn: at }) => completed.push(at));
+    // The older app's listeners, moved over without naming a target: they go on syncClient.
+    const migrated: string[] = [];
+    const removeMigrated = migrateEventListeners({ connected: () => migrated.push('connected'), sync_completed: ({ lsn: at }) => migrated.push(at) });
     await connectToSyncServer();
     await waitFor(() => completed.includes(lsn), 'the catch-up');
+    expect(migrated).to.deep.equal(['connected', lsn]);
+    removeMigrated();
     const status = await getSyncStatus();
     expect(status).to.include({ status: 'connected', isConnected: true, lastLSN: lsn });
 

@@ -6,6 +6,7 @@ import { seedProgress } from '../db/client-id.ts';
 import { DEFAULT_DB_NAME, openSyncDB } from '../db/schema.ts';
 import { isLSN, normalizeLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';
 import type { SyncClientCompat } from './compat.ts';
+import { syncClient, syncClientLegacy } from './default-client.ts';
 import { SyncError } from './errors.ts';
 import { defaultLegacyStorage, forgetLegacyState, readLegacyState, type LegacyStorage } from './legacy-state.ts';
 import type { LegacySyncState, SyncOperation } from './legacy-types.ts';
@@ -20,11 +21,12 @@ export type ListenerTarget =
   | EventTarget;
 
 /**
- * Adds every listener of `map` to `target`; a `<sync-connection>` target hands each listener
+ * Adds every listener of `map` to `target` (default: the module's `syncClient`, where the older
+ * client's listeners were); a `<sync-connection>` target hands each listener
  * the event's `detail`, as the older client did. Returns one function that removes them all.
  * An unknown event name throws before anything is added.
  */
-export function migrateEventListeners(map: LegacyListenerMap, target: ListenerTarget): () => void {
+export function migrateEventListeners(map: LegacyListenerMap, target: ListenerTarget = syncClient): () => void {
   const entries = Object.entries(map) as [string, unknown][];
   for (const [type, listener] of entries) {
     if (!(SYNC_EVENT_TYPES as readonly string[]).includes(type)) {
@@ -52,13 +54,13 @@ export interface MigratedOperations {
 }
 
 /**
- * Queues the older client's unsent operations on `client`, in their order, keeping their ids so
+ * Queues the older client's unsent operations on `client` (default: `syncClientLegacy`), in their order, keeping their ids so
  * that one the server already applied is not applied again. Resolves once each is stored (or
  * refused); their `resolve`/`reject` callbacks are called when the server answers.
  */
 export async function migrateQueuedOperations(
   operations: readonly SyncOperation[],
-  client: SyncClientCompat,
+  client: SyncClientCompat = syncClientLegacy,
 ): Promise<MigratedOperations> {
   const result: MigratedOperations = { queued: [], rejected: [] };
   for (const operation of operations) {
