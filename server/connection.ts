@@ -9,7 +9,7 @@ import {
   type WireOperation,
 } from '../src/protocol/wire.ts';
 import { operationToChange } from './operations.ts';
-import { StoreUnavailableError, type StoredRecord, type SyncStore } from './sync-store.ts';
+import { StoreRefusedError, StoreUnavailableError, type StoredRecord, type SyncStore } from './sync-store.ts';
 
 /** Decides whether a `sync` may proceed. The token must never be logged or echoed. */
 export type Authenticate = (
@@ -222,6 +222,11 @@ export class SyncConnection {
         // kept (it still gets what the store delivers once back) and told so plainly.
         if (error instanceof StoreUnavailableError) {
           this.#send({ type: 'operation_error', id: operation.id, message: `operation not applied: ${error.message}`, retryable: true });
+          return;
+        }
+        // The store can never hold this write: rejected for good, like an invalid payload.
+        if (error instanceof StoreRefusedError) {
+          this.#send({ type: 'operation_error', id: operation.id, message: `operation rejected: ${error.message}` });
           return;
         }
         // The store failed for good: not stored, so never acknowledged, and no operation_error

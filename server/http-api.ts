@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isRecord, parseChanges } from '../src/protocol/change.ts';
 import { withTimestamp } from './operations.ts';
-import { StoreUnavailableError, type SyncStore } from './sync-store.ts';
+import { StoreRefusedError, StoreUnavailableError, type SyncStore } from './sync-store.ts';
 
 export interface ApiContext {
   store: SyncStore;
@@ -91,6 +91,8 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Handler>>>> = {
         const { lsn } = await store.append(changes.map((change) => withTimestamp(change, timestamp)));
         return { lsn };
       } catch (error) {
+        // Something the store can never hold: the request's fault, and repeating it will not help.
+        if (error instanceof StoreRefusedError) throw new HttpError(400, error.message);
         // Not durable, so not acknowledged; an unavailable or failed store is a 503 the caller
         // may retry later.
         if (error instanceof StoreUnavailableError || store.failure) {

@@ -34,8 +34,11 @@ CREATE TABLE IF NOT EXISTS ${NAMES.changeLog} (
   write_id uuid NOT NULL UNIQUE,
   operation_id text,
   changes json NOT NULL,
-  change_count integer NOT NULL
+  change_count integer NOT NULL,
+  refused text
 );
+-- Added after the first release of this schema: why the stamper could not apply a write.
+ALTER TABLE ${NAMES.changeLog} ADD COLUMN IF NOT EXISTS refused text;
 CREATE TABLE IF NOT EXISTS ${NAMES.entities} (
   entity_type text NOT NULL,
   entity_id text NOT NULL,

@@ -2,8 +2,9 @@ import type pg from 'pg';
 import type { Change } from '../src/protocol/change.ts';
 import { formatLSN, parseLSN } from '../src/protocol/lsn.ts';
 import { decodeTransactions } from './pgoutput.ts';
+import { describe, isConnectionError } from './postgres-errors.ts';
 import { NAMES } from './postgres-schema.ts';
-import { decodeWrite, type Write } from './postgres-writes.ts';
+import { decodeWrite, salvageWriteId, type Write } from './postgres-writes.ts';
 
 export interface StampOptions {
   slot: string;
@@ -23,6 +24,8 @@ export interface StampResult {
 interface PendingRecord {
   lsn: bigint;
   write: Write;
+  /** Why it cannot be applied, found while decoding. */
+  refused?: string;
 }
 
 /**
@@ -44,42 +47,118 @@ export async function stampOnce(session: pg.Client, options: StampOptions): Prom
   const records: PendingRecord[] = [];
   for (const transaction of transactions) {
     const writes: Write[] = [];
+    let refused: PendingRecord | undefined;
     for (const message of transaction.messages) {
       if (message.prefix !== NAMES.messagePrefix) continue;
-      const write = decodeWrite(message.content.toString('utf8'));
-      if (typeof write === 'string') process.emitWarning(`sync store: skipped a logical message at ${formatLSN(transaction.endLsn)}: ${write}`);
-      else writes.push(write);
+      const content = message.content.toString('utf8');
+      const write = decodeWrite(content);
+      if (typeof write !== 'string') {
+        writes.push(write);
+        continue;
+      }
+      // A writer waits for its write id: one it can name gets a refused record, not silence.
+      const named = salvageWriteId(content);
+      loud(`a logical message at ${formatLSN(transaction.endLsn)} is not a valid write (${write})${named ? '; logged as refused' : '; skipped'}`);
+      if (named && !refused) refused = { lsn: transaction.endLsn, write: { ...named, changes: [] }, refused: `not a valid write: ${write}` };
     }
     const first = writes[0];
-    if (!first) continue;
-    // The store writes one message per transaction; should a transaction carry more, it is still
-    // one commit, so one record.
-    records.push({ lsn: transaction.endLsn, write: { ...first, changes: writes.flatMap((write) => write.changes) } });
+    if (first) {
+      // The store writes one message per transaction; should a transaction carry more, it is still
+      // one commit, so one record.
+      records.push({ lsn: transaction.endLsn, write: { ...first, changes: writes.flatMap((write) => write.changes) } });
+    } else if (refused) {
+      records.push(refused);
+    }
   }
 
-  let stamped = 0;
-  await session.query('BEGIN');
+  let stamped: number;
   try {
-    const head = await session.query<{ head: string }>(`SELECT coalesce(max(lsn), '0/0')::text AS head FROM ${NAMES.changeLog}`);
-    const known = parseLSN(head.rows[0]!.head) ?? 0n;
-    const fresh = records.filter((record) => record.lsn > known);
-    if (fresh.length > 0) {
-      await insertRecords(session, fresh);
-      await applyEntities(session, fresh.flatMap((record) => record.write.changes));
-      await session.query('SELECT pg_notify($1, $2)', [NAMES.stamped, formatLSN(fresh.at(-1)!.lsn)]);
-    }
-    await session.query('COMMIT');
-    stamped = fresh.length;
+    stamped = await stampRecords(session, records, false);
   } catch (error) {
-    await session.query('ROLLBACK').catch(() => {});
-    throw error;
+    if (isConnectionError(error)) throw error;
+    // One record PostgreSQL cannot take must not stop every later one: again, one at a time.
+    loud(`stamping ${records.length} records failed (${describe(error)}); stamping them one at a time`);
+    stamped = await stampRecords(session, records, true);
   }
   await options.afterCommit?.();
   await session.query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', [options.slot, formatLSN(last.endLsn)]);
   return { stamped, more: peeked.rows.length >= options.limit };
 }
 
+/**
+ * Adds the records above the log's head and applies their changes, in one transaction. With
+ * `oneByOne`, each record gets a savepoint: one that PostgreSQL refuses is logged as refused (its
+ * reason, no changes, nothing applied), so its writer gets a final answer and later writes flow.
+ */
+async function stampRecords(session: pg.Client, records: readonly PendingRecord[], oneByOne: boolean): Promise<number> {
+  await session.query('BEGIN');
+  try {
+    const head = await session.query<{ head: string }>(`SELECT coalesce(max(lsn), '0/0')::text AS head FROM ${NAMES.changeLog}`);
+    const known = parseLSN(head.rows[0]!.head) ?? 0n;
+    const fresh = records.filter((record) => record.lsn > known);
+    let added = 0;
+    if (!oneByOne) {
+      const good = fresh.filter((record) => record.refused === undefined);
+      await insertRecords(session, good);
+      await applyEntities(session, good.flatMap((record) => record.write.changes));
+      for (const record of fresh) if (record.refused !== undefined) await insertRefused(session, record, record.refused);
+      added = fresh.length;
+    } else {
+      for (const record of fresh) {
+        if (record.refused === undefined) {
+          await session.query('SAVEPOINT stamp_record');
+          try {
+            await insertRecords(session, [record]);
+            await applyEntities(session, record.write.changes);
+            await session.query('RELEASE SAVEPOINT stamp_record');
+            added += 1;
+            continue;
+          } catch (error) {
+            if (isConnectionError(error)) throw error;
+            await session.query('ROLLBACK TO SAVEPOINT stamp_record');
+            record.refused = `PostgreSQL could not apply it: ${describe(error)}`;
+            loud(`the write at ${formatLSN(record.lsn)} (operation ${JSON.stringify(record.write.operationId ?? null)}) could not be applied and is logged as refused: ${describe(error)}`);
+          }
+        }
+        await session.query('SAVEPOINT stamp_record');
+        try {
+          await insertRefused(session, record, record.refused);
+          await session.query('RELEASE SAVEPOINT stamp_record');
+          added += 1;
+        } catch (error) {
+          if (isConnectionError(error)) throw error;
+          await session.query('ROLLBACK TO SAVEPOINT stamp_record');
+          loud(`the write at ${formatLSN(record.lsn)} could not even be logged as refused, skipped: ${describe(error)}`);
+        }
+      }
+    }
+    if (fresh.length > 0) await session.query('SELECT pg_notify($1, $2)', [NAMES.stamped, formatLSN(fresh.at(-1)!.lsn)]);
+    await session.query('COMMIT');
+    return added;
+  } catch (error) {
+    await session.query('ROLLBACK').catch(() => {});
+    throw error;
+  }
+}
+
+/** A record that holds no changes, only why its write was not applied. */
+async function insertRefused(session: pg.Client, record: PendingRecord, reason: string): Promise<void> {
+  const operationId = record.write.operationId;
+  const safeId = operationId !== undefined && !operationId.includes('\u0000') ? operationId : null;
+  await session.query(
+    `INSERT INTO ${NAMES.changeLog} (lsn, write_id, operation_id, changes, change_count, refused)
+     VALUES ($1::pg_lsn, $2::uuid, $3, '[]', 0, $4) ON CONFLICT DO NOTHING`,
+    [formatLSN(record.lsn), record.write.writeId, safeId, reason.replaceAll('\u0000', '\\0')],
+  );
+}
+
+function loud(message: string): void {
+  console.error(`sync store (PostgreSQL) stamper: ${message}`);
+  process.emitWarning(`sync store stamper: ${message}`);
+}
+
 async function insertRecords(session: pg.Client, records: readonly PendingRecord[]): Promise<void> {
+  if (records.length === 0) return;
   await session.query(
     `INSERT INTO ${NAMES.changeLog} (lsn, write_id, operation_id, changes, change_count)
      SELECT * FROM unnest($1::pg_lsn[], $2::uuid[], $3::text[], $4::json[], $5::integer[])

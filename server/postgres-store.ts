@@ -5,8 +5,9 @@ import { formatLSN, parseLSN, type LSN } from '../src/protocol/lsn.ts';
 import { describe, isConnectionError, redactUrl } from './postgres-errors.ts';
 import { NAMES, prepareDatabase } from './postgres-schema.ts';
 import { stampOnce } from './postgres-stamper.ts';
-import { findOperation, writeRecord, writeStatus, type Write } from './postgres-writes.ts';
+import { findOperation, refuseWrite, writeRecord, writeStatus, type Write, type WriteState } from './postgres-writes.ts';
 import {
+  StoreRefusedError,
   StoreUnavailableError,
   type AppendResult,
   type EntitySnapshot,
@@ -153,6 +154,9 @@ export class PostgresSyncStore implements SyncStore {
   append(changes: readonly Change[], operationId?: string): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Error('store is closed'));
     if (changes.length === 0) return Promise.reject(new Error('a record needs at least one change'));
+    // Refused before anything is written: a write PostgreSQL cannot hold must never reach the log.
+    const refusal = refuseWrite(changes, operationId);
+    if (refusal !== undefined) return Promise.reject(new StoreRefusedError(refusal));
     if (this.#unavailable) {
       return Promise.reject(new StoreUnavailableError(`the database is unavailable (${this.#unavailable.message}); nothing was stored, so it can be sent again`));
     }
@@ -168,8 +172,8 @@ export class PostgresSyncStore implements SyncStore {
   async changesAfter(after: bigint, { until, maxChanges }: ReadOptions): Promise<StoredRecord[]> {
     if (until <= after) return [];
     const rows = await this.#read((db) => db.query<LogRow>(
-      `SELECT lsn::text AS lsn, write_id, operation_id, changes FROM ${NAMES.changeLog}
-        WHERE lsn > $1 AND lsn <= $2 ORDER BY lsn LIMIT $3`,
+      `SELECT lsn::text AS lsn, write_id, operation_id, changes, refused FROM ${NAMES.changeLog}
+        WHERE lsn > $1 AND lsn <= $2 AND refused IS NULL ORDER BY lsn LIMIT $3`,
       [formatLSN(after), formatLSN(until), Math.max(1, Math.min(maxChanges, PAGE))],
     ));
     const records: StoredRecord[] = [];
@@ -295,6 +299,8 @@ export class PostgresSyncStore implements SyncStore {
       client.release(true);
       if (!isConnectionError(error)) {
         stamped.cancel();
+        // A value PostgreSQL rejects (a data exception, a size limit): final, not a store failure.
+        if (isRefusal(error)) throw new StoreRefusedError(`PostgreSQL cannot store this write: ${describe(error)}`);
         throw error;
       }
       // The connection broke while the write was under way: it may or may not have committed.
@@ -335,12 +341,12 @@ export class PostgresSyncStore implements SyncStore {
   async #duplicate(operationId: string): Promise<AppendResult> {
     const found = await this.#read((db) => findOperation(db, operationId));
     if (!found) throw new Error(`operation ${operationId} conflicted but was not found`);
-    if (found.lsn !== null) return duplicateResult(found.lsn);
+    if (found.lsn !== null) return settled(found, true);
     const stamped = this.#waitFor(found.writeId);
     const again = await this.#read((db) => writeStatus(db, found.writeId));
-    if (typeof again === 'string') {
+    if (again && again.lsn !== null) {
       stamped.cancel();
-      return duplicateResult(again);
+      return settled(again, true);
     }
     const record = await stamped.promise;
     return { lsn: record.lsn, position: record.position, duplicate: true };
@@ -399,7 +405,7 @@ export class PostgresSyncStore implements SyncStore {
         this.#pullAgain = false;
         for (;;) {
           const result = await this.#pool.query<LogRow>(
-            `SELECT lsn::text AS lsn, write_id, operation_id, changes FROM ${NAMES.changeLog}
+            `SELECT lsn::text AS lsn, write_id, operation_id, changes, refused FROM ${NAMES.changeLog}
               WHERE lsn > $1 ORDER BY lsn LIMIT ${PAGE}`,
             [formatLSN(this.#headPosition)],
           );
@@ -418,6 +424,13 @@ export class PostgresSyncStore implements SyncStore {
     const record = toRecord(row);
     if (record.position <= this.#headPosition) return;
     this.#headPosition = record.position;
+    if (row.refused !== null) {
+      // Nothing to send: its writer is told, for good, why it was not applied.
+      const waiters = this.#waiters.get(row.write_id);
+      this.#waiters.delete(row.write_id);
+      for (const waiter of waiters ?? []) waiter.reject(new StoreRefusedError(row.refused));
+      return;
+    }
     for (const listener of this.#listeners) {
       try {
         listener(record);
@@ -574,6 +587,7 @@ interface LogRow {
   write_id: string;
   operation_id: string | null;
   changes: unknown;
+  refused: string | null;
 }
 
 function toRecord(row: LogRow): StoredRecord {
@@ -585,10 +599,18 @@ function toRecord(row: LogRow): StoredRecord {
   return record;
 }
 
-function duplicateResult(lsn: string): AppendResult {
-  const position = parseLSN(lsn);
-  if (position === undefined) throw new Error(`malformed LSN ${lsn} in the change log`);
-  return { lsn: formatLSN(position), position, duplicate: true };
+/** The answer for a write already stamped: its record's LSN, or why it was refused. */
+function settled(state: WriteState, duplicate: boolean): AppendResult {
+  if (state.refused !== null) throw new StoreRefusedError(state.refused);
+  const position = state.lsn === null ? undefined : parseLSN(state.lsn);
+  if (position === undefined) throw new Error(`malformed LSN ${state.lsn} in the change log`);
+  return { lsn: formatLSN(position), position, duplicate };
+}
+
+/** SQLSTATE 22 (data exception) and 54 (program limit exceeded): this value can never be stored. */
+function isRefusal(error: unknown): boolean {
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && /^(22|54)/.test(code);
 }
 
 async function readHead(db: { query<R extends object>(text: string): Promise<{ rows: R[] }> }): Promise<bigint> {

@@ -18,6 +18,52 @@ export function encodeWrite(write: Write): string {
   return JSON.stringify({ w: write.writeId, ...(write.operationId === undefined ? {} : { op: write.operationId }), changes: write.changes });
 }
 
+/**
+ * Most UTF-8 bytes of an operation id, and of an entity's type and id together: each is a key of
+ * a B-tree index, whose entries PostgreSQL limits to about 2.7 kB.
+ */
+export const MAX_KEY_BYTES = 2000;
+
+/** A lone UTF-16 surrogate: the driver would silently store U+FFFD instead. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function badText(what: string, value: string): string | undefined {
+  if (value.includes('\u0000')) return `${what} contains a NUL character, which PostgreSQL text cannot hold`;
+  if (LONE_SURROGATE.test(value)) return `${what} contains a lone UTF-16 surrogate, which is not valid Unicode`;
+  return undefined;
+}
+
+/**
+ * Why PostgreSQL cannot hold this write, or undefined when it can. The change data needs no check:
+ * it is kept as `json` text (escaped by JSON.stringify), never de-escaped by the database.
+ */
+export function refuseWrite(changes: readonly Change[], operationId?: string): string | undefined {
+  if (operationId !== undefined) {
+    const bad = badText('the operation id', operationId);
+    if (bad) return bad;
+    if (Buffer.byteLength(operationId) > MAX_KEY_BYTES) return `the operation id is longer than ${MAX_KEY_BYTES} bytes`;
+  }
+  for (const [index, change] of changes.entries()) {
+    const bad = badText(`change #${index}'s entityType`, change.entityType) ?? badText(`change #${index}'s entityId`, change.entityId);
+    if (bad) return bad;
+    if (Buffer.byteLength(change.entityType) + Buffer.byteLength(change.entityId) > MAX_KEY_BYTES) {
+      return `change #${index}'s entityType and entityId together are longer than ${MAX_KEY_BYTES} bytes`;
+    }
+  }
+  return undefined;
+}
+
+/** The write id of a message that is not a valid write, when it names one (to refuse it by). */
+export function salvageWriteId(content: string): { writeId: string; operationId?: string } | undefined {
+  try {
+    const value: unknown = JSON.parse(content);
+    if (!isRecord(value) || typeof value.w !== 'string') return undefined;
+    return typeof value.op === 'string' ? { writeId: value.w, operationId: value.op } : { writeId: value.w };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Parses a logical message's content; returns the reason when it is not a write. */
 export function decodeWrite(content: string): Write | string {
   let value: unknown;
@@ -48,25 +94,34 @@ export async function writeRecord(db: Queryable, write: Write): Promise<boolean>
   return result.rowCount === 1;
 }
 
+/** Where a committed write stands: its record's LSN once stamped, and why, if it was refused. */
+export interface WriteState {
+  /** Null while it is not stamped. */
+  lsn: string | null;
+  /** Set when the stamper could not apply it: a record without changes was logged instead. */
+  refused: string | null;
+}
+
 /** The write that applied `operationId`, and its record's LSN once it has been stamped. */
-export async function findOperation(db: Queryable, operationId: string): Promise<{ writeId: string; lsn: string | null } | undefined> {
-  const result = await db.query<{ write_id: string; lsn: string | null }>(
-    `SELECT w.write_id, c.lsn::text AS lsn FROM ${NAMES.writes} w
+export async function findOperation(db: Queryable, operationId: string): Promise<({ writeId: string } & WriteState) | undefined> {
+  const result = await db.query<{ write_id: string; lsn: string | null; refused: string | null }>(
+    `SELECT w.write_id, c.lsn::text AS lsn, c.refused FROM ${NAMES.writes} w
        LEFT JOIN ${NAMES.changeLog} c ON c.write_id = w.write_id
       WHERE w.operation_id = $1`,
     [operationId],
   );
   const row = result.rows[0];
-  return row && { writeId: row.write_id, lsn: row.lsn };
+  return row && { writeId: row.write_id, lsn: row.lsn, refused: row.refused };
 }
 
-/** The LSN of a write's record: null while it is not stamped, undefined if it was never committed. */
-export async function writeStatus(db: Queryable, writeId: string): Promise<string | null | undefined> {
-  const result = await db.query<{ lsn: string | null }>(
-    `SELECT c.lsn::text AS lsn FROM ${NAMES.writes} w
+/** Where a write stands; undefined if it was never committed. */
+export async function writeStatus(db: Queryable, writeId: string): Promise<WriteState | undefined> {
+  const result = await db.query<{ lsn: string | null; refused: string | null }>(
+    `SELECT c.lsn::text AS lsn, c.refused FROM ${NAMES.writes} w
        LEFT JOIN ${NAMES.changeLog} c ON c.write_id = w.write_id
       WHERE w.write_id = $1`,
     [writeId],
   );
-  return result.rows.length === 0 ? undefined : result.rows[0]!.lsn;
+  const row = result.rows[0];
+  return row && { lsn: row.lsn, refused: row.refused };
 }

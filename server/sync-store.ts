@@ -57,6 +57,15 @@ export class StoreUnavailableError extends Error {
 }
 
 /**
+ * Thrown by `append` when the store refuses this write for good: it holds something the storage
+ * cannot keep (e.g. a NUL character in an id for PostgreSQL). Nothing was applied, and sending
+ * the same write again would be refused again, so it is answered as rejected, not retried.
+ */
+export class StoreRefusedError extends Error {
+  override readonly name = 'StoreRefusedError';
+}
+
+/**
  * The durable log of changes the sync server serves, shared by every server instance that uses
  * the same storage. Implementations promise:
  * - `append` resolves only once the record is durable, with its LSN; records get increasing LSNs
@@ -68,6 +77,7 @@ export class StoreUnavailableError extends Error {
  * - reads see every record that a listener has already been told about;
  * - a store that is temporarily unavailable refuses `append` with {@link StoreUnavailableError}
  *   and makes reads wait until it is back;
+ * - a write the store can never hold is refused with {@link StoreRefusedError} (final);
  * - once a write cannot be made durable and the store cannot know what it holds (a disk error),
  *   it has failed for good: `failure` is set, the failure listeners are called once, and every
  *   later `append` is refused.

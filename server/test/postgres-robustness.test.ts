@@ -1,0 +1,81 @@
+/**
+ * The PostgreSQL store against what broke it once: values PostgreSQL cannot hold, a record the
+ * stamper cannot apply, a busy pool, a database restored elsewhere, a lost slot, shutdown while
+ * reconnecting. Real throwaway cluster; each test has its own database.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import pg from 'pg';
+import { writeRecord } from '../postgres-writes.ts';
+import { postChanges, update } from './helpers.ts';
+import { startPostgresCluster, type PostgresCluster } from './postgres-cluster.ts';
+import { databaseState, ModelClient, startInstance, upsert } from './postgres-helpers.ts';
+
+const BOUNDED = { timeout: 60_000 };
+
+let cluster: PostgresCluster;
+before(async () => {
+  cluster = await startPostgresCluster();
+});
+after(() => cluster?.destroy());
+
+async function connect(t: { after(fn: () => Promise<void>): void }, url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  t.after(() => client.end());
+  return client;
+}
+
+test('values PostgreSQL cannot hold are refused for good when written, and later writes still flow', BOUNDED, async (t) => {
+  const url = await cluster.createDatabase();
+  const server = await startInstance(t, url);
+  const client = await ModelClient.open(t, server);
+  const refused: Record<string, unknown> = {
+    'nul-entity-id': upsert('nul-entity-id', 'a\u0000b', 1),
+    'nul-entity-type': { type: 'operation', operation: { id: 'nul-entity-type', type: 'upsert', payload: { entityType: 'it\u0000em', entityId: 'x', data: 1 } } },
+    'nul\u0000id': upsert('nul\u0000id', 'x', 1),
+    'lone-surrogate': upsert('lone-surrogate', 'a\uD800', 1),
+    [`long-${'x'.repeat(3000)}`]: upsert(`long-${'x'.repeat(3000)}`, 'x', 1),
+  };
+  for (const frame of Object.values(refused)) client.send(frame);
+  await client.until(() => client.operationErrors.size === Object.keys(refused).length, 10_000, 'an operation_error for each');
+  for (const id of Object.keys(refused)) {
+    assert.ok(client.operationErrors.has(id), `${JSON.stringify(id.slice(0, 20))} was answered with operation_error`);
+    assert.ok(!client.retryable.has(id), `${JSON.stringify(id.slice(0, 20))} is refused for good (no retryable)`);
+  }
+  assert.match(client.operationErrors.get('nul-entity-id')!, /NUL/, 'the error says why');
+  const posted = await postChanges(server.url, [update('item', 'nul\u0000', 1)]);
+  assert.equal(posted.status, 400, `an HTTP write with a NUL in an id is refused with 400 (${JSON.stringify(posted.body)})`);
+
+  // Data is kept as json text: a NUL or a lone surrogate inside it is stored and comes back as sent.
+  const odd = { text: 'a\u0000b', lone: 'x\uDC00y' };
+  client.send(upsert('odd-data', 'odd', odd));
+  client.send(upsert('after', 'fine', 1));
+  await client.until(() => client.acks.has('odd-data') && client.acks.has('after'), 10_000, 'later writes acknowledged');
+  const db = await databaseState(url);
+  assert.equal(db.lsns.length, 2, 'only the two accepted writes were stored');
+  assert.deepEqual(client.entities.get('item/odd'), odd, 'the data came back unchanged');
+  assert.deepEqual(client.entities, db.entities, 'the client holds the database\'s entities');
+});
+
+test('a record the stamper cannot apply is logged as refused: its writer gets a final operation_error and later writes flow', BOUNDED, async (t) => {
+  const url = await cluster.createDatabase();
+  const server = await startInstance(t, url);
+  const client = await ModelClient.open(t, server);
+  // Written past the store's own checks (as an older server would have): a NUL in an entity id.
+  const admin = await connect(t, url);
+  await writeRecord(admin, { writeId: randomUUID(), operationId: 'poison', changes: [update('item', 'a\u0000b', 1)] });
+  await writeRecord(admin, { writeId: randomUUID(), changes: [update('item', 'beside', 1)] });
+  client.send(upsert('poison', 'again', 2));
+  client.send(upsert('next', 'next', 3));
+  await client.until(() => client.operationErrors.has('poison') && client.acks.has('next'), 15_000, 'the poisoned write refused and the next one acknowledged');
+  assert.ok(!client.retryable.has('poison'), 'refused for good');
+  assert.match(client.operationErrors.get('poison')!, /could not apply/, `says why (${client.operationErrors.get('poison')})`);
+  const refused = await admin.query<{ operation_id: string | null; change_count: number }>('SELECT operation_id, change_count FROM sync_change_log WHERE refused IS NOT NULL');
+  assert.deepEqual(refused.rows, [{ operation_id: 'poison', change_count: 0 }], 'one refused record, without changes');
+  const db = await databaseState(url);
+  await client.reach(db.head);
+  assert.deepEqual([...client.entities.keys()].sort(), ['item/beside', 'item/next'], 'the writes beside it were applied');
+  assert.deepEqual(client.entities, db.entities, 'the client holds the database\'s entities');
+});
