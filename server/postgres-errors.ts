@@ -1,7 +1,9 @@
 /** SQLSTATE classes that mean "the database cannot be reached or is going away", not "bad query". */
 const UNAVAILABLE_STATES = /^(08|53|57P|58)/;
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN', 'ENETUNREACH']);
-const UNAVAILABLE_MESSAGES = /Connection terminated|connection timeout|not queryable|Connection ended|timeout exceeded when trying to connect/i;
+// 'Query read timeout': the pg client's query_timeout, the one sign of a partition (no error ever
+// comes back). Not 'timeout exceeded when trying to connect': see isPoolBusy.
+const UNAVAILABLE_MESSAGES = /Connection terminated|connection timeout|not queryable|Connection ended|Query read timeout/i;
 
 /** True when `error` says the database is unreachable (for now), rather than that a query was wrong. */
 export function isConnectionError(error: unknown): boolean {
@@ -9,6 +11,21 @@ export function isConnectionError(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && (UNAVAILABLE_STATES.test(code) || UNAVAILABLE_CODES.has(code))) return true;
   return UNAVAILABLE_MESSAGES.test(error.message);
+}
+
+/**
+ * True when `error` is pg-pool's "timeout exceeded when trying to connect": raised only when a
+ * query waited too long in the pool's queue for a free connection (all were busy), never for a
+ * connection attempt that failed (that one is "Connection terminated due to connection timeout"
+ * or the socket's error). A busy pool is load, not an outage.
+ */
+export function isPoolBusy(error: unknown): boolean {
+  return error instanceof Error && /timeout exceeded when trying to connect/i.test(error.message);
+}
+
+/** SQLSTATE 57014: the statement was cancelled (statement_timeout): it did nothing. */
+export function isCancelled(error: unknown): boolean {
+  return error instanceof Error && (error as { code?: unknown }).code === '57014';
 }
 
 /** The URL without its password, for messages and logs. */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { parseChanges, type Change } from '../src/protocol/change.ts';
 import { formatLSN, parseLSN, type LSN } from '../src/protocol/lsn.ts';
-import { describe, isConnectionError, redactUrl } from './postgres-errors.ts';
+import { describe, isCancelled, isConnectionError, isPoolBusy, redactUrl } from './postgres-errors.ts';
 import { NAMES, prepareDatabase } from './postgres-schema.ts';
 import { stampOnce } from './postgres-stamper.ts';
 import { findOperation, refuseWrite, writeRecord, writeStatus, type Write, type WriteState } from './postgres-writes.ts';
@@ -24,6 +24,18 @@ export interface PostgresStoreOptions {
   retryInterval?: number;
   /** Connections for writes and reads, besides the one session each instance keeps. Default 8. */
   poolSize?: number;
+  /**
+   * Ms a query may wait for its answer before the database counts as unreachable (a partition
+   * sends no error). Default 30000; the server cancels a pooled statement after 5/6 of it.
+   */
+  queryTimeout?: number;
+  /** Ms to connect, and to wait for a free pooled connection. Default 5000. */
+  connectionTimeout?: number;
+  /**
+   * Ms after which the server ends this instance's session if it stays idle (the instance stopped
+   * polling: its host is gone), releasing the stamper lock. Default max(20000, 5 * pollInterval).
+   */
+  idleSessionTimeout?: number;
   /** Tests: runs after a stamp committed and before the slot is advanced. */
   afterStamp?: () => void | Promise<void>;
 }
@@ -33,6 +45,17 @@ const PAGE = 500;
 const APPLICATION_NAME = `sync-connection ${process.pid}`;
 const STAMP_LIMIT = 5000;
 const FLUSH_TIMEOUT_MS = 5000;
+/** Ms a connection gets to say goodbye (Terminate) before its socket is destroyed. */
+const END_GRACE_MS = 1000;
+
+/**
+ * Server-side settings against a peer that vanishes without closing (power loss, partition): the
+ * backend probes an idle socket after 5 s, every 5 s, and gives up after 3 unanswered probes;
+ * unacknowledged data counts as lost after 20 s; a running query checks its client every 5 s.
+ * Without them the backend (and the stamper lock a session holds) would outlive its host by the
+ * OS's keepalive default, two hours.
+ */
+const DEAD_PEER_OPTIONS = '-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3 -c tcp_user_timeout=20000 -c client_connection_check_interval=5000';
 
 interface Waiter {
   resolve(record: StoredRecord): void;
@@ -49,9 +72,10 @@ interface Waiter {
  * poll) and tells its listeners; a write resolves once its own instance has seen its record.
  */
 export class PostgresSyncStore implements SyncStore {
-  readonly #url: string;
   readonly #slot: string;
   readonly #options: Required<Omit<PostgresStoreOptions, 'afterStamp'>> & Pick<PostgresStoreOptions, 'afterStamp'>;
+  /** Connection settings shared by the pool and the session. */
+  readonly #clientConfig: pg.ClientConfig;
   readonly #pool: pg.Pool;
   readonly #listeners = new Set<(record: StoredRecord) => void>();
   readonly #availabilityListeners = new Set<(unavailable: Error | undefined) => void>();
@@ -74,16 +98,31 @@ export class PostgresSyncStore implements SyncStore {
   #closed = false;
 
   private constructor(url: string, slot: string, head: bigint, options: PostgresStoreOptions) {
-    this.#url = url;
     this.#slot = slot;
     this.#headPosition = head;
     this.#options = {
       pollInterval: options.pollInterval ?? 1000,
       retryInterval: options.retryInterval ?? 500,
       poolSize: options.poolSize ?? 8,
+      queryTimeout: options.queryTimeout ?? 30_000,
+      connectionTimeout: options.connectionTimeout ?? 5000,
+      idleSessionTimeout: options.idleSessionTimeout ?? Math.max(20_000, (options.pollInterval ?? 1000) * 5),
       afterStamp: options.afterStamp,
     };
-    this.#pool = new pg.Pool({ connectionString: url, application_name: APPLICATION_NAME, max: this.#options.poolSize, connectionTimeoutMillis: 5000, keepAlive: true });
+    this.#clientConfig = {
+      connectionString: url,
+      application_name: APPLICATION_NAME,
+      connectionTimeoutMillis: this.#options.connectionTimeout,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 5000,
+      query_timeout: this.#options.queryTimeout,
+    };
+    const statementTimeout = Math.max(1, Math.floor(this.#options.queryTimeout * 5 / 6));
+    this.#pool = new pg.Pool({
+      ...this.#clientConfig,
+      max: this.#options.poolSize,
+      options: `${DEAD_PEER_OPTIONS} -c statement_timeout=${statementTimeout}`,
+    });
     // An idle pooled connection that dies (the server restarting) is dropped by the pool; the
     // next query notices whether the database is really gone.
     this.#pool.on('error', () => {});
@@ -273,7 +312,7 @@ export class PostgresSyncStore implements SyncStore {
     const session = this.#session;
     this.#session = undefined;
     this.#stamper = false;
-    await session?.end().catch(() => {});
+    if (session) await endClient(session);
     await this.#pool.end().catch(() => {});
     this.#listeners.clear();
     this.#availabilityListeners.clear();
@@ -301,6 +340,8 @@ export class PostgresSyncStore implements SyncStore {
         stamped.cancel();
         // A value PostgreSQL rejects (a data exception, a size limit): final, not a store failure.
         if (isRefusal(error)) throw new StoreRefusedError(`PostgreSQL cannot store this write: ${describe(error)}`);
+        // Cancelled by statement_timeout: rolled back, so nothing was stored.
+        if (isCancelled(error)) throw new StoreUnavailableError(`the database did not answer in time (${describe(error)}); nothing was stored, so it can be sent again`);
         throw error;
       }
       // The connection broke while the write was under way: it may or may not have committed.
@@ -319,6 +360,11 @@ export class PostgresSyncStore implements SyncStore {
 
   /** A connection error before anything was sent: certainly not applied. */
   #refused(error: unknown): Error {
+    if (isPoolBusy(error)) {
+      // Every pooled connection was busy for connectionTimeout: this one write waits no longer,
+      // but the database is there, so the instance stays available.
+      return new StoreUnavailableError('the database is busy (no free connection in time); nothing was stored, so it can be sent again');
+    }
     if (!isConnectionError(error)) return error instanceof Error ? error : new Error(String(error));
     this.#markUnavailable(error);
     return new StoreUnavailableError(`the database is unavailable (${describe(error)}); nothing was stored, so it can be sent again`);
@@ -500,12 +546,20 @@ export class PostgresSyncStore implements SyncStore {
   /** A background step failed: a lost database makes the store unavailable; anything else is reported. */
   #trouble(error: unknown): void {
     if (this.#closed) return;
+    // A busy pool is load, not an outage: the next round tries again.
+    if (isPoolBusy(error)) return;
     if (isConnectionError(error)) this.#markUnavailable(error);
     else process.emitWarning(`sync store (PostgreSQL): ${describe(error)}`);
   }
 
   async #openSession(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.#url, application_name: APPLICATION_NAME, connectionTimeoutMillis: 5000, keepAlive: true });
+    // A session idle (or idle in a transaction) for this long belongs to an instance that stopped
+    // polling: the server ends it, so its stamper lock is released even if no probe could tell.
+    const idleLimit = this.#options.idleSessionTimeout;
+    const client = new pg.Client({
+      ...this.#clientConfig,
+      options: `${DEAD_PEER_OPTIONS} -c idle_session_timeout=${idleLimit} -c idle_in_transaction_session_timeout=${idleLimit}`,
+    });
     const lost = (error: Error) => {
       if (client !== this.#session || this.#closed) return;
       this.#session = undefined;
@@ -522,8 +576,13 @@ export class PostgresSyncStore implements SyncStore {
       await client.connect();
       await client.query(`LISTEN ${NAMES.stamped}; LISTEN ${NAMES.written}`);
     } catch (error) {
-      await client.end().catch(() => {});
+      void endClient(client);
       throw error;
+    }
+    if (this.#closed) {
+      // close() ran while this was connecting: nobody would ever end this session.
+      void endClient(client);
+      throw new Error('store is closed');
     }
     this.#session = client;
   }
@@ -548,7 +607,8 @@ export class PostgresSyncStore implements SyncStore {
     const old = this.#session;
     this.#session = undefined;
     this.#stamper = false;
-    await old?.end().catch(() => {});
+    // Not awaited: on a partition a polite end() waits for an answer that never comes.
+    if (old) void endClient(old);
     while (!this.#closed) {
       await new Promise((resolve) => setTimeout(resolve, this.#options.retryInterval));
       if (this.#closed) return;
@@ -575,6 +635,8 @@ export class PostgresSyncStore implements SyncStore {
       try {
         return await read(this.#pool);
       } catch (error) {
+        // Waited for a free pooled connection: the database is there, wait again.
+        if (isPoolBusy(error) && !this.#closed) continue;
         if (!isConnectionError(error) || this.#closed) throw error;
         this.#markUnavailable(error);
       }
@@ -611,6 +673,17 @@ function settled(state: WriteState, duplicate: boolean): AppendResult {
 function isRefusal(error: unknown): boolean {
   const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
   return typeof code === 'string' && /^(22|54)/.test(code);
+}
+
+/** Ends a client politely if it answers within a second, else destroys its socket. */
+async function endClient(client: pg.Client): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), END_GRACE_MS);
+  });
+  const ended = await Promise.race([client.end().then(() => true, () => true), grace]);
+  clearTimeout(timer);
+  if (!ended) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
 
 async function readHead(db: { query<R extends object>(text: string): Promise<{ rows: R[] }> }): Promise<bigint> {

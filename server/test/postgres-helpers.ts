@@ -1,3 +1,4 @@
+import { connect, createServer, type Socket } from 'node:net';
 import pg from 'pg';
 import { WebSocket } from 'ws';
 import { parseChanges, type Change } from '../../src/protocol/change.ts';
@@ -188,4 +189,79 @@ export class ModelClient {
   reach(lsn: string, ms = 10_000): Promise<void> {
     return this.until(() => compareLSN(this.lsn, lsn) >= 0, ms, `LSN ${lsn}`);
   }
+}
+
+/**
+ * A TCP proxy in front of the cluster that can play a network partition: `partition()` silently
+ * drops everything on the connections it carries (no FIN, no RST, as when a host loses power) and
+ * holds new connections unanswered; `heal()` lets the held and new ones through, while the
+ * connections cut by the partition stay dead, as their state would be on a rebooted host.
+ */
+export async function startPartitionProxy(
+  t: { after(fn: () => Promise<void>): void },
+  targetPort: number,
+): Promise<{ port: number; url(directUrl: string): string; partition(): void; heal(): void }> {
+  const cut = new Set<Socket>();
+  const held: (() => void)[] = [];
+  let partitioned = false;
+  const sockets = new Set<Socket>();
+  const server = createServer((downstream) => {
+    sockets.add(downstream);
+    downstream.on('error', () => {});
+    downstream.on('close', () => sockets.delete(downstream));
+    const pending: Buffer[] = [];
+    const buffer = (chunk: Buffer) => pending.push(chunk);
+    downstream.on('data', buffer);
+    const link = () => {
+      const upstream = connect(targetPort, '127.0.0.1');
+      sockets.add(upstream);
+      upstream.on('error', () => downstream.destroy());
+      downstream.on('error', () => upstream.destroy());
+      upstream.on('close', () => {
+        sockets.delete(upstream);
+        if (!cut.has(upstream)) downstream.destroy();
+      });
+      downstream.on('close', () => {
+        if (!cut.has(downstream)) upstream.destroy();
+      });
+      downstream.off('data', buffer);
+      for (const chunk of pending) upstream.write(chunk);
+      downstream.on('data', (chunk: Buffer) => {
+        if (!cut.has(downstream)) upstream.write(chunk);
+      });
+      upstream.on('data', (chunk: Buffer) => {
+        if (!cut.has(upstream)) downstream.write(chunk);
+      });
+      pairs.push([downstream, upstream]);
+    };
+    if (partitioned) held.push(link);
+    else link();
+  });
+  const pairs: [Socket, Socket][] = [];
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  t.after(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return {
+    port,
+    url: (directUrl) => {
+      const parsed = new URL(directUrl);
+      parsed.host = `127.0.0.1:${port}`;
+      return parsed.toString();
+    },
+    partition() {
+      partitioned = true;
+      for (const [down, up] of pairs) {
+        cut.add(down);
+        cut.add(up);
+      }
+    },
+    heal() {
+      partitioned = false;
+      for (const link of held.splice(0)) link();
+    },
+  };
 }

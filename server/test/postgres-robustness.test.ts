@@ -7,10 +7,12 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
+import { PostgresSyncStore, type PostgresStoreOptions } from '../postgres-store.ts';
 import { writeRecord } from '../postgres-writes.ts';
-import { postChanges, update } from './helpers.ts';
+import { StoreUnavailableError } from '../sync-store.ts';
+import { eventually, postChanges, update } from './helpers.ts';
 import { startPostgresCluster, type PostgresCluster } from './postgres-cluster.ts';
-import { databaseState, ModelClient, startInstance, upsert } from './postgres-helpers.ts';
+import { databaseState, ModelClient, startInstance, startPartitionProxy, upsert } from './postgres-helpers.ts';
 
 const BOUNDED = { timeout: 60_000 };
 
@@ -78,4 +80,77 @@ test('a record the stamper cannot apply is logged as refused: its writer gets a 
   await client.reach(db.head);
   assert.deepEqual([...client.entities.keys()].sort(), ['item/beside', 'item/next'], 'the writes beside it were applied');
   assert.deepEqual(client.entities, db.entities, 'the client holds the database\'s entities');
+});
+
+async function openStore(t: { after(fn: () => Promise<void>): void }, url: string, options: PostgresStoreOptions): Promise<PostgresSyncStore> {
+  const store = await PostgresSyncStore.open(url, options);
+  t.after(() => store.close());
+  return store;
+}
+
+test('a busy pool is not an outage: a write that waited too long for a connection is deferred, the instance stays available', BOUNDED, async (t) => {
+  const url = await cluster.createDatabase();
+  const store = await openStore(t, url, { poolSize: 1, connectionTimeout: 500, pollInterval: 100 });
+  const availability: (Error | undefined)[] = [];
+  store.onAvailability((error) => availability.push(error));
+  // Another transaction holds operation id 'held': the store's only pooled connection waits on it.
+  const admin = await connect(t, url);
+  await admin.query('BEGIN');
+  await admin.query('INSERT INTO sync_writes (write_id, operation_id) VALUES ($1, $2)', [randomUUID(), 'held']);
+  const held = store.append([update('item', 'held', 1)], 'held');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await assert.rejects(store.append([update('item', 'other', 1)], 'other'), (error: unknown) => {
+    assert.ok(error instanceof StoreUnavailableError, `retryable (${String(error)})`);
+    assert.match(error.message, /busy/, 'says the database is busy');
+    return true;
+  }, 'the write that found no free connection is deferred');
+  assert.equal(store.unavailable, undefined, 'the instance did not mark itself unavailable');
+  assert.deepEqual(availability, [], 'nobody was told of an outage');
+  await admin.query('ROLLBACK');
+  const first = await held;
+  assert.equal(first.duplicate, false, 'the held write went through once the other transaction ended');
+  const second = await store.append([update('item', 'other', 1)], 'other');
+  assert.ok(second.position > first.position, 'and the deferred one, sent again, after it');
+});
+
+test('a partitioned stamper: its session is ended by the server, another instance stamps, and it marks itself unavailable and recovers', BOUNDED, async (t) => {
+  const url = await cluster.createDatabase();
+  const proxy = await startPartitionProxy(t, cluster.port);
+  const fast = { pollInterval: 100, retryInterval: 100, queryTimeout: 1000, connectionTimeout: 1000 };
+  const far = await openStore(t, proxy.url(url), { ...fast, idleSessionTimeout: 2000 });
+  await eventually(() => far.isStamper, 5000, 'the instance behind the proxy stamps');
+  const near = await openStore(t, url, fast);
+  const before = await far.append([update('item', 'before', 1)]);
+  proxy.partition();
+  // Nothing closes: only the server's own limits end the far session and free the stamper lock.
+  const during = await near.append([update('item', 'during', 1)]);
+  assert.ok(during.position > before.position, 'a write through the other instance is stamped during the partition');
+  assert.ok(near.isStamper, 'the other instance took the stamper role over');
+  await eventually(() => far.unavailable !== undefined, 5000, 'the partitioned instance marks itself unavailable');
+  await assert.rejects(far.append([update('item', 'refused', 1)]), StoreUnavailableError, 'and defers writes meanwhile');
+  proxy.heal();
+  await eventually(() => far.unavailable === undefined && far.headPosition >= during.position, 10_000, 'it recovers and catches up');
+  const after = await far.append([update('item', 'after', 1)]);
+  assert.ok(after.position > during.position, 'and writes again');
+});
+
+test('close() while the store is reconnecting ends the session that connects after it', BOUNDED, async (t) => {
+  const url = await cluster.createDatabase();
+  const proxy = await startPartitionProxy(t, cluster.port);
+  const store = await PostgresSyncStore.open(proxy.url(url), { pollInterval: 100, retryInterval: 100, queryTimeout: 1000, connectionTimeout: 5000 });
+  await store.append([update('item', 'a', 1)]);
+  proxy.partition();
+  await eventually(() => store.unavailable !== undefined, 5000, 'unavailable');
+  // The reconnect attempt is now held by the partition; close, then let it through.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await store.close();
+  const admin = await connect(t, cluster.url());
+  const database = new URL(url).pathname.slice(1);
+  const healed = (await admin.query<{ now: Date }>('SELECT now()')).rows[0]!.now;
+  proxy.heal();
+  // Connections cut by the partition linger at the proxy; what matters is one made after it.
+  const lateSessions = async () => (await admin.query(
+    'SELECT pid FROM pg_stat_activity WHERE datname = $1 AND backend_start >= $2', [database, healed])).rows.length;
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.equal(await lateSessions(), 0, 'the connection that completed after close() was ended');
 });
