@@ -37,6 +37,8 @@ const CLOSE_UNAUTHORIZED = 4001;
 /** An ordinary (retried) close: the client reconnects and re-sends what was not acknowledged. */
 export const CLOSE_STORE_UNAVAILABLE = 1011;
 export const STORE_UNAVAILABLE_REASON = 'store unavailable';
+/** Ms after which a deferred operation that was not sent again (the client cleared it) stops holding back the rest. */
+export const DEFERRED_EXPIRY_MS = 60_000;
 
 /** The server's side of one WebSocket: answers frames, replays the log, then streams records. */
 export class SyncConnection {
@@ -56,6 +58,12 @@ export class SyncConnection {
   #inbox: Promise<void> = Promise.resolve();
   /** `operation_complete` answers held until the client has been sent the change itself. */
   #heldAcks: { position: bigint; message: OperationCompleteMessage }[] = [];
+  /**
+   * Ids answered `retryable` on this connection, with when. While any is outstanding every other
+   * operation is deferred too, without being tried: the client sends the deferred ones again in
+   * their order, so an operation never lands before one the client sent earlier.
+   */
+  #deferred = new Map<string, number>();
 
   constructor(socket: WebSocket, settings: ConnectionSettings) {
     this.#socket = socket;
@@ -215,13 +223,17 @@ export class SyncConnection {
       this.#send({ type: 'operation_error', id: operation.id, message: change });
       return;
     }
+    if (this.#holdBack(operation.id)) {
+      this.#defer(operation.id, 'an operation sent before it was deferred and has not been sent again yet; nothing was stored, so it can be sent again after that one');
+      return;
+    }
     this.#settings.store.append([change], operation.id).then(
       ({ lsn, position }) => this.#acknowledge(position, { type: 'operation_complete', id: operation.id, lsn }),
       (error: unknown) => {
         // The store is down for a while and this write was certainly not applied: the client is
         // kept (it still gets what the store delivers once back) and told so plainly.
         if (error instanceof StoreUnavailableError) {
-          this.#send({ type: 'operation_error', id: operation.id, message: `operation not applied: ${error.message}`, retryable: true });
+          this.#defer(operation.id, error.message);
           return;
         }
         // The store can never hold this write: rejected for good, like an invalid payload.
@@ -236,6 +248,25 @@ export class SyncConnection {
         this.#socket.close(CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON);
       },
     );
+  }
+
+  /**
+   * True when `id` must wait behind a deferred operation. A deferred id that comes back is tried
+   * (the client re-sends in order, so it is the next in line); one not seen again for
+   * DEFERRED_EXPIRY_MS was dropped by the client and holds nothing back any longer.
+   */
+  #holdBack(id: string): boolean {
+    const now = this.#settings.now();
+    for (const [deferredId, at] of this.#deferred) {
+      if (now - at > DEFERRED_EXPIRY_MS) this.#deferred.delete(deferredId);
+    }
+    if (this.#deferred.delete(id)) return false;
+    return this.#deferred.size > 0;
+  }
+
+  #defer(id: string, why: string): void {
+    this.#deferred.set(id, this.#settings.now());
+    this.#send({ type: 'operation_error', id, message: `operation not applied: ${why}`, retryable: true });
   }
 
   /** Answers an operation once the client has been sent its change (at once if not syncing). */
