@@ -36,6 +36,8 @@ export interface PostgresStoreOptions {
    * polling: its host is gone), releasing the stamper lock. Default max(20000, 5 * pollInterval).
    */
   idleSessionTimeout?: number;
+  /** Most decoded rows (three per write) one stamp pass reads. Default 5000. */
+  stampLimit?: number;
   /** Tests: runs after a stamp committed and before the slot is advanced. */
   afterStamp?: () => void | Promise<void>;
 }
@@ -107,6 +109,7 @@ export class PostgresSyncStore implements SyncStore {
       queryTimeout: options.queryTimeout ?? 30_000,
       connectionTimeout: options.connectionTimeout ?? 5000,
       idleSessionTimeout: options.idleSessionTimeout ?? Math.max(20_000, (options.pollInterval ?? 1000) * 5),
+      stampLimit: options.stampLimit ?? STAMP_LIMIT,
       afterStamp: options.afterStamp,
     };
     this.#clientConfig = {
@@ -521,7 +524,7 @@ export class PostgresSyncStore implements SyncStore {
         this.#stampAgain = false;
         const session = this.#session;
         if (!session || !this.#stamper) break;
-        const options = { slot: this.#slot, limit: STAMP_LIMIT, afterCommit: this.#options.afterStamp };
+        const options = { slot: this.#slot, limit: this.#options.stampLimit, afterCommit: this.#options.afterStamp };
         const result = await stampOnce(session, options);
         if (result.stamped > 0) this.#pull();
         if (result.more) this.#stampAgain = true;

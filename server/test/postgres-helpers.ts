@@ -88,6 +88,8 @@ export class ModelClient {
   /** Ids whose operation_error said `retryable` (send it again later). */
   readonly retryable = new Set<string>();
   readonly otherFrames: string[] = [];
+  /** `pong` answers received. */
+  pongs = 0;
   lsn: string;
   #synced = false;
   #wake: (() => void) | undefined;
@@ -127,8 +129,10 @@ export class ModelClient {
           case 'sync_complete':
             this.#synced = true;
             break;
-          case 'sync_start':
           case 'pong':
+            this.pongs += 1;
+            break;
+          case 'sync_start':
             break;
           default:
             this.otherFrames.push(JSON.stringify(frame));

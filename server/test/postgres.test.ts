@@ -108,17 +108,34 @@ test('a transaction that started first but commits last reaches clients after th
 
 test('a client moved to another instance mid-stream resumes there without gaps or repeats', BOUNDED, async (t) => {
   const url = await cluster.createDatabase();
-  const [one, two, three] = [await startInstance(t, url), await startInstance(t, url), await startInstance(t, url)];
+  // Small stamp passes, and stamping held once the moving client has part of the stream: the move
+  // happens mid-stream however fast the machine is.
+  let moving: ModelClient | undefined;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const afterStamp = async () => {
+    if (moving && moving.changes.length >= 40) await released;
+  };
+  const instance = async () => {
+    const store = await PostgresSyncStore.open(url, { stampLimit: 30, afterStamp });
+    const server = await startInstance(t, url, { store });
+    t.after(() => store.close());
+    return server;
+  };
+  const [one, two, three] = [await instance(), await instance(), await instance()];
   const writer = await ModelClient.open(t, three);
-  const moving = await ModelClient.open(t, one);
+  moving = await ModelClient.open(t, one);
   const total = 300;
   for (let n = 0; n < total; n += 1) writer.send(upsert(`s-${n}`, String(n % 25), { n }));
-  await moving.until(() => moving.changes.length >= 40, 20_000, 'part of the stream');
+  await moving.until(() => moving!.changes.length >= 40, 20_000, 'part of the stream');
   moving.socket.terminate();
   const before = { changes: [...moving.changes], lsn: moving.lsn, entities: moving.entities };
   assert.ok(writer.acks.size < total, `the stream was still going (${writer.acks.size} of ${total} acknowledged)`);
 
   const moved = await ModelClient.open(t, two, before.lsn, before);
+  release();
   await writer.until(() => writer.acks.size === total, 30_000, 'every acknowledgement');
   const db = await databaseState(url);
   await moved.reach(db.head);
@@ -286,11 +303,15 @@ test('losing the database: operations get a clear operation_error, clients stay,
   assert.ok(writer.retryable.has('during'), 'the error says the operation can be sent again (retryable)');
   const posted = await postChanges(two.url, [update('item', 'c', 3)]);
   assert.equal(posted.status, 503, 'an HTTP write is refused with 503');
+  await eventually(() => availability.length >= 1, 10_000, 'the server told the store is unavailable');
+  assert.ok(availability[0] !== undefined, 'the server was told the store is unavailable');
+  // Answered after the server knew: it kept both clients (and they were not closed meanwhile).
+  const pongs = [writer.pongs, reader.pongs];
   writer.send({ type: 'ping' });
   reader.send({ type: 'ping' });
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await writer.until(() => writer.pongs > pongs[0]!, 5000, 'pong from the writer\'s instance');
+  await reader.until(() => reader.pongs > pongs[1]!, 5000, 'pong from the reader\'s instance');
   assert.ok(!writer.closed && !reader.closed, 'both clients are still connected');
-  assert.ok(availability.length >= 1 && availability[0] !== undefined, 'the server was told the store is unavailable');
   // A client that syncs meanwhile waits for the database rather than failing.
   const joining = ModelClient.open(t, two);
 
