@@ -1,14 +1,16 @@
 /**
- * A throwaway PostgreSQL cluster for tests and benchmarks: initdb in a temporary directory, a free
- * port on 127.0.0.1, `wal_level=logical`, run as a non-root user (initdb refuses root), stopped and
- * deleted by `destroy()` (and stopped at the latest when this process exits). It uses the machine's
+ * A throwaway PostgreSQL cluster for tests and benchmarks: initdb in a temporary directory,
+ * reachable only through a unix socket in that 0700 directory (no TCP, so its trust
+ * authentication is open to nobody else), `wal_level=logical`, run as a non-root user (initdb
+ * refuses root), stopped and deleted by `destroy()`, and at the latest when this process exits or
+ * is ended by SIGINT, SIGTERM or SIGHUP; a cluster left behind by a process that died harder
+ * (SIGKILL) is swept by the next start. It uses the machine's
  * own PostgreSQL (scripts/ensure-postgres.mjs installs Debian's when it is missing) and never a
  * database that was there before; where none can be found or started it throws, saying why.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
-import { appendFile, chown, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFile, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -20,8 +22,11 @@ export interface ClusterOptions {
 }
 
 export interface PostgresCluster {
+  /** The port number in the socket's name (there is no TCP listener). */
   readonly port: number;
-  /** `postgres://postgres@127.0.0.1:port/<database>` */
+  /** The unix socket the server listens on. */
+  readonly socketPath: string;
+  /** `postgres://postgres@localhost:port/<database>?host=<socket directory>` */
   url(database?: string): string;
   /** Creates a fresh, empty database and returns its URL. */
   createDatabase(prefix?: string): Promise<string>;
@@ -55,16 +60,43 @@ function runAs(): RunAs {
   return { uid: u!, gid: g!, prefix: ['runuser', '-u', 'postgres', '--'] };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
+const PREFIX = 'sync-pg-';
+const OWNER_FILE = 'owner.pid';
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Stops and deletes the clusters of test processes that died without cleaning up (SIGKILL). */
+function sweepStale(user: RunAs, bin: string): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(tmpdir()).filter((name) => name.startsWith(PREFIX));
+  } catch {
+    return;
+  }
+  for (const name of entries) {
+    const dir = join(tmpdir(), name);
+    let owner: number;
+    try {
+      owner = Number(readFileSync(join(dir, OWNER_FILE), 'utf8'));
+    } catch {
+      continue; // being created right now, or not ours
+    }
+    if (!Number.isInteger(owner) || owner <= 0 || alive(owner)) continue;
+    const data = join(dir, 'data');
+    if (existsSync(join(data, 'postmaster.pid'))) {
+      const command = [...user.prefix, join(bin, 'pg_ctl'), '-D', data, '-m', 'immediate', '-w', 'stop'];
+      spawnSync(command[0]!, command.slice(1), { stdio: 'ignore', timeout: 30_000 });
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function run(user: RunAs, bin: string, program: string, args: string[]): void {
@@ -84,35 +116,53 @@ export async function startPostgresCluster(options: ClusterOptions = {}): Promis
     throw new Error('PostgreSQL is not installed: run `node scripts/ensure-postgres.mjs` (as root it installs Debian\'s postgresql) or set PG_BIN');
   }
   const user = runAs();
-  const dir = await mkdtemp(join(tmpdir(), 'sync-pg-'));
+  sweepStale(user, bin);
+  const dir = await mkdtemp(join(tmpdir(), PREFIX));
+  await writeFile(join(dir, OWNER_FILE), String(process.pid));
   if (user.prefix.length > 0) await chown(dir, user.uid, user.gid);
   const data = join(dir, 'data');
   const log = join(dir, 'server.log');
-  let port = 0;
+  // One cluster per directory, so the socket's name need not be unique across the machine.
+  const port = 5432;
+  const socketPath = join(dir, `.s.PGSQL.${port}`);
   let running = false;
   let destroyed = false;
   // A last resort when this process exits without destroy() (a crash): stop and delete the cluster.
+  // pg_ctl detaches the postmaster, so nothing else would stop it.
   const stopNow = () => {
     const command = [...user.prefix, join(bin, 'pg_ctl'), '-D', data, '-m', 'immediate', '-w', 'stop'];
     if (running) spawnSync(command[0]!, command.slice(1), { stdio: 'ignore' });
     running = false;
     rmSync(dir, { recursive: true, force: true });
   };
+  // A signal that ends the process skips 'exit': stop, delete, then die of the same signal (unless
+  // someone else handles it, in which case that handler decides).
+  const onSignal = (signal: NodeJS.Signals) => {
+    unwatch();
+    stopNow();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  const unwatch = () => {
+    process.off('exit', stopNow);
+    for (const signal of SIGNALS) process.off(signal, onSignal);
+  };
   process.once('exit', stopNow);
+  for (const signal of SIGNALS) process.once(signal, onSignal);
 
   const start = async () => {
     run(user, bin, 'pg_ctl', ['-D', data, '-l', log, '-w', '-t', '60', 'start']);
     running = true;
   };
   try {
+    // Trust, but only over the socket in our 0700 directory: no TCP listener at all.
     run(user, bin, 'initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
-    port = await freePort();
     const durable = options.durable === true;
     await appendFile(join(data, 'postgresql.conf'), [
       '',
       `port = ${port}`,
-      "listen_addresses = '127.0.0.1'",
+      "listen_addresses = ''",
       `unix_socket_directories = '${dir}'`,
+      "unix_socket_permissions = 0700",
       'wal_level = logical',
       'max_replication_slots = 64',
       'max_wal_senders = 8',
@@ -125,15 +175,16 @@ export async function startPostgresCluster(options: ClusterOptions = {}): Promis
     ].join('\n'));
     await start();
   } catch (error) {
-    process.off('exit', stopNow);
+    unwatch();
     stopNow();
     await rm(dir, { recursive: true, force: true });
     throw new Error(`could not start a throwaway PostgreSQL cluster (${bin}): ${error instanceof Error ? error.message : String(error)}`);
   }
 
-  const url = (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`;
+  const url = (database = 'postgres') => `postgres://postgres@localhost:${port}/${database}?host=${encodeURIComponent(dir)}`;
   return {
     port,
+    socketPath,
     url,
     async createDatabase(prefix = 'sync') {
       databases += 1;
@@ -155,7 +206,7 @@ export async function startPostgresCluster(options: ClusterOptions = {}): Promis
     async destroy() {
       if (destroyed) return;
       destroyed = true;
-      process.off('exit', stopNow);
+      unwatch();
       if (running) {
         try {
           run(user, bin, 'pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);

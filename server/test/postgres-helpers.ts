@@ -203,7 +203,8 @@ export class ModelClient {
  */
 export async function startPartitionProxy(
   t: { after(fn: () => Promise<void>): void },
-  targetPort: number,
+  /** The server's unix socket path (or a TCP port on 127.0.0.1). */
+  target: string | number,
 ): Promise<{ port: number; url(directUrl: string): string; partition(): void; heal(): void }> {
   const cut = new Set<Socket>();
   const held: (() => void)[] = [];
@@ -217,7 +218,7 @@ export async function startPartitionProxy(
     const buffer = (chunk: Buffer) => pending.push(chunk);
     downstream.on('data', buffer);
     const link = () => {
-      const upstream = connect(targetPort, '127.0.0.1');
+      const upstream = typeof target === 'string' ? connect(target) : connect(target, '127.0.0.1');
       sockets.add(upstream);
       upstream.on('error', () => downstream.destroy());
       downstream.on('error', () => upstream.destroy());
@@ -254,6 +255,7 @@ export async function startPartitionProxy(
     url: (directUrl) => {
       const parsed = new URL(directUrl);
       parsed.host = `127.0.0.1:${port}`;
+      parsed.searchParams.delete('host');
       return parsed.toString();
     },
     partition() {

@@ -115,7 +115,7 @@ test('a busy pool is not an outage: a write that waited too long for a connectio
 
 test('a partitioned stamper: its session is ended by the server, another instance stamps, and it marks itself unavailable and recovers', BOUNDED, async (t) => {
   const url = await cluster.createDatabase();
-  const proxy = await startPartitionProxy(t, cluster.port);
+  const proxy = await startPartitionProxy(t, cluster.socketPath);
   const fast = { pollInterval: 100, retryInterval: 100, queryTimeout: 1000, connectionTimeout: 1000 };
   const far = await openStore(t, proxy.url(url), { ...fast, idleSessionTimeout: 2000 });
   await eventually(() => far.isStamper, 5000, 'the instance behind the proxy stamps');
@@ -136,7 +136,7 @@ test('a partitioned stamper: its session is ended by the server, another instanc
 
 test('close() while the store is reconnecting ends the session that connects after it', BOUNDED, async (t) => {
   const url = await cluster.createDatabase();
-  const proxy = await startPartitionProxy(t, cluster.port);
+  const proxy = await startPartitionProxy(t, cluster.socketPath);
   const store = await PostgresSyncStore.open(proxy.url(url), { pollInterval: 100, retryInterval: 100, queryTimeout: 1000, connectionTimeout: 5000 });
   await store.append([update('item', 'a', 1)]);
   proxy.partition();
