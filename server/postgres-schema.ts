@@ -18,6 +18,12 @@ export const NAMES = {
   setupLock: 0x73796e63_0002n,
 } as const;
 
+/** Why the store cannot go on without its slot, and what an operator may do. */
+export function slotLost(slot: string, what: string): string {
+  return `replication slot ${slot} ${what}, but the change log has records: writes committed since the last stamp can no longer be read and would never be acknowledged. ` +
+    `If losing them is acceptable, create the slot again (SELECT pg_create_logical_replication_slot('${slot}', 'pgoutput')) and restart`;
+}
+
 /** Replication slots are per cluster, not per database: the slot's name carries the database's. */
 export function slotName(database: string): string {
   return `sync_connection_${database.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
@@ -66,15 +72,33 @@ export async function prepareDatabase(client: pg.Client): Promise<{ slot: string
     await client.query(TABLES);
     const publication = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [NAMES.publication]);
     if (publication.rowCount === 0) await client.query(`CREATE PUBLICATION ${NAMES.publication}`);
-    const existing = await client.query<{ plugin: string | null; database: string | null }>(
-      'SELECT plugin, database FROM pg_replication_slots WHERE slot_name = $1',
+    const existing = await client.query<{ plugin: string | null; database: string | null; wal_status: string | null }>(
+      'SELECT plugin, database, wal_status FROM pg_replication_slots WHERE slot_name = $1',
       [slot],
     );
     const found = existing.rows[0];
+    const logged = await client.query(`SELECT 1 FROM ${NAMES.changeLog} LIMIT 1`);
+    if (!found && logged.rows.length > 0) {
+      // The slot existed (there are records): it was dropped, or the database was restored without
+      // it. A new slot starts at "now": writes committed since the last stamp would never be stamped.
+      throw new Error(`${slotLost(slot, 'is missing')}`);
+    }
     if (!found) {
       await client.query('SELECT pg_create_logical_replication_slot($1, \'pgoutput\')', [slot]);
     } else if (found.plugin !== 'pgoutput' || found.database !== database) {
       throw new Error(`replication slot ${slot} exists but is not a pgoutput slot of database ${database}`);
+    } else if (found.wal_status === 'lost') {
+      throw new Error(slotLost(slot, 'was invalidated (its WAL was removed, e.g. by max_slot_wal_keep_size)'));
+    }
+    // A database restored into another cluster: that cluster's WAL may be behind the log's LSNs, and
+    // every new commit would then look already stamped.
+    const positions = await client.query<{ behind: boolean; wal: string; head: string }>(
+      `SELECT pg_current_wal_lsn() < coalesce(max(lsn), '0/0') AS behind, pg_current_wal_lsn()::text AS wal,
+              coalesce(max(lsn), '0/0')::text AS head FROM ${NAMES.changeLog}`,
+    );
+    const position = positions.rows[0]!;
+    if (position.behind) {
+      throw new Error(`the change log ends at ${position.head}, ahead of this cluster's write-ahead log (${position.wal}): the database was restored into another cluster. New commits would look already stamped and never be acknowledged; the LSNs clients hold no longer mean anything here. Start a new deployment (empty tables; clients resync from 0/0)`);
     }
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [NAMES.setupLock.toString()]);

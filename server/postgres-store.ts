@@ -3,7 +3,7 @@ import pg from 'pg';
 import { parseChanges, type Change } from '../src/protocol/change.ts';
 import { formatLSN, parseLSN, type LSN } from '../src/protocol/lsn.ts';
 import { describe, isCancelled, isConnectionError, isPoolBusy, redactUrl } from './postgres-errors.ts';
-import { NAMES, prepareDatabase } from './postgres-schema.ts';
+import { NAMES, prepareDatabase, slotLost } from './postgres-schema.ts';
 import { stampOnce } from './postgres-stamper.ts';
 import { findOperation, refuseWrite, writeRecord, writeStatus, type Write, type WriteState } from './postgres-writes.ts';
 import {
@@ -81,6 +81,8 @@ export class PostgresSyncStore implements SyncStore {
   readonly #pool: pg.Pool;
   readonly #listeners = new Set<(record: StoredRecord) => void>();
   readonly #availabilityListeners = new Set<(unavailable: Error | undefined) => void>();
+  readonly #failureListeners = new Set<(error: Error) => void>();
+  #failure: Error | undefined;
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #inFlight = new Set<Promise<unknown>>();
   /** The one connection that LISTENs and, while this instance is the stamper, holds the lock. */
@@ -173,9 +175,12 @@ export class PostgresSyncStore implements SyncStore {
     return this.#headPosition;
   }
 
-  /** Never set: an unreachable database is unavailable for a while, not failed for good. */
+  /**
+   * Set once the replication slot is gone or invalidated: nothing can be stamped any more. An
+   * unreachable database is only unavailable for a while, never this.
+   */
   get failure(): Error | undefined {
-    return undefined;
+    return this.#failure;
   }
 
   /** True while this instance holds the stamper lock (for tests and stats). */
@@ -195,6 +200,7 @@ export class PostgresSyncStore implements SyncStore {
 
   append(changes: readonly Change[], operationId?: string): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Error('store is closed'));
+    if (this.#failure) return Promise.reject(this.#failure);
     if (changes.length === 0) return Promise.reject(new Error('a record needs at least one change'));
     // Refused before anything is written: a write PostgreSQL cannot hold must never reach the log.
     const refusal = refuseWrite(changes, operationId);
@@ -284,8 +290,9 @@ export class PostgresSyncStore implements SyncStore {
     return () => this.#listeners.delete(listener);
   }
 
-  onFailure(): () => void {
-    return () => {};
+  onFailure(listener: (error: Error) => void): () => void {
+    this.#failureListeners.add(listener);
+    return () => this.#failureListeners.delete(listener);
   }
 
   onAvailability(listener: (unavailable: Error | undefined) => void): () => void {
@@ -319,6 +326,7 @@ export class PostgresSyncStore implements SyncStore {
     await this.#pool.end().catch(() => {});
     this.#listeners.clear();
     this.#availabilityListeners.clear();
+    this.#failureListeners.clear();
   }
 
   // ---- writes ---------------------------------------------------------------------------------
@@ -525,7 +533,13 @@ export class PostgresSyncStore implements SyncStore {
         const session = this.#session;
         if (!session || !this.#stamper) break;
         const options = { slot: this.#slot, limit: this.#options.stampLimit, afterCommit: this.#options.afterStamp };
-        const result = await stampOnce(session, options);
+        let result: Awaited<ReturnType<typeof stampOnce>>;
+        try {
+          result = await stampOnce(session, options);
+        } catch (error) {
+          if (isSlotGone(error)) this.#fail(new Error(slotLost(this.#slot, `cannot be read (${describe(error)})`)));
+          throw error;
+        }
         if (result.stamped > 0) this.#pull();
         if (result.more) this.#stampAgain = true;
       } while (this.#stampAgain && !this.#closed);
@@ -538,9 +552,20 @@ export class PostgresSyncStore implements SyncStore {
 
   // ---- availability ---------------------------------------------------------------------------
 
+  /** The slot is gone: nothing more can be stamped, here or anywhere. Said loudly, once. */
+  #fail(error: Error): void {
+    if (this.#failure || this.#closed) return;
+    this.#failure = error;
+    this.#stamper = false;
+    console.error(`sync store (PostgreSQL) failed: ${error.message}`);
+    for (const waiters of this.#waiters.values()) for (const waiter of waiters) waiter.reject(error);
+    this.#waiters.clear();
+    for (const listener of this.#failureListeners) listener(error);
+  }
+
   /** The fallback round: catches up on anything a lost notification did not announce. */
   #tick(): void {
-    if (this.#closed || this.#unavailable) return;
+    if (this.#closed || this.#unavailable || this.#failure) return;
     this.#pull();
     if (this.#stamper) this.#stampSoon();
     else this.#tryLock();
@@ -548,7 +573,7 @@ export class PostgresSyncStore implements SyncStore {
 
   /** A background step failed: a lost database makes the store unavailable; anything else is reported. */
   #trouble(error: unknown): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#failure) return;
     // A busy pool is load, not an outage: the next round tries again.
     if (isPoolBusy(error)) return;
     if (isConnectionError(error)) this.#markUnavailable(error);
@@ -670,6 +695,12 @@ function settled(state: WriteState, duplicate: boolean): AppendResult {
   const position = state.lsn === null ? undefined : parseLSN(state.lsn);
   if (position === undefined) throw new Error(`malformed LSN ${state.lsn} in the change log`);
   return { lsn: formatLSN(position), position, duplicate };
+}
+
+/** The replication slot was dropped (42704) or invalidated (55000) under the stamper. */
+function isSlotGone(error: unknown): boolean {
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+  return (code === '42704' || code === '55000') && error instanceof Error && /replication slot/i.test(error.message);
 }
 
 /** SQLSTATE 22 (data exception) and 54 (program limit exceeded): this value can never be stored. */

@@ -154,3 +154,36 @@ test('close() while the store is reconnecting ends the session that connects aft
   await new Promise((resolve) => setTimeout(resolve, 1500));
   assert.equal(await lateSessions(), 0, 'the connection that completed after close() was ended');
 });
+
+test('a lost replication slot fails the store loudly, and a restart refuses to start without it', BOUNDED, async (t) => {
+  const url = await cluster.createDatabase();
+  const store = await openStore(t, url, { pollInterval: 100 });
+  const failures: Error[] = [];
+  store.onFailure((error) => failures.push(error));
+  await store.append([update('item', 'a', 1)]);
+  const admin = await connect(t, url);
+  // The slot is busy only while a pass reads it: try until it is dropped.
+  await eventually(async () => {
+    try {
+      await admin.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()');
+      return true;
+    } catch {
+      return false;
+    }
+  }, 5000, 'the slot dropped');
+  const pending = store.append([update('item', 'b', 1)]);
+  await assert.rejects(pending, /replication slot .* cannot be read/, 'the write waiting for its stamp is failed');
+  assert.match(store.failure?.message ?? '', /replication slot .* cannot be read/, 'the store failed for good');
+  assert.equal(failures.length, 1, 'the failure listeners were told once');
+  await assert.rejects(store.append([update('item', 'c', 1)]), /replication slot/, 'later writes are refused');
+  await assert.rejects(PostgresSyncStore.open(url), /replication slot .* is missing/, 'a new instance refuses to start and says why');
+});
+
+test('a change log ahead of the cluster\'s write-ahead log (a database restored elsewhere) is refused at start', BOUNDED, async (t) => {
+  const url = await cluster.createDatabase();
+  const first = await PostgresSyncStore.open(url);
+  await first.close();
+  const admin = await connect(t, url);
+  await admin.query(`INSERT INTO sync_change_log (lsn, write_id, changes, change_count) VALUES ('FFFF/0', $1, '[]', 0)`, [randomUUID()]);
+  await assert.rejects(PostgresSyncStore.open(url), /change log ends at FFFF\/0, ahead of this cluster's write-ahead log/, 'refuses and says why');
+});
