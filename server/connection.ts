@@ -9,7 +9,7 @@ import {
   type WireOperation,
 } from '../src/protocol/wire.ts';
 import { operationToChange } from './operations.ts';
-import { StoreRefusedError, StoreUnavailableError, type StoredRecord, type SyncStore } from './sync-store.ts';
+import { StoreRefusedError, StoreUnavailableError, type StoredRecord, type SyncStore, type WriteSequence } from './sync-store.ts';
 
 /** Decides whether a `sync` may proceed. The token must never be logged or echoed. */
 export type Authenticate = (
@@ -64,6 +64,8 @@ export class SyncConnection {
    * their order, so an operation never lands before one the client sent earlier.
    */
   #deferred = new Map<string, number>();
+  /** This client's writes commit in the order they arrived (see SyncStore.append). */
+  readonly #writes: WriteSequence = {};
 
   constructor(socket: WebSocket, settings: ConnectionSettings) {
     this.#socket = socket;
@@ -227,7 +229,7 @@ export class SyncConnection {
       this.#defer(operation.id, 'an operation sent before it was deferred and has not been sent again yet; nothing was stored, so it can be sent again after that one');
       return;
     }
-    this.#settings.store.append([change], operation.id).then(
+    this.#settings.store.append([change], operation.id, this.#writes).then(
       ({ lsn, position }) => this.#acknowledge(position, { type: 'operation_complete', id: operation.id, lsn }),
       (error: unknown) => {
         // The store is down for a while and this write was certainly not applied: the client is

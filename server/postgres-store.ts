@@ -15,6 +15,7 @@ import {
   type StoreStats,
   type StoredRecord,
   type SyncStore,
+  type WriteSequence,
 } from './sync-store.ts';
 
 export interface PostgresStoreOptions {
@@ -85,6 +86,8 @@ export class PostgresSyncStore implements SyncStore {
   #failure: Error | undefined;
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #inFlight = new Set<Promise<unknown>>();
+  /** Per client connection: the write whose commit the next one waits for (see #appendInSequence). */
+  readonly #sequences = new WeakMap<WriteSequence, { tail: Promise<void>; queued: number; deferredUpTo: number }>();
   /** The one connection that LISTENs and, while this instance is the stamper, holds the lock. */
   #session: pg.Client | undefined;
   #stamper = false;
@@ -198,7 +201,7 @@ export class PostgresSyncStore implements SyncStore {
     return latest > this.#headPosition ? latest : this.#headPosition;
   }
 
-  append(changes: readonly Change[], operationId?: string): Promise<AppendResult> {
+  append(changes: readonly Change[], operationId?: string, sequence?: WriteSequence): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Error('store is closed'));
     if (this.#failure) return Promise.reject(this.#failure);
     if (changes.length === 0) return Promise.reject(new Error('a record needs at least one change'));
@@ -210,7 +213,7 @@ export class PostgresSyncStore implements SyncStore {
     }
     const write: Write = { writeId: randomUUID(), changes: [...changes] };
     if (operationId !== undefined) write.operationId = operationId;
-    const result = this.#append(write);
+    const result = sequence ? this.#appendInSequence(write, sequence) : this.#append(write);
     this.#inFlight.add(result);
     const forget = () => this.#inFlight.delete(result);
     result.then(forget, forget);
@@ -331,7 +334,35 @@ export class PostgresSyncStore implements SyncStore {
 
   // ---- writes ---------------------------------------------------------------------------------
 
-  async #append(write: Write): Promise<AppendResult> {
+  /**
+   * Writes run on different pooled connections, so two writes in flight could commit in either
+   * order: one sequence's writes each wait for the one before to commit (not to be stamped).
+   * A write that the store could not take now defers every write queued behind it, untried.
+   */
+  async #appendInSequence(write: Write, key: WriteSequence): Promise<AppendResult> {
+    let sequence = this.#sequences.get(key);
+    if (!sequence) this.#sequences.set(key, (sequence = { tail: Promise.resolve(), queued: 0, deferredUpTo: 0 }));
+    const state = sequence;
+    const index = ++state.queued;
+    let done!: () => void;
+    const turn = state.tail;
+    state.tail = new Promise<void>((resolve) => { done = resolve; });
+    try {
+      await turn;
+      if (index <= state.deferredUpTo) {
+        throw new StoreUnavailableError('a write sent before this one was not stored; nothing was stored, so it can be sent again after that one');
+      }
+      return await this.#append(write, done);
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) state.deferredUpTo = state.queued;
+      throw error;
+    } finally {
+      done();
+    }
+  }
+
+  /** `committed` is called once the write's transaction is over (before its record is stamped). */
+  async #append(write: Write, committed?: () => void): Promise<AppendResult> {
     // Registered before the write, so the record cannot be announced before anyone waits for it.
     const stamped = this.#waitFor(write.writeId);
     let client: pg.PoolClient;
@@ -345,6 +376,7 @@ export class PostgresSyncStore implements SyncStore {
     try {
       applied = await writeRecord(client, write);
       client.release();
+      committed?.();
     } catch (error) {
       client.release(true);
       if (!isConnectionError(error)) {

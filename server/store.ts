@@ -80,6 +80,7 @@ export class FileSyncStore implements SyncStore {
     return this.#failure;
   }
 
+  // Records take their place in the log in call order, so every caller's writes stay in order.
   append(changes: readonly Change[], operationId?: string): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Error('store is closed'));
     if (changes.length === 0) return Promise.reject(new Error('a record needs at least one change'));

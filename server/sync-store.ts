@@ -82,6 +82,9 @@ export class StoreRefusedError extends Error {
  *   it has failed for good: `failure` is set, the failure listeners are called once, and every
  *   later `append` is refused.
  */
+/** What a client's appends share so that they commit in their order; see `SyncStore.append`. */
+export type WriteSequence = object;
+
 export interface SyncStore {
   /** LSN of the last record this instance's listeners were told about; `0/0` before any. */
   readonly head: LSN;
@@ -92,7 +95,13 @@ export interface SyncStore {
    * be read with `changesAfter`.
    */
   latestPosition(): Promise<bigint>;
-  append(changes: readonly Change[], operationId?: string): Promise<AppendResult>;
+  /**
+   * Appends one record. Appends given the same `sequence` (one client's connection: any object,
+   * compared by identity) commit in the order `append` was called, so that one client's writes
+   * never overtake each other; one behind a write the store could not take now
+   * (`StoreUnavailableError`) is refused the same way, untried.
+   */
+  append(changes: readonly Change[], operationId?: string, sequence?: WriteSequence): Promise<AppendResult>;
   /** The records after position `after`, in LSN order, bounded by `options`. */
   changesAfter(after: bigint, options: ReadOptions): Promise<StoredRecord[]>;
   /** How many changes the records in (`after`, `until`] hold. */

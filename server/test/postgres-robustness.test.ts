@@ -187,3 +187,27 @@ test('a change log ahead of the cluster\'s write-ahead log (a database restored 
   await admin.query(`INSERT INTO sync_change_log (lsn, write_id, changes, change_count) VALUES ('FFFF/0', $1, '[]', 0)`, [randomUUID()]);
   await assert.rejects(PostgresSyncStore.open(url), /change log ends at FFFF\/0, ahead of this cluster's write-ahead log/, 'refuses and says why');
 });
+
+test('one client\'s writes commit in the order it sent them, even when the first waits in the database', BOUNDED, async (t) => {
+  const url = await cluster.createDatabase();
+  const store = await openStore(t, url, { pollInterval: 100 });
+  // Another transaction holds operation id 'first': its write waits on that row lock.
+  const admin = await connect(t, url);
+  await admin.query('BEGIN');
+  await admin.query('INSERT INTO sync_writes (write_id, operation_id) VALUES ($1, $2)', [randomUUID(), 'first']);
+  const client = {};
+  const upserted = store.append([update('item', 'x', 1)], 'first', client);
+  const removed = store.append([{ type: 'delete', entityType: 'item', entityId: 'x' }], 'second', client);
+  let removedEarly = false;
+  void removed.then(() => { removedEarly = true; }, () => undefined);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(removedEarly, false, 'the delete waits for the upsert sent before it');
+  await admin.query('ROLLBACK');
+  const [first, second] = await Promise.all([upserted, removed]);
+  assert.ok(second.position > first.position, `the delete (${second.lsn}) after the upsert (${first.lsn})`);
+  const { entities } = await store.entities();
+  assert.deepEqual(entities.filter((entity) => entity.entityId === 'x'), [], 'the entity ends deleted, as the client meant');
+  // Another client's write is not held up by this one's.
+  const other = await store.append([update('item', 'y', 1)], 'other', {});
+  assert.ok(other.position > 0n, 'another sequence writes freely');
+});
