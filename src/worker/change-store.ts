@@ -40,6 +40,27 @@ function isUnstorable(error: unknown): boolean {
   return name === 'DataCloneError' || name === 'DataError';
 }
 
+/** A batch that is not a replay: its place among the batches, and its LSN normalised. */
+export interface FreshBatch {
+  index: number;
+  lsn: LSN | undefined;
+}
+
+/**
+ * The batches still to apply, in order, from the resume point `current`: a batch whose `lsn` is
+ * not greater than the LSN before it is a replay, already applied. A batch without one is new.
+ */
+export function freshBatches(batches: readonly Batch[], current: LSN): FreshBatch[] {
+  const fresh: FreshBatch[] = [];
+  batches.forEach(({ lsn }, index) => {
+    const target = lsn === undefined ? undefined : normalizeLSN(lsn);
+    if (target !== undefined && compareLSN(target, current) <= 0) return;
+    fresh.push({ index, lsn: target });
+    if (target !== undefined) current = target;
+  });
+  return fresh;
+}
+
 function storedLSN(value: unknown): LSN {
   return isLSN(value) ? normalizeLSN(value) : ZERO_LSN;
 }
@@ -121,16 +142,11 @@ export class ChangeStore {
       const meta = tx.objectStore('meta');
       const entities = tx.objectStore('entities');
       let current = storedLSN(await meta.get('lastLSN'));
-      const results: ApplyResult[] = [];
-      for (const { changes, lsn } of batches) {
-        const target = lsn === undefined ? undefined : normalizeLSN(lsn);
-        if (target !== undefined && compareLSN(target, current) <= 0) {
-          results.push({ applied: false, lastLSN: current });
-          continue;
-        }
+      const results: ApplyResult[] = batches.map(() => ({ applied: false, lastLSN: current }));
+      for (const { index: at, lsn: target } of freshBatches(batches, current)) {
         // Issue every request, then wait for the commit once: awaiting each put is ~3x slower.
         const unstorable: Unstorable[] = [];
-        changes.forEach((change, index) => {
+        batches[at]!.changes.forEach((change, index) => {
           try {
             if (change.type === 'update') entities.put(toEntity(change, target)).catch(ignore);
             else entities.delete([change.entityType, change.entityId]).catch(ignore);
@@ -141,7 +157,7 @@ export class ChangeStore {
           }
         });
         if (target !== undefined) current = last = target;
-        results.push({ applied: true, lastLSN: current, unstorable });
+        results[at] = { applied: true, lastLSN: current, unstorable };
       }
       if (last !== undefined) meta.put(last, 'lastLSN').catch(ignore);
       await done;

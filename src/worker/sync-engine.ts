@@ -4,7 +4,7 @@
  */
 import { openSyncDB, type SyncDB } from '../db/schema.ts';
 import type { Change, InvalidChange } from '../protocol/change.ts';
-import { compareLSN, normalizeLSN, type LSN } from '../protocol/lsn.ts';
+import type { LSN } from '../protocol/lsn.ts';
 import {
   INITIAL_STATE,
   SyncStatus,
@@ -18,7 +18,7 @@ import type {
   WorkerConfig,
   WorkerToPage,
 } from '../protocol/worker-messages.ts';
-import { ChangeStore, type ApplyResult, type Batch } from './change-store.ts';
+import { ChangeStore, freshBatches, type ApplyResult, type Batch } from './change-store.ts';
 import { Connection, type ConnectionListener, type WebSocketConstructor } from './connection.ts';
 import { errorMessage, InvalidStateError, RequestError, serializeError, StorageError } from './errors.ts';
 import { resolveClientId } from './identity.ts';
@@ -518,14 +518,7 @@ export class SyncEngine {
    */
   async #applyOnPage(session: Session, batches: Batch[]): Promise<{ results: ApplyResult[]; failure: StorageError | undefined }> {
     const before = session.store.lastLSN;
-    let current = before;
-    const fresh: number[] = [];
-    batches.forEach(({ lsn }, index) => {
-      const target = lsn === undefined ? undefined : normalizeLSN(lsn);
-      if (target !== undefined && compareLSN(target, current) <= 0) return;
-      fresh.push(index);
-      if (target !== undefined) current = target;
-    });
+    const fresh = freshBatches(batches, before);
     const results: ApplyResult[] = batches.map(() => ({ applied: false, lastLSN: before }));
     if (fresh.length === 0) return { results, failure: undefined };
     const applyId = `${this.#applyPrefix}/${++this.#applyCount}`;
@@ -533,9 +526,9 @@ export class SyncEngine {
     this.#post({
       type: 'apply',
       applyId,
-      batches: fresh.map((index) => {
-        const { changes, lsn } = batches[index]!;
-        return lsn === undefined ? { changes: [...changes] } : { changes: [...changes], lsn: normalizeLSN(lsn) };
+      batches: fresh.map(({ index, lsn }) => {
+        const changes = [...batches[index]!.changes];
+        return lsn === undefined ? { changes } : { changes, lsn };
       }),
     });
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -552,15 +545,14 @@ export class SyncEngine {
     clearTimeout(timer);
     const committed = fresh.slice(0, Math.min(count, fresh.length));
     let last = before;
-    for (const index of committed) {
-      const { lsn } = batches[index]!;
-      if (lsn !== undefined) last = normalizeLSN(lsn);
+    for (const { index, lsn } of committed) {
+      if (lsn !== undefined) last = lsn;
       results[index] = { applied: true, lastLSN: last, unstorable: [] };
     }
     if (last !== before) await session.store.saveLSN(last);
     const failed = fresh[committed.length];
     if (failed === undefined) return { results, failure: undefined };
-    const at = batches[failed]!.lsn;
+    const at = batches[failed.index]!.lsn;
     return {
       results,
       failure: new StorageError(
