@@ -1,4 +1,5 @@
 import type { ChangeBatch } from '../protocol/worker-messages.ts';
+import { errorMessage } from './errors.ts';
 
 /** What a {@link Database} transaction offers the client: one call per change. */
 export interface DatabaseTransaction {
@@ -57,7 +58,7 @@ async function commitBatches(db: Database, batches: readonly ChangeBatch[]): Pro
         }
       });
     } catch (error) {
-      return { count, error: error instanceof Error ? error.message : String(error) };
+      return { count, error: errorMessage(error) };
     }
     count += 1;
   }

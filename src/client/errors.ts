@@ -1,6 +1,11 @@
 import type { SyncErrorCode } from '../protocol/state.ts';
 import type { SerializedError } from '../protocol/worker-messages.ts';
 
+/** What to say of something thrown: its message, or itself as text. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** An error with one of the codes of the element's `error` event. */
 export class SyncError extends Error {
   override name = 'SyncError';

@@ -2,6 +2,7 @@
 import { seedProgress } from '../db/client-id.ts';
 import type { SyncDB } from '../db/schema.ts';
 import { isLSN, normalizeLSN, type LSN } from '../protocol/lsn.ts';
+import { errorMessage } from './errors.ts';
 import { LEGACY_CLIENT_ID_KEY, LEGACY_LSN_KEY } from './legacy-types.ts';
 
 export type LegacyStorage = Pick<Storage, 'getItem' | 'removeItem'>;
@@ -29,7 +30,7 @@ export function readLegacyState(storage: LegacyStorage | null): LegacyValues {
     try {
       return storage?.getItem(key) ?? undefined;
     } catch (error) {
-      values.skipped.push(`${key}: ${error instanceof Error ? error.message : String(error)}`);
+      values.skipped.push(`${key}: ${errorMessage(error)}`);
       return undefined;
     }
   };

@@ -1,5 +1,5 @@
 import type { OperationInput, QueuedOperation } from '../protocol/state.ts';
-import { SyncError } from './errors.ts';
+import { errorMessage, SyncError } from './errors.ts';
 
 /** Default upper bound of one operation's frame, in bytes of UTF-8 JSON. */
 export const DEFAULT_MAX_OPERATION_BYTES = 1024 * 1024;
@@ -65,7 +65,7 @@ function frameText(operation: QueuedOperation): string {
   try {
     text = JSON.stringify(frame, rejectLossy);
   } catch (cause) {
-    throw invalid(`the payload cannot be sent as JSON: ${cause instanceof Error ? cause.message : String(cause)}`, cause);
+    throw invalid(`the payload cannot be sent as JSON: ${errorMessage(cause)}`, cause);
   }
   if (text === undefined) throw invalid('the payload cannot be sent as JSON');
   return text;

@@ -1,6 +1,6 @@
 import type { SyncDB } from '../db/schema.ts';
 import type { QueuedOperation } from '../protocol/state.ts';
-import { SyncError } from './errors.ts';
+import { errorMessage, SyncError } from './errors.ts';
 
 interface Entry {
   operation: QueuedOperation;
@@ -70,6 +70,5 @@ function toSyncError(error: unknown, operation: QueuedOperation): SyncError {
   if (error instanceof DOMException && error.name === 'ConstraintError') {
     return new SyncError('operation', `An operation with id ${JSON.stringify(operation.id)} is already queued`, { cause: error });
   }
-  const message = error instanceof Error ? error.message : String(error);
-  return new SyncError('storage', `The operation could not be stored: ${message}`, { cause: error });
+  return new SyncError('storage', `The operation could not be stored: ${errorMessage(error)}`, { cause: error });
 }

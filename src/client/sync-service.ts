@@ -12,7 +12,7 @@ import {
   type SyncState,
 } from '../protocol/state.ts';
 import type { ChangeBatch, WorkerConfig, WorkerEvent } from '../protocol/worker-messages.ts';
-import { OperationRejectedError, reviveError, SyncError } from './errors.ts';
+import { errorMessage, OperationRejectedError, reviveError, SyncError } from './errors.ts';
 import { DEFAULT_MAX_OPERATION_BYTES, toQueuedOperation } from './operation-input.ts';
 import { OutboxWriter } from './outbox-writer.ts';
 import { SyncEventEmitter, type SyncEventDetails, type SyncEventType } from './service-events.ts';
@@ -62,8 +62,6 @@ export const DEFAULT_SYNC_URL = '/api/sync';
 interface PendingOperation {
   resolve(result: OperationResult): void;
   reject(error: Error): void;
-  /** Settles with the operation; what {@link WorkerSyncService.operationsSettled} waits for. */
-  settled?: Promise<unknown>;
 }
 
 /** An operation stored in the outbox, and the promise of the server's answer to it. */
@@ -314,7 +312,6 @@ export class WorkerSyncService {
     let settle!: PendingOperation;
     const settled = new Promise<OperationResult>((resolve, reject) => { settle = { resolve, reject }; });
     const answered = settled.then(() => undefined, () => undefined);
-    settle.settled = answered;
     this.#unanswered.add(answered);
     void answered.then(() => this.#unanswered.delete(answered));
     this.#storing.add(operation.id);
@@ -523,7 +520,7 @@ export class WorkerSyncService {
       clientId = await resolveClientId(db, this.#options.clientId ?? '');
       stored = await readStoredProgress(db);
     } catch (cause) {
-      throw new SyncError('storage', `Could not read the stored state: ${messageOf(cause)}`, { cause });
+      throw new SyncError('storage', `Could not read the stored state: ${errorMessage(cause)}`, { cause });
     }
     // Cleaned up while reading: start no election and open no channel that nobody would close.
     if (this.#closed) throw new SyncError('worker', 'This sync client was cleaned up');
@@ -697,7 +694,7 @@ export class WorkerSyncService {
       onTerminated: () => { this.#db = undefined; },
     }).catch((cause: unknown) => {
       this.#db = undefined;
-      throw new SyncError('storage', `Could not open the database "${this.dbName}": ${messageOf(cause)}`, { cause });
+      throw new SyncError('storage', `Could not open the database "${this.dbName}": ${errorMessage(cause)}`, { cause });
     });
     return this.#db;
   }
@@ -809,11 +806,8 @@ function pickConnectionOptions(options: Partial<ConnectionOptions>): Partial<Con
   return picked;
 }
 
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 function toDetail(error: unknown, fallback: SyncErrorDetail['code']): SyncErrorDetail {
   if (error instanceof SyncError) return { code: error.code, message: error.message, cause: error.cause };
-  return { code: fallback, message: messageOf(error), cause: error };
+  return { code: fallback, message: errorMessage(error), cause: error };
 }

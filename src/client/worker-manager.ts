@@ -4,7 +4,7 @@ import type {
   WorkerEvent,
   WorkerToPage,
 } from '../protocol/worker-messages.ts';
-import { reviveError, SyncError } from './errors.ts';
+import { errorMessage, reviveError, SyncError } from './errors.ts';
 import type { WorkerEndpoint } from './worker-endpoint.ts';
 
 type Outgoing = PageToWorker extends infer M
@@ -52,7 +52,7 @@ export class SyncWorkerManager {
     try {
       endpoint = this.#createEndpoint();
     } catch (cause) {
-      this.#fail(`The sync worker could not be started: ${describe(cause)}`, cause);
+      this.#fail(`The sync worker could not be started: ${errorMessage(cause)}`, cause);
       return;
     }
     this.#abort = abort;
@@ -88,7 +88,7 @@ export class SyncWorkerManager {
         endpoint.postMessage({ ...message, requestId } as PageToWorker);
       } catch (cause) {
         this.#pending.delete(requestId);
-        reject(new SyncError('worker', `Could not send "${message.type}" to the worker: ${describe(cause)}`, { cause }));
+        reject(new SyncError('worker', `Could not send "${message.type}" to the worker: ${errorMessage(cause)}`, { cause }));
       }
     });
   }
@@ -129,8 +129,4 @@ export class SyncWorkerManager {
     this.#pending.clear();
     for (const { reject } of pending) reject(error);
   }
-}
-
-function describe(value: unknown): string {
-  return value instanceof Error ? value.message : String(value);
 }
