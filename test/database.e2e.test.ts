@@ -2,6 +2,7 @@ import { expect } from '@open-wc/testing';
 import '../src/index.ts';
 import { SyncError } from '../src/client/errors.ts';
 import { WorkerSyncService } from '../src/client/sync-service.ts';
+import { openSyncDB } from '../src/db/schema.ts';
 import type { SyncEventDetails } from '../src/client/service-events.ts';
 import type { SyncConnectionElement } from '../src/elements/sync-connection.ts';
 import { compareLSN } from '../src/protocol/lsn.ts';
@@ -21,17 +22,13 @@ import { MemoryDatabase } from './helpers/memory-database.ts';
 const FAST = { backoffInitial: 50, backoffMax: 300 };
 
 /** The resume point as the worker stored it in IndexedDB. */
-function storedLSN(dbName: string): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const open = indexedDB.open(dbName);
-    open.onerror = () => reject(open.error);
-    open.onsuccess = () => {
-      const db = open.result;
-      const get = db.transaction('meta').objectStore('meta').get('lastLSN');
-      get.onsuccess = () => { db.close(); resolve(get.result); };
-      get.onerror = () => { db.close(); reject(get.error); };
-    };
-  });
+async function storedLSN(dbName: string): Promise<unknown> {
+  const db = await openSyncDB(dbName);
+  try {
+    return await db.get('meta', 'lastLSN');
+  } finally {
+    db.close();
+  }
 }
 
 const sameLSN = (a: string, b: string) => compareLSN(a, b) === 0;
