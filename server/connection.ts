@@ -8,7 +8,7 @@ import {
   type SyncMessage,
   type WireOperation,
 } from '../src/protocol/wire.ts';
-import { operationToChange } from './operations.ts';
+import { operationToEdit } from './operations.ts';
 import { StoreRefusedError, StoreUnavailableError, type StoredRecord, type SyncStore, type WriteSequence } from './sync-store.ts';
 
 /** Decides whether a `sync` may proceed. The token must never be logged or echoed. */
@@ -220,16 +220,16 @@ export class SyncConnection {
       this.#send({ type: 'error', message: `operation ${operation.id} arrived before an authorized sync` });
       return;
     }
-    const change = operationToChange(operation, this.#settings.now());
-    if (typeof change === 'string') {
-      this.#send({ type: 'operation_error', id: operation.id, message: change });
+    const edit = operationToEdit(operation, this.#settings.now());
+    if (typeof edit === 'string') {
+      this.#send({ type: 'operation_error', id: operation.id, message: edit });
       return;
     }
     if (this.#holdBack(operation.id)) {
       this.#defer(operation.id, 'an operation sent before it was deferred and has not been sent again yet; nothing was stored, so it can be sent again after that one');
       return;
     }
-    this.#settings.store.append([change], operation.id, this.#writes).then(
+    this.#settings.store.append([edit], operation.id, this.#writes).then(
       ({ lsn, position }) => this.#acknowledge(position, { type: 'operation_complete', id: operation.id, lsn }),
       (error: unknown) => {
         // The store is down for a while and this write was certainly not applied: the client is
