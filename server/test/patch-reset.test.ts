@@ -1,7 +1,7 @@
 /**
  * Protocol 1.1 on the server, with both stores (the embedded log and PostgreSQL, several instances
  * on one database): `patch` merges into the entity's current value in the order writes are
- * applied. Real sockets, a real PostgreSQL cluster.
+ * applied, and a client ahead of the log gets `reset`. Real sockets, a real PostgreSQL cluster.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -155,6 +155,42 @@ for (const [kind, start] of Object.entries(STORES)) {
       assert.equal(byId.get('after')?.type, 'operation_complete', 'a valid patch after them is applied');
       assert.deepEqual(entityData(await getJson(`${server!.url}/api/entities`), 'n'), { ok: true }, 'only the valid patch was stored');
       assert.equal((await getJson(`${server!.url}/api/stats`)).records, 1, 'one record');
+    });
+
+    test('a sync ahead of the log gets reset with a reason, stays idle, and a sync from 0/0 is served', BOUNDED, async (t) => {
+      const [server] = await start(t, 1);
+      const empty = await TestClient.open(wsUrl(server!), t);
+      empty.send({ type: 'sync', clientId: 'c', lastLSN: '0/1' });
+      const first = await empty.next();
+      assert.ok(first.type === 'unknown' && first.message.type === 'reset', `a client ahead of an empty log is reset (${JSON.stringify(first)})`);
+
+      const writer = await TestClient.open(wsUrl(server!), t);
+      await writer.sync('0/0');
+      writer.send(operation('one', 'upsert', 'a', 1));
+      const { byId } = await answers(writer, ['one']);
+      const head = (byId.get('one') as { lsn: string }).lsn;
+
+      const ahead = await TestClient.open(wsUrl(server!), t);
+      ahead.send({ type: 'sync', clientId: 'from-elsewhere', lastLSN: 'FFFF/0' });
+      const reset = await ahead.next();
+      assert.ok(reset.type === 'unknown' && reset.message.type === 'reset', `reset, not sync_error (${JSON.stringify(reset)})`);
+      const reason = String(reset.message.reason);
+      assert.match(reason, /resume point \(lastLSN FFFF\/0\) is ahead of this server's log/, `names the resume point: ${reason}`);
+      assert.ok(reason.includes(head), `names the head ${head}: ${reason}`);
+      // Idle until the next sync: a change written now is not sent to it.
+      writer.send(operation('two', 'upsert', 'b', 2));
+      await answers(writer, ['two']);
+      ahead.send({ type: 'ping' });
+      assert.equal((await ahead.next()).type, 'pong', 'nothing but the pong arrives');
+      const replayed = changeFrames(await ahead.sync('0/0')).flatMap((frame) => frame.changes.map((change) => change.entityId));
+      assert.deepEqual(replayed, ['a', 'b'], 'a sync from 0/0 replays everything');
+      writer.send(operation('three', 'upsert', 'c', 3));
+      const live = (await answers(writer, ['three'])).byId.get('three') as { lsn: string };
+      assert.deepEqual((await changesUpTo(ahead, live.lsn)).map((change) => change.entityId), ['c'], 'and it is live again');
+
+      const atHead = await TestClient.open(wsUrl(server!), t);
+      const frames = await atHead.sync(live.lsn);
+      assert.deepEqual(frames.map((frame) => frame.type), ['sync_start', 'sync_complete'], 'a client at the head is not reset');
     });
   });
 }
