@@ -141,7 +141,7 @@ async function launch(server) {
     } catch (error) {
       const busy = server.port !== 0 && /EADDRINUSE/.test(String(error?.message));
       if (!busy || Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setTimeout(resolve, 100)); // nothing tells when the old port is free again: try again shortly
     }
   }
 }
@@ -167,7 +167,7 @@ function spawnServer(server) {
   const exited = new Promise((resolve) => child.once('exit', () => resolve()));
 
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
+    const timer = setTimeout(() => { // a deadline for the first line, not a wait
       child.kill('SIGKILL');
       reject(new Error(`reference server did not start within ${START_TIMEOUT_MS} ms: ${stderr}`));
     }, START_TIMEOUT_MS);
@@ -204,7 +204,7 @@ async function stop(server, signal) {
   const { child, exited } = server;
   if (!child || !exited) return;
   child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS); // a grace period, then the kill
   await exited;
   clearTimeout(timer);
   server.child = undefined;
