@@ -1,5 +1,6 @@
 import { expect } from '@open-wc/testing';
-import { deleteDatabase, waitFor } from './helpers/e2e.ts';
+import { deleteDatabase } from './helpers/e2e.ts';
+import { waitFor } from './helpers/wait.ts';
 
 interface ProbeResult {
   ok: boolean;
@@ -29,7 +30,7 @@ describe('importing the package', () => {
     expect(result.ok, result.error).to.equal(true);
     expect(result.defined).to.deep.equal(['sync-connection', 'sync-status']);
     expect(result.calls).to.deep.equal({});
-    // The seeds' module-level API is there, created but idle.
+    // The older SyncClient API's module-level functions and clients are there, created but idle.
     expect(result.exports).to.include.members([
       'syncClient', 'syncClientLegacy', 'initializeSync', 'connectToSyncServer', 'disconnectFromSyncServer',
       'getSyncStatus', 'cleanupBackgroundSync', 'sendSyncMessage', 'SyncClientCompat', 'WorkerSyncService',

@@ -4,6 +4,7 @@ import type { WorkerEndpoint } from '../src/client/worker-endpoint.ts';
 import { SyncWorkerManager } from '../src/client/worker-manager.ts';
 import type { SyncErrorDetail } from '../src/protocol/state.ts';
 import type { PageToWorker, WorkerEvent, WorkerToPage } from '../src/protocol/worker-messages.ts';
+import { waitFor } from './helpers/wait.ts';
 
 /** A worker stand-in over a MessageChannel: the test plays the worker on `port2`. */
 function channelWorker() {
@@ -28,11 +29,6 @@ function channelWorker() {
   };
 }
 
-async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 5));
-  expect(condition()).to.equal(true);
-}
-
 describe('SyncWorkerManager', () => {
   it('matches each answer to its request, whatever the order of answers', async () => {
     const fake = channelWorker();
@@ -40,7 +36,7 @@ describe('SyncWorkerManager', () => {
     manager.start();
     const first = manager.request({ type: 'get_status' });
     const second = manager.request({ type: 'sync' }).then(() => undefined, (error: Error) => error);
-    await until(() => fake.received.length === 2);
+    await waitFor(() => fake.received.length === 2, 'both requests at the worker');
     const [a, b] = fake.received;
     fake.reply({ type: 'result', requestId: b!.requestId, ok: false, error: { name: 'SyncError', message: 'not connected' } });
     fake.reply({ type: 'result', requestId: a!.requestId, ok: true, value: 'A' });
@@ -58,7 +54,7 @@ describe('SyncWorkerManager', () => {
     manager.start();
     fake.reply({ type: 'result', requestId: 999, ok: true });
     fake.reply({ type: 'sync_completed', lsn: '0/10' });
-    await until(() => events.length === 1);
+    await waitFor(() => events.length === 1, 'the event handed on');
     expect(events[0]).to.deep.equal({ type: 'sync_completed', lsn: '0/10' });
     manager.terminate();
   });
