@@ -1,5 +1,5 @@
 import { expect } from '@open-wc/testing';
-import { SyncError } from '../src/client/errors.ts';
+import { SyncError } from '../src/protocol/errors.ts';
 import type { WorkerEndpoint } from '../src/client/worker-endpoint.ts';
 import { SyncWorkerManager } from '../src/client/worker-manager.ts';
 import type { SyncErrorDetail } from '../src/protocol/state.ts';

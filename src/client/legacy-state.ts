@@ -2,7 +2,7 @@
 import { seedProgress } from '../db/client-id.ts';
 import type { SyncDB } from '../db/schema.ts';
 import { isLSN, normalizeLSN, type LSN } from '../protocol/lsn.ts';
-import { errorMessage } from './errors.ts';
+import { errorMessage } from '../protocol/errors.ts';
 import { LEGACY_CLIENT_ID_KEY, LEGACY_LSN_KEY } from './legacy-types.ts';
 
 export type LegacyStorage = Pick<Storage, 'getItem' | 'removeItem'>;

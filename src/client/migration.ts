@@ -7,7 +7,7 @@ import { DEFAULT_DB_NAME, openSyncDB } from '../db/schema.ts';
 import { isLSN, normalizeLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';
 import type { SyncClientCompat } from './compat.ts';
 import { syncClient, syncClientLegacy } from './default-client.ts';
-import { errorMessage, SyncError } from './errors.ts';
+import { errorMessage, SyncError } from '../protocol/errors.ts';
 import { defaultLegacyStorage, forgetLegacyState, readLegacyState, type LegacyStorage } from './legacy-state.ts';
 import type { LegacySyncState, SyncOperation } from './legacy-types.ts';
 import { SYNC_EVENT_TYPES, type SyncEventDetails, type SyncEventType } from './service-events.ts';

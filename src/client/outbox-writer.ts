@@ -1,6 +1,6 @@
 import type { SyncDB } from '../db/schema.ts';
 import type { QueuedOperation } from '../protocol/state.ts';
-import { errorMessage, SyncError } from './errors.ts';
+import { errorMessage, SyncError } from '../protocol/errors.ts';
 
 interface Entry {
   operation: QueuedOperation;

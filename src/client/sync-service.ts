@@ -12,7 +12,7 @@ import {
   type SyncState,
 } from '../protocol/state.ts';
 import type { ChangeBatch, WorkerConfig, WorkerEvent } from '../protocol/worker-messages.ts';
-import { errorMessage, OperationRejectedError, reviveError, SyncError } from './errors.ts';
+import { errorMessage, OperationRejectedError, reviveError, serializeError, StorageError, SyncError } from '../protocol/errors.ts';
 import { DEFAULT_MAX_OPERATION_BYTES, toQueuedOperation } from './operation-input.ts';
 import { OutboxWriter } from './outbox-writer.ts';
 import { SyncEventEmitter, type SyncEventDetails, type SyncEventType } from './service-events.ts';
@@ -660,8 +660,7 @@ export class WorkerSyncService {
       }
       if (id) this.#channel?.post({ kind: 'reply', id, ok: true, value });
     } catch (error) {
-      const { name, message } = error instanceof Error ? error : new Error(String(error));
-      if (id) this.#channel?.post({ kind: 'reply', id, ok: false, error: { name, message } });
+      if (id) this.#channel?.post({ kind: 'reply', id, ok: false, error: serializeError(error) });
     }
   }
 
@@ -773,7 +772,7 @@ export class WorkerSyncService {
   /** Initialisation failed for a reason other than a dead worker: the state and an event say so. */
   #fail(error: unknown): void {
     if (this.#closed) return;
-    const detail = toDetail(error, error instanceof Error && error.name === 'StorageError' ? 'storage' : 'worker');
+    const detail = toDetail(error, error instanceof StorageError ? 'storage' : 'worker');
     this.#setState({ ...this.#state, status: 'error', isConnected: false, isConnecting: false, lastError: detail });
     this.#events.emit('error', detail);
   }

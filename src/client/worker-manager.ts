@@ -4,7 +4,7 @@ import type {
   WorkerEvent,
   WorkerToPage,
 } from '../protocol/worker-messages.ts';
-import { errorMessage, reviveError, SyncError } from './errors.ts';
+import { errorMessage, reviveError, SyncError } from '../protocol/errors.ts';
 import type { WorkerEndpoint } from './worker-endpoint.ts';
 
 type Outgoing = PageToWorker extends infer M

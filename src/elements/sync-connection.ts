@@ -2,7 +2,7 @@ import { ContextProvider } from '@lit/context';
 import { html, LitElement, type TemplateResult } from 'lit';
 import { property } from 'lit/decorators.js';
 import type { StoredEntity } from '../db/schema.ts';
-import { SyncError } from '../client/errors.ts';
+import { SyncError } from '../protocol/errors.ts';
 import { SYNC_EVENT_TYPES, type SyncEventDetails, type SyncEventType } from '../client/service-events.ts';
 import { getNetworkStatus, type NetworkStatus } from '../client/network.ts';
 import { WorkerSyncService, type SyncServiceOptions } from '../client/sync-service.ts';

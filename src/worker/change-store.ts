@@ -5,7 +5,7 @@
 import type { Change } from '../protocol/change.ts';
 import { compareLSN, isLSN, normalizeLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';
 import type { ResumeStore, StoredEntity, SyncDB } from '../db/schema.ts';
-import { errorMessage, StorageError } from './errors.ts';
+import { errorMessage, StorageError } from '../protocol/errors.ts';
 
 export type ApplyResult =
   /**

@@ -8,7 +8,7 @@ import { isRecord } from '../protocol/change.ts';
 import type { LSN } from '../protocol/lsn.ts';
 import type { QueuedOperation } from '../protocol/state.ts';
 import type { OperationMessage } from '../protocol/wire.ts';
-import { errorMessage, StorageError } from './errors.ts';
+import { errorMessage, StorageError } from '../protocol/errors.ts';
 import { OversizeSuspects, TOO_LARGE_MESSAGE } from './oversize.ts';
 
 /** Operations sent and not yet acknowledged on one connection, at most. */

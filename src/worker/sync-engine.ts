@@ -20,7 +20,7 @@ import type {
 } from '../protocol/worker-messages.ts';
 import { ChangeStore, freshBatches, type ApplyResult, type Batch } from './change-store.ts';
 import { Connection, type ConnectionListener, type WebSocketConstructor } from './connection.ts';
-import { errorMessage, InvalidStateError, RequestError, serializeError, StorageError } from './errors.ts';
+import { errorMessage, InvalidStateError, RequestError, serializeError, StorageError } from '../protocol/errors.ts';
 import { resolveClientId } from './identity.ts';
 import { DEFAULT_IN_FLIGHT_WINDOW, Outbox, type OutboxListener } from './outbox.ts';
 import { parseRequest } from './requests.ts';
