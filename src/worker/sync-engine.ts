@@ -3,7 +3,8 @@
  * frames one at a time, in order, through the change store and the outbox.
  */
 import { openSyncDB, type SyncDB } from '../db/schema.ts';
-import type { Change, InvalidChange } from '../protocol/change.ts';
+import { batchChanges, isBatchMessage, type BatchMessage } from '../protocol/batches.ts';
+import type { InvalidChange } from '../protocol/change.ts';
 import type { LSN } from '../protocol/lsn.ts';
 import {
   INITIAL_STATE,
@@ -389,6 +390,7 @@ export class SyncEngine {
     }
     const { message, invalid } = parsed;
     if (invalid.length > 0) this.#reportInvalid(message.type, invalid);
+    if (isBatchMessage(message)) return this.#applyBatches(session, [message]);
     switch (message.type) {
       case 'sync_request':
         session.connection.sendSync();
@@ -396,12 +398,6 @@ export class SyncEngine {
       case 'sync_start':
         this.#syncStarted(message.lsn, message.total);
         return;
-      case 'changes':
-      case 'batch_update':
-      case 'sync_data':
-      case 'entity_update':
-      case 'entity_delete':
-        return this.#applyBatches(session, [message]);
       case 'sync_complete':
         this.#update({ syncing: false, progress: null });
         session.connection.resetBackoff();
@@ -602,48 +598,13 @@ type PageApplied = Extract<PageToWorker, { type: 'applied' }>;
 /** Everything the engine posts itself; `status` goes through {@link StatusPosts}. */
 type NonStatusMessage = Exclude<WorkerToPage, { type: 'status' }>;
 
-type BatchMessage = Extract<ServerMessage, { type: 'changes' | 'batch_update' | 'sync_data' | 'entity_update' | 'entity_delete' }>;
-
 /** How long the page's Database may take over one `apply` before the batches count as failed. */
 const APPLY_TIMEOUT = 60_000;
 
 /** Batch frames queued together are written in one transaction, up to about this many changes. */
 const MAX_CHANGES_PER_TRANSACTION = 5_000;
 
-function isBatchMessage(message: ServerMessage): message is BatchMessage {
-  switch (message.type) {
-    case 'changes':
-    case 'batch_update':
-    case 'sync_data':
-    case 'entity_update':
-    case 'entity_delete':
-      return true;
-    default:
-      return false;
-  }
-}
-
 /** Frames that answer the client and depend on nothing stored after them. */
 function isAnswer(message: ServerMessage): boolean {
   return message.type === 'operation_complete' || message.type === 'operation_error' || message.type === 'pong';
-}
-
-function batchChanges(message: BatchMessage): Change[] {
-  switch (message.type) {
-    case 'changes':
-      return message.changes;
-    case 'batch_update':
-    case 'sync_data':
-      return message.data;
-    case 'entity_update':
-      return [{
-        type: 'update', entityType: message.entityType, entityId: message.entityId, data: message.data,
-        ...(message.timestamp === undefined ? {} : { timestamp: message.timestamp }),
-      }];
-    case 'entity_delete':
-      return [{
-        type: 'delete', entityType: message.entityType, entityId: message.entityId,
-        ...(message.timestamp === undefined ? {} : { timestamp: message.timestamp }),
-      }];
-  }
 }
