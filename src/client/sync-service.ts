@@ -1,5 +1,5 @@
-import { readStoredProgress, resolveClientId } from '../db/client-id.ts';
-import { openSyncDB, DEFAULT_DB_NAME, type StoredEntity, type SyncDB } from '../db/schema.ts';
+import { LocalStore, type StartState } from '../db/local-store.ts';
+import { DEFAULT_DB_NAME, type StoredEntity } from '../db/schema.ts';
 import {
   DEFAULT_CONNECTION_OPTIONS,
   INITIAL_STATE,
@@ -97,10 +97,10 @@ export class WorkerSyncService {
   readonly #events = new SyncEventEmitter();
   readonly #pending = new Map<string, PendingOperation>();
   readonly #manager: SyncWorkerManager;
-  readonly #outbox = new OutboxWriter(() => this.#database());
+  readonly #outbox = new OutboxWriter(() => this.#local());
   #state: SyncState = INITIAL_STATE;
   #ready: Promise<void> | undefined;
-  #db: Promise<SyncDB> | undefined;
+  #store: Promise<LocalStore> | undefined;
   #abort: AbortController | undefined;
   #wantConnected = false;
   /** `disconnect()` was called: queueing an operation does not dial again. */
@@ -405,16 +405,13 @@ export class WorkerSyncService {
 
   /** Clears the outbox directly; only while no worker sends from it. */
   async #clearStore(): Promise<string[]> {
-    const db = await this.#database();
-    const tx = db.transaction('outbox', 'readwrite');
-    const [ids] = await Promise.all([tx.store.getAllKeys(), tx.store.clear(), tx.done]);
-    return ids;
+    return (await this.#local()).clearOperations();
   }
 
   /** A tab without a worker counts the shared outbox itself; the leader's state corrects it. */
   async #countPending(): Promise<void> {
     try {
-      const { pending } = await readStoredProgress(await this.#database());
+      const pending = await (await this.#local()).countOperations();
       if (!this.#manager.running) this.#setState({ ...this.#state, pendingOperations: pending });
     } catch {
       // The count is a hint; the operation itself is stored.
@@ -459,15 +456,13 @@ export class WorkerSyncService {
   /** One synced entity, or `undefined`. */
   async getEntity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {
     this.#assertBuiltInStore();
-    const db = await this.#database();
-    return db.get('entities', [entityType, entityId]);
+    return (await this.#local()).entity(entityType, entityId);
   }
 
   /** Every synced entity of one type. */
   async getEntities(entityType: string): Promise<StoredEntity[]> {
     this.#assertBuiltInStore();
-    const db = await this.#database();
-    return db.getAllFromIndex('entities', 'byType', entityType);
+    return (await this.#local()).entities(entityType);
   }
 
   #assertBuiltInStore(): void {
@@ -495,9 +490,9 @@ export class WorkerSyncService {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     for (const { reject } of pending) reject(stillQueued());
-    const db = this.#db;
-    this.#db = undefined;
-    if (db) (await db.catch(() => undefined))?.close();
+    const store = this.#store;
+    this.#store = undefined;
+    if (store) (await store.catch(() => undefined))?.close();
     this.#setState({ ...this.#state, status: 'disconnected', isConnected: false, isConnecting: false, syncing: false, progress: null });
     this.#events.clear();
   }
@@ -508,17 +503,15 @@ export class WorkerSyncService {
     const url = resolveSyncUrl(this.#options.url ?? DEFAULT_SYNC_URL, this.#options.baseURI ?? globalThis.document?.baseURI ?? '');
     if (this.#closed) throw new SyncError('worker', 'This sync client was cleaned up');
     this.#listenToNetwork();
-    const db = await this.#database();
+    const local = await this.#local();
     const { database } = this.#options;
     if (database !== undefined && !isDatabase(database)) {
       throw new SyncError('storage', 'The database must have a transaction(work) method that runs work(tx) in one transaction (see Database)');
     }
-    let clientId: string;
-    let stored: Awaited<ReturnType<typeof readStoredProgress>>;
+    let stored: StartState;
     try {
-      if (this.#options.legacyState) await carryLegacyState(db, defaultLegacyStorage(), database !== undefined);
-      clientId = await resolveClientId(db, this.#options.clientId ?? '');
-      stored = await readStoredProgress(db);
+      if (this.#options.legacyState) await carryLegacyState(local, defaultLegacyStorage(), database !== undefined);
+      stored = await local.startState(this.#options.clientId ?? '');
     } catch (cause) {
       throw new SyncError('storage', `Could not read the stored state: ${errorMessage(cause)}`, { cause });
     }
@@ -528,7 +521,7 @@ export class WorkerSyncService {
       ...DEFAULT_CONNECTION_OPTIONS,
       ...pickConnectionOptions(this.#options),
       url,
-      clientId,
+      clientId: stored.clientId,
       dbName: this.dbName,
       ...(this.#options.token === undefined ? {} : { token: this.#options.token }),
       ...(this.#options.database ? { applyOnPage: true } : {}),
@@ -545,7 +538,7 @@ export class WorkerSyncService {
     }
     this.#setState({
       ...this.#state,
-      clientId,
+      clientId: stored.clientId,
       lastLSN: stored.lastLSN ?? this.#state.lastLSN,
       pendingOperations: stored.pending,
       role: 'follower',
@@ -682,20 +675,20 @@ export class WorkerSyncService {
     }, { signal });
   }
 
-  #database(): Promise<SyncDB> {
+  #local(): Promise<LocalStore> {
     if (this.#closed) return Promise.reject(new SyncError('storage', 'This sync client was cleaned up'));
-    this.#db ??= openSyncDB(this.dbName, {
+    this.#store ??= LocalStore.open(this.dbName, {
       onBlocked: () => this.#events.emit('error', {
         code: 'storage',
         message: `The database "${this.dbName}" is held open at an older version by another connection; waiting for it to close`,
       }),
-      onBlocking: () => { this.#db = undefined; },
-      onTerminated: () => { this.#db = undefined; },
+      onBlocking: () => { this.#store = undefined; },
+      onTerminated: () => { this.#store = undefined; },
     }).catch((cause: unknown) => {
-      this.#db = undefined;
+      this.#store = undefined;
       throw new SyncError('storage', `Could not open the database "${this.dbName}": ${errorMessage(cause)}`, { cause });
     });
-    return this.#db;
+    return this.#store;
   }
 
   #onWorkerEvent(event: WorkerEvent): void {

@@ -2,7 +2,7 @@
  * The worker's glue: answers the page's requests, owns the `SyncState`, and handles the server's
  * frames one at a time, in order, through the change store and the outbox.
  */
-import { openSyncDB, type SyncDB } from '../db/schema.ts';
+import { LocalStore } from '../db/local-store.ts';
 import { batchChanges, isBatchMessage, type BatchMessage } from '../protocol/batches.ts';
 import type { InvalidChange } from '../protocol/change.ts';
 import type { LSN } from '../protocol/lsn.ts';
@@ -22,7 +22,6 @@ import type {
 import { ChangeStore, freshBatches, type ApplyResult, type Batch } from './change-store.ts';
 import { Connection, type ConnectionListener, type WebSocketConstructor } from './connection.ts';
 import { errorMessage, InvalidStateError, RequestError, serializeError, StorageError } from '../protocol/errors.ts';
-import { resolveClientId } from './identity.ts';
 import { DEFAULT_IN_FLIGHT_WINDOW, Outbox, type OutboxListener } from './outbox.ts';
 import { parseRequest } from './requests.ts';
 import { StatusPosts } from './status-posts.ts';
@@ -43,7 +42,7 @@ export interface SyncEngineOptions {
 }
 
 interface Session {
-  readonly db: SyncDB;
+  readonly local: LocalStore;
   readonly store: ChangeStore;
   readonly outbox: Outbox;
   readonly connection: Connection;
@@ -188,9 +187,9 @@ export class SyncEngine {
       if (session) this.#databaseLost(session, why);
       else closedEarly ??= why;
     };
-    let db: SyncDB;
+    let local: LocalStore;
     try {
-      db = await openSyncDB(config.dbName, {
+      local = await LocalStore.open(config.dbName, {
         onBlocking: () => lost('another connection is upgrading or deleting it'),
         onTerminated: () => lost('the browser closed it'),
       });
@@ -198,8 +197,10 @@ export class SyncEngine {
       throw new StorageError(`Could not open the database ${JSON.stringify(config.dbName)}: ${errorMessage(error)}`);
     }
     try {
-      const clientId = await resolveClientId(db, config.clientId);
-      const store = new ChangeStore(db);
+      const clientId = await local.clientId(config.clientId).catch((error: unknown) => {
+        throw new StorageError(`Could not load or create the client id: ${errorMessage(error)}`);
+      });
+      const store = new ChangeStore(local.db);
       await store.load(config.applyOnPage ? 'page' : 'builtin');
       const connection = new Connection({
         url: config.url,
@@ -215,7 +216,7 @@ export class SyncEngine {
         }),
         listener: this.#connectionListener(() => session),
       });
-      const outbox = new Outbox(db, connection, this.#outboxListener(() => session), this.#options.inFlightWindow ?? DEFAULT_IN_FLIGHT_WINDOW);
+      const outbox = new Outbox(local, connection, this.#outboxListener(() => session), this.#options.inFlightWindow ?? DEFAULT_IN_FLIGHT_WINDOW);
       await outbox.load();
       if (closedEarly !== undefined) {
         throw new StorageError(`The database ${JSON.stringify(config.dbName)} was closed while it was being opened: ${closedEarly}`);
@@ -228,11 +229,11 @@ export class SyncEngine {
         lastLSN: store.lastLSN,
         pendingOperations: outbox.pendingCount,
       });
-      session = { db, store, outbox, connection };
+      session = { local, store, outbox, connection };
       this.#live = session;
       return session;
     } catch (error) {
-      db.close();
+      local.close();
       throw error;
     }
   }
@@ -257,7 +258,7 @@ export class SyncEngine {
     this.#frames = [];
     this.#update({ syncing: false, progress: null });
     this.#reportError({ code: 'storage', message: `The database was closed: ${why}; reopening it` });
-    lost.db.close();
+    lost.local.close();
     const reopened = this.#reopen(lost, wanted);
     this.#session = reopened;
     // Reported by #reopen; requests waiting on it are answered with the error.
