@@ -21,11 +21,26 @@ export function attempt<T>(parse: () => T): { ok: true; value: T } | { ok: false
   }
 }
 
-export function text(obj: Record<string, unknown>, key: string, fallback?: string): string {
+/** The field when `is` accepts it; the fallback when it is absent and there is one. */
+function field<T>(
+  obj: Record<string, unknown>,
+  key: string,
+  fallback: T | undefined,
+  is: (value: unknown) => value is T,
+  expected: string,
+): T {
   const value = obj[key];
   if (value === undefined && fallback !== undefined) return fallback;
-  if (typeof value !== 'string') fail(`"${key}" must be a string`);
+  if (!is(value)) fail(`"${key}" must be ${expected}`);
   return value;
+}
+
+const isString = (value: unknown): value is string => typeof value === 'string';
+const isFiniteNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
+const isBoolean = (value: unknown): value is boolean => typeof value === 'boolean';
+
+export function text(obj: Record<string, unknown>, key: string, fallback?: string): string {
+  return field(obj, key, fallback, isString, 'a string');
 }
 
 export function nonEmpty(obj: Record<string, unknown>, key: string): string {
@@ -35,10 +50,7 @@ export function nonEmpty(obj: Record<string, unknown>, key: string): string {
 }
 
 export function finite(obj: Record<string, unknown>, key: string, fallback?: number): number {
-  const value = obj[key];
-  if (value === undefined && fallback !== undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value)) fail(`"${key}" must be a finite number`);
-  return value;
+  return field(obj, key, fallback, isFiniteNumber, 'a finite number');
 }
 
 export function positive(obj: Record<string, unknown>, key: string, fallback?: number): number {
@@ -48,10 +60,7 @@ export function positive(obj: Record<string, unknown>, key: string, fallback?: n
 }
 
 export function bool(obj: Record<string, unknown>, key: string, fallback?: boolean): boolean {
-  const value = obj[key];
-  if (value === undefined && fallback !== undefined) return fallback;
-  if (typeof value !== 'boolean') fail(`"${key}" must be a boolean`);
-  return value;
+  return field(obj, key, fallback, isBoolean, 'a boolean');
 }
 
 export function record(obj: Record<string, unknown>, key: string): Record<string, unknown> {
