@@ -1,5 +1,6 @@
 import { DEFAULT_DB_NAME } from '../db/schema.ts';
-import { clientLockName, LeaderElection, type LockManagerLike } from './leader-election.ts';
+import { tabsName } from '../protocol/tab-messages.ts';
+import { LeaderElection, type LockManagerLike } from './leader-election.ts';
 
 interface LockSnapshot {
   held?: { name?: string }[];
@@ -71,7 +72,7 @@ export class GlobalConnectionTracker {
   }
 
   #name(clientId: string): string {
-    return clientLockName(this.#dbName, clientId);
+    return tabsName(this.#dbName, clientId);
   }
 
   async #query(): Promise<LockSnapshot> {
