@@ -317,9 +317,9 @@ export interface SyncConnectionEventMap {
 }
 
 /**
- * What `addEventListener` on a `<sync-connection>` knows: the DOM's element events and ours. The
- * element's `error` and `message` are typed here only, not in the global `HTMLElementEventMap`
- * (see error-event.ts); the other ten are in both.
+ * What `addEventListener` on a `<sync-connection>` knows: the DOM's element events and ours, ours
+ * winning where a name is in both (`error`, `message`). Only this element's listeners are typed
+ * with them: the global `HTMLElementEventMap`, which every element of the app shares, is left alone.
  */
 export interface SyncConnectionElementEventMap
   extends Omit<HTMLElementEventMap, keyof SyncConnectionEventMap>, SyncConnectionEventMap {}

@@ -77,7 +77,7 @@ if (sync) {
   // @ts-expect-error url is a string
   element.url = 42;
 
-  // HTMLElementEventMap: the event's class and its detail.
+  // The element's own addEventListener: the event's class and its detail.
   sync.addEventListener('sync_completed', (e) => {
     const event: SyncCompletedEvent = e;
     const lsn: string = e.detail.lsn;
@@ -104,6 +104,11 @@ if (sync) {
   sync.addEventListener('custom-event', (e) => e.type);
   // @ts-expect-error an image's error event stays the DOM's ErrorEvent
   document.createElement('img').addEventListener('error', (e) => e.detail);
+  // The app's other elements do not get the element's event types (no global HTMLElementEventMap entries).
+  // @ts-expect-error <body> hears a bubbling "changes" as a plain Event
+  document.body.addEventListener('changes', (e) => e.detail.changes);
+  // @ts-expect-error the same for any other element
+  document.createElement('div').addEventListener('sync_completed', (e) => e.detail.lsn);
 
   // The methods.
   void sync.connect();
