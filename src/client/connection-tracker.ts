@@ -10,7 +10,7 @@ interface LockSnapshot {
 type QueryableLocks = LockManagerLike & { query?: () => Promise<LockSnapshot> };
 
 /**
- * The seeds' `GlobalConnectionTracker` API on top of the Web Locks election that
+ * The older `SyncClient`'s `GlobalConnectionTracker` API on top of the Web Locks election that
  * `<sync-connection>` uses: "connected" means a tab leads (holds the client's lock), "attempting"
  * means a tab waits in line for it. Nothing is kept in localStorage, so nothing goes stale when a
  * tab dies: the browser releases its locks.

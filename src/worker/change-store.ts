@@ -1,6 +1,6 @@
 /**
  * Applies the server's changes to the `entities` store together with the resume point
- * (`meta.lastLSN`), one batch per readwrite transaction (PROTOCOL.md "Guarantees").
+ * (`meta.lastLSN`), one batch per readwrite transaction (docs/protocol.md "Guarantees").
  */
 import type { Change } from '../protocol/change.ts';
 import { compareLSN, isLSN, normalizeLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';

@@ -1,5 +1,5 @@
 /**
- * The socket lifecycle (PROTOCOL.md "Connecting", "Heartbeat and reconnection"): dialing with the
+ * The socket lifecycle (docs/protocol.md "Connecting", "Heartbeat and reconnection"): dialing with the
  * resume point in the URL, the `sync` frame after `open`, heartbeat and dead-socket detection,
  * exponential backoff with full jitter, offline handling and the fatal close codes.
  */
