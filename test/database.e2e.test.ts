@@ -1,6 +1,6 @@
 import { expect } from '@open-wc/testing';
 import '../src/index.ts';
-import { SyncError } from '../src/client/errors.ts';
+import { SyncError } from '../src/protocol/errors.ts';
 import { WorkerSyncService } from '../src/client/sync-service.ts';
 import { openSyncDB } from '../src/db/schema.ts';
 import type { SyncConnectionElement } from '../src/elements/sync-connection.ts';

@@ -10,7 +10,7 @@ import {
   syncClient,
   syncClientLegacy,
 } from '../src/compat.ts';
-import { SyncError } from '../src/client/errors.ts';
+import { SyncError } from '../src/protocol/errors.ts';
 import { deleteDatabase, uniqueDbName } from './helpers/e2e.ts';
 import { record } from './helpers/events.ts';
 import { notes, useReferenceServer } from './helpers/reference-server.ts';

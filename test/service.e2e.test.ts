@@ -1,5 +1,5 @@
 import { expect } from '@open-wc/testing';
-import { SyncError } from '../src/client/errors.ts';
+import { SyncError } from '../src/protocol/errors.ts';
 import { WorkerSyncService } from '../src/client/sync-service.ts';
 import type { SyncState } from '../src/protocol/state.ts';
 import { compareLSN } from '../src/protocol/lsn.ts';

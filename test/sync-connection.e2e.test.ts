@@ -1,6 +1,6 @@
 import { expect } from '@open-wc/testing';
 import '../src/index.ts';
-import { OperationRejectedError, SyncError } from '../src/client/errors.ts';
+import { OperationRejectedError, SyncError } from '../src/protocol/errors.ts';
 import type { SyncConnectionElement } from '../src/elements/sync-connection.ts';
 import { compareLSN } from '../src/protocol/lsn.ts';
 import type { OperationResult } from '../src/protocol/state.ts';

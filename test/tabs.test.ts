@@ -1,7 +1,10 @@
 import { expect } from '@open-wc/testing';
+import { openSyncDB } from '../src/db/schema.ts';
 import type { SyncConnectionElement } from '../src/elements/sync-connection.ts';
 import { deleteDatabase, uniqueDbName } from './helpers/e2e.ts';
 import type { EventLog } from './helpers/events.ts';
+import type { QueuedOperation, SyncState } from '../src/protocol/state.ts';
+import { TAB_PROTOCOL_VERSION, tabsName } from '../src/protocol/tab-messages.ts';
 import type { MemoryDatabase } from './helpers/memory-database.ts';
 import { notes, useReferenceServer } from './helpers/reference-server.ts';
 import { waitFor } from './helpers/wait.ts';
@@ -211,5 +214,112 @@ describe('one connection per client across tabs', () => {
     for (const tab of [first, second]) {
       expect(tab.window.warnings.filter((w) => w.includes('Web Locks'))).to.have.length(1);
     }
+  });
+
+  it('ignores a malformed message on the tabs\' channel, and hears a well-formed one after it', async () => {
+    const first = await openTab();
+    const second = await openTab();
+    const leader = await settled([first, second]);
+    const follower = leader === first ? second : first;
+    const seen: SyncState[] = [];
+    follower.element.onStateChange((state) => seen.push(state));
+    const good = follower.element.getState();
+    const channel = new BroadcastChannel(tabsName(dbName, good.clientId));
+    try {
+      channel.postMessage({ kind: 'event', event: { type: 'status', state: { ...good, status: 'hacked' } } });
+      channel.postMessage({ kind: 'event', event: { type: 'status', state: { ...good, lastLSN: 'not an LSN' } } });
+      channel.postMessage({ kind: 'event', event: { type: 'status' } });
+      channel.postMessage({ kind: 'cleared', ids: [42] });
+      // The same channel delivers in order: once this is heard, the ones before were handled.
+      channel.postMessage({ kind: 'event', event: { type: 'status', state: { ...good, pendingOperations: 42 } } });
+      await waitFor(() => follower.element.getAttribute('pending') === '42', 'the well-formed message heard');
+    } finally {
+      channel.close();
+    }
+    expect(seen.map((state) => state.status)).to.not.include('hacked');
+    expect(seen.map((state) => state.lastLSN)).to.not.include('not an LSN');
+    expect(follower.element.getAttribute('status')).to.equal('connected');
+  });
+
+  it('neither waits for nor talks to tabs of another protocol version (an old tab after a deploy)', async () => {
+    const first = await openTab('&manual');
+    await waitFor(() => first.element.getState().clientId !== '', 'the tab ready');
+    const { clientId } = first.element.getState();
+    const current = tabsName(dbName, clientId);
+    // The previous release's name, and the next version's.
+    const others = [`sync-connection:${dbName}:${clientId}`, current.replace(`-v${TAB_PROTOCOL_VERSION}:`, `-v${TAB_PROTOCOL_VERSION + 1}:`)];
+    const heardByOthers: unknown[] = [];
+    const channels = others.map((name) => {
+      const channel = new BroadcastChannel(name);
+      channel.onmessage = (event) => heardByOthers.push(event.data);
+      return channel;
+    });
+    const heardHere: { kind?: string }[] = [];
+    const mine = new BroadcastChannel(current);
+    mine.onmessage = (event) => heardHere.push(event.data as { kind?: string });
+    // A leader of each other version holds its lock all along.
+    const releases: (() => void)[] = [];
+    await Promise.all(others.map((name) => new Promise<void>((held) => {
+      void navigator.locks.request(name, () => {
+        held();
+        return new Promise<void>((release) => releases.push(release));
+      });
+    })));
+    try {
+      await first.element.connect();
+      const second = await openTab();
+      const states: SyncState[] = [];
+      second.element.onStateChange((state) => states.push(state));
+      expect(await settled([first, second]), 'the other versions\' leaders do not hold this one back').to.equal(first);
+      for (const channel of channels) {
+        channel.postMessage({ kind: 'event', event: { type: 'status', state: { ...second.element.getState(), pendingOperations: 42 } } });
+      }
+      await waitFor(() => heardHere.some((message) => message.kind === 'hello') && heardHere.some((message) => message.kind === 'event'), 'this version\'s tabs talking');
+      expect(heardByOthers, 'nothing on the other versions\' channels').to.deep.equal([]);
+      expect(states.map((state) => state.pendingOperations)).to.not.include(42);
+    } finally {
+      for (const release of releases) release();
+      for (const channel of [...channels, mine]) channel.close();
+    }
+  });
+
+  it('does not send a follower\'s operation announced after a clear removed its record; stored again, it is sent', async () => {
+    const first = await openTab();
+    const second = await openTab();
+    const leader = await settled([first, second]);
+    const record = (id: string, seq: number): QueuedOperation => ({
+      id, type: 'upsert', payload: { entityType: 'note', entityId: id, data: { id } }, priority: 0, seq, queuedAt: Date.now(),
+    });
+    const store = async (operation: QueuedOperation): Promise<void> => {
+      const db = await openSyncDB(dbName);
+      try {
+        await db.add('outbox', operation);
+      } finally {
+        db.close();
+      }
+    };
+    const acknowledged = (id: string) => leader.window.events.waitFor('operation_complete', (detail) => detail.id === id);
+    // What a follower does: store the operation, then announce it; this announcement comes late.
+    const late = record('late', 1);
+    await store(late);
+    expect(await leader.element.clearOperationQueue(), 'the clear removed the record').to.equal(1);
+    const channel = new BroadcastChannel(tabsName(dbName, leader.element.getState().clientId));
+    try {
+      channel.postMessage({ kind: 'operation', operation: late });
+      // Announced after it on the same channel, and sent after it had it been taken.
+      const next = record('next', 2);
+      await store(next);
+      channel.postMessage({ kind: 'operation', operation: next });
+      await acknowledged('next');
+      expect((await server.stats()).operationsApplied, 'only the operation whose record exists').to.equal(1);
+      const again = record('late', 3); // the app queues the same id anew
+      await store(again);
+      channel.postMessage({ kind: 'operation', operation: again });
+      await acknowledged('late');
+    } finally {
+      channel.close();
+    }
+    expect((await server.stats()).operationsApplied).to.equal(2);
+    expect(leader.element.getAttribute('pending')).to.equal('0');
   });
 });

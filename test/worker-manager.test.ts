@@ -1,5 +1,5 @@
 import { expect } from '@open-wc/testing';
-import { SyncError } from '../src/client/errors.ts';
+import { SyncError } from '../src/protocol/errors.ts';
 import type { WorkerEndpoint } from '../src/client/worker-endpoint.ts';
 import { SyncWorkerManager } from '../src/client/worker-manager.ts';
 import type { SyncErrorDetail } from '../src/protocol/state.ts';
@@ -100,5 +100,44 @@ describe('SyncWorkerManager', () => {
     manager.terminate('bye');
     const late = await pending.then(() => undefined, (e: SyncError) => e);
     expect(late?.message).to.equal('bye');
+  });
+
+  it('restarts a worker that died after its delay, preparing each worker it starts', async () => {
+    const fakes: ReturnType<typeof channelWorker>[] = [];
+    const errors: SyncErrorDetail[] = [];
+    let prepared = 0;
+    const manager = new SyncWorkerManager(() => {
+      const fake = channelWorker();
+      fakes.push(fake);
+      return fake.endpoint;
+    }, { onEvent() {}, onWorkerError: (d) => errors.push(d), prepare: async () => { prepared += 1; } }, { restartDelay: 20 });
+    manager.start();
+    await manager.ready;
+    fakes[0]!.crash('boom');
+    expect(manager.running).to.equal(false);
+    expect(errors.map((e) => e.code)).to.deep.equal(['worker']);
+    await waitFor(() => manager.running, 'the worker restarted');
+    await manager.ready;
+    expect(fakes).to.have.length(2);
+    expect(prepared).to.equal(2);
+    manager.terminate();
+  });
+
+  it('starts a worker waiting for its restart at once for whenReady, and none once terminated', async () => {
+    const fakes: ReturnType<typeof channelWorker>[] = [];
+    const manager = new SyncWorkerManager(() => {
+      const fake = channelWorker();
+      fakes.push(fake);
+      return fake.endpoint;
+    }, { onEvent() {}, onWorkerError() {} }, { restartDelay: 60_000 });
+    manager.start();
+    fakes[0]!.crash('boom');
+    await manager.whenReady();
+    expect(fakes, 'started long before the restart delay').to.have.length(2);
+    expect(manager.running).to.equal(true);
+    manager.terminate('bye');
+    const refused = await manager.whenReady().then(() => undefined, (e: SyncError) => e);
+    expect(refused?.code).to.equal('worker');
+    expect(fakes).to.have.length(2);
   });
 });
