@@ -8,7 +8,7 @@ import {
   type SyncMessage,
   type WireOperation,
 } from '../src/protocol/wire.ts';
-import { operationToChange } from './operations.ts';
+import { operationToEdit } from './operations.ts';
 import { StoreRefusedError, StoreUnavailableError, type StoredRecord, type SyncStore, type WriteSequence } from './sync-store.ts';
 
 /** Decides whether a `sync` may proceed. The token must never be logged or echoed. */
@@ -28,6 +28,18 @@ export interface ConnectionSettings {
   onOperationFrame(): void;
   now(): number;
 }
+
+/**
+ * (1.1) The server's log does not continue from the client's resume point: the client discards its
+ * entities and resume point, keeps its queued operations and syncs again from 0/0.
+ */
+export interface ResetMessage {
+  type: 'reset';
+  reason?: string;
+}
+
+/** What this server sends. */
+type ServerFrame = KnownServerMessage | ResetMessage;
 
 /** `idle`: no sync yet; `replaying`: catching up from the log; `live`: gets every new record. */
 type Phase = 'idle' | 'replaying' | 'live';
@@ -99,7 +111,7 @@ export class SyncConnection {
   }
 
   /** Sends a frame outside the protocol's replies (e.g. `sync_request`). */
-  send(message: KnownServerMessage): void {
+  send(message: ServerFrame): void {
     this.#send(message);
   }
 
@@ -161,19 +173,15 @@ export class SyncConnection {
     if (this.#stale(generation)) return;
     if (from > head) {
       // The client has applied changes this log never held: the server's data was reset, or the
-      // client synced with another server. Its store cannot be reconciled from here, and going
-      // live would be worse than useless: every batch this log sends for a long while has an LSN
-      // at or below the client's, so the client would skip it as "already applied" and silently
-      // diverge. PROTOCOL.md has no message for "start over", so this answers `sync_error`, says
-      // what to do in plain words, and leaves the connection idle (no live changes) until the
-      // client sends another `sync`, which is served normally (e.g. from 0/0 after clearing).
+      // client synced with another server. Going live would be worse than useless: every batch
+      // this log sends for a long while has an LSN at or below the client's, so the client would
+      // skip it as "already applied" and silently diverge. `reset` tells it to start over from
+      // 0/0; this connection stays idle (no live changes) until that next `sync`.
       this.#phase = 'idle';
       this.#send({
-        type: 'sync_error',
-        message:
-          `the client's resume point (lastLSN ${formatLSN(from)}) is ahead of this server's log, ` +
-          `which ends at ${formatLSN(head)}: the server's data was reset or the client synced with another server. ` +
-          'Clear the local store and sync again from 0/0.',
+        type: 'reset',
+        reason: `the client's resume point (lastLSN ${formatLSN(from)}) is ahead of this server's log, ` +
+          `which ends at ${formatLSN(head)}: the server's data was reset or the client synced with another server`,
       });
       this.#releaseAcks(true);
       return;
@@ -220,16 +228,16 @@ export class SyncConnection {
       this.#send({ type: 'error', message: `operation ${operation.id} arrived before an authorized sync` });
       return;
     }
-    const change = operationToChange(operation, this.#settings.now());
-    if (typeof change === 'string') {
-      this.#send({ type: 'operation_error', id: operation.id, message: change });
+    const edit = operationToEdit(operation, this.#settings.now());
+    if (typeof edit === 'string') {
+      this.#send({ type: 'operation_error', id: operation.id, message: edit });
       return;
     }
     if (this.#holdBack(operation.id)) {
       this.#defer(operation.id, 'an operation sent before it was deferred and has not been sent again yet; nothing was stored, so it can be sent again after that one');
       return;
     }
-    this.#settings.store.append([change], operation.id, this.#writes).then(
+    this.#settings.store.append([edit], operation.id, this.#writes).then(
       ({ lsn, position }) => this.#acknowledge(position, { type: 'operation_complete', id: operation.id, lsn }),
       (error: unknown) => {
         // The store is down for a while and this write was certainly not applied: the client is
@@ -295,7 +303,7 @@ export class SyncConnection {
     return generation !== this.#generation || this.#socket.readyState !== OPEN;
   }
 
-  #send(message: KnownServerMessage): void {
+  #send(message: ServerFrame): void {
     void this.#sendText(JSON.stringify(message));
   }
 

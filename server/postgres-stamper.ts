@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Change } from '../src/protocol/change.ts';
 import { formatLSN, parseLSN } from '../src/protocol/lsn.ts';
+import { entityKey, resolveEdits, type Edit } from './edit.ts';
 import { decodeTransactions } from './pgoutput.ts';
 import { describe, isConnectionError } from './postgres-errors.ts';
 import { NAMES } from './postgres-schema.ts';
@@ -32,7 +33,9 @@ interface PendingRecord {
  * One pass of the stamper, on the session that holds the stamper lock: reads the committed writes
  * from the replication slot in commit order, adds each as a record whose LSN is its commit's end
  * LSN to the change log, applies its changes to the entities, all in one transaction, and then
- * advances the slot. Repeating a pass whose slot advance was lost (a crash in between) adds
+ * advances the slot. A patch is merged here, into the value the records before it (in commit
+ * order) left: the stamper is the one writer of the entities, so two patches of one entity
+ * committed at once both count, whichever instance wrote them. Repeating a pass whose slot advance was lost (a crash in between) adds
  * nothing twice: records at or below the log's head are known already.
  */
 export async function stampOnce(session: pg.Client, options: StampOptions): Promise<StampResult> {
@@ -99,8 +102,9 @@ async function stampRecords(session: pg.Client, records: readonly PendingRecord[
     let added = 0;
     if (!oneByOne) {
       const good = fresh.filter((record) => record.refused === undefined);
-      await insertRecords(session, good);
-      await applyEntities(session, good.flatMap((record) => record.write.changes));
+      const resolved = await resolveRecords(session, good);
+      await insertRecords(session, resolved);
+      await applyEntities(session, resolved.flatMap((record) => record.changes));
       for (const record of fresh) if (record.refused !== undefined) await insertRefused(session, record, record.refused);
       added = fresh.length;
     } else {
@@ -108,8 +112,9 @@ async function stampRecords(session: pg.Client, records: readonly PendingRecord[
         if (record.refused === undefined) {
           await session.query('SAVEPOINT stamp_record');
           try {
-            await insertRecords(session, [record]);
-            await applyEntities(session, record.write.changes);
+            const resolved = await resolveRecords(session, [record]);
+            await insertRecords(session, resolved);
+            await applyEntities(session, resolved[0]!.changes);
             await session.query('RELEASE SAVEPOINT stamp_record');
             added += 1;
             continue;
@@ -157,7 +162,41 @@ function loud(message: string): void {
   process.emitWarning(`sync store stamper: ${message}`);
 }
 
-async function insertRecords(session: pg.Client, records: readonly PendingRecord[]): Promise<void> {
+interface ResolvedRecord {
+  lsn: bigint;
+  write: Write;
+  /** The write's changes with every patch merged: what the log keeps and clients get. */
+  changes: Change[];
+}
+
+/** Merges the patches of `records`, in order, into the entities' values as this transaction sees them. */
+async function resolveRecords(session: pg.Client, records: readonly PendingRecord[]): Promise<ResolvedRecord[]> {
+  const patched = records.flatMap((record) => record.write.changes.filter((edit) => edit.type === 'patch'));
+  const values = await currentValues(session, patched);
+  return records.map((record) => {
+    const changes = resolveEdits(record.write.changes, (entityType, entityId) => values.get(entityKey(entityType, entityId)));
+    for (const change of changes) {
+      values.set(entityKey(change.entityType, change.entityId), change.type === 'delete' ? undefined : change.data);
+    }
+    return { lsn: record.lsn, write: record.write, changes };
+  });
+}
+
+/** The stored values of the entities `edits` touch, by entity key. */
+async function currentValues(session: pg.Client, edits: readonly Edit[]): Promise<Map<string, unknown>> {
+  const values = new Map<string, unknown>();
+  if (edits.length === 0) return values;
+  const rows = await session.query<{ entity_type: string; entity_id: string; data: unknown }>(
+    `SELECT e.entity_type, e.entity_id, e.data FROM ${NAMES.entities} e
+       JOIN unnest($1::text[], $2::text[]) AS k(entity_type, entity_id)
+         ON e.entity_type = k.entity_type AND e.entity_id = k.entity_id`,
+    [edits.map((edit) => edit.entityType), edits.map((edit) => edit.entityId)],
+  );
+  for (const row of rows.rows) values.set(entityKey(row.entity_type, row.entity_id), row.data);
+  return values;
+}
+
+async function insertRecords(session: pg.Client, records: readonly ResolvedRecord[]): Promise<void> {
   if (records.length === 0) return;
   await session.query(
     `INSERT INTO ${NAMES.changeLog} (lsn, write_id, operation_id, changes, change_count)
@@ -167,8 +206,8 @@ async function insertRecords(session: pg.Client, records: readonly PendingRecord
       records.map((record) => formatLSN(record.lsn)),
       records.map((record) => record.write.writeId),
       records.map((record) => record.write.operationId ?? null),
-      records.map((record) => JSON.stringify(record.write.changes)),
-      records.map((record) => record.write.changes.length),
+      records.map((record) => JSON.stringify(record.changes)),
+      records.map((record) => record.changes.length),
     ],
   );
 }
@@ -177,7 +216,7 @@ async function insertRecords(session: pg.Client, records: readonly PendingRecord
 async function applyEntities(session: pg.Client, changes: readonly Change[]): Promise<void> {
   const last = new Map<string, Change>();
   for (const change of changes) {
-    const key = `${change.entityType}\u0000${change.entityId}`;
+    const key = entityKey(change.entityType, change.entityId);
     last.delete(key);
     last.set(key, change);
   }

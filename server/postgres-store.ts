@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { parseChanges, type Change } from '../src/protocol/change.ts';
+import { parseChanges } from '../src/protocol/change.ts';
 import { formatLSN, parseLSN, type LSN } from '../src/protocol/lsn.ts';
+import type { Edit } from './edit.ts';
 import { describe, isCancelled, isConnectionError, isPoolBusy, redactUrl } from './postgres-errors.ts';
 import { NAMES, prepareDatabase, slotLost } from './postgres-schema.ts';
 import { stampOnce } from './postgres-stamper.ts';
@@ -201,17 +202,18 @@ export class PostgresSyncStore implements SyncStore {
     return latest > this.#headPosition ? latest : this.#headPosition;
   }
 
-  append(changes: readonly Change[], operationId?: string, sequence?: WriteSequence): Promise<AppendResult> {
+  /** A patch is merged by the stamper, in commit order: see stampOnce. */
+  append(edits: readonly Edit[], operationId?: string, sequence?: WriteSequence): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Error('store is closed'));
     if (this.#failure) return Promise.reject(this.#failure);
-    if (changes.length === 0) return Promise.reject(new Error('a record needs at least one change'));
+    if (edits.length === 0) return Promise.reject(new Error('a record needs at least one change'));
     // Refused before anything is written: a write PostgreSQL cannot hold must never reach the log.
-    const refusal = refuseWrite(changes, operationId);
+    const refusal = refuseWrite(edits, operationId);
     if (refusal !== undefined) return Promise.reject(new StoreRefusedError(refusal));
     if (this.#unavailable) {
       return Promise.reject(new StoreUnavailableError(`the database is unavailable (${this.#unavailable.message}); nothing was stored, so it can be sent again`));
     }
-    const write: Write = { writeId: randomUUID(), changes: [...changes] };
+    const write: Write = { writeId: randomUUID(), changes: [...edits] };
     if (operationId !== undefined) write.operationId = operationId;
     const result = sequence ? this.#appendInSequence(write, sequence) : this.#append(write);
     this.#inFlight.add(result);

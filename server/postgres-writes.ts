@@ -1,4 +1,5 @@
-import { isRecord, parseChanges, type Change } from '../src/protocol/change.ts';
+import { isRecord } from '../src/protocol/change.ts';
+import { parseEdit, type Edit } from './edit.ts';
 import { NAMES } from './postgres-schema.ts';
 
 /** What one write carries from its transaction to the stamper, inside a logical message. */
@@ -6,7 +7,8 @@ export interface Write {
   /** Unique per write; lets the writing instance find its record once it is stamped. */
   writeId: string;
   operationId?: string;
-  changes: Change[];
+  /** As the writer asked for them: the stamper merges a patch into the entity's value. */
+  changes: Edit[];
 }
 
 /** Anything that runs a query: a pool, a client, a client inside a transaction. */
@@ -37,7 +39,7 @@ function badText(what: string, value: string): string | undefined {
  * Why PostgreSQL cannot hold this write, or undefined when it can. The change data needs no check:
  * it is kept as `json` text (escaped by JSON.stringify), never de-escaped by the database.
  */
-export function refuseWrite(changes: readonly Change[], operationId?: string): string | undefined {
+export function refuseWrite(changes: readonly Edit[], operationId?: string): string | undefined {
   if (operationId !== undefined) {
     const bad = badText('the operation id', operationId);
     if (bad) return bad;
@@ -73,8 +75,13 @@ export function decodeWrite(content: string): Write | string {
     return 'not JSON';
   }
   if (!isRecord(value) || typeof value.w !== 'string' || !Array.isArray(value.changes)) return 'not a write';
-  const { changes, invalid } = parseChanges(value.changes);
-  if (invalid.length > 0 || changes.length === 0) return `invalid changes: ${invalid[0]?.reason ?? 'none'}`;
+  const changes: Edit[] = [];
+  for (const item of value.changes) {
+    const edit = parseEdit(item);
+    if (typeof edit === 'string') return `invalid changes: ${edit}`;
+    changes.push(edit);
+  }
+  if (changes.length === 0) return 'invalid changes: none';
   if (value.op !== undefined && typeof value.op !== 'string') return 'invalid operation id';
   return value.op === undefined ? { writeId: value.w, changes } : { writeId: value.w, operationId: value.op, changes };
 }

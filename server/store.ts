@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Change } from '../src/protocol/change.ts';
 import { formatLSN, type LSN } from '../src/protocol/lsn.ts';
 import { AppendLog, type OpenLogFile } from './append-log.ts';
+import { entityKey, resolveEdits, type Edit } from './edit.ts';
 import { decodeEntry, encodeEntry } from './log-codec.ts';
 import type {
   AppendResult,
@@ -37,6 +38,8 @@ export class FileSyncStore implements SyncStore {
   /** `#changeTotals[i]` = changes in records 0..i, for counting a range in O(log n). */
   readonly #changeTotals: number[] = [];
   readonly #entities = new Map<string, Entity>();
+  /** Entities written by appends not yet durable: their value once those are, and how many. */
+  readonly #pending = new Map<string, { value: unknown; appends: number }>();
   readonly #applied = new Map<string, bigint>();
   readonly #inFlight = new Map<string, Promise<AppendResult>>();
   readonly #listeners = new Set<(record: StoredRecord) => void>();
@@ -80,10 +83,11 @@ export class FileSyncStore implements SyncStore {
     return this.#failure;
   }
 
-  // Records take their place in the log in call order, so every caller's writes stay in order.
-  append(changes: readonly Change[], operationId?: string): Promise<AppendResult> {
+  // Records take their place in the log in call order, so every caller's writes stay in order, and
+  // a patch is merged into the value every earlier append (durable or not) leaves.
+  append(edits: readonly Edit[], operationId?: string): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Error('store is closed'));
-    if (changes.length === 0) return Promise.reject(new Error('a record needs at least one change'));
+    if (edits.length === 0) return Promise.reject(new Error('a record needs at least one change'));
     if (operationId !== undefined) {
       const position = this.#applied.get(operationId);
       if (position !== undefined) {
@@ -94,7 +98,9 @@ export class FileSyncStore implements SyncStore {
     }
     if (this.#failure) return Promise.reject(unavailable(this.#failure));
     let written: { end: number; durable: Promise<void> };
+    let changes: Change[];
     try {
+      changes = resolveEdits(edits, (entityType, entityId) => this.#latestValue(entityKey(entityType, entityId)));
       written = this.#log.append(encodeEntry(changes, operationId));
     } catch (error) {
       const failure = this.#log.failure;
@@ -104,9 +110,11 @@ export class FileSyncStore implements SyncStore {
       }
       return Promise.reject(error);
     }
-    const record = recordAt(BigInt(written.end), [...changes], operationId);
+    const record = recordAt(BigInt(written.end), changes, operationId);
+    this.#holdPending(changes);
     const result = written.durable.then(
       (): AppendResult => {
+        this.#releasePending(changes);
         this.#commit(record);
         return { lsn: record.lsn, position: record.position, duplicate: false };
       },
@@ -189,6 +197,28 @@ export class FileSyncStore implements SyncStore {
     this.#failureListeners.clear();
   }
 
+  /** The value of an entity once every append made so far is durable; undefined when absent. */
+  #latestValue(key: string): unknown {
+    const pending = this.#pending.get(key);
+    return pending ? pending.value : this.#entities.get(key)?.data;
+  }
+
+  #holdPending(changes: readonly Change[]): void {
+    for (const change of changes) {
+      const key = entityKey(change.entityType, change.entityId);
+      const appends = (this.#pending.get(key)?.appends ?? 0) + 1;
+      this.#pending.set(key, { value: change.type === 'delete' ? undefined : change.data, appends });
+    }
+  }
+
+  #releasePending(changes: readonly Change[]): void {
+    for (const change of changes) {
+      const key = entityKey(change.entityType, change.entityId);
+      const pending = this.#pending.get(key);
+      if (pending && --pending.appends === 0) this.#pending.delete(key);
+    }
+  }
+
   /** Records the first write failure and tells the failure listeners, once. */
   #fail(error: Error): void {
     if (this.#failure) return;
@@ -244,7 +274,7 @@ function recordAt(position: bigint, changes: Change[], operationId?: string): St
 }
 
 function applyChange(entities: Map<string, Entity>, change: Change): void {
-  const key = `${change.entityType}\u0000${change.entityId}`;
+  const key = entityKey(change.entityType, change.entityId);
   if (change.type === 'delete') entities.delete(key);
   else entities.set(key, { entityType: change.entityType, entityId: change.entityId, data: change.data });
 }

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { ServerStats } from '../src/protocol/http.ts';
 import {
   CLOSE_STORE_UNAVAILABLE,
   STORE_UNAVAILABLE_REASON,
@@ -61,15 +62,7 @@ export interface SyncServerOptions {
   onStoreAvailability?: (unavailable: Error | undefined) => void;
 }
 
-export interface ServerStats {
-  lsn: string;
-  records: number;
-  changes: number;
-  entities: number;
-  operationsApplied: number;
-  operationFramesReceived: number;
-  clients: number;
-}
+export type { ServerStats };
 
 export interface SyncServer {
   readonly port: number;

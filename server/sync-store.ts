@@ -1,5 +1,6 @@
 import type { Change } from '../src/protocol/change.ts';
 import type { LSN } from '../src/protocol/lsn.ts';
+import type { Edit } from './edit.ts';
 
 /** One appended batch of changes; its LSN orders it in the log. */
 export interface StoredRecord {
@@ -99,9 +100,11 @@ export interface SyncStore {
    * Appends one record. Appends given the same `sequence` (one client's connection: any object,
    * compared by identity) commit in the order `append` was called, so that one client's writes
    * never overtake each other; one behind a write the store could not take now
-   * (`StoreUnavailableError`) is refused the same way, untried.
+   * (`StoreUnavailableError`) is refused the same way, untried. A patch edit is merged into the
+   * entity's value as the records before it in LSN order left it, and recorded as an `update`
+   * with the whole merged value.
    */
-  append(changes: readonly Change[], operationId?: string, sequence?: WriteSequence): Promise<AppendResult>;
+  append(edits: readonly Edit[], operationId?: string, sequence?: WriteSequence): Promise<AppendResult>;
   /** The records after position `after`, in LSN order, bounded by `options`. */
   changesAfter(after: bigint, options: ReadOptions): Promise<StoredRecord[]>;
   /** How many changes the records in (`after`, `until`] hold. */

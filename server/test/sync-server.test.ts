@@ -424,27 +424,6 @@ test('close answers what is durable, closes sockets with 1001 and keeps every ac
   for (const id of acknowledged) assert.ok(ids.includes(id), `${id} was acknowledged and kept`);
 });
 
-test('a sync from beyond the head gets a sync_error that says to clear the store and sync from 0/0', BOUNDED, async (t) => {
-  const server = await startServer(t, { dataDir: await tempDir(t) });
-  const { body } = await postChanges(server.url, [update('a', '1', 1)]);
-  const client = await TestClient.open(wsUrl(server), t);
-  client.send({ type: 'sync', clientId: 'from-elsewhere', lastLSN: 'FFFF/0' });
-  const { message } = only(await client.next(), 'sync_error');
-  assert.match(message, /resume point \(lastLSN FFFF\/0\) is ahead of this server's log/, `names the resume point: ${message}`);
-  assert.ok(message.includes(String(body.lsn)), `names the head: ${message}`);
-  assert.match(message, /data was reset or the client synced with another server/, `says why: ${message}`);
-  assert.match(message, /[Cc]lear the local store and sync again from 0\/0/, `says what to do: ${message}`);
-  // Idle until the next sync: a change appended now is not sent to it.
-  await postChanges(server.url, [update('a', '2', 2)]);
-  client.send({ type: 'ping' });
-  only(await client.next(), 'pong');
-  // A sync from 0/0 on the same socket is served as usual and goes live.
-  const replayed = changeFrames(await client.sync('0/0')).flatMap((frame) => frame.changes.map((c) => c.entityId));
-  assert.deepEqual(replayed, ['1', '2']);
-  const { body: live } = await postChanges(server.url, [update('a', '3', 3)]);
-  assert.equal(only(await client.next(), 'changes').lsn, live.lsn);
-});
-
 test('sync_request is sent on connect when asked for, and the query string is ignored', BOUNDED, async (t) => {
   const server = await startServer(t, { dataDir: await tempDir(t), syncRequestOnConnect: true });
   const client = await TestClient.open(`${wsUrl(server)}?clientId=c&lastLSN=0%2F0`, t);
