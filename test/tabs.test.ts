@@ -305,16 +305,16 @@ describe('one connection per client across tabs', () => {
     expect(await leader.element.clearOperationQueue(), 'the clear removed the record').to.equal(1);
     const channel = new BroadcastChannel(tabsName(dbName, leader.element.getState().clientId));
     try {
-      channel.postMessage({ kind: 'operation', operation: late });
+      channel.postMessage({ kind: 'operations', operations: [late] });
       // Announced after it on the same channel, and sent after it had it been taken.
       const next = record('next', 2);
       await store(next);
-      channel.postMessage({ kind: 'operation', operation: next });
+      channel.postMessage({ kind: 'operations', operations: [next] });
       await acknowledged('next');
       expect((await server.stats()).operationsApplied, 'only the operation whose record exists').to.equal(1);
       const again = record('late', 3); // the app queues the same id anew
       await store(again);
-      channel.postMessage({ kind: 'operation', operation: again });
+      channel.postMessage({ kind: 'operations', operations: [again] });
       await acknowledged('late');
     } finally {
       channel.close();

@@ -182,7 +182,7 @@ export class LiveQuery {
     const rows = Object.freeze(limit === undefined ? this.#matched.slice() : this.#matched.slice(0, limit));
     const delta = !this.#notified
       ? { added: rows, updated: EMPTY, removed: EMPTY }
-      : limit === undefined ? this.#dirtyDelta() : windowDelta(previous, rows);
+      : limit === undefined ? this.#dirtyDelta() : diffRows(previous, rows);
     this.#dirty.clear();
     if (this.#notified && delta.added.length === 0 && delta.updated.length === 0 && delta.removed.length === 0) return;
     this.#notified = true;
@@ -208,8 +208,8 @@ export class LiveQuery {
   }
 }
 
-/** What differs between two windows of rows, by entity id. */
-function windowDelta(previous: readonly SyncEntity[], rows: readonly SyncEntity[]): ObserveDelta {
+/** What differs between two lists of rows, by entity id and object identity. */
+export function diffRows(previous: readonly SyncEntity[], rows: readonly SyncEntity[]): ObserveDelta {
   const before = new Map(previous.map((row) => [row.entityId, row]));
   const added: SyncEntity[] = [];
   const updated: SyncEntity[] = [];

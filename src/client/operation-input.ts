@@ -1,4 +1,5 @@
 import type { OperationInput, QueuedOperation } from '../protocol/state.ts';
+import { isEntityOperationType, parseEffect, type Effect } from '../protocol/effects.ts';
 import { errorMessage, SyncError } from '../protocol/errors.ts';
 
 /** Default upper bound of one operation's frame, in bytes of UTF-8 JSON. */
@@ -23,7 +24,7 @@ export function toQueuedOperation(
   if (typeof input !== 'object' || input === null) {
     throw invalid('an operation must be an object like { type, payload }');
   }
-  const { type, payload, id, priority } = input as Partial<Record<keyof OperationInput, unknown>>;
+  const { type, payload, id, priority, effects } = input as Partial<Record<keyof OperationInput, unknown>>;
   if (typeof type !== 'string' || type === '') {
     throw invalid('an operation needs a non-empty string "type"');
   }
@@ -36,6 +37,12 @@ export function toQueuedOperation(
   if (type === 'send_message' && (typeof payload !== 'object' || payload === null || Array.isArray(payload))) {
     throw invalid('a send_message payload must be a JSON object: it is sent as the frame itself');
   }
+  if (isEntityOperationType(type)) {
+    const effect = parseEffect(type, payload);
+    if (typeof effect === 'string') throw invalid(effect);
+    if (effects !== undefined) throw invalid(`a ${type} has its payload's effect and takes no "effects"`);
+  }
+  const declared = effects === undefined ? undefined : checkEffects(effects);
   const operation: QueuedOperation = {
     id: id ?? crypto.randomUUID(),
     type,
@@ -43,6 +50,7 @@ export function toQueuedOperation(
     priority: priority ?? 0,
     seq: nextSeq(),
     queuedAt: Date.now(),
+    ...(declared === undefined ? {} : { effects: declared }),
   };
   const frame = frameText(operation);
   try {
@@ -55,6 +63,16 @@ export function toQueuedOperation(
     throw invalid(`the operation is ${bytes} bytes as JSON, over the limit of ${maxBytes}`);
   }
   return operation;
+}
+
+/** The effects a custom operation declares: a list of upsert, patch and delete effects, each naming its entity. */
+function checkEffects(effects: unknown): Effect[] {
+  if (!Array.isArray(effects)) throw invalid('"effects" must be a list of { type, entityType, entityId, data? }');
+  return effects.map((item: unknown, index) => {
+    const effect = typeof item === 'object' && item !== null ? parseEffect((item as { type?: unknown }).type, item) : 'an effect must be an object';
+    if (typeof effect === 'string') throw invalid(`effect #${index}: ${effect}`);
+    return effect;
+  });
 }
 
 function frameText(operation: QueuedOperation): string {

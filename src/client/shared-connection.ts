@@ -27,6 +27,8 @@ export interface ConnectionHost {
   clearQueue(): Promise<string[]>;
   /** Another tab removed these operations from the outbox. */
   cleared(ids: readonly string[]): void;
+  /** Another tab stored these operations in the outbox. */
+  storedElsewhere(operations: readonly QueuedOperation[]): void;
   /** Empties the outbox in the store, for a tab that holds the lock while nobody leads. */
   clearStore(): Promise<string[]>;
 }
@@ -71,8 +73,10 @@ export class SharedConnection {
     this.#tabs = new TabCoordinator(tabsName(config.dbName, config.clientId), options.locks, {
       roleChanged: (role) => this.#roleChanged(role),
       leaderEvent: (event) => this.#onEvent(event, 'follower'),
-      followerOperation: (operation) => {
-        this.#manager.request({ type: 'operation', operation }).catch(() => undefined);
+      operationsStored: (operations) => {
+        host.storedElsewhere(operations);
+        if (!this.leading) return;
+        for (const operation of operations) this.#manager.request({ type: 'operation', operation }).catch(() => undefined);
       },
       followerCommand: (command) => this.#run(command),
       cleared: (ids) => host.cleared(ids),
@@ -126,13 +130,14 @@ export class SharedConnection {
     }
   }
 
-  /** Has a stored operation sent: by this tab's worker, or by the leader's. */
+  /**
+   * Has a stored operation sent (by this tab's worker, or by the leader's), and shown in the other
+   * tabs.
+   */
   async send(operation: QueuedOperation): Promise<void> {
-    if (!this.leading) {
-      // The leader's worker sends it; if there is none yet, whoever leads next loads it.
-      this.#tabs.sendOperation(operation);
-      return;
-    }
+    // The leader's worker sends it; if there is none yet, whoever leads next loads it.
+    this.#tabs.storedOperation(operation);
+    if (!this.leading) return;
     await this.#manager.request({ type: 'operation', operation }).catch(() => {
       // The record is in the outbox: a restarted worker loads and sends it, so keep waiting.
     });

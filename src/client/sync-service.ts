@@ -1,4 +1,4 @@
-import { DEFAULT_DB_NAME, type StoredEntity } from '../db/schema.ts';
+import { DEFAULT_DB_NAME } from '../db/schema.ts';
 import { OperationRejectedError, StorageError, SyncError } from '../protocol/errors.ts';
 import type { OperationInput, OperationResult, QueuedOperation, SyncState } from '../protocol/state.ts';
 import { ClientState } from './client-state.ts';
@@ -7,7 +7,10 @@ import type { LockManagerLike } from './leader-election.ts';
 import { getNetworkStatus, type NetworkStatus } from './network.ts';
 import { DEFAULT_MAX_OPERATION_BYTES, toQueuedOperation } from './operation-input.ts';
 import { OutboxWriter } from './outbox-writer.ts';
+import type { ObserveListener, ObserveOptions } from './live-query.ts';
+import { LocalView } from './local-view.ts';
 import { listenToPage } from './page-signals.ts';
+import type { SyncEntity } from './pending-layer.ts';
 import { PageStore } from './page-store.ts';
 import { PendingOperations } from './pending-operations.ts';
 import type { SyncEventDetails, SyncEventType } from './service-events.ts';
@@ -39,6 +42,10 @@ export class WorkerSyncService {
   /** Once started: where the connection is. */
   #connection: SharedConnection | undefined;
   #store: PageStore;
+  /** What reads show: the local store with the pending operations on top. */
+  readonly #view: LocalView;
+  /** Set by the first read: the client started (if it can), then the pending layer loaded. */
+  #readable: Promise<void> | undefined;
   /** Every listener this client adds to the page. */
   #abort: AbortController | undefined;
   #wantConnected = false;
@@ -49,6 +56,7 @@ export class WorkerSyncService {
   constructor(options: SyncServiceOptions = {}) {
     this.#options = { ...options };
     this.#store = new PageStore(() => this.dbName, (detail) => this.#state.emit('error', detail));
+    this.#view = new LocalView(() => this.#store.open(), (error, code) => this.#state.report(error, code));
   }
 
   /** The database this client reads and writes. */
@@ -195,6 +203,8 @@ export class WorkerSyncService {
   /**
    * Stores the operation durably, then has the worker send it. Resolves when the server
    * acknowledges it; rejects on `operation_error`. Bad input rejects at once and stores nothing.
+   * From the call on, every read in every tab shows its effects (see {@link observe}) until the
+   * server's state covers it, or it is refused or cleared.
    */
   async queueOperation(input: OperationInput): Promise<OperationResult> {
     return (await this.storeOperation(input)).acknowledged;
@@ -206,11 +216,21 @@ export class WorkerSyncService {
    */
   async storeOperation(input: OperationInput): Promise<StoredOperation> {
     const operation = toQueuedOperation(input, this.#options.maxOperationBytes ?? DEFAULT_MAX_OPERATION_BYTES);
-    const acknowledged = this.#pending.reserve(operation.id);
-    await this.#pending.store(operation.id, async () => {
-      await this.initialize();
-      await this.#handOff(operation);
-    });
+    if (this.#closed) throw new SyncError('closed', 'This sync client was cleaned up');
+    // Shown before anything waits: a read started after this call, even in this task, sees it.
+    this.#view.show(operation);
+    let acknowledged: Promise<OperationResult>;
+    try {
+      acknowledged = this.#pending.reserve(operation.id);
+      await this.#pending.store(operation.id, async () => {
+        await this.initialize();
+        await this.#handOff(operation);
+      });
+    } catch (error) {
+      // Not stored (or the client went away): its effects leave every read of this tab.
+      this.#view.remove([operation.id]);
+      throw error;
+    }
     // As the older `SyncClient` did: queueing starts a connection when none is under way, unless
     // the page closed it on purpose or the server refused us for good.
     if (this.#state.snapshot.status === 'disconnected' && !this.#userDisconnected) {
@@ -255,7 +275,7 @@ export class WorkerSyncService {
   async #clear(): Promise<string[]> {
     await this.#pending.whenStored();
     const removed = await this.#connection!.clearOutbox();
-    this.#pending.cancel(removed);
+    this.#cleared(removed);
     return removed;
   }
 
@@ -278,16 +298,56 @@ export class WorkerSyncService {
     this.#pending.handOver(next.#pending);
   }
 
-  /** One synced entity, or `undefined`. */
-  async getEntity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {
+  /**
+   * One entity as this client sees it: the server's value with every operation not yet settled
+   * applied on top (`pending: true` while one the server has not acknowledged touches it), or
+   * `undefined`.
+   */
+  async getEntity(entityType: string, entityId: string): Promise<SyncEntity | undefined> {
     this.#assertBuiltInStore();
-    return (await this.#store.open()).entity(entityType, entityId);
+    await this.#whenReadable();
+    return this.#view.entity(entityType, entityId);
   }
 
-  /** Every synced entity of one type. */
-  async getEntities(entityType: string): Promise<StoredEntity[]> {
+  /** Every entity of one type as this client sees it (see {@link getEntity}), by entity id. */
+  async getEntities(entityType: string): Promise<SyncEntity[]> {
     this.#assertBuiltInStore();
-    return (await this.#store.open()).entities(entityType);
+    await this.#whenReadable();
+    return this.#view.entities(entityType);
+  }
+
+  /**
+   * A live query over one entity type. `listener(rows, { added, updated, removed })` is called
+   * once with the current result, then once per committed change that alters it: a server batch
+   * (never half of one), a write, an acknowledgement, a rollback, a clear or a reset, in any tab.
+   * `rows` is a new frozen array of the records {@link getEntity} returns; a row that did not
+   * change is the same object as before. Returns the function that stops it; cleanup stops all.
+   */
+  observe(entityType: string, listener: ObserveListener, options?: ObserveOptions): () => void {
+    this.#assertBuiltInStore();
+    const stop = this.#view.observe(entityType, listener, options);
+    void this.#whenReadable();
+    return stop;
+  }
+
+  /** Live queries not yet stopped. */
+  get observers(): number {
+    return this.#view.observers;
+  }
+
+  /**
+   * Reads need the pending layer, and the layer needs to hear the other tabs: the client starts
+   * first (a client that cannot start, e.g. for a bad URL, still reads what is stored).
+   */
+  #whenReadable(): Promise<void> {
+    this.#readable ??= this.initialize().then(() => this.#view.load(), () => this.#view.load());
+    return this.#readable;
+  }
+
+  /** Operations removed from the outbox by a clear, here or in another tab. */
+  #cleared(ids: readonly string[]): void {
+    this.#pending.cancel(ids);
+    this.#view.remove(ids);
   }
 
   #assertBuiltInStore(): void {
@@ -307,6 +367,7 @@ export class WorkerSyncService {
     this.#abort?.abort();
     this.#connection?.close();
     this.#pending.close();
+    this.#view.close();
     this.#state.connectionGone();
     // An operation being stored finishes storing, and stays queued for the next client.
     await this.#pending.whenStored();
@@ -342,7 +403,8 @@ export class WorkerSyncService {
       failed: (error) => this.#fail(error),
       wantsConnection: () => this.#wantConnected,
       clearQueue: () => this.#clear(),
-      cleared: (ids) => this.#pending.cancel(ids),
+      cleared: (ids) => this.#cleared(ids),
+      storedElsewhere: (operations) => this.#view.storedElsewhere(operations),
       clearStore: async () => (await this.#store.open()).clearOperations(),
     });
     this.#state.update({
@@ -376,10 +438,23 @@ export class WorkerSyncService {
 
   /** An event of the worker holding the connection (this tab's, or the leader's). */
   #onEvent(event: ConnectionEvent): void {
-    if (event.type === 'operation_complete') {
-      this.#pending.resolve(event.id, { id: event.id, ...(event.lsn === undefined ? {} : { lsn: event.lsn }) });
-    } else if (event.type === 'operation_error') {
-      this.#pending.reject(event.id, new OperationRejectedError(event.id, event.message));
+    switch (event.type) {
+      case 'operation_complete':
+        this.#pending.resolve(event.id, { id: event.id, ...(event.lsn === undefined ? {} : { lsn: event.lsn }) });
+        this.#view.acknowledged(event.id, event.settled === true);
+        break;
+      case 'operation_error':
+        this.#pending.reject(event.id, new OperationRejectedError(event.id, event.message));
+        this.#view.remove([event.id]);
+        break;
+      case 'changes':
+        this.#view.committed(event.changes, event.lsn, event.settled);
+        break;
+      case 'sync_reset':
+        this.#view.reset();
+        break;
+      default:
+        break;
     }
     this.#state.emitWorkerEvent(event);
   }

@@ -16,8 +16,8 @@ export interface TabHost {
   roleChanged(role: SyncRole): void;
   /** An event of the leader's worker, heard by a follower; `status` carries the leader's state. */
   leaderEvent(event: TabEvent): void;
-  /** The leader hears that a follower stored this operation. */
-  followerOperation(operation: QueuedOperation): void;
+  /** Another tab stored these operations (the leader sends them). */
+  operationsStored(operations: readonly QueuedOperation[]): void;
   /** The leader runs a follower's command; resolves with the answer. */
   followerCommand(command: TabCommand): Promise<unknown>;
   /** Another tab removed these operations from the outbox. */
@@ -41,6 +41,8 @@ export class TabCoordinator {
   readonly #asks = new Map<string, { resolve(value: unknown): void; reject(error: Error): void }>();
   /** Another tab of this client has spoken: a leader then copies its events to the channel. */
   #audience = false;
+  /** Operations stored in this task, told to the other tabs together at its end. */
+  #stored: QueuedOperation[] = [];
   #closed = false;
 
   constructor(name: string, locks: LockManagerLike | undefined, host: TabHost) {
@@ -92,9 +94,19 @@ export class TabCoordinator {
     this.#channel?.post({ kind: 'event', event: { type: 'status', state: this.#host.state() } });
   }
 
-  /** A follower's stored operation, for the leader to send. */
-  sendOperation(operation: QueuedOperation): void {
-    this.#channel?.post({ kind: 'operation', operation });
+  /**
+   * An operation this tab stored: every other tab shows it, the leader sends it. Those stored in
+   * one task go in one message.
+   */
+  storedOperation(operation: QueuedOperation): void {
+    if (!this.#channel) return;
+    this.#stored.push(operation);
+    if (this.#stored.length > 1) return;
+    queueMicrotask(() => {
+      const operations = this.#stored;
+      this.#stored = [];
+      if (!this.#closed) this.#channel?.post({ kind: 'operations', operations });
+    });
   }
 
   /** A follower's command the leader runs without answering. */
@@ -165,7 +177,7 @@ export class TabCoordinator {
   #onMessage(message: TabMessage): void {
     const leading = this.leading;
     // Every tab says hello when it starts, so whoever leads, now or later, knows it has listeners.
-    if (message.kind === 'hello' || message.kind === 'operation' || message.kind === 'command') this.#audience = true;
+    if (message.kind === 'hello' || message.kind === 'operations' || message.kind === 'command') this.#audience = true;
     switch (message.kind) {
       case 'leading':
         if (!leading) this.#channel?.post({ kind: 'hello' });
@@ -176,8 +188,8 @@ export class TabCoordinator {
       case 'hello':
         if (leading) this.tellState();
         return;
-      case 'operation':
-        if (leading) this.#host.followerOperation(message.operation);
+      case 'operations':
+        this.#host.operationsStored(message.operations);
         return;
       case 'command':
         if (leading) void this.#answer(message.command, message.id);

@@ -3,6 +3,7 @@
  * every request with exactly one `result`. Everything else the worker posts is an event.
  */
 import type { Change, InvalidChange } from './change.ts';
+import type { EntityRef } from './effects.ts';
 import type { SerializedError } from './errors.ts';
 import type { LSN } from './lsn.ts';
 import type {
@@ -86,8 +87,16 @@ export type WorkerEvent =
   /** A server frame of a type the protocol does not define. */
   | { type: 'message'; message: Record<string, unknown> }
   | ({ type: 'error' } & SyncErrorDetail & { invalid?: InvalidChange[] })
-  | { type: 'operation_complete'; id: string; lsn?: LSN }
-  | { type: 'operation_error'; id: string; message: string }
+  /**
+   * The server acknowledged the operation. With `settled`, its record is gone and so is its place
+   * in the pending layer; without, it stays in the layer until a commit covers `lsn` (`changes`
+   * names it in `settled`).
+   */
+  | { type: 'operation_complete'; id: string; lsn?: LSN; settled?: true }
+  /** The operation was refused for good and removed; `entities` are those its effects touched. */
+  | { type: 'operation_error'; id: string; message: string; entities: EntityRef[] }
+  /** The server's log does not continue from the resume point: the store was emptied. */
+  | { type: 'sync_reset'; reason?: string }
   | { type: 'sync_started'; lsn?: LSN; total?: number }
   | ({ type: 'sync_progress' } & SyncProgress)
   | { type: 'sync_completed'; lsn: LSN }
@@ -96,7 +105,10 @@ export type WorkerEvent =
    * is unique across workers, so a late answer meant for a worker that died matches nothing.
    */
   | { type: 'apply'; applyId: string; batches: ChangeBatch[] }
-  /** Changes that were applied to the store, in order. */
-  | { type: 'changes'; changes: Change[]; lsn?: LSN };
+  /**
+   * Changes that were applied to the store, in order, in one commit; `settled` are acknowledged
+   * operations whose records that commit deleted, as the stored state now covers them.
+   */
+  | { type: 'changes'; changes: Change[]; lsn?: LSN; settled?: string[] };
 
 export type WorkerToPage = WorkerResult | WorkerEvent;

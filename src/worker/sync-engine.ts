@@ -4,14 +4,16 @@
  */
 import { batchChanges, isBatchMessage, type BatchMessage } from '../protocol/batches.ts';
 import type { InvalidChange } from '../protocol/change.ts';
+import { effectsOf, entitiesOf } from '../protocol/effects.ts';
 import { errorMessage, InvalidStateError, RequestError, serializeError, StorageError } from '../protocol/errors.ts';
-import type { LSN } from '../protocol/lsn.ts';
+import { compareLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';
 import {
   INITIAL_STATE,
   SyncStatus,
   type SyncErrorDetail,
   type SyncProgress,
   type SyncState,
+  type QueuedOperation,
 } from '../protocol/state.ts';
 import type { ParseResult, ServerMessage } from '../protocol/wire.ts';
 import type { PageToWorker, WorkerToPage } from '../protocol/worker-messages.ts';
@@ -51,6 +53,11 @@ export class SyncEngine {
   readonly #frames = new FrameQueue();
   #draining = false;
   readonly #pageApply = new PageApply((event) => this.#post(event));
+  /**
+   * Every batch of the catch-up under way was handled (none dropped as malformed or unstored),
+   * so its `sync_complete.lsn` may become the resume point.
+   */
+  #catchUpWhole = false;
 
   constructor(endpoint: WorkerEndpointLike, options: SyncEngineOptions) {
     this.#endpoint = endpoint;
@@ -70,7 +77,7 @@ export class SyncEngine {
         this.#update({ status: SyncStatus.error, isConnected: false, isConnecting: false });
         this.#reportError({ code: 'storage', message: `Could not reopen the database: ${errorMessage(error)}` });
       },
-      operationLost: (id) => this.#post({ type: 'operation_error', id, message: OPERATION_LOST }),
+      operationLost: (operation) => this.#post(refused(operation, OPERATION_LOST)),
     });
   }
 
@@ -126,6 +133,7 @@ export class SyncEngine {
       case 'sync': {
         const { connection } = await this.#sessions.ready();
         if (!connection.sendSync()) throw new InvalidStateError('Not connected: sync was not sent');
+        this.#catchUpWhole = true;
         return undefined;
       }
       case 'operation':
@@ -152,6 +160,7 @@ export class SyncEngine {
         const session = owner();
         if (!this.#sessions.current(session)) return;
         this.#update({ lastError: null });
+        this.#catchUpWhole = true; // the connection sent its sync
         this.#post({ type: 'connected', clientId: this.#state.clientId, lastLSN: this.#state.lastLSN });
         session?.outbox.pump();
       },
@@ -177,8 +186,10 @@ export class SyncEngine {
   #outboxListener(owner: () => Session | undefined): OutboxListener {
     return {
       // An answer the server gave stands even when the session ended since.
-      completed: (id, lsn) => this.#post({ type: 'operation_complete', id, ...(lsn === undefined ? {} : { lsn }) }),
-      failed: (id, message) => this.#post({ type: 'operation_error', id, message }),
+      completed: (id, lsn, settled) => this.#post({
+        type: 'operation_complete', id, ...(lsn === undefined ? {} : { lsn }), ...(settled ? { settled: true } : {}),
+      }),
+      failed: (operation, message) => this.#post(refused(operation, message)),
       pendingChanged: (count) => {
         if (this.#sessions.current(owner())) this.#update({ pendingOperations: count });
       },
@@ -237,12 +248,15 @@ export class SyncEngine {
       return;
     }
     this.#frames.clear();
+    this.#catchUpWhole = false;
     this.#reportError({ code: 'storage', message: error.message });
     session.connection.restart('storage error');
   }
 
   async #handleFrame(session: Session, parsed: ParseResult<ServerMessage>): Promise<void> {
     if (!parsed.ok) {
+      // It may have been a batch: the catch-up's end no longer says what is stored.
+      this.#catchUpWhole = false;
       this.#reportError({ code: 'protocol', message: `Dropped a frame from the server: ${parsed.error}` });
       return;
     }
@@ -251,22 +265,26 @@ export class SyncEngine {
     if (isBatchMessage(message)) return this.#applyBatches(session, [message]);
     switch (message.type) {
       case 'sync_request':
-        session.connection.sendSync();
+        if (session.connection.sendSync()) this.#catchUpWhole = true;
         return;
       case 'sync_start':
         this.#syncStarted(message.lsn, message.total);
         return;
       case 'sync_complete':
+        if (message.lsn !== undefined && this.#catchUpWhole) await this.#reachCatchUpEnd(session, message.lsn);
         this.#update({ syncing: false, progress: null });
         session.connection.resetBackoff();
         this.#post({ type: 'sync_completed', lsn: session.store.lastLSN });
+        return;
+      case 'reset':
+        await this.#reset(session, message.reason);
         return;
       case 'sync_error':
         this.#update({ syncing: false, progress: null });
         this.#reportError({ code: 'server', message: `The server could not serve the sync: ${message.message}` });
         return;
       case 'operation_complete':
-        session.outbox.complete(message.id, message.lsn);
+        session.outbox.complete(message.id, message.lsn, session.store.lastLSN);
         return;
       case 'operation_error':
         if (!message.retryable) {
@@ -303,16 +321,45 @@ export class SyncEngine {
     });
   }
 
+  /**
+   * `sync_complete.lsn` after a whole catch-up: the log position it covers, past the changes this
+   * client was sent, becomes the resume point.
+   */
+  async #reachCatchUpEnd(session: Session, lsn: LSN): Promise<void> {
+    if (compareLSN(lsn, session.store.lastLSN) <= 0) return;
+    const settled = await session.store.saveLSN(lsn, session.outbox.coveredBy(lsn));
+    if (session !== this.#sessions.live) return;
+    session.outbox.settled(settled);
+    this.#update({ lastLSN: session.store.lastLSN });
+    this.#post({ type: 'changes', changes: [], lsn: session.store.lastLSN, ...(settled.length > 0 ? { settled } : {}) });
+  }
+
+  /**
+   * `reset`: the server's log does not continue from the resume point. The store is emptied (the
+   * outbox stays), the page hears `sync_reset`, and a sync from `0/0` rebuilds it.
+   */
+  async #reset(session: Session, reason: string | undefined): Promise<void> {
+    await session.store.reset();
+    if (session !== this.#sessions.live) return;
+    session.outbox.reset();
+    this.#update({ lastLSN: ZERO_LSN, syncing: false, progress: null });
+    this.#post({ type: 'sync_reset', ...(reason === undefined ? {} : { reason }) });
+    if (session.connection.sendSync()) this.#catchUpWhole = true;
+  }
+
   async #applyBatches(session: Session, messages: BatchMessage[]): Promise<void> {
     if (!this.#state.syncing && messages.some((message) => message.type === 'sync_data')) this.#syncStarted();
     const batches = messages.map((message) => ({ changes: batchChanges(message), lsn: message.lsn }));
-    const { results, failure } = this.#sessions.config?.applyOnPage
-      ? await this.#pageApply.apply(session.store, batches)
-      : { results: await session.store.applyBatches(batches), failure: undefined };
+    const covering = session.outbox.coveredBy(highestLSN(batches) ?? session.store.lastLSN);
+    const { results, settled, failure } = this.#sessions.config?.applyOnPage
+      ? await this.#pageApply.apply(session.store, batches, covering)
+      : { ...await session.store.applyBatches(batches, covering), failure: undefined };
+    session.outbox.settled(settled);
     // Committed to a database that was lost since: the page was told it starts over.
     if (session !== this.#sessions.live) return;
     // The state catches up with the whole commit before the first event: one status for all.
     const events: NonStatusMessage[] = [];
+    let lastChanges = -1;
     results.forEach((result, index) => {
       const { lsn } = batches[index]!;
       if (!result.applied) return;
@@ -326,6 +373,7 @@ export class SyncEngine {
         }, result.unstorable);
       }
       events.push({ type: 'changes', changes, ...(lsn === undefined ? {} : { lsn: result.lastLSN }) });
+      lastChanges = events.length - 1;
       const { progress } = this.#state;
       if (!this.#state.syncing || !progress) {
         this.#update({ lastLSN: result.lastLSN });
@@ -335,6 +383,12 @@ export class SyncEngine {
       this.#update({ lastLSN: result.lastLSN, progress: next });
       events.push({ type: 'sync_progress', ...next });
     });
+    if (settled.length > 0) {
+      // The operations the commit covered leave the pending layer with its last batch.
+      const last = events[lastChanges];
+      if (last?.type === 'changes') last.settled = settled;
+      else events.push({ type: 'changes', changes: [], lsn: session.store.lastLSN, settled });
+    }
     for (const event of events) this.#post(event);
     if (failure) throw failure;
   }
@@ -376,3 +430,15 @@ export class SyncEngine {
 
 /** Everything the engine posts itself; `status` goes through {@link StatusPosts}. */
 type NonStatusMessage = Exclude<WorkerToPage, { type: 'status' }>;
+
+/** The `operation_error` for an operation refused for good, naming the entities its effects touched. */
+function refused(operation: QueuedOperation, message: string): NonStatusMessage {
+  return { type: 'operation_error', id: operation.id, message, entities: entitiesOf(effectsOf(operation)) };
+}
+
+/** The highest LSN among the batches, if any has one. */
+function highestLSN(batches: readonly { lsn?: LSN | undefined }[]): LSN | undefined {
+  let highest: LSN | undefined;
+  for (const { lsn } of batches) if (lsn !== undefined && (highest === undefined || compareLSN(lsn, highest) > 0)) highest = lsn;
+  return highest;
+}
