@@ -14,25 +14,36 @@ import { LiveQueries } from './live-queries.ts';
 import { checkObserveArguments, type ObserveListener, type ObserveOptions } from './live-query.ts';
 import { PendingLayer, type SyncEntity } from './pending-layer.ts';
 
+/** What the view needs of its client. */
+export interface LocalViewHost {
+  store(): Promise<LocalStore>;
+  /** Starts the client, so that this tab hears the others; may fail (a bad URL), reads go on. */
+  start(): Promise<void>;
+  /** The client writes the server's changes to the app's own Database: there is nothing to read here. */
+  ownDatabase(): boolean;
+  /** A live query's code threw (`observer`), or a type could not be read (`storage`). */
+  report(error: unknown, code: 'observer' | 'storage'): void;
+}
+
 export class LocalView {
-  readonly #store: () => Promise<LocalStore>;
+  readonly #host: LocalViewHost;
   readonly #layer = new PendingLayer();
   readonly #live: LiveQueries;
+  /** Set by the first read: the client started (if it can), then the layer loaded. */
   #loaded: Promise<void> | undefined;
   /** While the first load runs: ids removed meanwhile, which the load must not bring back. */
   #removedWhileLoading: Set<string> | undefined;
   #closed = false;
 
-  /** `report` hears what a live query's code threw (`observer`) and a type that could not be read (`storage`). */
-  constructor(store: () => Promise<LocalStore>, report: (error: unknown, code: 'observer' | 'storage') => void) {
-    this.#store = store;
+  constructor(host: LocalViewHost) {
+    this.#host = host;
     this.#live = new LiveQueries({
       layer: this.#layer,
       load: async (entityType) => {
-        await this.load();
-        return (await this.#store()).entities(entityType);
+        await this.#ready();
+        return (await host.store()).entities(entityType);
       },
-      report,
+      report: (error, code) => host.report(error, code),
     });
   }
 
@@ -42,18 +53,21 @@ export class LocalView {
   }
 
   /**
-   * Reads the outbox into the layer, once. Call it once this tab hears the other tabs, so that
-   * nothing said between the read and the first message is missed.
+   * Reads the outbox into the layer, once, after the client started: then this tab hears the other
+   * tabs, and nothing said between the read and the first message is missed.
    */
-  load(): Promise<void> {
-    this.#loaded ??= this.#load();
+  #ready(): Promise<void> {
+    if (this.#host.ownDatabase()) {
+      return Promise.reject(new SyncError('storage', 'This client writes the changes to your own Database: read the entities from it'));
+    }
+    this.#loaded ??= this.#host.start().then(() => this.#load(), () => this.#load());
     return this.#loaded;
   }
 
   async #load(): Promise<void> {
     this.#removedWhileLoading = new Set();
     try {
-      const operations = await (await this.#store()).operations();
+      const operations = await (await this.#host.store()).operations();
       const removed = this.#removedWhileLoading;
       this.#touch(operations.filter((operation) => !removed.has(operation.id)));
     } finally {
@@ -107,15 +121,17 @@ export class LocalView {
 
   // ---- reads --------------------------------------------------------------------------------------
 
+  /** One entity as this client sees it; see `WorkerSyncService.getEntity`. */
   async entity(entityType: string, entityId: string): Promise<SyncEntity | undefined> {
-    await this.load();
-    const base = await (await this.#store()).entity(entityType, entityId);
+    await this.#ready();
+    const base = await (await this.#host.store()).entity(entityType, entityId);
     return this.#layer.overlay(entityType, entityId, base);
   }
 
+  /** Every entity of one type as this client sees it, by entity id. */
   async entities(entityType: string): Promise<SyncEntity[]> {
-    await this.load();
-    const bases: SyncEntity[] = await (await this.#store()).entities(entityType);
+    await this.#ready();
+    const bases: SyncEntity[] = await (await this.#host.store()).entities(entityType);
     const touched = new Set(this.#layer.touchedIds(entityType));
     if (touched.size === 0) return bases;
     const visible: SyncEntity[] = [];
@@ -135,7 +151,10 @@ export class LocalView {
   observe(entityType: string, listener: ObserveListener, options?: ObserveOptions): () => void {
     const checked = checkObserveArguments(entityType, listener, options);
     if (this.#closed) throw new SyncError('closed', 'This sync client was cleaned up');
-    return this.#live.observe(entityType, listener, checked);
+    if (this.#host.ownDatabase()) throw new SyncError('storage', 'This client writes the changes to your own Database: observe that instead');
+    const stop = this.#live.observe(entityType, listener, checked);
+    void this.#ready().catch(() => undefined);
+    return stop;
   }
 
   /** Stops every live query. */

@@ -1,31 +1,24 @@
 import { DEFAULT_DB_NAME } from '../db/schema.ts';
-import { OperationRejectedError, StorageError, SyncError } from '../protocol/errors.ts';
-import type { OperationInput, OperationResult, QueuedOperation, SyncState } from '../protocol/state.ts';
+import { StorageError, SyncError } from '../protocol/errors.ts';
+import type { OperationInput, OperationResult, SyncState } from '../protocol/state.ts';
 import { ClientState } from './client-state.ts';
 import { isDatabase, type Database } from './database.ts';
-import type { LockManagerLike } from './leader-election.ts';
 import { getNetworkStatus, type NetworkStatus } from './network.ts';
-import { DEFAULT_MAX_OPERATION_BYTES, toQueuedOperation } from './operation-input.ts';
-import { OutboxWriter } from './outbox-writer.ts';
+import { DEFAULT_MAX_OPERATION_BYTES } from './operation-input.ts';
 import type { ObserveListener, ObserveOptions } from './live-query.ts';
 import { LocalView } from './local-view.ts';
 import { listenToPage } from './page-signals.ts';
 import type { SyncEntity } from './pending-layer.ts';
 import { PageStore } from './page-store.ts';
-import { PendingOperations } from './pending-operations.ts';
 import type { SyncEventDetails, SyncEventType } from './service-events.ts';
-import { DEFAULT_SYNC_URL, workerConfig, type SyncServiceOptions } from './service-options.ts';
+import { DEFAULT_SYNC_URL, locksOf, workerConfig, type SyncServiceOptions } from './service-options.ts';
 import { isWorkerError, SharedConnection, type ConnectionEvent } from './shared-connection.ts';
 import { resolveSyncUrl } from './url.ts';
 import { createSyncWorker } from './worker-endpoint.ts';
+import { Writes, type StoredOperation } from './writes.ts';
 
-export { DEFAULT_SYNC_URL, type SyncServiceOptions };
+export { DEFAULT_SYNC_URL, type StoredOperation, type SyncServiceOptions };
 
-/** An operation stored in the outbox, and the promise of the server's answer to it. */
-export interface StoredOperation {
-  id: string;
-  acknowledged: Promise<OperationResult>;
-}
 
 /**
  * The sync client without a DOM element: a facade over the connection its tabs share (which tab
@@ -36,16 +29,13 @@ export interface StoredOperation {
 export class WorkerSyncService {
   #options: SyncServiceOptions;
   readonly #state = new ClientState();
-  readonly #pending = new PendingOperations();
-  readonly #outbox = new OutboxWriter(() => this.#store.open());
   #ready: Promise<void> | undefined;
   /** Once started: where the connection is. */
   #connection: SharedConnection | undefined;
   #store: PageStore;
   /** What reads show: the local store with the pending operations on top. */
   readonly #view: LocalView;
-  /** Set by the first read: the client started (if it can), then the pending layer loaded. */
-  #readable: Promise<void> | undefined;
+  readonly #writes: Writes;
   /** Every listener this client adds to the page. */
   #abort: AbortController | undefined;
   #wantConnected = false;
@@ -56,7 +46,17 @@ export class WorkerSyncService {
   constructor(options: SyncServiceOptions = {}) {
     this.#options = { ...options };
     this.#store = new PageStore(() => this.dbName, (detail) => this.#state.emit('error', detail));
-    this.#view = new LocalView(() => this.#store.open(), (error, code) => this.#state.report(error, code));
+    this.#view = new LocalView({
+      store: () => this.#store.open(),
+      start: () => this.initialize(),
+      ownDatabase: () => this.#options.database !== undefined,
+      report: (error, code) => this.#state.report(error, code),
+    });
+    this.#writes = new Writes(this.#store, this.#view, {
+      start: () => this.initialize(),
+      connection: () => this.#connection!,
+      pendingCounted: (count) => this.#state.update({ pendingOperations: count }),
+    }, options.maxOperationBytes ?? DEFAULT_MAX_OPERATION_BYTES);
   }
 
   /** The database this client reads and writes. */
@@ -215,28 +215,14 @@ export class WorkerSyncService {
    * (it will be sent even if the page closes now), with its id and the promise of the answer.
    */
   async storeOperation(input: OperationInput): Promise<StoredOperation> {
-    const operation = toQueuedOperation(input, this.#options.maxOperationBytes ?? DEFAULT_MAX_OPERATION_BYTES);
     if (this.#closed) throw new SyncError('closed', 'This sync client was cleaned up');
-    // Shown before anything waits: a read started after this call, even in this task, sees it.
-    this.#view.show(operation);
-    let acknowledged: Promise<OperationResult>;
-    try {
-      acknowledged = this.#pending.reserve(operation.id);
-      await this.#pending.store(operation.id, async () => {
-        await this.initialize();
-        await this.#handOff(operation);
-      });
-    } catch (error) {
-      // Not stored (or the client went away): its effects leave every read of this tab.
-      this.#view.remove([operation.id]);
-      throw error;
-    }
+    const stored = await this.#writes.store(input);
     // As the older `SyncClient` did: queueing starts a connection when none is under way, unless
     // the page closed it on purpose or the server refused us for good.
     if (this.#state.snapshot.status === 'disconnected' && !this.#userDisconnected) {
       this.connect().catch((error: unknown) => this.#reportFailure(error));
     }
-    return { id: operation.id, acknowledged };
+    return stored;
   }
 
   /**
@@ -244,16 +230,7 @@ export class WorkerSyncService {
    * refused, or cleared. Operations queued after the call are not waited for.
    */
   operationsSettled(): Promise<void> {
-    return this.#pending.settled();
-  }
-
-  /** Stores the operation, then tells whoever sends it; from then on its answer settles it. */
-  async #handOff(operation: QueuedOperation): Promise<void> {
-    await this.#outbox.write(operation);
-    this.#pending.stored(operation.id);
-    const connection = this.#connection!;
-    await connection.send(operation);
-    if (!connection.leading) await this.#countPending();
+    return this.#writes.settled();
   }
 
   /**
@@ -263,30 +240,9 @@ export class WorkerSyncService {
    */
   async clearOperationQueue(): Promise<number> {
     await this.initialize();
-    const removed = await this.#clear();
-    if (!this.#connection!.leading) await this.#countPending();
+    const removed = await this.#writes.clear();
+    if (!this.#connection!.leading) await this.#writes.countPending();
     return removed.length;
-  }
-
-  /**
-   * Clears the outbox where it is sent from, once the operations being stored here are in it,
-   * and rejects the removed operations' promises (in every tab). Resolves with the removed ids.
-   */
-  async #clear(): Promise<string[]> {
-    await this.#pending.whenStored();
-    const removed = await this.#connection!.clearOutbox();
-    this.#cleared(removed);
-    return removed;
-  }
-
-  /** A follower counts the shared outbox itself; the leader's state corrects it. */
-  async #countPending(): Promise<void> {
-    try {
-      const pending = await (await this.#store.open()).countOperations();
-      if (!this.#connection?.leading) this.#state.update({ pendingOperations: pending });
-    } catch {
-      // The count is a hint; the operation itself is stored.
-    }
   }
 
   /**
@@ -295,7 +251,7 @@ export class WorkerSyncService {
    */
   transferPendingTo(next: WorkerSyncService): void {
     if (next.dbName !== this.dbName) return;
-    this.#pending.handOver(next.#pending);
+    this.#writes.handOver(next.#writes);
   }
 
   /**
@@ -303,16 +259,12 @@ export class WorkerSyncService {
    * applied on top (`pending: true` while one the server has not acknowledged touches it), or
    * `undefined`.
    */
-  async getEntity(entityType: string, entityId: string): Promise<SyncEntity | undefined> {
-    this.#assertBuiltInStore();
-    await this.#whenReadable();
+  getEntity(entityType: string, entityId: string): Promise<SyncEntity | undefined> {
     return this.#view.entity(entityType, entityId);
   }
 
   /** Every entity of one type as this client sees it (see {@link getEntity}), by entity id. */
-  async getEntities(entityType: string): Promise<SyncEntity[]> {
-    this.#assertBuiltInStore();
-    await this.#whenReadable();
+  getEntities(entityType: string): Promise<SyncEntity[]> {
     return this.#view.entities(entityType);
   }
 
@@ -324,36 +276,12 @@ export class WorkerSyncService {
    * change is the same object as before. Returns the function that stops it; cleanup stops all.
    */
   observe(entityType: string, listener: ObserveListener, options?: ObserveOptions): () => void {
-    this.#assertBuiltInStore();
-    const stop = this.#view.observe(entityType, listener, options);
-    void this.#whenReadable();
-    return stop;
+    return this.#view.observe(entityType, listener, options);
   }
 
   /** Live queries not yet stopped. */
   get observers(): number {
     return this.#view.observers;
-  }
-
-  /**
-   * Reads need the pending layer, and the layer needs to hear the other tabs: the client starts
-   * first (a client that cannot start, e.g. for a bad URL, still reads what is stored).
-   */
-  #whenReadable(): Promise<void> {
-    this.#readable ??= this.initialize().then(() => this.#view.load(), () => this.#view.load());
-    return this.#readable;
-  }
-
-  /** Operations removed from the outbox by a clear, here or in another tab. */
-  #cleared(ids: readonly string[]): void {
-    this.#pending.cancel(ids);
-    this.#view.remove(ids);
-  }
-
-  #assertBuiltInStore(): void {
-    if (this.#options.database) {
-      throw new SyncError('storage', 'This client writes the changes to your own Database: read the entities from it');
-    }
   }
 
   /**
@@ -366,11 +294,11 @@ export class WorkerSyncService {
     this.#wantConnected = false;
     this.#abort?.abort();
     this.#connection?.close();
-    this.#pending.close();
+    const writesClosed = this.#writes.close();
     this.#view.close();
     this.#state.connectionGone();
     // An operation being stored finishes storing, and stays queued for the next client.
-    await this.#pending.whenStored();
+    await writesClosed;
     await this.#store.close();
     this.#state.clear();
   }
@@ -393,7 +321,7 @@ export class WorkerSyncService {
     this.#connection = new SharedConnection(config, {
       createWorker: this.#options.createWorker ?? createSyncWorker,
       workerRestartDelay: this.#options.workerRestartDelay ?? 500,
-      locks: this.#locks(),
+      locks: locksOf(this.#options),
       database,
     }, {
       state: () => this.#state.snapshot,
@@ -402,8 +330,8 @@ export class WorkerSyncService {
       event: (event) => this.#onEvent(event),
       failed: (error) => this.#fail(error),
       wantsConnection: () => this.#wantConnected,
-      clearQueue: () => this.#clear(),
-      cleared: (ids) => this.#cleared(ids),
+      clearQueue: () => this.#writes.clear(),
+      cleared: (ids) => this.#writes.cleared(ids),
       storedElsewhere: (operations) => this.#view.storedElsewhere(operations),
       clearStore: async () => (await this.#store.open()).clearOperations(),
     });
@@ -413,11 +341,6 @@ export class WorkerSyncService {
       pendingOperations: stored.pending,
       role: 'follower',
     });
-  }
-
-  #locks(): LockManagerLike | undefined {
-    if (this.#options.locks !== undefined) return this.#options.locks ?? undefined;
-    return (globalThis.navigator as Navigator | undefined)?.locks as LockManagerLike | undefined;
   }
 
   #listenToPage(): void {
@@ -440,12 +363,10 @@ export class WorkerSyncService {
   #onEvent(event: ConnectionEvent): void {
     switch (event.type) {
       case 'operation_complete':
-        this.#pending.resolve(event.id, { id: event.id, ...(event.lsn === undefined ? {} : { lsn: event.lsn }) });
-        this.#view.acknowledged(event.id, event.settled === true);
+        this.#writes.acknowledged(event.id, event.lsn, event.settled === true);
         break;
       case 'operation_error':
-        this.#pending.reject(event.id, new OperationRejectedError(event.id, event.message));
-        this.#view.remove([event.id]);
+        this.#writes.refused(event.id, event.message);
         break;
       case 'changes':
         this.#view.committed(event.changes, event.lsn, event.settled);

@@ -112,3 +112,6 @@ export type WorkerEvent =
   | { type: 'changes'; changes: Change[]; lsn?: LSN; settled?: string[] };
 
 export type WorkerToPage = WorkerResult | WorkerEvent;
+
+/** What a worker posts besides its state snapshots (`status`). */
+export type WorkerPost = Exclude<WorkerToPage, { type: 'status' }>;

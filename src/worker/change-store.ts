@@ -4,7 +4,7 @@
  */
 import type { Change } from '../protocol/change.ts';
 import { compareLSN, isLSN, normalizeLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';
-import type { ResumeStore, StoredEntity, SyncDB } from '../db/schema.ts';
+import type { ResumeStore, SyncDB } from '../db/schema.ts';
 import { storedEntity } from '../db/records.ts';
 import { errorMessage, StorageError } from '../protocol/errors.ts';
 import type { Covered } from './acknowledged.ts';

@@ -2,11 +2,11 @@
  * The worker's glue: answers the page's requests, owns the `SyncState`, and handles the server's
  * frames one at a time, in order, through the change store and the outbox of the database session.
  */
-import { batchChanges, isBatchMessage, type BatchMessage } from '../protocol/batches.ts';
+import { isBatchMessage } from '../protocol/batches.ts';
 import type { InvalidChange } from '../protocol/change.ts';
 import { effectsOf, entitiesOf } from '../protocol/effects.ts';
 import { errorMessage, InvalidStateError, RequestError, serializeError, StorageError } from '../protocol/errors.ts';
-import { compareLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';
+import type { LSN } from '../protocol/lsn.ts';
 import {
   INITIAL_STATE,
   SyncStatus,
@@ -16,7 +16,7 @@ import {
   type QueuedOperation,
 } from '../protocol/state.ts';
 import type { ParseResult, ServerMessage } from '../protocol/wire.ts';
-import type { PageToWorker, WorkerToPage } from '../protocol/worker-messages.ts';
+import type { PageToWorker, WorkerPost, WorkerToPage } from '../protocol/worker-messages.ts';
 import type { ConnectionListener } from './connection.ts';
 import { FrameQueue } from './frame-queue.ts';
 import type { OutboxListener } from './outbox.ts';
@@ -24,6 +24,7 @@ import { PageApply } from './page-apply.ts';
 import { parseRequest } from './requests.ts';
 import { Sessions, type Session, type SessionOptions } from './session.ts';
 import { StatusPosts } from './status-posts.ts';
+import { StoreWrites } from './store-writes.ts';
 
 /** The part of a worker's global scope (or a `MessagePort`) the engine talks through. */
 export interface WorkerEndpointLike {
@@ -52,7 +53,15 @@ export class SyncEngine {
   #online = true;
   readonly #frames = new FrameQueue();
   #draining = false;
-  readonly #pageApply = new PageApply((event) => this.#post(event));
+  readonly #writes = new StoreWrites({
+    state: () => this.#state,
+    update: (patch) => this.#update(patch),
+    post: (message) => this.#post(message),
+    reportError: (detail, invalid) => this.#reportError(detail, invalid),
+    syncStarted: () => this.#syncStarted(),
+    live: () => this.#sessions.live,
+    onPage: () => this.#sessions.config?.applyOnPage === true,
+  }, new PageApply((event) => this.#post(event)));
   /**
    * Every batch of the catch-up under way was handled (none dropped as malformed or unstored),
    * so its `sync_complete.lsn` may become the resume point.
@@ -142,7 +151,7 @@ export class SyncEngine {
       case 'clear_operations':
         return (await this.#sessions.ready()).outbox.clear();
       case 'applied':
-        this.#pageApply.answer(request);
+        this.#writes.answer(request);
         return undefined;
       default: {
         const unhandled: never = request;
@@ -223,7 +232,7 @@ export class SyncEngine {
           for (const { message, invalid } of step.batches) {
             if (invalid.length > 0) this.#reportInvalid(message.type, invalid);
           }
-          await this.#applyBatches(session, step.batches.map(({ message }) => message));
+          await this.#writes.applyBatches(session, step.batches.map(({ message }) => message));
           for (const frame of step.after) await this.#handleFrame(session, frame);
         } catch (error) {
           this.#frameFailed(session, error);
@@ -262,7 +271,7 @@ export class SyncEngine {
     }
     const { message, invalid } = parsed;
     if (invalid.length > 0) this.#reportInvalid(message.type, invalid);
-    if (isBatchMessage(message)) return this.#applyBatches(session, [message]);
+    if (isBatchMessage(message)) return this.#writes.applyBatches(session, [message]);
     switch (message.type) {
       case 'sync_request':
         if (session.connection.sendSync()) this.#catchUpWhole = true;
@@ -271,13 +280,13 @@ export class SyncEngine {
         this.#syncStarted(message.lsn, message.total);
         return;
       case 'sync_complete':
-        if (message.lsn !== undefined && this.#catchUpWhole) await this.#reachCatchUpEnd(session, message.lsn);
+        if (message.lsn !== undefined && this.#catchUpWhole) await this.#writes.reachCatchUpEnd(session, message.lsn);
         this.#update({ syncing: false, progress: null });
         session.connection.resetBackoff();
         this.#post({ type: 'sync_completed', lsn: session.store.lastLSN });
         return;
       case 'reset':
-        await this.#reset(session, message.reason);
+        if (await this.#writes.reset(session, message.reason)) this.#catchUpWhole = true;
         return;
       case 'sync_error':
         this.#update({ syncing: false, progress: null });
@@ -321,78 +330,6 @@ export class SyncEngine {
     });
   }
 
-  /**
-   * `sync_complete.lsn` after a whole catch-up: the log position it covers, past the changes this
-   * client was sent, becomes the resume point.
-   */
-  async #reachCatchUpEnd(session: Session, lsn: LSN): Promise<void> {
-    if (compareLSN(lsn, session.store.lastLSN) <= 0) return;
-    const settled = await session.store.saveLSN(lsn, session.outbox.coveredBy(lsn));
-    if (session !== this.#sessions.live) return;
-    session.outbox.settled(settled);
-    this.#update({ lastLSN: session.store.lastLSN });
-    this.#post({ type: 'changes', changes: [], lsn: session.store.lastLSN, ...(settled.length > 0 ? { settled } : {}) });
-  }
-
-  /**
-   * `reset`: the server's log does not continue from the resume point. The store is emptied (the
-   * outbox stays), the page hears `sync_reset`, and a sync from `0/0` rebuilds it.
-   */
-  async #reset(session: Session, reason: string | undefined): Promise<void> {
-    await session.store.reset();
-    if (session !== this.#sessions.live) return;
-    session.outbox.reset();
-    this.#update({ lastLSN: ZERO_LSN, syncing: false, progress: null });
-    this.#post({ type: 'sync_reset', ...(reason === undefined ? {} : { reason }) });
-    if (session.connection.sendSync()) this.#catchUpWhole = true;
-  }
-
-  async #applyBatches(session: Session, messages: BatchMessage[]): Promise<void> {
-    if (!this.#state.syncing && messages.some((message) => message.type === 'sync_data')) this.#syncStarted();
-    const batches = messages.map((message) => ({ changes: batchChanges(message), lsn: message.lsn }));
-    const covering = session.outbox.coveredBy(highestLSN(batches) ?? session.store.lastLSN);
-    const { results, settled, failure } = this.#sessions.config?.applyOnPage
-      ? await this.#pageApply.apply(session.store, batches, covering)
-      : { ...await session.store.applyBatches(batches, covering), failure: undefined };
-    session.outbox.settled(settled);
-    // Committed to a database that was lost since: the page was told it starts over.
-    if (session !== this.#sessions.live) return;
-    // The state catches up with the whole commit before the first event: one status for all.
-    const events: NonStatusMessage[] = [];
-    let lastChanges = -1;
-    results.forEach((result, index) => {
-      const { lsn } = batches[index]!;
-      if (!result.applied) return;
-      let { changes } = batches[index]!;
-      if (result.unstorable.length > 0) {
-        const skipped = new Set(result.unstorable.map((item) => item.index));
-        changes = changes.filter((_, at) => !skipped.has(at));
-        this.#reportError({
-          code: 'invalid_change',
-          message: `Skipped ${result.unstorable.length} change(s) the local store cannot hold: ${result.unstorable.map((item) => item.reason).join('; ')}`,
-        }, result.unstorable);
-      }
-      events.push({ type: 'changes', changes, ...(lsn === undefined ? {} : { lsn: result.lastLSN }) });
-      lastChanges = events.length - 1;
-      const { progress } = this.#state;
-      if (!this.#state.syncing || !progress) {
-        this.#update({ lastLSN: result.lastLSN });
-        return;
-      }
-      const next: SyncProgress = Object.freeze({ ...progress, applied: progress.applied + changes.length });
-      this.#update({ lastLSN: result.lastLSN, progress: next });
-      events.push({ type: 'sync_progress', ...next });
-    });
-    if (settled.length > 0) {
-      // The operations the commit covered leave the pending layer with its last batch.
-      const last = events[lastChanges];
-      if (last?.type === 'changes') last.settled = settled;
-      else events.push({ type: 'changes', changes: [], lsn: session.store.lastLSN, settled });
-    }
-    for (const event of events) this.#post(event);
-    if (failure) throw failure;
-  }
-
   #reportInvalid(frameType: ServerMessage['type'], invalid: InvalidChange[]): void {
     const list = invalid.map(({ index, reason }) => `#${index}: ${reason}`).join('; ');
     this.#reportError(
@@ -422,23 +359,14 @@ export class SyncEngine {
   }
 
   /** Posts an event or a result, after the state it goes with. */
-  #post(message: NonStatusMessage): void {
+  #post(message: WorkerPost): void {
     this.#statusPosts.flush();
     this.#endpoint.postMessage(message);
   }
 }
 
-/** Everything the engine posts itself; `status` goes through {@link StatusPosts}. */
-type NonStatusMessage = Exclude<WorkerToPage, { type: 'status' }>;
 
 /** The `operation_error` for an operation refused for good, naming the entities its effects touched. */
-function refused(operation: QueuedOperation, message: string): NonStatusMessage {
+function refused(operation: QueuedOperation, message: string): WorkerPost {
   return { type: 'operation_error', id: operation.id, message, entities: entitiesOf(effectsOf(operation)) };
-}
-
-/** The highest LSN among the batches, if any has one. */
-function highestLSN(batches: readonly { lsn?: LSN | undefined }[]): LSN | undefined {
-  let highest: LSN | undefined;
-  for (const { lsn } of batches) if (lsn !== undefined && (highest === undefined || compareLSN(lsn, highest) > 0)) highest = lsn;
-  return highest;
 }

@@ -95,7 +95,7 @@ if (sync) {
   // error and message: typed by the element's own addEventListener, not for every element.
   sync.addEventListener('error', (e) => {
     const event: SyncErrorEvent = e;
-    const code: 'invalid_url' | 'protocol' | 'invalid_change' | 'storage' | 'worker' | 'server' | 'closed' | 'operation' = e.detail.code;
+    const code: 'invalid_url' | 'protocol' | 'invalid_change' | 'storage' | 'worker' | 'server' | 'closed' | 'operation' | 'observer' = e.detail.code;
     void event, code;
   });
   sync.addEventListener('message', (e) => Object.keys(e.detail.message));
@@ -127,6 +127,21 @@ if (sync) {
   const online: boolean = sync.getNetworkStatus().online;
   sync.getEntity('note', '1').then((entity) => entity?.data);
   sync.getEntities('note').then((entities) => entities.map((entity) => entity.entityId));
+  // Local-first: writes with effects, live queries, the rollback's entities and the reset.
+  void sync.queueOperation({ type: 'note.move', payload: {}, effects: [{ type: 'patch', entityType: 'note', entityId: '1', data: { list: 'l' } }] });
+  // @ts-expect-error an effect is an upsert, a patch or a delete
+  void sync.queueOperation({ type: 'note.move', effects: [{ type: 'rename', entityType: 'note', entityId: '1' }] });
+  const stop: () => void = sync.observe('note', (rows, { added, updated, removed }) => {
+    const pending: true | undefined = rows[0]?.pending;
+    void pending, added.length, updated.length, removed.length;
+  }, { filter: (entity) => entity.entityId !== '', sort: (a, b) => a.entityId.localeCompare(b.entityId), limit: 10 });
+  // @ts-expect-error rows are read-only
+  sync.observe('note', (rows) => rows.push(rows[0]!));
+  // @ts-expect-error limit is a number
+  sync.observe('note', () => undefined, { limit: '10' });
+  sync.addEventListener('operation_error', (e) => e.detail.entities.map((entity) => entity.entityType + entity.entityId));
+  sync.addEventListener('sync_reset', (e) => e.detail.reason?.length);
+  void stop;
   // @ts-expect-error getEntity takes a type and an id
   void sync.getEntity('note');
   void status, off, online;
@@ -381,13 +396,13 @@ describe('the packed package', () => {
     assert.deepEqual(methods, {
       connect: [], disconnect: ['graceful'], forceConnect: [], queueOperation: ['operation'], clearOperationQueue: [],
       sendSyncMessage: [], getState: [], onStateChange: ['listener'], getNetworkStatus: [],
-      getEntity: ['entityType', 'entityId'], getEntities: ['entityType'],
+      getEntity: ['entityType', 'entityId'], getEntities: ['entityType'], observe: ['entityType', 'listener', 'options'],
     });
     assert.deepEqual(element.members.filter((m) => m.name.startsWith('#') || m.privacy === 'private'), [], 'no private members');
     assert.deepEqual(element.events.map((e) => [e.name, e.type?.text]), [
       ['connected', 'ConnectedEvent'], ['disconnected', 'DisconnectedEvent'], ['reconnecting', 'ReconnectingEvent'],
       ['sync_started', 'SyncStartedEvent'], ['sync_progress', 'SyncProgressEvent'], ['sync_completed', 'SyncCompletedEvent'],
-      ['changes', 'ChangesEvent'], ['operation_complete', 'OperationCompleteEvent'], ['operation_error', 'OperationErrorEvent'],
+      ['sync_reset', 'SyncResetEvent'], ['changes', 'ChangesEvent'], ['operation_complete', 'OperationCompleteEvent'], ['operation_error', 'OperationErrorEvent'],
       ['state_change', 'StateChangeEvent'], ['message', 'SyncMessageEvent'], ['error', 'SyncErrorEvent'],
     ]);
     assert.deepEqual(element.slots.map((s) => s.name), ['']);
