@@ -18,7 +18,7 @@ function setup(records: StoredEntity[] = []) {
       reads += 1;
       const snapshot = [...store.values()].filter((record) => record.entityType === entityType);
       if (hold) await hold;
-      return snapshot;
+      return { entities: snapshot, lsn: undefined };
     },
     report: (error: unknown, code: 'observer' | 'storage') => { reported.push({ error, code }); },
   };
@@ -134,9 +134,13 @@ describe('live queries', () => {
     const release = t.holdReads();
     const r = recorder();
     t.live.observe('note', r.listener, {});
-    // Commits the read did not see: a change, a reset, then the catch-up after it.
+    // Commits the read did not see, each in the store before its event: a change, a reset, then
+    // the catch-up after it. A reset while reading makes the type read again.
+    t.store.set('note/a', note('a', { v: 1 }, '0/2'));
     t.live.serverChanges([update('a', { v: 1 })], '0/2');
+    t.store.clear();
     t.live.reset();
+    t.store.set('note/c', note('c', { v: 2 }, '0/1'));
     t.live.serverChanges([update('c', { v: 2 })], '0/1');
     release();
     await r.next();

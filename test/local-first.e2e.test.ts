@@ -135,6 +135,8 @@ describe('local-first reads across tabs, offline and reloads', () => {
     ];
     for (const write of writes) void write.catch(() => undefined); // the leader's tab closes before its answer
     await observed.waitFor('both writes, pending', (rows) => rows.length === 2 && rows.every((row) => row.pending));
+    // Other tabs show a write before it is stored: close the leader's tab only once both are.
+    await waitFor(() => leader.element.getAttribute('pending') === '2', 'both writes stored');
     closeTab(leader);
     await waitFor(() => role(follower) === 'leader', 'the follower takes over');
     await server.startAgain();

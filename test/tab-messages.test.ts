@@ -26,7 +26,9 @@ describe('messages between the tabs of one client', () => {
       { kind: 'event', event: { type: 'sync_reset', reason: 'restored' } },
       { kind: 'event', event: { type: 'sync_reset' } },
       { kind: 'event', event: { type: 'sync_progress', applied: 1 } },
-      { kind: 'operations', operations: [operation, withEffects] },
+      { kind: 'queued', operations: [operation, withEffects] },
+      { kind: 'stored', operations: [operation] },
+      { kind: 'dropped', operations: [withEffects] },
       { kind: 'command', command: 'connect' },
       { kind: 'command', id: 'ask-1', command: 'clear_operations' },
       { kind: 'reply', id: 'ask-1', ok: true, value: ['op-1'] },
@@ -39,8 +41,8 @@ describe('messages between the tabs of one client', () => {
   });
 
   it('keep only the fields they define', () => {
-    const parsed = parseTabMessage({ kind: 'operations', operations: [{ ...operation, extra: 'x' }], also: 1 });
-    expect(parsed).to.deep.equal({ kind: 'operations', operations: [operation] });
+    const parsed = parseTabMessage({ kind: 'stored', operations: [{ ...operation, extra: 'x' }], also: 1 });
+    expect(parsed).to.deep.equal({ kind: 'stored', operations: [operation] });
   });
 
   it('are ignored when any field is malformed, not only the kind', () => {
@@ -55,11 +57,12 @@ describe('messages between the tabs of one client', () => {
       { kind: 'event', event: { type: 'operation_complete', id: '' } },
       { kind: 'event', event: { type: 'error', code: 'oops', message: 'm' } },
       { kind: 'event', event: { type: 'apply', applyId: 'a', batches: [] } },
-      { kind: 'operations', operations: [{ ...operation, id: 42 }] },
-      { kind: 'operations', operations: [{ ...withEffects, effects: [{ type: 'patch', entityType: 'note', data: {} }] }] },
-      { kind: 'operations', operations: [{ ...withEffects, effects: [{ type: 'patch', entityType: 'note', entityId: 'n', data: 'x' }] }] },
-      { kind: 'operations', operations: operation },
-      { kind: 'operations' },
+      { kind: 'queued', operations: [{ ...operation, id: 42 }] },
+      { kind: 'stored', operations: [{ ...withEffects, effects: [{ type: 'patch', entityType: 'note', data: {} }] }] },
+      { kind: 'queued', operations: [{ ...withEffects, effects: [{ type: 'patch', entityType: 'note', entityId: 'n', data: 'x' }] }] },
+      { kind: 'stored', operations: operation },
+      { kind: 'dropped', ids: ['op-1'] },
+      { kind: 'operations', operations: [operation] },
       { kind: 'event', event: { type: 'operation_error', id: 'op-1', message: 'no' } },
       { kind: 'event', event: { type: 'changes', changes: [], settled: [1] } },
       { kind: 'command', command: 'drop_database' },

@@ -65,6 +65,8 @@ export class ClientState {
       case 'operation_complete':
         this.#events.emit('operation_complete', { id: event.id, ...(event.lsn === undefined ? {} : { lsn: event.lsn }) });
         return;
+      case 'store_reopened':
+        return; // the `error` (code storage) that said the database was closed is the page's news
       default: {
         const { type, ...detail } = event;
         this.#events.emit(type, detail as never);

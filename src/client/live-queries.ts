@@ -8,13 +8,19 @@ import type { StoredEntity } from '../db/schema.ts';
 import { storedEntity } from '../db/records.ts';
 import type { Change } from '../protocol/change.ts';
 import type { EntityRef } from '../protocol/effects.ts';
-import type { LSN } from '../protocol/lsn.ts';
+import { compareLSN, type LSN } from '../protocol/lsn.ts';
 import { LiveQuery, type EntityDelta, type ObserveListener, type ObserveOptions } from './live-query.ts';
 import type { PendingLayer, SyncEntity } from './pending-layer.ts';
 
+/** The records of one type as one read of the store found them, and the resume point it read with them. */
+export interface TypeSnapshot {
+  entities: StoredEntity[];
+  lsn: LSN | undefined;
+}
+
 export interface LiveQuerySource {
-  /** The server's records of one type, as the local store has them now. */
-  load(entityType: string): Promise<StoredEntity[]>;
+  /** The server's records of one type and the stored resume point, read together. */
+  load(entityType: string): Promise<TypeSnapshot>;
   readonly layer: PendingLayer;
   /** A filter, sort or listener threw (`observer`), or a type could not be read (`storage`). */
   report(error: unknown, code: 'observer' | 'storage'): void;
@@ -23,37 +29,85 @@ export interface LiveQuerySource {
 /** What happened to the store while a type was being read, replayed once it is. */
 type Missed = { kind: 'changes'; changes: readonly Change[]; lsn: LSN | undefined } | { kind: 'reset' };
 
+/** Two records a reader cannot tell apart: the same entity, value, position and pending mark. */
+export function sameRecord(a: SyncEntity, b: SyncEntity): boolean {
+  return a.entityType === b.entityType && a.entityId === b.entityId && a.lsn === b.lsn
+    && a.timestamp === b.timestamp && a.pending === b.pending
+    && (a.data === b.data || JSON.stringify(a.data) === JSON.stringify(b.data));
+}
+
 class LiveType {
   readonly #entityType: string;
   readonly #source: LiveQuerySource;
   /** The server's records, by entity id. */
-  readonly #base = new Map<string, StoredEntity>();
+  #base = new Map<string, StoredEntity>();
   /** The ids whose visible record differs from the base (the layer touches them); undefined = absent. */
   readonly #overrides = new Map<string, SyncEntity | undefined>();
   readonly queries = new Set<LiveQuery>();
-  /** Set while the type is being read. */
-  #missed: Missed[] | undefined = [];
+  /** Set while the type is being read: what the store went through meanwhile. */
+  #missed: Missed[] | undefined;
+  #loaded = false;
+  #closed = false;
 
   constructor(entityType: string, source: LiveQuerySource) {
     this.#entityType = entityType;
     this.#source = source;
   }
 
-  get loading(): boolean {
-    return this.#missed !== undefined;
+  get loaded(): boolean {
+    return this.#loaded;
   }
 
-  /** Takes the first read of the type; then every query waiting for it starts. */
-  loaded(records: readonly StoredEntity[]): void {
-    for (const record of records) this.#base.set(record.entityId, record);
-    const missed = this.#missed ?? [];
+  /**
+   * Reads the type; the first time, every query waiting for it starts; later (a resync), what
+   * differs from what was shown is told, and unchanged rows keep their objects. Rejects when the
+   * store cannot be read.
+   */
+  async read(): Promise<void> {
+    for (;;) {
+      this.#missed = [];
+      const snapshot = await this.#source.load(this.#entityType);
+      if (this.#closed) return;
+      const missed = this.#missed;
+      this.#missed = undefined;
+      // A reset while reading: the read may have seen either log; read again.
+      if (missed.some((event) => event.kind === 'reset')) continue;
+      this.#take(snapshot, missed);
+      return;
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
     this.#missed = undefined;
+  }
+
+  #take(snapshot: TypeSnapshot, missed: Missed[]): void {
+    const before = this.#loaded ? new Map([...this.visible()].map((record) => [record.entityId, record])) : undefined;
+    this.#base = new Map(snapshot.entities.map((record) => [record.entityId, record]));
+    this.#overrides.clear();
     for (const event of missed) {
-      if (event.kind === 'reset') this.#base.clear();
-      else this.#applyToBase(event.changes, event.lsn);
+      // What the read saw already: a batch at or below the resume point it read. Replaying it
+      // over a later commit would show half of that commit.
+      if (event.kind === 'changes' && !(event.lsn !== undefined && snapshot.lsn !== undefined && compareLSN(event.lsn, snapshot.lsn) <= 0)) {
+        this.#applyToBase(event.changes, event.lsn);
+      }
     }
     for (const id of this.#source.layer.touchedIds(this.#entityType)) this.#refresh(id);
-    for (const query of this.queries) query.start(this.visible());
+    if (!before) {
+      this.#loaded = true;
+      for (const query of this.queries) query.start(this.visible());
+      return;
+    }
+    const deltas: EntityDelta[] = [];
+    for (const [id, record] of before) {
+      const after = this.#keep(id, record);
+      if (after !== record) deltas.push({ entityId: id, before: record, after });
+    }
+    for (const record of this.visible()) {
+      if (!before.has(record.entityId)) deltas.push({ entityId: record.entityId, before: undefined, after: record });
+    }
+    this.#tell(deltas);
   }
 
   *visible(): Generator<SyncEntity> {
@@ -66,6 +120,7 @@ class LiveType {
       this.#missed.push({ kind: 'changes', changes, lsn });
       return;
     }
+    if (!this.#loaded) return;
     const deltas: EntityDelta[] = [];
     for (const change of changes) {
       const before = this.#visible(change.entityId);
@@ -77,7 +132,7 @@ class LiveType {
   }
 
   layerChanged(ids: Iterable<string>): void {
-    if (this.#missed) return; // the layer is read as it is when the load ends
+    if (this.#missed || !this.#loaded) return; // the layer is read as it is when the read ends
     const deltas: EntityDelta[] = [];
     for (const id of ids) {
       const before = this.#visible(id);
@@ -93,6 +148,7 @@ class LiveType {
       this.#missed.push({ kind: 'reset' });
       return;
     }
+    if (!this.#loaded) return;
     const ids = new Set([...this.#base.keys(), ...this.#overrides.keys()]);
     const before = new Map([...ids].map((id) => [id, this.#visible(id)]));
     this.#base.clear();
@@ -115,10 +171,19 @@ class LiveType {
     }
   }
 
-  /** Recomputes one id's visible record from its base and the layer; returns it. */
+  /**
+   * Recomputes one id's visible record from its base and the layer; a record a reader could not
+   * tell from the one shown keeps the shown object. Returns it.
+   */
   #refresh(id: string): SyncEntity | undefined {
+    return this.#keep(id, this.#visible(id));
+  }
+
+  /** {@link #refresh}, keeping `shown` when the new record equals it. */
+  #keep(id: string, shown: SyncEntity | undefined): SyncEntity | undefined {
     const base = this.#base.get(id);
-    const visible = this.#source.layer.overlay(this.#entityType, id, base);
+    let visible = this.#source.layer.overlay(this.#entityType, id, base);
+    if (shown && visible && visible !== shown && sameRecord(shown, visible)) visible = shown;
     if (visible === base) this.#overrides.delete(id);
     else this.#overrides.set(id, visible);
     return visible;
@@ -160,15 +225,18 @@ export class LiveQueries {
     if (!type) {
       type = new LiveType(entityType, this.#source);
       this.#types.set(entityType, type);
-      void this.#load(entityType, type);
+      void this.#read(entityType, type);
     }
     type.queries.add(query);
-    if (!type.loading) query.start(type.visible());
+    if (type.loaded) query.start(type.visible());
     const owner = type;
     return () => {
       query.close();
       owner.queries.delete(query);
-      if (owner.queries.size === 0 && this.#types.get(entityType) === owner) this.#types.delete(entityType);
+      if (owner.queries.size === 0 && this.#types.get(entityType) === owner) {
+        this.#types.delete(entityType);
+        owner.close();
+      }
     };
   }
 
@@ -205,23 +273,35 @@ export class LiveQueries {
     for (const type of this.#types.values()) type.reset();
   }
 
+  /**
+   * Reads every observed type again (the store may hold commits this page never heard of): what
+   * differs is told, unchanged rows keep their objects.
+   */
+  async refresh(): Promise<void> {
+    await Promise.all([...this.#types].map(([entityType, type]) => this.#read(entityType, type)));
+  }
+
   close(): void {
     this.#closed = true;
-    for (const type of this.#types.values()) for (const query of type.queries) query.close();
+    for (const type of this.#types.values()) {
+      type.close();
+      for (const query of type.queries) query.close();
+    }
     this.#types.clear();
   }
 
-  async #load(entityType: string, type: LiveType): Promise<void> {
-    let records: StoredEntity[];
+  async #read(entityType: string, type: LiveType): Promise<void> {
     try {
-      records = await this.#source.load(entityType);
+      await type.read();
     } catch (error) {
+      if (type.loaded) {
+        this.#source.report(error, 'storage'); // a refresh failed: what is shown stays
+        return;
+      }
       if (this.#types.get(entityType) === type) this.#types.delete(entityType);
+      type.close();
       for (const query of type.queries) query.close();
       this.#source.report(error, 'storage');
-      return;
     }
-    if (this.#types.get(entityType) !== type) return; // every query stopped meanwhile
-    type.loaded(records);
   }
 }

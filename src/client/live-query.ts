@@ -208,8 +208,15 @@ export class LiveQuery {
   }
 }
 
-/** What differs between two lists of rows, by entity id and object identity. */
-export function diffRows(previous: readonly SyncEntity[], rows: readonly SyncEntity[]): ObserveDelta {
+/**
+ * What differs between two lists of rows, by entity id; a row is updated when `same` says it is
+ * not the same (by default: when it is another object).
+ */
+export function diffRows(
+  previous: readonly SyncEntity[],
+  rows: readonly SyncEntity[],
+  same: (a: SyncEntity, b: SyncEntity) => boolean = (a, b) => a === b,
+): ObserveDelta {
   const before = new Map(previous.map((row) => [row.entityId, row]));
   const added: SyncEntity[] = [];
   const updated: SyncEntity[] = [];
@@ -217,7 +224,7 @@ export function diffRows(previous: readonly SyncEntity[], rows: readonly SyncEnt
     const old = before.get(row.entityId);
     before.delete(row.entityId);
     if (!old) added.push(row);
-    else if (old !== row) updated.push(row);
+    else if (!same(old, row)) updated.push(row);
   }
   return { added, updated, removed: [...before.values()] };
 }

@@ -25,14 +25,29 @@ export interface LocalViewHost {
   report(error: unknown, code: 'observer' | 'storage'): void;
 }
 
+/** How long another tab's operation may show before its storing is heard, before the outbox is checked. */
+const UNCONFIRMED_MS = 5_000;
+
+/** How many ids that left the layer are remembered against late announcements. */
+const GONE_REMEMBERED = 10_000;
+
 export class LocalView {
   readonly #host: LocalViewHost;
   readonly #layer = new PendingLayer();
   readonly #live: LiveQueries;
   /** Set by the first read: the client started (if it can), then the layer loaded. */
   #loaded: Promise<void> | undefined;
-  /** While the first load runs: ids removed meanwhile, which the load must not bring back. */
-  #removedWhileLoading: Set<string> | undefined;
+  /** Ids removed from the layer while a read of the outbox runs, which that read must not bring back. */
+  readonly #watchers = new Set<Set<string>>();
+  /** Operations shown by this tab whose records are not stored yet. */
+  readonly #unstored = new Set<string>();
+  /** The resume point of the last commit this view heard of, or read. */
+  #heard: LSN | undefined;
+  /** Ids that left the layer lately: an announcement of one that arrives late shows nothing. */
+  readonly #gone = new Set<string>();
+  /** Other tabs' operations shown before they were stored, and since when. */
+  readonly #unconfirmed = new Map<string, number>();
+  #confirming: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
   constructor(host: LocalViewHost) {
@@ -41,7 +56,9 @@ export class LocalView {
       layer: this.#layer,
       load: async (entityType) => {
         await this.#ready();
-        return (await host.store()).entities(entityType);
+        const snapshot = await (await host.store()).typeSnapshot(entityType);
+        this.#heard ??= snapshot.lsn;
+        return snapshot;
       },
       report: (error, code) => host.report(error, code),
     });
@@ -60,19 +77,31 @@ export class LocalView {
     if (this.#host.ownDatabase()) {
       return Promise.reject(new SyncError('storage', 'This client writes the changes to your own Database: read the entities from it'));
     }
-    this.#loaded ??= this.#host.start().then(() => this.#load(), () => this.#load());
+    this.#loaded ??= this.#host.start().then(() => this.#readOutbox(), () => this.#readOutbox());
     return this.#loaded;
   }
 
-  async #load(): Promise<void> {
-    this.#removedWhileLoading = new Set();
+  /**
+   * Makes the layer what the outbox holds (and this tab's writes not stored yet): operations it
+   * does not hold leave, the others are shown. Ids removed while it reads stay removed.
+   */
+  async #readOutbox(): Promise<void> {
+    const removed = this.#watch();
     try {
       const operations = await (await this.#host.store()).operations();
-      const removed = this.#removedWhileLoading;
+      const stored = new Set(operations.map((operation) => operation.id));
+      this.remove([...this.#layer.ids()].filter((id) => !stored.has(id) && !this.#unstored.has(id)));
       this.#touch(operations.filter((operation) => !removed.has(operation.id)));
     } finally {
-      this.#removedWhileLoading = undefined;
+      this.#watchers.delete(removed);
     }
+  }
+
+  /** A set that collects the ids removed from now until it is dropped from `#watchers`. */
+  #watch(): Set<string> {
+    const removed = new Set<string>();
+    this.#watchers.add(removed);
+    return removed;
   }
 
   // ---- writes -------------------------------------------------------------------------------------
@@ -82,12 +111,99 @@ export class LocalView {
     if (this.#layer.has(operation.id)) {
       throw new SyncError('operation', `An operation with id ${JSON.stringify(operation.id)} is already queued`);
     }
+    this.#unstored.add(operation.id);
     this.#touch([operation]);
   }
 
-  /** Operations another tab stored. */
-  storedElsewhere(operations: readonly QueuedOperation[]): void {
-    this.#touch(operations);
+  /** The operation this tab showed is stored now. */
+  stored(operation: QueuedOperation): void {
+    this.#unstored.delete(operation.id);
+  }
+
+  /**
+   * An operation shown before it was stored (here or in another tab) was not stored: it leaves,
+   * unless the layer holds another operation with its id. If the outbox holds one with its id
+   * (stored before: the new one was refused as a duplicate), that one shows.
+   */
+  async unshow(operation: QueuedOperation): Promise<void> {
+    this.#unstored.delete(operation.id);
+    if (!this.#layer.holds(operation)) return;
+    // Read first, then swap in one step: the id never shows nothing in between.
+    const removed = this.#watch();
+    let stored: QueuedOperation | undefined;
+    try {
+      [stored] = await (await this.#host.store()).operationsByIds([operation.id]);
+    } catch {
+      // Not readable now: the next resync shows what the outbox holds.
+    } finally {
+      this.#watchers.delete(removed);
+    }
+    const touched = this.#layer.removeAdded(operation);
+    if (stored && !removed.has(stored.id)) touched.push(...this.#layer.add(stored));
+    this.#live.layerChanged(touched);
+  }
+
+  /**
+   * Operations another tab is queueing (`stored` once they are in the outbox). An announcement
+   * that arrives after its operation left the layer (the tabs' messages and the leader's events
+   * are not ordered with each other) shows nothing. One that is never followed by its storing
+   * (the other tab closed first) is checked against the outbox after a while.
+   */
+  queuedElsewhere(operations: readonly QueuedOperation[], stored: boolean): void {
+    const now = Date.now();
+    const fresh: QueuedOperation[] = [];
+    const again: string[] = [];
+    for (const operation of operations) {
+      if (this.#gone.has(operation.id)) {
+        // Stored again after it left (the same id queued anew), or a late announcement: the outbox says.
+        if (stored) again.push(operation.id);
+        continue;
+      }
+      if (stored) this.#unconfirmed.delete(operation.id);
+      else if (!this.#layer.has(operation.id)) this.#unconfirmed.set(operation.id, now);
+      fresh.push(operation);
+    }
+    this.#touch(fresh);
+    if (this.#unconfirmed.size > 0) this.#confirmLater();
+    if (again.length > 0) void this.#showIfStored(again);
+  }
+
+  /** Shows the outbox's records of these ids, those that are there and not removed meanwhile. */
+  async #showIfStored(ids: readonly string[]): Promise<void> {
+    const removed = this.#watch();
+    try {
+      const held = await (await this.#host.store()).operationsByIds(ids);
+      const back = held.filter((operation) => !removed.has(operation.id) && !this.#layer.has(operation.id));
+      for (const { id } of back) this.#gone.delete(id);
+      this.#touch(back);
+    } catch {
+      // Not readable now: the next resync shows what the outbox holds.
+    } finally {
+      this.#watchers.delete(removed);
+    }
+  }
+
+  #confirmLater(): void {
+    if (this.#confirming !== undefined || this.#closed) return;
+    this.#confirming = setTimeout(() => {
+      this.#confirming = undefined;
+      void this.#confirm();
+    }, UNCONFIRMED_MS);
+  }
+
+  /** Other tabs' operations announced long ago and never stored leave, unless the outbox holds them. */
+  async #confirm(): Promise<void> {
+    const due = [...this.#unconfirmed].filter(([, since]) => Date.now() - since >= UNCONFIRMED_MS).map(([id]) => id);
+    if (due.length > 0) {
+      try {
+        const held = await (await this.#host.store()).storedOperationIds(due);
+        for (const id of due) this.#unconfirmed.delete(id);
+        this.remove(due.filter((id) => !held.has(id)));
+      } catch {
+        // Not readable now: try again later.
+      }
+    }
+    if (this.#unconfirmed.size > 0) this.#confirmLater();
   }
 
   /** The server acknowledged `id`; `settled` when its record is gone already. */
@@ -96,10 +212,11 @@ export class LocalView {
     else this.#live.layerChanged(this.#layer.acknowledge(id));
   }
 
-  /** Operations that leave the layer: settled, refused, cleared, or never stored. */
+  /** Operations that leave the layer: settled, refused, or cleared. */
   remove(ids: readonly string[]): void {
     if (ids.length === 0) return;
-    if (this.#removedWhileLoading) for (const id of ids) this.#removedWhileLoading.add(id);
+    for (const watcher of this.#watchers) for (const id of ids) watcher.add(id);
+    this.#forget(ids);
     this.#live.layerChanged(this.#layer.remove(ids));
   }
 
@@ -107,16 +224,48 @@ export class LocalView {
 
   /** One batch the worker committed; `settled` operations left the outbox in the same commit. */
   committed(changes: readonly Change[], lsn: LSN | undefined, settled: readonly string[] = []): void {
-    if (settled.length > 0 && this.#removedWhileLoading) for (const id of settled) this.#removedWhileLoading.add(id);
+    if (lsn !== undefined) this.#heard = lsn;
+    for (const watcher of this.#watchers) for (const id of settled) watcher.add(id);
+    this.#forget(settled);
     const touched = this.#layer.remove(settled);
     // Both before anyone hears: the queries call their listeners once, after this task's changes.
     if (changes.length > 0) this.#live.serverChanges(changes, lsn);
     this.#live.layerChanged(touched);
   }
 
-  /** The store was emptied (`reset`); the layer stays. */
+  /**
+   * The store was emptied (`reset`); the layer stays, and what the old log acknowledged is
+   * unacknowledged again (it is sent again).
+   */
   reset(): void {
+    this.#heard = undefined;
     this.#live.reset();
+    this.#live.layerChanged(this.#layer.unacknowledgeAll());
+  }
+
+  /**
+   * The worker holding the connection starts (this tab now leads, or its worker was restarted) at
+   * resume point `lsn`. If this view heard of another, commits were made it never heard of (the
+   * leader's tab closed between a commit and its event): it reads the store again.
+   */
+  resumesAt(lsn: LSN): void {
+    if (this.#loaded === undefined || this.#heard === lsn) return;
+    void this.resync();
+  }
+
+  /**
+   * Reads the outbox and every observed type again: for a store this view may have missed commits
+   * of, or one that was replaced (deleted and opened again under the page). What differs is told.
+   */
+  async resync(): Promise<void> {
+    if (this.#loaded === undefined || this.#closed) return;
+    this.#heard = undefined;
+    try {
+      await this.#readOutbox();
+    } catch (error) {
+      this.#host.report(error, 'storage');
+    }
+    await this.#live.refresh();
   }
 
   // ---- reads --------------------------------------------------------------------------------------
@@ -160,7 +309,19 @@ export class LocalView {
   /** Stops every live query. */
   close(): void {
     this.#closed = true;
+    clearTimeout(this.#confirming);
+    this.#confirming = undefined;
     this.#live.close();
+  }
+
+  /** Remembers ids that left, a bounded number of them. */
+  #forget(ids: readonly string[]): void {
+    for (const id of ids) {
+      this.#unconfirmed.delete(id);
+      this.#gone.delete(id);
+      this.#gone.add(id);
+    }
+    while (this.#gone.size > GONE_REMEMBERED) this.#gone.delete(this.#gone.values().next().value as string);
   }
 
   #touch(operations: readonly QueuedOperation[]): void {

@@ -3,6 +3,7 @@
  * client when its `url` or database changes, and its queries move to the new client. After a move,
  * a listener's next call tells what differs from the rows it was last given.
  */
+import { sameRecord } from './live-queries.ts';
 import { checkObserveArguments, diffRows, type ObserveDelta, type ObserveListener, type ObserveOptions } from './live-query.ts';
 import type { SyncEntity } from './pending-layer.ts';
 
@@ -69,9 +70,12 @@ export class Observations {
 
   #run(observation: Observation, source: Observable): void {
     observation.stop = source.observe(observation.entityType, (rows, delta) => {
-      const told: ObserveDelta = observation.moved && observation.rows ? diffRows(observation.rows, rows) : delta;
+      // After a move the new client's first result is told as what differs from the old one's last.
+      const moved = observation.moved && observation.rows;
+      const told: ObserveDelta = moved ? diffRows(observation.rows!, rows, sameRecord) : delta;
       observation.moved = false;
       observation.rows = rows;
+      if (moved && told.added.length + told.updated.length + told.removed.length === 0) return;
       observation.listener(rows, told);
     }, observation.options);
   }

@@ -53,8 +53,12 @@ export function toQueuedOperation(
     ...(declared === undefined ? {} : { effects: declared }),
   };
   const frame = frameText(operation);
+  if (declared !== undefined) jsonText(declared, 'the effects');
+  // A copy: what is stored, sent and shown is the operation as it was at the call, whatever the
+  // page does to its objects afterwards.
   try {
-    structuredClone(operation.payload);
+    operation.payload = structuredClone(operation.payload);
+    if (operation.effects) operation.effects = structuredClone(operation.effects);
   } catch (cause) {
     throw invalid('the payload cannot be stored (structured clone failed)', cause);
   }
@@ -79,13 +83,18 @@ function frameText(operation: QueuedOperation): string {
   const frame = operation.type === 'send_message'
     ? operation.payload
     : { type: 'operation', operation: { id: operation.id, type: operation.type, payload: operation.payload } };
+  return jsonText(frame, 'the payload');
+}
+
+/** `value` as JSON, refusing what JSON would lose; `what` names it in the error. */
+function jsonText(value: unknown, what: string): string {
   let text: string | undefined;
   try {
-    text = JSON.stringify(frame, rejectLossy);
+    text = JSON.stringify(value, rejectLossy);
   } catch (cause) {
-    throw invalid(`the payload cannot be sent as JSON: ${errorMessage(cause)}`, cause);
+    throw invalid(`${what} cannot be sent as JSON: ${errorMessage(cause)}`, cause);
   }
-  if (text === undefined) throw invalid('the payload cannot be sent as JSON');
+  if (text === undefined) throw invalid(`${what} cannot be sent as JSON`);
   return text;
 }
 

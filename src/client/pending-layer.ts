@@ -4,7 +4,7 @@
  * top (`overlay`). The layer holds intents, never computed rows, so a server change under a pending
  * patch keeps both.
  */
-import type { StoredEntity } from '../db/schema.ts';
+import { compareQueued, type StoredEntity } from '../db/schema.ts';
 import { applyEffect, entitiesOf, type Effect, type EffectSource, effectsOf, type EntityRef } from '../protocol/effects.ts';
 
 /** An entity as a page reads it: the server's value with the pending operations applied. */
@@ -26,18 +26,31 @@ interface LayerOperation {
   readonly seq: number;
   readonly effects: readonly Effect[];
   readonly entities: readonly EntityRef[];
-  acknowledged: boolean;
+  /** The input it was added from: a removal of a write that was never stored names it. */
+  readonly source: LayerOperationInput;
+  /** Set when the server acknowledged it: the order of acknowledgements. */
+  acknowledged: number | undefined;
 }
 
-/** The order the outbox sends in: higher priority first, then first queued; the id breaks ties between tabs. */
-function sendOrder(a: LayerOperation, b: LayerOperation): number {
-  return b.priority - a.priority || a.seq - b.seq || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+/**
+ * The order the server applies them in: acknowledged operations first, in the order they were
+ * acknowledged (they were applied before anything sent since), then the others in the order the
+ * outbox sends them.
+ */
+function applyOrder(a: LayerOperation, b: LayerOperation): number {
+  if (a.acknowledged !== undefined || b.acknowledged !== undefined) {
+    if (a.acknowledged === undefined) return 1;
+    if (b.acknowledged === undefined) return -1;
+    return a.acknowledged - b.acknowledged;
+  }
+  return compareQueued(a, b);
 }
 
 export class PendingLayer {
   readonly #operations = new Map<string, LayerOperation>();
-  /** entityType -> entityId -> the operations touching it, in send order. */
+  /** entityType -> entityId -> the operations touching it, in the order they apply. */
   readonly #byEntity = new Map<string, Map<string, LayerOperation[]>>();
+  #acknowledgements = 0;
 
   get size(): number {
     return this.#operations.size;
@@ -62,20 +75,16 @@ export class PendingLayer {
       seq: input.seq,
       effects,
       entities: entitiesOf(effects),
-      acknowledged: false,
+      source: input,
+      acknowledged: undefined,
     };
     this.#operations.set(operation.id, operation);
     for (const { entityType, entityId } of operation.entities) {
       let ids = this.#byEntity.get(entityType);
       if (!ids) this.#byEntity.set(entityType, (ids = new Map()));
       const list = ids.get(entityId);
-      if (!list) {
-        ids.set(entityId, [operation]);
-        continue;
-      }
-      let at = list.length;
-      while (at > 0 && sendOrder(list[at - 1]!, operation) > 0) at -= 1;
-      list.splice(at, 0, operation);
+      if (list) place(list, operation);
+      else ids.set(entityId, [operation]);
     }
     return operation.entities;
   }
@@ -86,9 +95,44 @@ export class PendingLayer {
    */
   acknowledge(id: string): readonly EntityRef[] {
     const operation = this.#operations.get(id);
-    if (!operation || operation.acknowledged) return [];
-    operation.acknowledged = true;
+    if (!operation || operation.acknowledged !== undefined) return [];
+    operation.acknowledged = ++this.#acknowledgements;
+    this.#reorder(operation);
     return operation.entities;
+  }
+
+  /**
+   * Every acknowledgement is void (a `reset`: the log that acknowledged them is gone, and they are
+   * sent again). Returns the entities of the operations that were acknowledged.
+   */
+  unacknowledgeAll(): EntityRef[] {
+    const touched: EntityRef[] = [];
+    for (const operation of this.#operations.values()) {
+      if (operation.acknowledged === undefined) continue;
+      operation.acknowledged = undefined;
+      this.#reorder(operation);
+      touched.push(...operation.entities);
+    }
+    return entitiesOf(touched);
+  }
+
+  /**
+   * Removes the operation `source` added, if the layer still holds that one under its id (and not
+   * another operation with the same id, e.g. one stored before); returns what it touched.
+   */
+  removeAdded(source: LayerOperationInput): EntityRef[] {
+    return this.holds(source) ? this.remove([source.id]) : [];
+  }
+
+  /** True when the layer holds the operation `source` added (the same one, not only its id). */
+  holds(source: LayerOperationInput): boolean {
+    const held = this.#operations.get(source.id)?.source;
+    return held === source || (held !== undefined && held.seq === source.seq && held.priority === source.priority && held.type === source.type);
+  }
+
+  /** The ids in the layer. */
+  ids(): IterableIterator<string> {
+    return this.#operations.keys();
   }
 
   /** Removes operations; returns the entities they touched, each once. */
@@ -136,7 +180,7 @@ export class PendingLayer {
     let data: unknown = base?.data;
     let pending = false;
     for (const operation of operations) {
-      if (!operation.acknowledged) pending = true;
+      if (operation.acknowledged === undefined) pending = true;
       for (const effect of operation.effects) {
         if (effect.entityType === entityType && effect.entityId === entityId) data = applyEffect(data, effect);
       }
@@ -148,4 +192,21 @@ export class PendingLayer {
     if (pending) entity.pending = true;
     return entity;
   }
+
+  /** Puts the operation back in its place in every list it is in, after its order changed. */
+  #reorder(operation: LayerOperation): void {
+    for (const { entityType, entityId } of operation.entities) {
+      const list = this.#byEntity.get(entityType)?.get(entityId);
+      if (!list) continue;
+      list.splice(list.indexOf(operation), 1);
+      place(list, operation);
+    }
+  }
+}
+
+/** Inserts `operation` where it applies among the others. */
+function place(list: LayerOperation[], operation: LayerOperation): void {
+  let at = list.length;
+  while (at > 0 && applyOrder(list[at - 1]!, operation) > 0) at -= 1;
+  list.splice(at, 0, operation);
 }

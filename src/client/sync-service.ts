@@ -161,6 +161,18 @@ export class WorkerSyncService {
     if (!this.#wantConnected) this.#connection?.leave();
   }
 
+  /**
+   * A new token for every later `sync` (an app renews its access token): the connection is not
+   * restarted, and one the server had refused for its token connects again, when wanted.
+   */
+  async setToken(token: string | undefined): Promise<void> {
+    this.#options = { ...this.#options, ...(token === undefined ? {} : { token }) };
+    if (token === undefined) delete this.#options.token;
+    if (!this.#ready) return;
+    await this.#ready.catch(() => undefined);
+    await this.#connection?.setToken(token);
+  }
+
   /** Asks the server to resend everything after the stored LSN. */
   async sendSyncMessage(): Promise<void> {
     await this.initialize();
@@ -293,12 +305,13 @@ export class WorkerSyncService {
     this.#closed = true;
     this.#wantConnected = false;
     this.#abort?.abort();
-    this.#connection?.close();
     const writesClosed = this.#writes.close();
     this.#view.close();
-    this.#state.connectionGone();
-    // An operation being stored finishes storing, and stays queued for the next client.
+    // An operation being stored finishes storing and is told to the leader (the next client on
+    // this database), before the connection to the other tabs goes.
     await writesClosed;
+    this.#connection?.close();
+    this.#state.connectionGone();
     await this.#store.close();
     this.#state.clear();
   }
@@ -332,7 +345,9 @@ export class WorkerSyncService {
       wantsConnection: () => this.#wantConnected,
       clearQueue: () => this.#writes.clear(),
       cleared: (ids) => this.#writes.cleared(ids),
-      storedElsewhere: (operations) => this.#view.storedElsewhere(operations),
+      queuedElsewhere: (operations, stored) => this.#view.queuedElsewhere(operations, stored),
+      droppedElsewhere: (operations) => { for (const operation of operations) void this.#view.unshow(operation); },
+      workerStarted: (lastLSN) => this.#view.resumesAt(lastLSN),
       clearStore: async () => (await this.#store.open()).clearOperations(),
     });
     this.#state.update({
@@ -373,6 +388,9 @@ export class WorkerSyncService {
         break;
       case 'sync_reset':
         this.#view.reset();
+        break;
+      case 'store_reopened':
+        void this.#view.resync();
         break;
       default:
         break;

@@ -35,6 +35,8 @@ export class Writes {
   readonly #view: LocalView;
   readonly #host: WritesHost;
   readonly #maxBytes: number;
+  /** Operations whose records are in the outbox (a failure after that does not hide them). */
+  readonly #stored = new WeakSet<QueuedOperation>();
 
   constructor(store: PageStore, view: LocalView, host: WritesHost, maxBytes: number) {
     this.#store = store;
@@ -50,15 +52,22 @@ export class Writes {
     // Shown before anything waits: a read started after this call, even in this task, sees it.
     this.#view.show(operation);
     let acknowledged: Promise<OperationResult>;
+    let told = false;
     try {
       acknowledged = this.#pending.reserve(operation.id);
       await this.#pending.store(operation.id, async () => {
         await this.#host.start();
+        // The other tabs show it too, before it is stored: a write shows everywhere within a message.
+        this.#host.connection().queued(operation);
+        told = true;
         await this.#handOff(operation);
       });
     } catch (error) {
-      // Not stored (or the client went away): its effects leave every read of this tab.
-      this.#view.remove([operation.id]);
+      // Not stored: its effects leave every read, here and in the tabs that were told of it.
+      if (!this.#stored.has(operation)) {
+        if (told) this.#host.connection().dropped([operation]);
+        await this.#view.unshow(operation);
+      }
       throw error;
     }
     return { id: operation.id, acknowledged };
@@ -122,12 +131,18 @@ export class Writes {
     await this.#pending.whenStored();
   }
 
-  /** Stores the operation, then tells whoever sends it; from then on its answer settles it. */
+  /**
+   * Stores the operation, then tells whoever sends it, even when the client is going away (the
+   * leader is the next client on this database); from then on its answer settles it.
+   */
   async #handOff(operation: QueuedOperation): Promise<void> {
     await this.#outbox.write(operation);
-    this.#pending.stored(operation.id);
+    this.#stored.add(operation);
+    this.#view.stored(operation);
     const connection = this.#host.connection();
-    await connection.send(operation);
+    const sent = connection.send(operation);
+    this.#pending.stored(operation.id);
+    await sent;
     if (!connection.leading) await this.countPending();
   }
 }

@@ -29,7 +29,7 @@ import type { SyncStartedEvent } from './events/sync-started-event.ts';
 
 /** Properties whose change restarts the client on a new worker. */
 const CLIENT_PROPERTIES = [
-  'url', 'clientId', 'dbName', 'token', 'heartbeatInterval', 'backoffInitial', 'backoffMax',
+  'url', 'clientId', 'dbName', 'heartbeatInterval', 'backoffInitial', 'backoffMax',
 ] as const;
 
 /**
@@ -98,7 +98,11 @@ export class SyncConnectionElement extends LitElement {
   /** Cap of the reconnection delay in ms (default 30000). */
   @property({ type: Number, attribute: 'backoff-max' }) accessor backoffMax: number | undefined;
 
-  /** Sent to the server in `sync`; a property only, never reflected into an attribute. */
+  /**
+   * Sent to the server in `sync`; a property only, never reflected into an attribute. A new token
+   * does not restart the client: every later `sync` carries it, and a connection the server
+   * refused for the old one connects again.
+   */
   @property({ attribute: false }) accessor token: string | undefined;
 
   /**
@@ -114,6 +118,7 @@ export class SyncConnectionElement extends LitElement {
   #service: WorkerSyncService | undefined;
   #startedWith: string | undefined;
   #startedDatabase: Database | undefined;
+  #startedToken: string | undefined;
   #unsubscribe: (() => void)[] = [];
   readonly #stateListeners = new Set<(state: SyncState) => void>();
   /** Live queries made on this element; they move with it to a restarted client and end with it. */
@@ -147,6 +152,11 @@ export class SyncConnectionElement extends LitElement {
       const previous = this.#stop();
       if (this.url) this.#start(previous);
       this.#retire(previous);
+    } else if (this.#service && this.token !== this.#startedToken) {
+      this.#startedToken = this.token;
+      this.#service.setToken(this.token).catch(() => {
+        // Reported through the service's `error` event.
+      });
     }
   }
 
@@ -278,6 +288,7 @@ export class SyncConnectionElement extends LitElement {
     previous?.transferPendingTo(service);
     this.#service = service;
     this.#startedWith = this.#settings();
+    this.#startedToken = this.token;
     this.#startedDatabase = this.database;
     this.#unsubscribe = SYNC_EVENT_TYPES.map((type) => service.on(type, (detail) => this.#forward(type, detail)));
     if (!this.database) this.#observations.attach(service);

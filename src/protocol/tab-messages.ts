@@ -35,11 +35,12 @@ export type TabMessage =
   | { kind: 'hello' }
   /** A tab just started leading: the others answer `hello`, so it knows it has listeners. */
   | { kind: 'leading' }
-  /**
-   * A tab stored these operations in the shared outbox: every tab shows them in its pending
-   * layer, and the leader sends them.
-   */
-  | { kind: 'operations'; operations: QueuedOperation[] }
+  /** A tab is queueing these operations: every tab shows them at once, before they are stored. */
+  | { kind: 'queued'; operations: QueuedOperation[] }
+  /** A tab stored these operations in the shared outbox: the leader sends them. */
+  | { kind: 'stored'; operations: QueuedOperation[] }
+  /** A tab could not store these operations it had told of: every tab stops showing them. */
+  | { kind: 'dropped'; operations: QueuedOperation[] }
   /** A follower asks the leader to act; answered with `reply` when `id` is given. */
   | { kind: 'command'; id?: string; command: TabCommand }
   | { kind: 'reply'; id: string; ok: true; value: unknown }
@@ -75,8 +76,10 @@ function parseMessage(value: unknown): TabMessage {
       return { kind: value.kind };
     case 'event':
       return { kind: 'event', event: parseEvent(record(value, 'event')) };
-    case 'operations':
-      return { kind: 'operations', operations: list(value, 'operations').map(parseQueuedOperation) };
+    case 'queued':
+    case 'stored':
+    case 'dropped':
+      return { kind: value.kind, operations: list(value, 'operations').map(parseQueuedOperation) };
     case 'command': {
       const command = oneOf(value, 'command', COMMANDS);
       return value.id === undefined ? { kind: 'command', command } : { kind: 'command', id: nonEmpty(value, 'id'), command };
@@ -182,6 +185,8 @@ function parseEvent(obj: Record<string, unknown>): TabEvent {
       return { type, id: nonEmpty(obj, 'id'), message: text(obj, 'message'), entities: list(obj, 'entities').map(parseEntityRef) };
     case 'sync_reset':
       return { type, ...optional(obj, 'reason', text) };
+    case 'store_reopened':
+      return { type };
     case 'sync_started':
       return { type, ...optional(obj, 'lsn', lsn), ...optional(obj, 'total', count) };
     case 'sync_progress':

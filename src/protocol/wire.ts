@@ -47,6 +47,11 @@ export interface ChangesMessage {
   type: 'changes';
   changes: Change[];
   lsn: LSN;
+  /**
+   * Protocol 1.2: the ids of this client's operations whose effects this batch carries. The
+   * client takes each as acknowledged at `lsn`, in the same atomic step as the batch.
+   */
+  operations?: string[];
 }
 export interface BatchUpdateMessage {
   type: 'batch_update';
@@ -210,7 +215,11 @@ function parseKnownServer(
     case 'changes': {
       const lsn = lsnField(obj, 'lsn');
       const { changes, invalid } = parseChanges(list(obj, 'changes'));
-      return { message: { type, changes, lsn }, invalid };
+      const operations = optional(obj, 'operations', (o, key) => list(o, key).map((id, index) => {
+        if (typeof id !== 'string' || id === '') fail(`"${key}" #${index} must be a non-empty string`);
+        return id;
+      }));
+      return { message: { type, changes, lsn, ...(operations === undefined ? {} : { operations }) }, invalid };
     }
     case 'batch_update': {
       const batchId = optional(obj, 'batchId', text) ?? '';

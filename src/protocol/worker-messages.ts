@@ -57,6 +57,8 @@ export type PageToWorker =
   | (Request & { type: 'operation'; operation: QueuedOperation })
   /** Removes every unacknowledged operation from the outbox. Answers the removed ids. */
   | (Request & { type: 'clear_operations' })
+  /** A new token for every later `sync` (an app renews its access token); none without `token`. */
+  | (Request & { type: 'token'; token?: string })
   /** The page's view of the network (`online`/`offline` events). */
   | (Request & { type: 'network'; online: boolean })
   /**
@@ -97,6 +99,11 @@ export type WorkerEvent =
   | { type: 'operation_error'; id: string; message: string; entities: EntityRef[] }
   /** The server's log does not continue from the resume point: the store was emptied. */
   | { type: 'sync_reset'; reason?: string }
+  /**
+   * The database was closed under the worker (deleted, upgraded, or closed by the browser) and is
+   * open again: what the page holds of it may be gone.
+   */
+  | { type: 'store_reopened' }
   | { type: 'sync_started'; lsn?: LSN; total?: number }
   | ({ type: 'sync_progress' } & SyncProgress)
   | { type: 'sync_completed'; lsn: LSN }

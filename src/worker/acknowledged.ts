@@ -15,7 +15,8 @@ export interface Covered {
 }
 
 export class Acknowledged {
-  readonly #waiting = new Map<string, { operation: QueuedOperation; lsn: LSN }>();
+  /** `told`: the page has heard `operation_complete` for it already. */
+  readonly #waiting = new Map<string, { operation: QueuedOperation; lsn: LSN; told: boolean }>();
 
   get size(): number {
     return this.#waiting.size;
@@ -25,8 +26,12 @@ export class Acknowledged {
     return this.#waiting.has(id);
   }
 
-  add(operation: QueuedOperation, lsn: LSN): void {
-    this.#waiting.set(operation.id, { operation, lsn });
+  ids(): ReadonlySet<string> {
+    return new Set(this.#waiting.keys());
+  }
+
+  add(operation: QueuedOperation, lsn: LSN, told: boolean): void {
+    this.#waiting.set(operation.id, { operation, lsn, told });
   }
 
   /** The operations a commit that brings the resume point to `upTo` covers. */
@@ -36,12 +41,22 @@ export class Acknowledged {
     return covered;
   }
 
-  /** Their records were deleted with the commit that covers them. */
-  settled(ids: readonly string[]): void {
-    for (const id of ids) this.#waiting.delete(id);
+  /**
+   * Their records were deleted with the commit that covers them. Returns those the page has not
+   * heard were acknowledged (a batch named them), with their positions.
+   */
+  settled(ids: readonly string[]): Covered[] {
+    const untold: Covered[] = [];
+    for (const id of ids) {
+      const entry = this.#waiting.get(id);
+      if (!entry) continue;
+      this.#waiting.delete(id);
+      if (!entry.told) untold.push({ id, lsn: entry.lsn });
+    }
+    return untold;
   }
 
-  /** Forgets them all (a clear) and returns their operations (a reset sends them again). */
+  /** Forgets them all and returns their operations (a reset sends them again). */
   takeAll(): QueuedOperation[] {
     const operations = [...this.#waiting.values()].map(({ operation }) => operation);
     this.#waiting.clear();

@@ -193,11 +193,23 @@ export class Outbox {
     if (!operation || !this.#forget(id)) return;
     this.#retryDelay = RETRY_MIN;
     if (lsn !== undefined && compareLSN(lsn, stored) > 0) {
-      this.#acknowledged.add(operation, lsn);
+      this.#acknowledged.add(operation, lsn, true);
       this.#listener.completed(id, lsn, false);
     } else {
       void this.#deleteRecord(id).then(() => this.#listener.completed(id, lsn, true));
     }
+    this.pump();
+  }
+
+  /**
+   * A batch at `lsn` carries the effects of operation `id` (protocol 1.2): it counts as
+   * acknowledged there, and the commit of that batch settles it (see {@link settled}).
+   */
+  carriedBy(id: string, lsn: LSN): void {
+    const operation = this.#pending.get(id);
+    if (!operation || !this.#forget(id)) return;
+    this.#retryDelay = RETRY_MIN;
+    this.#acknowledged.add(operation, lsn, false);
     this.pump();
   }
 
@@ -206,9 +218,12 @@ export class Outbox {
     return this.#acknowledged.size === 0 ? [] : this.#acknowledged.coveredBy(upTo);
   }
 
-  /** A commit deleted the records of these acknowledged operations. */
+  /**
+   * A commit deleted the records of these acknowledged operations; those a batch named are
+   * reported acknowledged now, settled.
+   */
   settled(ids: readonly string[]): void {
-    this.#acknowledged.settled(ids);
+    for (const { id, lsn } of this.#acknowledged.settled(ids)) this.#listener.completed(id, lsn, true);
   }
 
   /**
@@ -257,19 +272,19 @@ export class Outbox {
 
   /**
    * Drops every unacknowledged operation, in memory and in the store, after the announcements
-   * being checked. Returns the removed ids.
+   * being checked; acknowledged ones stay until the store shows them. Returns the removed ids.
    */
   clear(): Promise<string[]> {
     return this.#inTurn(async () => {
+      // Acknowledged operations are done at the server: their records stay until the store shows them.
       const removed = new Set(this.#pending.keys());
-      for (const { id } of this.#acknowledged.takeAll()) removed.add(id);
       this.#pending.clear();
       this.#waiting = [];
       this.#inFlight.clear();
       this.#oversize.clear();
       this.#listener.pendingChanged(0);
       try {
-        for (const key of await this.#store.clearOperations()) removed.add(key);
+        for (const key of await this.#store.clearOperations(this.#acknowledged.ids())) removed.add(key);
       } catch (error) {
         throw new StorageError(`Could not clear the outbox: ${errorMessage(error)}`);
       }

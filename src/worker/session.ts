@@ -64,6 +64,14 @@ export class Sessions {
     return this.#config;
   }
 
+  /** The token every later `sync` carries, this session's and any reopened one's. */
+  setToken(token: string | undefined): void {
+    const config = this.#config;
+    if (!config) throw new InvalidStateError('The worker is not initialized: send init first');
+    if (token === undefined) delete config.token;
+    else config.token = token;
+  }
+
   get live(): Session | undefined {
     return this.#live;
   }

@@ -3,7 +3,7 @@
  * covers), the end of a whole catch-up (`sync_complete.lsn`), and `reset`. Each commits, then the
  * state catches up with the whole commit, then the page hears of it.
  */
-import { batchChanges, type BatchMessage } from '../protocol/batches.ts';
+import { batchChanges, batchOperations, type BatchMessage } from '../protocol/batches.ts';
 import type { InvalidChange } from '../protocol/change.ts';
 import { compareLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';
 import type { SyncErrorDetail, SyncProgress, SyncState } from '../protocol/state.ts';
@@ -45,10 +45,12 @@ export class StoreWrites {
   async reachCatchUpEnd(session: Session, lsn: LSN): Promise<void> {
     if (compareLSN(lsn, session.store.lastLSN) <= 0) return;
     const settled = await session.store.saveLSN(lsn, session.outbox.coveredBy(lsn));
-    if (session !== this.#host.live()) return;
+    if (session === this.#host.live()) {
+      this.#host.update({ lastLSN: session.store.lastLSN });
+      this.#host.post({ type: 'changes', changes: [], lsn: session.store.lastLSN, ...(settled.length > 0 ? { settled } : {}) });
+    }
+    // After the commit's event: an acknowledgement never reaches the page before the value it covers.
     session.outbox.settled(settled);
-    this.#host.update({ lastLSN: session.store.lastLSN });
-    this.#host.post({ type: 'changes', changes: [], lsn: session.store.lastLSN, ...(settled.length > 0 ? { settled } : {}) });
   }
 
   /**
@@ -70,13 +72,19 @@ export class StoreWrites {
     const host = this.#host;
     if (!host.state().syncing && messages.some((message) => message.type === 'sync_data')) host.syncStarted();
     const batches = messages.map((message) => ({ changes: batchChanges(message), lsn: message.lsn }));
+    for (const message of messages) {
+      if (message.lsn === undefined) continue;
+      for (const id of batchOperations(message)) session.outbox.carriedBy(id, message.lsn);
+    }
     const covering = session.outbox.coveredBy(highestLSN(batches) ?? session.store.lastLSN);
     const { results, settled, failure } = host.onPage()
       ? await this.#pageApply.apply(session.store, batches, covering)
       : { ...await session.store.applyBatches(batches, covering), failure: undefined };
-    session.outbox.settled(settled);
     // Committed to a database that was lost since: the page was told it starts over.
-    if (session !== host.live()) return;
+    if (session !== host.live()) {
+      session.outbox.settled(settled);
+      return;
+    }
     // The state catches up with the whole commit before the first event: one status for all.
     const events: WorkerPost[] = [];
     let lastChanges = -1;
@@ -110,6 +118,8 @@ export class StoreWrites {
       else events.push({ type: 'changes', changes: [], lsn: session.store.lastLSN, settled });
     }
     for (const event of events) host.post(event);
+    // After the commit's events: an acknowledgement never reaches the page before the value it covers.
+    session.outbox.settled(settled);
     if (failure) throw failure;
   }
 }

@@ -67,6 +67,8 @@ export class SyncEngine {
    * so its `sync_complete.lsn` may become the resume point.
    */
   #catchUpWhole = false;
+  /** The database was lost: the session opened next replaces it. */
+  #reopening = false;
 
   constructor(endpoint: WorkerEndpointLike, options: SyncEngineOptions) {
     this.#endpoint = endpoint;
@@ -76,8 +78,11 @@ export class SyncEngine {
       opened: ({ connection, clientId, store, outbox }) => {
         connection.setOnline(this.#online);
         this.#update({ ...connection.snapshot, clientId, lastLSN: store.lastLSN, pendingOperations: outbox.pendingCount });
+        if (this.#reopening) this.#post({ type: 'store_reopened' });
+        this.#reopening = false;
       },
       lost: (why) => {
+        this.#reopening = true;
         this.#frames.clear();
         this.#update({ syncing: false, progress: null });
         this.#reportError({ code: 'storage', message: `The database was closed: ${why}; reopening it` });
@@ -119,6 +124,10 @@ export class SyncEngine {
         return this.#state;
       case 'get_status':
         return this.#state;
+      case 'token':
+        await this.#sessions.ready();
+        this.#sessions.setToken(request.token);
+        return undefined;
       case 'network':
         this.#online = request.online;
         this.#update({ online: request.online });
