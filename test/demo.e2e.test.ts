@@ -43,6 +43,16 @@ describe('the demo page', () => {
     await waitFor(() => frame.contentDocument?.querySelector('sync-connection')?.hasAttribute('url') === true, 'the reloaded demo to start');
   }
 
+  /** Two tabs of the demo on one new database, both connected. */
+  async function twoTabs(): Promise<[HTMLIFrameElement, HTMLIFrameElement]> {
+    const db = uniqueDbName();
+    databases.push(db);
+    const first = await open(db);
+    const second = await open(db);
+    await waitFor(() => textOf(first, '#status') === 'connected' && textOf(second, '#status') === 'connected', 'both tabs connected');
+    return [first, second];
+  }
+
   function submit(frame: HTMLIFrameElement, text: string, button: 'add' | 'refused' = 'add'): void {
     const doc = documentOf(frame);
     doc.querySelector<HTMLInputElement>('#text')!.value = text;
@@ -51,11 +61,7 @@ describe('the demo page', () => {
   }
 
   it('shows a note added while the server is stopped at once, pending, in this tab, another tab and after a reload; sends it once the server is back', async () => {
-    const db = uniqueDbName();
-    databases.push(db);
-    const first = await open(db);
-    const second = await open(db);
-    await waitFor(() => textOf(first, '#status') === 'connected' && textOf(second, '#status') === 'connected', 'both tabs connected');
+    const [first, second] = await twoTabs();
 
     await server.stop();
     await waitFor(() => textOf(first, '#status') !== 'connected' && textOf(second, '#status') !== 'connected', 'both tabs to see the server gone');
@@ -76,11 +82,7 @@ describe('the demo page', () => {
   });
 
   it('shows a refused note at once in every tab, then takes it back there and says why', async () => {
-    const db = uniqueDbName();
-    databases.push(db);
-    const first = await open(db);
-    const second = await open(db);
-    await waitFor(() => textOf(first, '#status') === 'connected' && textOf(second, '#status') === 'connected', 'both tabs connected');
+    const [first, second] = await twoTabs();
     /** The refused note as the other tab first showed it. */
     const seen: { id: string; state: string }[] = [];
     const observer = new MutationObserver(() => {

@@ -19,10 +19,10 @@ import { createApplication } from '@angular/platform-browser';
 import type { SyncEntity } from '../../src/client/pending-layer.ts';
 import { injectEntities } from '../../src/frameworks/angular-entities.ts';
 import type { EntitySource } from '../../src/frameworks/live-rows.ts';
-import { createSyncElement, deleteDatabase, uniqueDbName } from '../helpers/e2e.ts';
+import { deleteDatabase, uniqueDbName } from '../helpers/e2e.ts';
 import { notes, useReferenceServer } from '../helpers/reference-server.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { counted, useClients } from './helpers.ts';
+import { counted, ids, useClients, useElements } from './helpers.ts';
 import '../../src/index.ts';
 
 /**
@@ -33,6 +33,7 @@ describe('injectEntities for Angular', () => {
   const server = useReferenceServer();
   const other = useReferenceServer();
   const client = useClients(server);
+  const element = useElements();
   let app: ApplicationRef;
   const cleanups: (() => Promise<void> | void)[] = [];
 
@@ -52,20 +53,6 @@ describe('injectEntities for Angular', () => {
     cleanups.push(() => { if (!injector.destroyed) injector.destroy(); });
     return injector;
   }
-
-  /** A `<sync-connection>` on `url` and a database of its own, in the document until the test ends. */
-  function element(url: string) {
-    const db = uniqueDbName();
-    const sync = createSyncElement({ url, 'db-name': db });
-    document.body.append(sync);
-    cleanups.push(async () => {
-      sync.remove();
-      await deleteDatabase(db);
-    });
-    return sync;
-  }
-
-  const ids = (rows: readonly SyncEntity[] | undefined) => rows?.map((row) => row.entityId) ?? [];
 
   it('gives a signal of the rows, a new frozen array per change in which unchanged rows keep their identity; stops when its injector is destroyed', async () => {
     await server.post(notes(2));

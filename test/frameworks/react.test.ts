@@ -8,7 +8,7 @@ import { useEntities } from '../../src/frameworks/react-entities.ts';
 import type { EntitySource } from '../../src/frameworks/live-rows.ts';
 import { notes, useReferenceServer } from '../helpers/reference-server.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { counted, useClients } from './helpers.ts';
+import { counted, ids, useClients } from './helpers.ts';
 
 /**
  * `useEntities` (sync-connection/react) in React's development build, in a real browser, on a
@@ -54,7 +54,6 @@ describe('useEntities for React', () => {
     return render;
   }
 
-  const ids = (rows: readonly SyncEntity[] | undefined) => rows?.map((row) => row.entityId) ?? [];
   const last = () => renders.at(-1);
 
   it('renders the rows, then again once per change; between changes every render gets the same array, and an unchanged row keeps its identity', async () => {

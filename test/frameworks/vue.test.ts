@@ -3,10 +3,10 @@ import { createApp, defineComponent, effectScope, isProxy, isReadonly, nextTick,
 import type { SyncEntity } from '../../src/client/pending-layer.ts';
 import type { EntitySource } from '../../src/frameworks/live-rows.ts';
 import { useEntities } from '../../src/frameworks/vue-entities.ts';
-import { createSyncElement, deleteDatabase, uniqueDbName } from '../helpers/e2e.ts';
+import { deleteDatabase, uniqueDbName } from '../helpers/e2e.ts';
 import { notes, useReferenceServer } from '../helpers/reference-server.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { counted, useClients } from './helpers.ts';
+import { counted, ids, useClients, useElements } from './helpers.ts';
 import '../../src/index.ts';
 
 /**
@@ -17,6 +17,7 @@ describe('useEntities for Vue', () => {
   const server = useReferenceServer();
   const other = useReferenceServer();
   const client = useClients(server);
+  const element = useElements();
   const scopes: EffectScope[] = [];
   const apps: App[] = [];
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -34,26 +35,12 @@ describe('useEntities for Vue', () => {
     return { value: scope.run(setup)!, scope };
   }
 
-  /** A `<sync-connection>` on `url` and a database of its own, in the document until the test ends. */
-  function element(url: string) {
-    const db = uniqueDbName();
-    const sync = createSyncElement({ url, 'db-name': db });
-    document.body.append(sync);
-    cleanups.push(async () => {
-      sync.remove();
-      await deleteDatabase(db);
-    });
-    return sync;
-  }
-
   /** Every value the ref takes, as it is set. */
   function record(rows: { readonly value: readonly SyncEntity[] }): (readonly SyncEntity[])[] {
     const values: (readonly SyncEntity[])[] = [];
     watch(() => rows.value, (value) => values.push(value), { flush: 'sync' });
     return values;
   }
-
-  const ids = (rows: readonly SyncEntity[] | undefined) => rows?.map((row) => row.entityId) ?? [];
 
   it('holds the rows, a new frozen array once per change, read-only; rows are not made reactive and unchanged ones keep their identity', async () => {
     await server.post(notes(2));
