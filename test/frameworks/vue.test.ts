@@ -53,8 +53,16 @@ describe('useEntities for Vue', () => {
     expect(isReadonly(rows)).to.equal(true);
     expect(Object.isFrozen(before)).to.equal(true);
     expect(isProxy(before) || isProxy(before[0])).to.equal(false);
-    (rows as { value: unknown }).value = [];
+    const warnings: unknown[] = [];
+    const warn = console.warn;
+    console.warn = (...args: unknown[]) => warnings.push(args[0]);
+    try {
+      (rows as { value: unknown }).value = [];
+    } finally {
+      console.warn = warn;
+    }
     expect(rows.value).to.equal(before);
+    expect(String(warnings[0])).to.match(/target is readonly/);
 
     const calls = values.length;
     await server.post([{ type: 'update', entityType: 'note', entityId: 'n1', data: { text: 'changed' } }]);
