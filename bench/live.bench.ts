@@ -20,7 +20,7 @@ const ENTITIES = Number(process.env.BENCH_LIVE_ENTITIES ?? 100_000);
 const NOTES = 1_000;
 const WRITES = Number(process.env.BENCH_LIVE_WRITES ?? 300);
 const CHANGES = Number(process.env.BENCH_LIVE_CHANGES ?? 200);
-const REREADS = Number(process.env.BENCH_LIVE_REREADS ?? 40);
+const REREADS = Number(process.env.BENCH_LIVE_REREADS ?? 20);
 /** Pairs of first results (observe, getEntities), in alternating order, after one pair to warm up. */
 const FIRSTS = Number(process.env.BENCH_LIVE_FIRSTS ?? 5);
 /**
@@ -33,7 +33,11 @@ const DB_NAME = 'bench-live';
 
 interface Reads { calls: number; records: number; wholeType: number; byMethod: Record<string, number> }
 interface Changes { shown: number[]; received: number[]; heard: number[]; answered: number[]; reads: Reads }
-interface Writes { shown: number[]; acknowledged: number[]; reads: Reads }
+/**
+ * `relayed`: when the element's own message carrying the write reached the other tab, and
+ * `handled`: from then to the row shown there; `durable` (the limit): when its strict put committed.
+ */
+interface Writes { shown: number[]; acknowledged: number[]; relayed: number[]; handled: number[]; durable: number[]; reads: Reads }
 interface First { ms: number; rows: number; reads: Reads }
 
 type Bench = Record<string, (options?: object) => Promise<unknown>>;
@@ -130,7 +134,10 @@ function joinChanges(blocks: readonly Changes[]): Changes {
 }
 
 function joinWrites(blocks: readonly Writes[]): Writes {
-  return { shown: blocks.flatMap((b) => b.shown), acknowledged: blocks.flatMap((b) => b.acknowledged), reads: sum(blocks.map((b) => b.reads)) };
+  return {
+    shown: blocks.flatMap((b) => b.shown), acknowledged: blocks.flatMap((b) => b.acknowledged),
+    relayed: blocks.flatMap((b) => b.relayed), handled: blocks.flatMap((b) => b.handled), durable: blocks.flatMap((b) => b.durable), reads: sum(blocks.map((b) => b.reads)),
+  };
 }
 
 /** The page's used JS heap after two full collections. */
@@ -222,7 +229,13 @@ async function localWrites(writer: Page, reader: Page): Promise<Record<WriteVari
   const results = Object.fromEntries(variants.map((v) => [v, joinWrites(blocks[v])])) as Record<WriteVariant, Writes>;
   for (const [variant, result] of Object.entries(results)) {
     const n = result.shown.length;
-    log(`write, ${variant} (${n}): shown ${fmt(result.shown)}${result.acknowledged.length ? `; acknowledged ${fmt(result.acknowledged)}; writer's page reads per write ${(result.reads.calls / n).toFixed(2)}` : ''}`);
+    const parts = [`shown ${fmt(result.shown)}`];
+    if (result.durable.length) parts.push(`committed ${fmt(result.durable)}`);
+    if (result.relayed.length) {
+      parts.push(`the element's message reached the other tab ${fmt(result.relayed)} (${result.relayed.length} of ${n}), shown there after ${fmt(result.handled)} more`);
+    }
+    if (result.acknowledged.length) parts.push(`acknowledged ${fmt(result.acknowledged)}`, `writer's page reads per write ${(result.reads.calls / n).toFixed(2)}`);
+    log(`write, ${variant} (${n}): ${parts.join('; ')}`);
   }
   return results;
 }

@@ -37,16 +37,19 @@ function readsSince(before) {
 // ---- waiting for a seq ----------------------------------------------------------------------------
 
 /**
- * What is awaited, by seq: `seen` (the first time a watcher showed the row with that seq),
- * `settled` (shown without `pending`), `committed` (this tab's `changes` event carried it) and
- * `raw` (a raw WebSocket on the page received it).
+ * What is awaited, by seq, each a promise of the time it happened: `seen` (a watcher first showed
+ * the row with that seq), `settled` (shown without `pending`), `committed` (this tab's `changes`
+ * event carried it), `raw` (a raw WebSocket on this page received it) and `relayed` (the other
+ * tab heard the element's own tab message carrying it). `times` holds those that happened.
  */
 class Expectations {
   #entries = new Map();
 
   for(seq) {
-    const entry = {};
-    for (const kind of ['seen', 'settled', 'committed', 'raw']) entry[kind] = new Promise((resolve) => { entry[`${kind}At`] = resolve; });
+    const entry = { times: {}, resolve: {} };
+    for (const kind of ['seen', 'settled', 'committed', 'raw', 'relayed']) {
+      entry[kind] = new Promise((resolve) => { entry.resolve[kind] = resolve; });
+    }
     this.#entries.set(seq, entry);
     return entry;
   }
@@ -56,7 +59,10 @@ class Expectations {
   }
 
   told({ kind, seq, at }) {
-    this.#entries.get(seq)?.[`${kind}At`](at);
+    const entry = this.#entries.get(seq);
+    if (!entry || kind in entry.times) return;
+    entry.times[kind] = at;
+    entry.resolve[kind](at);
   }
 }
 
@@ -279,6 +285,40 @@ async function syncClocks() {
 /** What this tab does when another one writes: answer pings, watch as told by `follow`. */
 let following = () => {};
 
+/**
+ * Set by `follow`: hears, with the time the task began, every message the element's own channel
+ * between tabs delivers in this page. The element's channel is wrapped as the element opens it
+ * (this page's BroadcastChannel is a subclass that times its `onmessage`).
+ */
+let hearElementMessage;
+const NativeChannel = BroadcastChannel;
+globalThis.BroadcastChannel = class extends NativeChannel {
+  set onmessage(handler) {
+    super.onmessage = handler && ((event) => {
+      const at = now();
+      handler.call(this, event);
+      hearElementMessage?.(event.data, at);
+    });
+  }
+
+  get onmessage() {
+    return super.onmessage;
+  }
+};
+
+/** Tells `relayed` for each seq of `phase` that an element's message carries (whatever its shape). */
+function relayReporter(phase, tell) {
+  const told = new Set();
+  const pattern = new RegExp(`"seq":"(${phase}:[0-9]+)"`, 'g');
+  return (data, at) => {
+    for (const [, seq] of JSON.stringify(data).matchAll(pattern)) {
+      if (told.has(seq)) continue;
+      told.add(seq);
+      tell({ kind: 'relayed', seq, at });
+    }
+  };
+}
+
 async function follow({ phase, mode }) {
   following();
   following = () => {};
@@ -290,13 +330,18 @@ async function follow({ phase, mode }) {
     channel.addEventListener('message', listen);
     following = () => channel.removeEventListener('message', listen);
   } else {
-    following = await watchRows('note', mode, reporter(phase, tell));
+    const stopWatching = await watchRows('note', mode, reporter(phase, tell));
+    hearElementMessage = relayReporter(phase, tell);
+    following = () => {
+      stopWatching();
+      hearElementMessage = undefined;
+    };
   }
 }
 
 channel.addEventListener('message', ({ data }) => {
   if (data.kind === 'ping') channel.postMessage({ kind: 'pong', id: data.id, at: now() });
-  else if (data.kind === 'seen' || data.kind === 'settled') expected.told({ ...data, at: data.at - offset });
+  else if (['seen', 'settled', 'relayed'].includes(data.kind)) expected.told({ ...data, at: data.at - offset });
 });
 
 function note(phase, i, notes) {
@@ -313,21 +358,26 @@ async function localWrites({ count, phase, where, mode, notes }) {
   const before = reads();
   const shown = [];
   const acknowledged = [];
+  const relayed = [];
+  const handled = [];
   for (let i = 0; i < count; i++) {
     const { entityId, data } = note(phase, i, notes);
     const wait = expected.for(data.seq);
     const started = now();
-    const ack = sync.queueOperation({ type: 'upsert', payload: { entityType: 'note', entityId, data } });
+    const ack = sync.queueOperation({ type: 'upsert', payload: { entityType: 'note', entityId, data } }).then(now);
     shown.push((await wait.seen) - started);
-    await ack;
-    acknowledged.push(now() - started);
+    acknowledged.push((await ack) - started);
     await Promise.all([wait.committed, wait.settled]);
-    expected.done(data.seq);
     await sleep(GAP_MS);
+    if (wait.times.relayed !== undefined) {
+      relayed.push(wait.times.relayed - started);
+      handled.push(wait.times.seen - wait.times.relayed);
+    }
+    expected.done(data.seq);
   }
   const counted = readsSince(before);
   stop();
-  return { shown, acknowledged, reads: counted };
+  return { shown, acknowledged, relayed, handled, durable: [], reads: counted };
 }
 
 /**
@@ -339,6 +389,7 @@ async function limitWrites({ count, phase, notes, dbName }) {
   const db = await openEntities(dbName);
   const before = reads();
   const shown = [];
+  const durable = [];
   for (let i = 0; i < count; i++) {
     const { entityId, data } = note(phase, i, notes);
     const record = { entityType: 'note', entityId, data };
@@ -347,6 +398,7 @@ async function limitWrites({ count, phase, notes, dbName }) {
     const tx = db.transaction('entities', 'readwrite', { durability: 'strict' });
     tx.objectStore('entities').put(record);
     await transactionDone(tx);
+    durable.push(now() - started);
     channel.postMessage({ kind: 'put', record });
     shown.push((await wait.seen) - started);
     expected.done(data.seq);
@@ -355,7 +407,7 @@ async function limitWrites({ count, phase, notes, dbName }) {
   const counted = readsSince(before);
   db.close();
   await new Promise((resolve) => { const r = indexedDB.deleteDatabase(dbName); r.onsuccess = r.onerror = r.onblocked = resolve; });
-  return { shown, acknowledged: [], reads: counted };
+  return { shown, acknowledged: [], relayed: [], handled: [], durable, reads: counted };
 }
 
 window.benchLive = { start, firstResult, hold, heldJsonBytes, release, serverChanges, syncClocks, follow, localWrites, limitWrites };
