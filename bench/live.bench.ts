@@ -34,10 +34,11 @@ const DB_NAME = 'bench-live';
 interface Reads { calls: number; records: number; wholeType: number; byMethod: Record<string, number> }
 interface Changes { shown: number[]; received: number[]; heard: number[]; answered: number[]; reads: Reads }
 /**
- * `relayed`: when the element's own message carrying the write reached the other tab, and
- * `handled`: from then to the row shown there; `durable` (the limit): when its strict put committed.
+ * `posted`: when the writing tab's element posted its tab message carrying the write (after the
+ * outbox commit); `relayed`: when that message reached the other tab; `handled`: from then to the
+ * row shown there; `durable` (the limit): when its strict put committed.
  */
-interface Writes { shown: number[]; acknowledged: number[]; relayed: number[]; handled: number[]; durable: number[]; reads: Reads }
+interface Writes { shown: number[]; acknowledged: number[]; posted: number[]; relayed: number[]; handled: number[]; durable: number[]; reads: Reads }
 interface First { ms: number; rows: number; reads: Reads }
 
 type Bench = Record<string, (options?: object) => Promise<unknown>>;
@@ -136,7 +137,7 @@ function joinChanges(blocks: readonly Changes[]): Changes {
 function joinWrites(blocks: readonly Writes[]): Writes {
   return {
     shown: blocks.flatMap((b) => b.shown), acknowledged: blocks.flatMap((b) => b.acknowledged),
-    relayed: blocks.flatMap((b) => b.relayed), handled: blocks.flatMap((b) => b.handled), durable: blocks.flatMap((b) => b.durable), reads: sum(blocks.map((b) => b.reads)),
+    posted: blocks.flatMap((b) => b.posted), relayed: blocks.flatMap((b) => b.relayed), handled: blocks.flatMap((b) => b.handled), durable: blocks.flatMap((b) => b.durable), reads: sum(blocks.map((b) => b.reads)),
   };
 }
 
@@ -231,6 +232,7 @@ async function localWrites(writer: Page, reader: Page): Promise<Record<WriteVari
     const n = result.shown.length;
     const parts = [`shown ${fmt(result.shown)}`];
     if (result.durable.length) parts.push(`committed ${fmt(result.durable)}`);
+    if (result.posted.length) parts.push(`the element posted its tab message ${fmt(result.posted)}`);
     if (result.relayed.length) {
       parts.push(`the element's message reached the other tab ${fmt(result.relayed)} (${result.relayed.length} of ${n}), shown there after ${fmt(result.handled)} more`);
     }

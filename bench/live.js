@@ -39,15 +39,16 @@ function readsSince(before) {
 /**
  * What is awaited, by seq, each a promise of the time it happened: `seen` (a watcher first showed
  * the row with that seq), `settled` (shown without `pending`), `committed` (this tab's `changes`
- * event carried it), `raw` (a raw WebSocket on this page received it) and `relayed` (the other
- * tab heard the element's own tab message carrying it). `times` holds those that happened.
+ * event carried it), `raw` (a raw WebSocket on this page received it), `posted` (this tab's
+ * element posted its tab message carrying it) and `relayed` (that message reached the other
+ * tab). `times` holds those that happened.
  */
 class Expectations {
   #entries = new Map();
 
   for(seq) {
     const entry = { times: {}, resolve: {} };
-    for (const kind of ['seen', 'settled', 'committed', 'raw', 'relayed']) {
+    for (const kind of ['seen', 'settled', 'committed', 'raw', 'posted', 'relayed']) {
       entry[kind] = new Promise((resolve) => { entry.resolve[kind] = resolve; });
     }
     this.#entries.set(seq, entry);
@@ -286,35 +287,41 @@ async function syncClocks() {
 let following = () => {};
 
 /**
- * Set by `follow`: hears, with the time the task began, every message the element's own channel
- * between tabs delivers in this page. The element's channel is wrapped as the element opens it
- * (this page's BroadcastChannel is a subclass that times its `onmessage`).
+ * Hooks on the element's own channel between tabs, each given the message and a time: `heard`
+ * (set by `follow`) when a message arrives, as its task begins; `posted` (set by `localWrites`)
+ * when the element posts one. The element's channel is wrapped as the element opens it: this
+ * page's BroadcastChannel is a subclass that times its `onmessage` and `postMessage`.
  */
-let hearElementMessage;
+const elementChannel = { heard: undefined, posted: undefined };
 const NativeChannel = BroadcastChannel;
 globalThis.BroadcastChannel = class extends NativeChannel {
   set onmessage(handler) {
     super.onmessage = handler && ((event) => {
       const at = now();
       handler.call(this, event);
-      hearElementMessage?.(event.data, at);
+      elementChannel.heard?.(event.data, at);
     });
   }
 
   get onmessage() {
     return super.onmessage;
   }
+
+  postMessage(message) {
+    elementChannel.posted?.(message, now());
+    super.postMessage(message);
+  }
 };
 
-/** Tells `relayed` for each seq of `phase` that an element's message carries (whatever its shape). */
-function relayReporter(phase, tell) {
+/** Tells `kind` for each seq of `phase` that an element's message carries (whatever its shape). */
+function messageReporter(phase, kind, tell) {
   const told = new Set();
   const pattern = new RegExp(`"seq":"(${phase}:[0-9]+)"`, 'g');
-  return (data, at) => {
-    for (const [, seq] of JSON.stringify(data).matchAll(pattern)) {
+  return (message, at) => {
+    for (const [, seq] of JSON.stringify(message).matchAll(pattern)) {
       if (told.has(seq)) continue;
       told.add(seq);
-      tell({ kind: 'relayed', seq, at });
+      tell({ kind, seq, at });
     }
   };
 }
@@ -331,10 +338,10 @@ async function follow({ phase, mode }) {
     following = () => channel.removeEventListener('message', listen);
   } else {
     const stopWatching = await watchRows('note', mode, reporter(phase, tell));
-    hearElementMessage = relayReporter(phase, tell);
+    elementChannel.heard = messageReporter(phase, 'relayed', tell);
     following = () => {
       stopWatching();
-      hearElementMessage = undefined;
+      elementChannel.heard = undefined;
     };
   }
 }
@@ -354,10 +361,13 @@ function note(phase, i, notes) {
  * settles (acknowledged, its change committed, shown without `pending`) before the next.
  */
 async function localWrites({ count, phase, where, mode, notes }) {
-  const stop = where === 'same' ? await watchRows('note', mode, reporter(phase, (m) => expected.told(m))) : () => {};
+  const tell = (message) => expected.told(message);
+  const stop = where === 'same' ? await watchRows('note', mode, reporter(phase, tell)) : () => {};
+  elementChannel.posted = messageReporter(phase, 'posted', tell);
   const before = reads();
   const shown = [];
   const acknowledged = [];
+  const posted = [];
   const relayed = [];
   const handled = [];
   for (let i = 0; i < count; i++) {
@@ -369,6 +379,7 @@ async function localWrites({ count, phase, where, mode, notes }) {
     acknowledged.push((await ack) - started);
     await Promise.all([wait.committed, wait.settled]);
     await sleep(GAP_MS);
+    if (wait.times.posted !== undefined) posted.push(wait.times.posted - started);
     if (wait.times.relayed !== undefined) {
       relayed.push(wait.times.relayed - started);
       handled.push(wait.times.seen - wait.times.relayed);
@@ -377,7 +388,8 @@ async function localWrites({ count, phase, where, mode, notes }) {
   }
   const counted = readsSince(before);
   stop();
-  return { shown, acknowledged, relayed, handled, durable: [], reads: counted };
+  elementChannel.posted = undefined;
+  return { shown, acknowledged, posted, relayed, handled, durable: [], reads: counted };
 }
 
 /**
@@ -407,7 +419,7 @@ async function limitWrites({ count, phase, notes, dbName }) {
   const counted = readsSince(before);
   db.close();
   await new Promise((resolve) => { const r = indexedDB.deleteDatabase(dbName); r.onsuccess = r.onerror = r.onblocked = resolve; });
-  return { shown, acknowledged: [], relayed: [], handled: [], durable, reads: counted };
+  return { shown, acknowledged: [], posted: [], relayed: [], handled: [], durable, reads: counted };
 }
 
 window.benchLive = { start, firstResult, hold, heldJsonBytes, release, serverChanges, syncClocks, follow, localWrites, limitWrites };
