@@ -277,7 +277,7 @@ export async function run(): Promise<Row[]> {
     const pick = (p: 'p50' | 'p99', values: number[]) => (p === 'p50' ? median(values) : p99(values));
     const reread = "today's pattern: getEntities (1,000 notes) again on each changes / operation_complete event";
     const limit = 'physical limit: a strict-durability IndexedDB put, then one BroadcastChannel message';
-    const rereadAll = 'getEntities on every changes event';
+    const rereadAll = `getEntities on every changes event (${changes.reread.shown.length} changes)`;
     const socket = 'a raw WebSocket on the same page receiving the same change, nothing stored';
     const write = (where: 'same' | 'other', p: 'p50' | 'p99', baseline: WriteVariant, baselineName: string): Row => ({
       what: `local write to an observer, ${where === 'same' ? 'same tab' : 'another tab'}: ${p}`,

@@ -171,8 +171,7 @@ async function start({ dbName, lead }) {
     });
   document.body.append(sync);
   await ready;
-  const state = sync.getState();
-  return { seconds: (performance.now() - started) / 1000, role: state.role, lastLSN: state.lastLSN, visibility: document.visibilityState };
+  return { seconds: (performance.now() - started) / 1000, role: sync.getState().role };
 }
 
 // ---- first result, and the heap it holds ---------------------------------------------------------------
