@@ -203,7 +203,12 @@ async function serverChanges(page: Page, worker: WebWorker): Promise<{ observed:
   const workerTotals = { observed: sum(inWorker.observe), reread: sum(inWorker.reread) };
   for (const [mode, result, workerSide] of [['observe', observed, workerTotals.observed], ['reread', reread, workerTotals.reread]] as const) {
     const n = result.shown.length;
-    log(`server change, ${mode} (${n}): shown ${fmt(result.shown)}; POST answered ${fmt(result.answered)}; page's changes event ${fmt(result.heard)}${result.received.length ? `; raw socket ${fmt(result.received)}` : ''}`);
+    const parts = [`shown ${fmt(result.shown)}`, `POST answered ${fmt(result.answered)}`, `page's changes event ${fmt(result.heard)}`];
+    if (result.received.length) {
+      parts.push(`raw socket ${fmt(result.received)}`, `changes event minus raw socket (the worker's share) ${fmt(result.heard.map((t, i) => t - result.received[i]!))}`);
+    }
+    parts.push(`shown after the changes event ${fmt(result.shown.map((t, i) => t - result.heard[i]!))}`);
+    log(`server change, ${mode} (${n}): ${parts.join('; ')}`);
     log(`  IndexedDB per change: page ${perChange(result.reads, n)}; worker ${perChange(workerSide, n)}`);
   }
   return { observed, reread, workerReads: workerTotals };
