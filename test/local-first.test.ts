@@ -4,6 +4,7 @@ import type { SyncConnectionElement } from '../src/elements/sync-connection.ts';
 import { OperationRejectedError, SyncError } from '../src/protocol/errors.ts';
 import { createSyncElement, deleteDatabase, uniqueDbName } from './helpers/e2e.ts';
 import { record } from './helpers/events.ts';
+import { MemoryDatabase } from './helpers/memory-database.ts';
 import { MockWorkers } from './helpers/mock-worker.ts';
 import { nextTask, Observed } from './helpers/observed.ts';
 import { waitFor } from './helpers/wait.ts';
@@ -246,5 +247,27 @@ describe('local-first reads with a scripted server', () => {
     await commit('0/6', note('n2', {}));
     await observed.waitFor('the next change', (rows) => rows.length === 2);
     expect(element.getAttribute('status')).to.equal('connected');
+  });
+
+  it('empties an app\'s own Database with its reset() on a server reset, before the new log\'s batches', async () => {
+    const database = new (class extends MemoryDatabase {
+      resets = 0;
+      async reset(): Promise<void> {
+        await new Promise((resolve) => setTimeout(resolve, 20)); // an app's store takes a moment
+        this.entities.clear();
+        this.resets += 1;
+      }
+    })();
+    element = createSyncElement({ url: MockWorkers.url, 'db-name': dbName, 'backoff-initial': '20', 'backoff-max': '50' });
+    element.createWorker = mock.create;
+    element.database = database;
+    document.body.append(element);
+    await waitFor(() => element.getAttribute('status') === 'connected', 'status connected');
+    await commit('0/50', note('old-1', {}), note('old-2', {}));
+    await waitFor(() => database.entities.size === 2, 'the old log applied');
+    await mock.send({ type: 'reset', reason: 'restored' }, { type: 'changes', lsn: '0/2', changes: [note('new-1', {})] });
+    await waitFor(() => element.getAttribute('last-lsn') === '0/2', 'the new log applied');
+    expect(database.resets).to.equal(1);
+    expect([...database.entities.keys()]).to.deep.equal(['note/new-1']);
   });
 });

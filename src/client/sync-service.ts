@@ -361,40 +361,23 @@ export class WorkerSyncService {
   #listenToPage(): void {
     if (this.#closed || this.#abort) return;
     this.#abort = new AbortController();
+    const reportFailure = (error: unknown) => this.#reportFailure(error);
     listenToPage({
-      network: (online) => {
-        this.#connection?.network(online).catch((error: unknown) => this.#reportFailure(error));
-      },
+      network: (online) => { this.#connection?.network(online).catch(reportFailure); },
       // A frozen page runs nothing, its worker included: hand the connection to another tab
       // before the freeze, and take part again on resume.
       freeze: () => this.#connection?.leave(),
-      resume: () => {
-        if (this.#wantConnected) this.#join('connect').catch((error: unknown) => this.#reportFailure(error));
-      },
+      resume: () => { if (this.#wantConnected) this.#join('connect').catch(reportFailure); },
     }, this.#abort.signal);
   }
 
   /** An event of the worker holding the connection (this tab's, or the leader's). */
   #onEvent(event: ConnectionEvent): void {
-    switch (event.type) {
-      case 'operation_complete':
-        this.#writes.acknowledged(event.id, event.lsn, event.settled === true);
-        break;
-      case 'operation_error':
-        this.#writes.refused(event.id, event.message);
-        break;
-      case 'changes':
-        this.#view.committed(event.changes, event.lsn, event.settled);
-        break;
-      case 'sync_reset':
-        this.#view.reset();
-        break;
-      case 'store_reopened':
-        void this.#view.resync();
-        break;
-      default:
-        break;
-    }
+    if (event.type === 'operation_complete') this.#writes.acknowledged(event.id, event.lsn, event.settled === true);
+    else if (event.type === 'operation_error') this.#writes.refused(event.id, event.message);
+    else if (event.type === 'changes') this.#view.committed(event.changes, event.lsn, event.settled);
+    else if (event.type === 'sync_reset') this.#view.reset();
+    else if (event.type === 'store_reopened') void this.#view.resync();
     this.#state.emitWorkerEvent(event);
   }
 
