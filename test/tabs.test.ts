@@ -85,6 +85,8 @@ describe('one connection per client across tabs', () => {
     const follower = leader === first ? second : first;
     const lsn = await server.post(notes(2, 50));
     await waitFor(() => follower.element.getAttribute('last-lsn') === lsn, 'the follower at the new LSN');
+    // The leader's state comes just before its events on the channel: wait for the batch's event too.
+    await follower.window.events.waitFor('changes', (detail) => detail.lsn === lsn);
     const changes = follower.window.events.of('changes');
     expect(changes.flatMap((detail) => detail.changes.map((c) => c.entityId))).to.deep.equal(['n50', 'n51']);
     expect((await follower.element.getEntity('note', 'n51'))?.data).to.deep.equal({ text: 'note 51' });
