@@ -178,15 +178,8 @@ if (sync) {
   void stop;
   // @ts-expect-error getEntity takes a type and an id
   void sync.getEntity('note');
-  const stop: () => void = sync.observe('note', (rows, delta) => {
-    const pending: true | undefined = rows[0]?.pending;
-    void pending, delta.added.length + delta.updated.length + delta.removed.length;
-  }, { filter: (entity) => entity.entityId !== 'x', sort: (a, b) => a.entityId.localeCompare(b.entityId), limit: 10 });
-  stop();
   // @ts-expect-error observe takes a listener
   sync.observe('note');
-  // @ts-expect-error the rows are read-only
-  sync.observe('note', (rows) => rows.push(rows[0]!));
   void status, off, online;
 }
 const created: SyncConnectionElement = document.createElement('sync-connection');
