@@ -3,8 +3,11 @@ import esbuild from 'rollup-plugin-esbuild';
 
 const WORKER_URL = /new\s+URL\(\s*(['"])([^'"]+\.ts)\1\s*,\s*import\.meta\.url\s*\)/g;
 
-/** The packages we depend on; the library build leaves them to the app's bundler. */
-const DEPENDENCY = /^(lit|lit-html|lit-element|@lit\/[^/]+|idb)(\/|$)/;
+/**
+ * The packages we depend on, and the frameworks the helpers are for (optional peers); the library
+ * build leaves them to the app's bundler.
+ */
+const DEPENDENCY = /^(lit|lit-html|lit-element|@lit\/[^/]+|idb|react|react-dom|vue|@vue\/[^/]+|@angular\/[^/]+)(\/|$)/;
 
 /**
  * Rollup leaves `new Worker(new URL('./x.ts', import.meta.url))` alone; this emits each such
@@ -50,6 +53,9 @@ export default [
       element: 'src/element.ts',
       service: 'src/service.ts',
       compat: 'src/compat.ts',
+      react: 'src/react.ts',
+      vue: 'src/vue.ts',
+      angular: 'src/angular.ts',
     },
     external: (id) => DEPENDENCY.test(id),
     output: {

@@ -1,6 +1,7 @@
 import { chromeLauncher } from '@web/test-runner-chrome';
 import { esbuildPlugin } from '@web/dev-server-esbuild';
 import { findChrome } from './scripts/find-chrome.mjs';
+import { frameworkModulesPlugin } from './test/plugins/framework-modules.mjs';
 import { referenceServerPlugin } from './test/plugins/reference-server.mjs';
 import { summaryReporter } from './test/plugins/summary-reporter.mjs';
 import { defaultReporter } from '@web/test-runner';
@@ -40,6 +41,7 @@ export default {
   plugins: [
     esbuildPlugin({ ts: true, target: 'es2022', tsconfig: './tsconfig.json' }),
     mockSocketPlugin,
+    frameworkModulesPlugin(),
     referenceServerPlugin(),
   ],
   reporters: [defaultReporter(), summaryReporter()],

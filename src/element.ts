@@ -16,6 +16,7 @@ export { ReconnectingEvent } from './elements/events/reconnecting-event.ts';
 export { SyncStartedEvent } from './elements/events/sync-started-event.ts';
 export { SyncProgressEvent } from './elements/events/sync-progress-event.ts';
 export { SyncCompletedEvent } from './elements/events/sync-completed-event.ts';
+export { SyncResetEvent } from './elements/events/sync-reset-event.ts';
 export { ChangesEvent } from './elements/events/changes-event.ts';
 export { OperationCompleteEvent } from './elements/events/operation-complete-event.ts';
 export { OperationErrorEvent } from './elements/events/operation-error-event.ts';
@@ -37,6 +38,9 @@ export {
 export type { Change } from './protocol/change.ts';
 export type { LSN } from './protocol/lsn.ts';
 export type { StoredEntity } from './db/schema.ts';
+export type { SyncEntity } from './client/pending-layer.ts';
+export type { ObserveDelta, ObserveListener, ObserveOptions } from './client/live-query.ts';
+export type { Effect, EntityRef } from './protocol/effects.ts';
 export type { Database, DatabaseTransaction } from './client/database.ts';
 export type { NetworkStatus } from './client/network.ts';
 export type { WorkerEndpoint } from './client/worker-endpoint.ts';

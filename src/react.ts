@@ -1,9 +1,13 @@
 /**
- * JSX typing of `<sync-connection>` and `<sync-status>` for React 19 (types only, no code):
- * `import type {} from 'sync-connection/react'` once in the app (or list it in `compilerOptions.types`).
- * The elements themselves are registered by `import 'sync-connection'`; do that before the first
- * render, so that React finds the properties (`token`, `database`, `clientId`) on the element and
- * sets them as properties instead of attributes.
+ * React helpers: `useEntities(ref, entityType, options?)`, a live query as the component's state
+ * (React 18 or later; React is an optional peer dependency and no other entry imports it), and
+ * the JSX typing of `<sync-connection>` and `<sync-status>` for React 19.
+ *
+ * The typing takes `import type {} from 'sync-connection/react'` once in the app (or listing it in
+ * `compilerOptions.types`); importing `useEntities` from here brings it too. The elements
+ * themselves are registered by `import 'sync-connection'`; do that before the first render, so
+ * that React finds the properties (`token`, `database`, `clientId`) on the element and sets them
+ * as properties instead of attributes.
  *
  * How React 19 passes props to a custom element (react-dom `setPropOnCustomElement`):
  * - a prop named `on<name>` with a function value becomes `addEventListener('<name>', fn)`, the
@@ -13,8 +17,6 @@
  * - any other prop that names a property of the element (`url`, `clientId`, `token`) is assigned
  *   to that property; the rest become attributes (`client-id`, `db-name`), `true` as an empty
  *   attribute and `false` removing it.
- *
- * This module is the only one of the package that needs `@types/react`.
  */
 import type { DetailedHTMLProps, HTMLAttributes } from 'react';
 import type { Database } from './client/database.ts';
@@ -23,6 +25,10 @@ import type { SyncConnectionElement, SyncConnectionEventMap } from './elements/s
 import type { SyncStatusElement } from './elements/sync-status.ts';
 
 export type { SyncConnectionEventMap };
+export { useEntities, type EntitySourceRef } from './frameworks/react-entities.ts';
+export type { EntitySource } from './frameworks/live-rows.ts';
+export type { SyncEntity } from './client/pending-layer.ts';
+export type { ObserveOptions } from './client/live-query.ts';
 
 /** `onsync_completed`, `onsync_completedCapture`...: the listener props React 19 attaches. */
 export type SyncConnectionEventProps = {

@@ -9,4 +9,6 @@ export { SyncError, OperationRejectedError } from './protocol/errors.ts';
 export { SYNC_EVENT_TYPES, type SyncEventDetails, type SyncEventType } from './client/service-events.ts';
 export type { WorkerEndpoint } from './client/worker-endpoint.ts';
 export type { StoredEntity } from './db/schema.ts';
+export type { SyncEntity } from './client/pending-layer.ts';
+export type { ObserveDelta, ObserveListener, ObserveOptions } from './client/live-query.ts';
 export * from './protocol/index.ts';

@@ -6,8 +6,10 @@ import { waitFor } from './helpers/wait.ts';
 /**
  * The same notes app in plain HTML, Vue, React and Angular (examples/), each loaded as built
  * (`npm run build && node scripts/build-examples.mjs`) in a same-origin iframe, against a real
- * reference server. The tests drive and read only the page: `#status`, `#client`, `#lsn`, `#error`,
- * the form `#note-form` and `#notes li[data-id][data-state]`.
+ * reference server. Each shows its notes through a live query (`observe`, or the framework's
+ * helper). The tests drive and read only the page: `#status`, `#client`, `#lsn`, `#error`,
+ * `#rolled-back`, the form `#note-form` (its `Add` button, and the one named `refused`) and
+ * `#notes li[data-id][data-state]` (`pending` or `synced`).
  */
 const EXAMPLES = [
   { name: 'plain HTML', path: '/examples/plain/index.html' },
@@ -30,22 +32,26 @@ function noteItem(app: App, text: string): HTMLLIElement | undefined {
   return [...app.document.querySelectorAll<HTMLLIElement>('#notes li')].find((li) => li.textContent?.includes(text));
 }
 
-/** Types into the form's text field the way a user does (an `input` event), then submits it. */
-function submitNote(app: App, text: string): void {
+/**
+ * Types into the form's text field the way a user does (an `input` event), then submits it with
+ * its first button (`Add`), or with the one named `refused`.
+ */
+function submitNote(app: App, text: string, button: 'add' | 'refused' = 'add'): void {
   const input = app.document.querySelector<HTMLInputElement>('#note-form input[name="text"]');
   const form = app.document.querySelector<HTMLFormElement>('#note-form');
-  if (!input || !form) throw new Error('the app has no #note-form with a text input');
+  const submitter = app.document.querySelector<HTMLButtonElement>(button === 'add' ? '#note-form button' : '#note-form button[name="refused"]');
+  if (!input || !form || !submitter) throw new Error(`the app has no #note-form with a text input and a ${button} button`);
   // The native setter, so that React's value tracking sees a change.
   Object.getOwnPropertyDescriptor(app.window.HTMLInputElement.prototype, 'value')?.set?.call(input, text);
   input.dispatchEvent(new app.window.Event('input', { bubbles: true }));
-  form.requestSubmit();
+  form.requestSubmit(submitter);
 }
 
-/** Every `data-state` the note with `text` shows, in order, from now on. */
+/** Every `data-state` the note with `text` shows, in order, from now on (`gone` once it left the list). */
 function watchStates(app: App, text: string): { states: string[]; stop: () => void } {
   const states: string[] = [];
   const observer = new app.window.MutationObserver(() => {
-    const state = noteItem(app, text)?.dataset.state;
+    const state = noteItem(app, text)?.dataset.state ?? (states.length > 0 ? 'gone' : undefined);
     if (state && states.at(-1) !== state) states.push(state);
   });
   observer.observe(app.document.body, { subtree: true, childList: true, attributes: true, characterData: true });
@@ -84,23 +90,25 @@ for (const example of EXAMPLES) {
       await waitFor(() => textOf(app, '#client') !== '', 'the client id from the connected event');
       await waitFor(() => textOf(app, '#lsn') === lsn, `the LSN ${lsn} from sync_completed`);
       await waitFor(() => noteItem(app, 'written before the page opened') !== undefined, 'the note from the catch-up');
+      expect(noteItem(app, 'written before the page opened')?.dataset).to.include({ id: 'before', state: 'synced' });
       expect(textOf(app, '#error')).to.equal('');
     });
 
-    it('shows a submitted note pending, then acknowledged, and the server has it', async () => {
+    it('shows a submitted note at once marked pending, then as the server has it', async () => {
       const app = await open(server.wsUrl);
       await waitFor(() => textOf(app, '#status') === 'connected', 'the status "connected"');
       const text = `note from ${example.name} ${crypto.randomUUID()}`;
       const watch = watchStates(app, text);
       submitNote(app, text);
-      await waitFor(() => noteItem(app, text)?.dataset.state === 'acknowledged', 'the note to be acknowledged');
+      await waitFor(() => noteItem(app, text)?.dataset.state === 'synced', 'the note to be synced');
       watch.stop();
-      expect(watch.states[0]).to.equal('pending');
-      expect(watch.states.at(-1)).to.equal('acknowledged');
+      expect(watch.states).to.deep.equal(['pending', 'synced']);
+      expect(noteItem(app, text)?.textContent).not.to.contain('pending');
 
       const id = noteItem(app, text)?.dataset.id;
       const { entities } = await server.entities();
-      expect(entities.find((entity) => entity.entityId === id)).to.deep.include({ entityType: 'note', data: { text } });
+      expect(entities.find((entity) => entity.entityId === id)).to.deep.include({ entityType: 'note' });
+      expect(entities.find((entity) => entity.entityId === id)?.data).to.include({ text });
     });
 
     it('shows a note another client wrote while it is open', async () => {
@@ -109,6 +117,37 @@ for (const example of EXAMPLES) {
       await server.post([{ type: 'update', entityType: 'note', entityId: 'elsewhere', data: { text: 'written elsewhere' } }]);
       await waitFor(() => noteItem(app, 'written elsewhere') !== undefined, 'the note written elsewhere');
       expect(noteItem(app, 'written elsewhere')?.dataset).to.include({ id: 'elsewhere', state: 'synced' });
+    });
+
+    it('keeps the element of a note that did not change when another note arrives', async () => {
+      await server.post([{ type: 'update', entityType: 'note', entityId: 'first', data: { text: 'the first note' } }]);
+      const app = await open(server.wsUrl);
+      await waitFor(() => noteItem(app, 'the first note') !== undefined, 'the first note');
+      const item = noteItem(app, 'the first note');
+      await server.post([{ type: 'update', entityType: 'note', entityId: 'second', data: { text: 'the second note' } }]);
+      await waitFor(() => noteItem(app, 'the second note') !== undefined, 'the second note');
+      expect(noteItem(app, 'the first note')).to.equal(item);
+    });
+
+    it('shows a note the server refuses at once, then takes it back and says why', async () => {
+      const app = await open(server.wsUrl);
+      await waitFor(() => textOf(app, '#status') === 'connected', 'the status "connected"');
+      const text = `refused note from ${example.name} ${crypto.randomUUID()}`;
+      const watch = watchStates(app, text);
+      let id: string | undefined;
+      const observer = new app.window.MutationObserver(() => { id ??= noteItem(app, text)?.dataset.id; });
+      observer.observe(app.document.body, { subtree: true, childList: true });
+      submitNote(app, text, 'refused');
+      await waitFor(() => textOf(app, '#rolled-back') !== '', 'the rolled-back message');
+      await waitFor(() => noteItem(app, text) === undefined, 'the note to leave the list');
+      watch.stop();
+      observer.disconnect();
+      expect(watch.states).to.deep.equal(['pending', 'gone']);
+      expect(id).to.be.a('string');
+      expect(textOf(app, '#rolled-back')).to.equal(`Rolled back note ${id}: unknown operation type "add_note"`);
+      expect(textOf(app, '#error')).to.equal('');
+      const { entities } = await server.entities();
+      expect(entities.map((entity) => entity.entityId)).not.to.include(id);
     });
 
     it("shows the error event's message for a url the element refuses", async () => {

@@ -238,6 +238,10 @@ interface Planned {
   unknownType?: string;
   /** A well-formed batch or single change. */
   batch?: { changes: ModelChange[]; lsn?: bigint };
+  /** A well-formed `sync_complete` with this `lsn`: the resume point after a whole catch-up. */
+  catchUpEnd?: bigint;
+  /** A `sync_request`: the client answers with a fresh `sync`, which starts a catch-up. */
+  resync?: boolean;
 }
 
 type FieldKind = 'string' | 'nonEmpty' | 'lsn' | 'number' | 'count' | 'items' | 'any';
@@ -265,15 +269,15 @@ const KNOWN_TYPES = Object.keys(SCHEMA);
 const BATCH_TYPES = new Set(['changes', 'batch_update', 'sync_data', 'entity_update', 'entity_delete']);
 
 /**
- * Values of the wrong shape for a field. `null` and absence are wrong only for required fields
- * (PROTOCOL.md does not say whether `null` means "absent" for an optional one, so it is not
- * generated there). A missing `batchId` is left out too: PROTOCOL.md lists it without `?`, but
- * the client accepts a `batch_update` without it, and which one should change is an open question.
+ * Values of the wrong shape for a field. `null` and absence are wrong only for required fields: an
+ * optional field that is `null` is absent (docs/protocol.md 1.1), and valid frames carry such
+ * nulls (see `known`). `batchId` is left out of both: the client never reads it, and takes a
+ * `batch_update` without it as one with it.
  */
 function wrongValues(field: Field): readonly { value: unknown; missing?: boolean }[] {
   const v = (value: unknown) => ({ value });
   const missing = field.required && field.name !== 'batchId' ? [{ value: undefined, missing: true }] : [];
-  const nullish = field.required ? [v(null)] : [];
+  const nullish = field.required && field.name !== 'batchId' ? [v(null)] : [];
   switch (field.kind) {
     case 'string':
       return [v(1), v(true), v({}), v([]), v(['x']), ...nullish, ...missing];
@@ -358,6 +362,10 @@ class FramePlanner {
         continue;
       }
       if (!field.required && rng.chance(0.4)) continue;
+      if (!field.required && rng.chance(0.1)) {
+        frame[field.name] = null; // absent, said as null
+        continue;
+      }
       frame[field.name] = this.#fieldValue(type, field, batch);
     }
     let entity: ModelChange | undefined;
@@ -378,6 +386,9 @@ class FramePlanner {
     if (breakField) return { kind, text, protocol: true };
     const planned: Planned = { kind, text };
     if (type === 'error' || type === 'sync_error') planned.server = true;
+    if (type === 'sync_request') planned.resync = true;
+    const end = type === 'sync_complete' ? lsnValue(frame.lsn) : undefined;
+    if (end !== undefined) planned.catchUpEnd = end;
     if (BATCH_TYPES.has(type)) {
       planned.batch = entity ? { changes: [entity] } : { changes: batch.changes };
       if (batch.lsn !== undefined) planned.batch.lsn = batch.lsn;
@@ -553,6 +564,20 @@ class Model {
   /** Every applied change, in order, as `type entityType entityId`. */
   readonly applied: string[] = [];
 
+  /**
+   * Every batch of the catch-up under way was handled: none dropped as malformed since the last
+   * sync (the connection's first, or the answer to a `sync_request`).
+   */
+  whole = true;
+
+  step(planned: Planned): void {
+    if (planned.protocol) this.whole = false;
+    if (planned.resync) this.whole = true;
+    if (planned.batch) this.apply(planned.batch);
+    // A whole catch-up's end is the resume point; later batches at or below it are replays.
+    if (planned.catchUpEnd !== undefined && this.whole && planned.catchUpEnd > this.lsn) this.lsn = planned.catchUpEnd;
+  }
+
   apply(batch: { changes: ModelChange[]; lsn?: bigint }): void {
     if (batch.lsn !== undefined && batch.lsn <= this.lsn) return; // a replay: skipped whole
     for (const change of batch.changes) {
@@ -604,7 +629,7 @@ describe('protocol fuzzing through the mock server into the real engine', () => 
       unknown: plan.filter((p) => p.unknownType !== undefined).map((p) => p.unknownType!),
     };
     const model = new Model();
-    for (const planned of plan) if (planned.batch) model.apply(planned.batch);
+    for (const planned of plan) model.step(planned);
     const kinds = new Map<string, number>();
     for (const planned of plan) kinds.set(planned.kind, (kinds.get(planned.kind) ?? 0) + 1);
     const label = `fuzz seed ${SEED} (0x${SEED.toString(16)})`;

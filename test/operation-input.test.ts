@@ -15,8 +15,8 @@ function rejection(input: unknown, maxBytes?: number): SyncError {
 
 describe('toQueuedOperation', () => {
   it('assigns a unique id, priority 0 and increasing sequence numbers', () => {
-    const a = toQueuedOperation({ type: 'upsert', payload: { n: 1 } });
-    const b = toQueuedOperation({ type: 'upsert', payload: { n: 2 } });
+    const a = toQueuedOperation({ type: 'increment', payload: { n: 1 } });
+    const b = toQueuedOperation({ type: 'increment', payload: { n: 2 } });
     expect(a.id).to.match(/^[0-9a-f-]{36}$/);
     expect(a.id).not.to.equal(b.id);
     expect(a.priority).to.equal(0);
@@ -24,8 +24,8 @@ describe('toQueuedOperation', () => {
   });
 
   it('keeps a given id and priority', () => {
-    const op = toQueuedOperation({ type: 'upsert', id: 'op-1', priority: 5, payload: {} });
-    expect(op).to.include({ id: 'op-1', priority: 5, type: 'upsert' });
+    const op = toQueuedOperation({ type: 'increment', id: 'op-1', priority: 5, payload: {} });
+    expect(op).to.include({ id: 'op-1', priority: 5, type: 'increment' });
   });
 
   it('refuses a missing or non-string type', () => {
@@ -55,5 +55,29 @@ describe('toQueuedOperation', () => {
   it('refuses an operation over the size limit, counting UTF-8 bytes', () => {
     expect(toQueuedOperation({ type: 'x', payload: 'a'.repeat(800) }, 1000).type).to.equal('x');
     expect(rejection({ type: 'x', payload: 'é'.repeat(600) }, 1000).message).to.contain('over the limit of 1000');
+  });
+
+  it('refuses an upsert, patch or delete whose payload names no entity, and a patch whose data is not an object', () => {
+    expect(rejection({ type: 'upsert', payload: { entityType: 'note', data: {} } }).message).to.contain('entityId');
+    expect(rejection({ type: 'delete', payload: { entityId: 'n' } }).message).to.contain('entityType');
+    expect(rejection({ type: 'upsert', payload: { entityType: 'note', entityId: 'n' } }).message).to.contain('upsert needs data');
+    expect(rejection({ type: 'patch', payload: { entityType: 'note', entityId: 'n', data: 'done' } }).message).to.contain('merge patch');
+    expect(rejection({ type: 'patch', payload: { entityType: 'note', entityId: 'n', data: [1] } }).message).to.contain('merge patch');
+    expect(rejection({ type: 'patch', payload: { entityType: 'note', entityId: 'n', data: null } }).message).to.contain('merge patch');
+    expect(toQueuedOperation({ type: 'patch', payload: { entityType: 'note', entityId: 'n', data: { done: true } } }).effects).to.equal(undefined);
+  });
+
+  it('keeps the effects a custom type declares, and refuses effects that name no entity or are not upsert, patch or delete', () => {
+    const effects = [
+      { type: 'upsert', entityType: 'list', entityId: 'l', data: { name: 'x' } },
+      { type: 'patch', entityType: 'note', entityId: 'n', data: { list: 'l' } },
+      { type: 'delete', entityType: 'draft', entityId: 'd' },
+    ];
+    expect(toQueuedOperation({ type: 'move', payload: 1, effects }).effects).to.deep.equal(effects);
+    expect(rejection({ type: 'move', effects: [{ type: 'delete', entityType: 'note' }] }).message).to.contain('effect #0');
+    expect(rejection({ type: 'move', effects: [effects[0], { type: 'patch', entityId: 'n', data: {} }] }).message).to.contain('effect #1');
+    expect(rejection({ type: 'move', effects: [{ type: 'rename', entityType: 'n', entityId: 'n' }] }).message).to.contain('upsert, patch, delete');
+    expect(rejection({ type: 'move', effects: { type: 'delete' } }).message).to.contain('list');
+    expect(rejection({ type: 'upsert', payload: { entityType: 'n', entityId: 'n', data: 1 }, effects }).message).to.contain('takes no "effects"');
   });
 });

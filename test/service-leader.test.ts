@@ -31,7 +31,7 @@ describe('a leading tab whose worker died', () => {
     await waitFor(() => service.getState().status === 'connected', 'connected');
     const errors: SyncErrorDetail[] = [];
     service.on('error', (detail) => errors.push(detail));
-    const stored = await service.storeOperation({ type: 'upsert', id: 'r-1', payload: {} });
+    const stored = await service.storeOperation({ type: 'touch', id: 'r-1', payload: {} });
     const outcome = stored.acknowledged.then(() => undefined, (error: Error) => error);
     // What the page sees when the worker script throws: an ErrorEvent on the Worker object.
     mock.workers[0]!.dispatchEvent(new ErrorEvent('error', { message: 'out of memory', cancelable: true }));

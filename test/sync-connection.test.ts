@@ -129,7 +129,7 @@ describe('<sync-connection> with a scripted server', () => {
     await waitFor(() => element.getState().clientId !== '', 'the stored state loaded');
     expect(element.getAttribute('status')).to.equal('disconnected');
     expect(mock.connections).to.equal(0);
-    const result = element.queueOperation({ type: 'upsert', id: 'm-1', payload: { n: 1 } });
+    const result = element.queueOperation({ type: 'increment', id: 'm-1', payload: { n: 1 } });
     await waitFor(() => mock.framesOf('operation').length === 1, 'the operation frame at the server');
     await mock.send({ type: 'operation_complete', id: 'm-1', lsn: '0/99' });
     expect(await result).to.deep.equal({ id: 'm-1', lsn: '0/99' });
@@ -140,7 +140,7 @@ describe('<sync-connection> with a scripted server', () => {
     mount();
     await connected();
     const seen = record(element, ['error', 'connected']);
-    const pending = element.queueOperation({ type: 'upsert', id: 'w-1', payload: { n: 1 } });
+    const pending = element.queueOperation({ type: 'increment', id: 'w-1', payload: { n: 1 } });
     await waitFor(() => mock.framesOf('operation').length === 1, 'the operation sent by the first worker');
     // What the page sees when the worker script throws: an ErrorEvent on the Worker object.
     mock.workers[0]!.dispatchEvent(new ErrorEvent('error', { message: 'out of memory', cancelable: true }));

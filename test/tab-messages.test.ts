@@ -3,7 +3,10 @@ import { INITIAL_STATE } from '../src/protocol/state.ts';
 import { parseTabMessage, TAB_PROTOCOL_VERSION, tabsName } from '../src/protocol/tab-messages.ts';
 
 const state = { ...INITIAL_STATE, status: 'connected', clientId: 'c', lastLSN: '0/A', isConnected: true, role: 'leader' };
-const operation = { id: 'op-1', type: 'upsert', payload: { n: 1 }, priority: 0, seq: 7, queuedAt: 1 };
+const operation = { id: 'op-1', type: 'increment', payload: { n: 1 }, priority: 0, seq: 7, queuedAt: 1 };
+const withEffects = {
+  ...operation, id: 'op-2', effects: [{ type: 'patch', entityType: 'counter', entityId: 'c', data: { n: 1 } }, { type: 'delete', entityType: 'note', entityId: 'n' }],
+};
 
 describe('messages between the tabs of one client', () => {
   it('are taken when every field has its shape', () => {
@@ -17,8 +20,15 @@ describe('messages between the tabs of one client', () => {
       { kind: 'event', event: { type: 'disconnected', code: 1006, reason: '', willReconnect: true } },
       { kind: 'event', event: { type: 'error', code: 'invalid_change', message: 'm', invalid: [{ index: 0, reason: 'r' }] } },
       { kind: 'event', event: { type: 'operation_complete', id: 'op-1', lsn: '0/C' } },
+      { kind: 'event', event: { type: 'operation_complete', id: 'op-1', settled: true } },
+      { kind: 'event', event: { type: 'operation_error', id: 'op-1', message: 'no', entities: [{ entityType: 'note', entityId: 'n' }] } },
+      { kind: 'event', event: { type: 'changes', changes: [], lsn: '0/D', settled: ['op-1', 'op-2'] } },
+      { kind: 'event', event: { type: 'sync_reset', reason: 'restored' } },
+      { kind: 'event', event: { type: 'sync_reset' } },
       { kind: 'event', event: { type: 'sync_progress', applied: 1 } },
-      { kind: 'operation', operation },
+      { kind: 'queued', operations: [operation, withEffects] },
+      { kind: 'stored', operations: [operation] },
+      { kind: 'dropped', operations: [withEffects] },
       { kind: 'command', command: 'connect' },
       { kind: 'command', id: 'ask-1', command: 'clear_operations' },
       { kind: 'reply', id: 'ask-1', ok: true, value: ['op-1'] },
@@ -31,8 +41,8 @@ describe('messages between the tabs of one client', () => {
   });
 
   it('keep only the fields they define', () => {
-    const parsed = parseTabMessage({ kind: 'operation', operation: { ...operation, extra: 'x' }, also: 1 });
-    expect(parsed).to.deep.equal({ kind: 'operation', operation });
+    const parsed = parseTabMessage({ kind: 'stored', operations: [{ ...operation, extra: 'x' }], also: 1 });
+    expect(parsed).to.deep.equal({ kind: 'stored', operations: [operation] });
   });
 
   it('are ignored when any field is malformed, not only the kind', () => {
@@ -47,8 +57,14 @@ describe('messages between the tabs of one client', () => {
       { kind: 'event', event: { type: 'operation_complete', id: '' } },
       { kind: 'event', event: { type: 'error', code: 'oops', message: 'm' } },
       { kind: 'event', event: { type: 'apply', applyId: 'a', batches: [] } },
-      { kind: 'operation', operation: { ...operation, id: 42 } },
-      { kind: 'operation' },
+      { kind: 'queued', operations: [{ ...operation, id: 42 }] },
+      { kind: 'stored', operations: [{ ...withEffects, effects: [{ type: 'patch', entityType: 'note', data: {} }] }] },
+      { kind: 'queued', operations: [{ ...withEffects, effects: [{ type: 'patch', entityType: 'note', entityId: 'n', data: 'x' }] }] },
+      { kind: 'stored', operations: operation },
+      { kind: 'dropped', ids: ['op-1'] },
+      { kind: 'operations', operations: [operation] },
+      { kind: 'event', event: { type: 'operation_error', id: 'op-1', message: 'no' } },
+      { kind: 'event', event: { type: 'changes', changes: [], settled: [1] } },
       { kind: 'command', command: 'drop_database' },
       { kind: 'command', id: 7, command: 'sync' },
       { kind: 'reply', id: 'ask-1', ok: false, error: 'failed' },

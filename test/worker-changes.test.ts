@@ -208,11 +208,63 @@ describe('sync worker: applying changes', () => {
     expect(state).to.include({ syncing: false, progress: null, lastLSN: '0/4' });
   });
 
-  it('reports the stored LSN in sync_completed, whatever the frame says', async () => {
+  it('stores sync_complete.lsn as the resume point after a whole catch-up, and skips later batches at or below it', async () => {
     await harness.send({ type: 'changes', changes: [update('1', 1)], lsn: '0/AB' });
     await harness.send({ type: 'sync_complete', lsn: '0/FFFF' });
     const completed = await harness.waitForEvent('sync_completed');
-    expect(completed.lsn).to.equal('0/AB');
+    expect(completed.lsn).to.equal('0/FFFF');
+    expect(await harness.storedLSN()).to.equal('0/FFFF');
+    // A change the server chose not to send this client is behind the resume point now.
+    await harness.send({ type: 'changes', changes: [update('2', 2)], lsn: '0/FF00' });
+    await harness.barrier();
+    expect(await harness.entity('todo', '2')).to.equal(undefined);
+    expect(harness.eventsOf('changes').flatMap((event) => event.changes)).to.have.length(1);
+  });
+
+  it('keeps the stored LSN at sync_complete when a frame of the catch-up was dropped as malformed, until the next sync', async () => {
+    await harness.send({ type: 'changes', changes: [update('1', 1)], lsn: '0/AB' });
+    await harness.send({ type: 'changes', changes: [update('2', 2)], lsn: 'not an LSN' });
+    await harness.send({ type: 'sync_complete', lsn: '0/FFFF' });
+    expect((await harness.waitForEvent('sync_completed')).lsn).to.equal('0/AB');
+    expect(await harness.storedLSN()).to.equal('0/AB');
+    // The server asks for a fresh sync: that catch-up is whole again.
+    const from = harness.framesOf('sync').length;
+    await harness.send({ type: 'sync_request' });
+    await harness.waitFor('a second sync', () => harness.framesOf('sync').length > from || undefined);
+    await harness.send({ type: 'sync_complete', lsn: '0/FFFF' });
+    await harness.waitFor('the end stored', () => harness.eventsOf('sync_completed').find((event) => event.lsn === '0/FFFF'));
+  });
+
+  it('moves the resume point with an empty batch, and reads null optional fields as absent', async () => {
+    await harness.send({ type: 'changes', changes: [], lsn: '0/20' });
+    await harness.send({ type: 'entity_update', entityType: 'todo', entityId: 'n', data: 1, timestamp: null, lsn: null });
+    await harness.send({ type: 'batch_update', batchId: null, data: [{ ...update('m', 2), timestamp: null }], lsn: '0/30' });
+    await harness.send({ type: 'sync_start', lsn: null, total: null });
+    await harness.barrier();
+    expect(harness.eventsOf('error')).to.deep.equal([]);
+    expect(await harness.entity('todo', 'n')).to.deep.equal({ entityType: 'todo', entityId: 'n', data: 1 });
+    expect(await harness.entity('todo', 'm')).to.deep.equal({ entityType: 'todo', entityId: 'm', data: 2, lsn: '0/30' });
+    expect(await harness.storedLSN()).to.equal('0/30');
+    expect(harness.eventsOf('changes').map((event) => event.lsn)).to.deep.equal(['0/20', undefined, '0/30']);
+  });
+
+  it('on reset: empties the store and the resume point, keeps the outbox, tells the page, and syncs from 0/0', async () => {
+    await harness.send({ type: 'changes', changes: [update('1', 1), update('2', 2)], lsn: '0/50' });
+    await harness.waitForEvent('changes');
+    await harness.queue({ id: 'kept', type: 'todo.rename', payload: { to: 'x' } });
+    await harness.waitForFrame('operation');
+    const from = harness.framesOf('sync').length;
+    await harness.send({ type: 'reset', reason: 'the database was restored' });
+    expect(await harness.waitForEvent('sync_reset')).to.deep.equal({ type: 'sync_reset', reason: 'the database was restored' });
+    const sync = await harness.waitForFrame('sync', () => true, from);
+    expect(sync.frame.lastLSN).to.equal('0/0');
+    expect(await harness.entity('todo', '1')).to.equal(undefined);
+    expect(await harness.storedLSN()).to.equal(undefined);
+    expect(await harness.outboxIds()).to.deep.equal(['kept']);
+    await harness.waitForState('lastLSN 0/0', (state) => state.lastLSN === '0/0');
+    await harness.send({ type: 'changes', changes: [update('1', 'again')], lsn: '0/3' });
+    await harness.waitForEvent('changes', (event) => event.lsn === '0/3');
+    expect((await harness.entity('todo', '1'))?.data).to.equal('again');
   });
 
   it('posts server errors, and frames of unknown types as message events', async () => {

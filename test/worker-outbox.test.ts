@@ -44,17 +44,64 @@ describe('sync worker: outbox', () => {
     expect(operationIds(harness.framesOf('operation'))).to.deep.equal(['left-a', 'left-b']);
   });
 
-  it('completes an operation on its ack: record deleted, then operation_complete posted', async () => {
+  it('completes an operation on an ack the stored LSN already covers (or without an lsn): record deleted, then operation_complete, settled', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    await harness.send({ type: 'changes', changes: [{ type: 'update', entityType: 'todo', entityId: 'a', data: { title: 'a' } }], lsn: '0/9' });
+    await harness.waitForEvent('changes');
+    await harness.queue({ id: 'op-1', type: 'todo.create', payload: { title: 'a' } });
+    await harness.queue({ id: 'op-2', type: 'todo.touch', payload: {} });
+    await harness.waitFor('two operations', () => (harness.framesOf('operation').length === 2 ? true : undefined));
+    await harness.waitForState('two pending', (state) => state.pendingOperations === 2);
+    await harness.send({ type: 'operation_complete', id: 'op-1', lsn: '0/9' }, { type: 'operation_complete', id: 'op-2' });
+    await harness.waitFor('both answered', () => (harness.eventsOf('operation_complete').length === 2 ? true : undefined));
+    expect(harness.eventsOf('operation_complete')).to.deep.equal([
+      { type: 'operation_complete', id: 'op-1', lsn: '0/9', settled: true },
+      { type: 'operation_complete', id: 'op-2', settled: true },
+    ]);
+    expect(await harness.outboxIds()).to.deep.equal([]);
+    await harness.waitForState('none pending', (state) => state.pendingOperations === 0);
+  });
+
+  it('keeps the record of an operation acknowledged ahead of the stored LSN until the batch that covers it commits, and deletes it in that commit', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    await harness.queue({ id: 'op-1', type: 'upsert', payload: { entityType: 'todo', entityId: 'a', data: { title: 'a' } } });
+    await harness.waitForFrame('operation');
+    // The server acknowledges before it sends the change (a server may answer in either order).
+    await harness.send({ type: 'operation_complete', id: 'op-1', lsn: '0/9' });
+    expect(await harness.waitForEvent('operation_complete')).to.deep.equal({ type: 'operation_complete', id: 'op-1', lsn: '0/9' });
+    await harness.waitForState('none pending', (state) => state.pendingOperations === 0);
+    expect(await harness.outboxIds(), 'kept until the store shows its effect').to.deep.equal(['op-1']);
+    await harness.send({ type: 'changes', changes: [{ type: 'update', entityType: 'todo', entityId: 'b', data: 0 }], lsn: '0/5' });
+    expect((await harness.waitForEvent('changes', (event) => event.lsn === '0/5')).settled).to.equal(undefined);
+    expect(await harness.outboxIds(), 'a batch below the ack covers nothing').to.deep.equal(['op-1']);
+    await harness.send({ type: 'changes', changes: [{ type: 'update', entityType: 'todo', entityId: 'a', data: { title: 'a' } }], lsn: '0/9' });
+    const covering = await harness.waitForEvent('changes', (event) => event.lsn === '0/9');
+    expect(covering.settled).to.deep.equal(['op-1']);
+    expect(await harness.outboxIds()).to.deep.equal([]);
+    // Not sent again on the next connection: it was answered.
+    await harness.mock({ mock: 'close', code: 1001, reason: 'restart' });
+    await harness.waitForFrame('sync', ({ conn }) => conn === 2);
+    await harness.roundTrip();
+    expect(harness.framesOf('operation').filter(({ conn }) => conn === 2)).to.have.length(0);
+  });
+
+  it('after a reset, sends again an operation acknowledged in the old log that no commit covered', async () => {
     harness = await WorkerHarness.start({ config: FAST });
     await harness.connect();
     await harness.queue({ id: 'op-1', type: 'todo.create', payload: { title: 'a' } });
     await harness.waitForFrame('operation');
+    await harness.send({ type: 'operation_complete', id: 'op-1', lsn: '5/0' });
+    await harness.waitForEvent('operation_complete');
+    await harness.send({ type: 'reset', reason: 'restored from a backup' });
+    await harness.waitForEvent('sync_reset');
+    const again = await harness.waitFor('the operation sent again', () => harness.framesOf('operation')[1]);
+    expect(operationIds([again])).to.deep.equal(['op-1']);
     await harness.waitForState('one pending', (state) => state.pendingOperations === 1);
-    await harness.send({ type: 'operation_complete', id: 'op-1', lsn: '0/9' });
-    const done = await harness.waitForEvent('operation_complete');
-    expect(done).to.deep.equal({ type: 'operation_complete', id: 'op-1', lsn: '0/9' });
+    await harness.send({ type: 'operation_complete', id: 'op-1' });
+    await harness.waitForEvent('operation_complete', (event) => event.settled === true);
     expect(await harness.outboxIds()).to.deep.equal([]);
-    await harness.waitForState('none pending', (state) => state.pendingOperations === 0);
   });
 
   it('ignores an ack for an unknown id', async () => {
@@ -117,7 +164,7 @@ describe('sync worker: outbox', () => {
     const raw = await harness.waitForFrame('chat');
     expect(raw.frame).to.deep.equal({ type: 'chat', text: 'hi' });
     const done = await harness.waitForEvent('operation_complete');
-    expect(done).to.deep.equal({ type: 'operation_complete', id: 'chat-1' });
+    expect(done).to.deep.equal({ type: 'operation_complete', id: 'chat-1', settled: true });
     expect(await harness.outboxIds()).to.deep.equal([]);
     expect(harness.framesOf('operation')).to.have.length(0);
   });
@@ -139,7 +186,7 @@ describe('sync worker: outbox', () => {
     await harness.waitFor('two operations', () => (harness.framesOf('operation').length === 2 ? true : undefined));
     await harness.send({ type: 'operation_error', id: 'doomed', message: 'title too long' });
     const failed = await harness.waitForEvent('operation_error');
-    expect(failed).to.deep.equal({ type: 'operation_error', id: 'doomed', message: 'title too long' });
+    expect(failed).to.deep.equal({ type: 'operation_error', id: 'doomed', message: 'title too long', entities: [] });
     expect(await harness.outboxIds()).to.deep.equal(['fine']);
     await harness.mock({ mock: 'close', code: 1001, reason: 'restart' });
     const resent = await harness.waitForFrame('operation', ({ conn }) => conn === 2);
@@ -195,6 +242,7 @@ describe('sync worker: outbox', () => {
       type: 'operation_error',
       id: 'big',
       message: 'The server refused the operation as too large (close 1009)',
+      entities: [],
     });
     expect(harness.oversized.map(({ conn }) => conn)).to.deep.equal([1, 2]);
     const next = await harness.waitForFrame('operation', ({ conn }) => conn === 3);
@@ -294,5 +342,22 @@ describe('sync worker: outbox', () => {
     await harness.waitForFrame('operation');
     await harness.barrier();
     expect(harness.framesOf('operation')).to.have.length(1);
+  });
+
+  it('says which entities a refused operation touched', async () => {
+    harness = await WorkerHarness.start({ config: FAST });
+    await harness.connect();
+    await harness.queue({
+      id: 'move', type: 'todo.move', payload: { to: 'l2' },
+      effects: [{ type: 'patch', entityType: 'todo', entityId: 't', data: { list: 'l2' } }, { type: 'upsert', entityType: 'list', entityId: 'l2', data: {} }],
+    });
+    await harness.queue({ id: 'gone', type: 'delete', payload: { entityType: 'todo', entityId: 'old' } });
+    await harness.waitFor('two operations', () => (harness.framesOf('operation').length === 2 ? true : undefined));
+    await harness.send({ type: 'operation_error', id: 'move', message: 'no such list' }, { type: 'operation_error', id: 'gone', message: 'locked' });
+    await harness.waitFor('both refused', () => (harness.eventsOf('operation_error').length === 2 ? true : undefined));
+    expect(harness.eventsOf('operation_error').map((event) => event.entities)).to.deep.equal([
+      [{ entityType: 'todo', entityId: 't' }, { entityType: 'list', entityId: 'l2' }],
+      [{ entityType: 'todo', entityId: 'old' }],
+    ]);
   });
 });

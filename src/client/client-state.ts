@@ -57,8 +57,21 @@ export class ClientState {
       this.#events.emit('connected', { clientId: event.clientId, lastLSN: event.lastLSN });
       return;
     }
-    const { type, ...detail } = event;
-    this.#events.emit(type, detail as never);
+    switch (event.type) {
+      case 'changes':
+        // A commit that only moved the resume point, or settled operations, changed no entity.
+        if (event.changes.length > 0) this.#events.emit('changes', { changes: event.changes, ...(event.lsn === undefined ? {} : { lsn: event.lsn }) });
+        return;
+      case 'operation_complete':
+        this.#events.emit('operation_complete', { id: event.id, ...(event.lsn === undefined ? {} : { lsn: event.lsn }) });
+        return;
+      case 'store_reopened':
+        return; // the `error` (code storage) that said the database was closed is the page's news
+      default: {
+        const { type, ...detail } = event;
+        this.#events.emit(type, detail as never);
+      }
+    }
   }
 
   /** Something failed for good: the state says so (see {@link connectionGone}), then an `error` event. */

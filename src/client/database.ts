@@ -18,6 +18,12 @@ export interface DatabaseTransaction {
  */
 export interface Database {
   transaction<T>(work: (tx: DatabaseTransaction) => Promise<T>): Promise<T>;
+  /**
+   * Optional: empties the store. Called when the server's log does not continue from the resume
+   * point (`sync_reset`), before the batches of the catch-up from the start are applied. Without
+   * it, emptying the store on `sync_reset` is the app's job.
+   */
+  reset?(): Promise<void> | void;
 }
 
 /** The page's answer to one `apply`: how many batches were committed, and why the next was not. */
@@ -42,6 +48,17 @@ const queues = new WeakMap<Database, Promise<unknown>>();
 export function applyToDatabase(db: Database, batches: readonly ChangeBatch[]): Promise<ApplyAnswer> {
   const run = (queues.get(db) ?? Promise.resolve()).then(() => commitBatches(db, batches));
   queues.set(db, run);
+  return run;
+}
+
+/**
+ * Empties `db` with its `reset`, if it has one, after every apply already asked of it and before
+ * any asked later.
+ */
+export function resetDatabase(db: Database): Promise<void> {
+  if (typeof db.reset !== 'function') return Promise.resolve();
+  const run = (queues.get(db) ?? Promise.resolve()).then(() => db.reset!());
+  queues.set(db, run.catch(() => undefined));
   return run;
 }
 

@@ -1,4 +1,5 @@
 import type { Change } from '../protocol/change.ts';
+import type { EntityRef } from '../protocol/effects.ts';
 import type { LSN } from '../protocol/lsn.ts';
 import type { SyncErrorDetail, SyncProgress, SyncState } from '../protocol/state.ts';
 
@@ -10,9 +11,12 @@ export interface SyncEventDetails {
   sync_started: { lsn?: LSN; total?: number };
   sync_progress: SyncProgress;
   sync_completed: { lsn: LSN };
+  /** The server's log does not continue from the resume point: the store was emptied and syncs again from 0/0. */
+  sync_reset: { reason?: string };
   changes: { changes: Change[]; lsn?: LSN };
   operation_complete: { id: string; lsn?: LSN };
-  operation_error: { id: string; message: string };
+  /** `entities`: those the operation's effects touched, which every reader now shows without it. */
+  operation_error: { id: string; message: string; entities: EntityRef[] };
   state_change: { state: SyncState };
   message: { message: Record<string, unknown> };
   error: SyncErrorDetail;
@@ -23,7 +27,7 @@ export type SyncEventType = keyof SyncEventDetails;
 /** Each event type once; a record, so that the compiler notices a type missing here. */
 const EVENT_TYPE_SET: Record<SyncEventType, true> = {
   connected: true, disconnected: true, reconnecting: true, sync_started: true, sync_progress: true,
-  sync_completed: true, changes: true, operation_complete: true, operation_error: true,
+  sync_completed: true, sync_reset: true, changes: true, operation_complete: true, operation_error: true,
   state_change: true, message: true, error: true,
 };
 

@@ -36,6 +36,12 @@ export interface SyncServiceOptions extends Partial<ConnectionOptions> {
   legacyState?: boolean;
 }
 
+/** The Web Locks the tabs elect their leader with: the option's, else the browser's (none: every tab leads). */
+export function locksOf(options: SyncServiceOptions): LockManagerLike | undefined {
+  if (options.locks !== undefined) return options.locks ?? undefined;
+  return (globalThis.navigator as Navigator | undefined)?.locks as LockManagerLike | undefined;
+}
+
 /** The endpoint a client without a `url` connects to. */
 export const DEFAULT_SYNC_URL = '/api/sync';
 

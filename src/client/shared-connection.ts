@@ -1,8 +1,8 @@
-import { SyncError } from '../protocol/errors.ts';
+import { errorMessage, SyncError } from '../protocol/errors.ts';
 import type { QueuedOperation, SyncErrorDetail, SyncRole, SyncState } from '../protocol/state.ts';
 import { parseIds, tabsName, type TabCommand, type TabEvent } from '../protocol/tab-messages.ts';
 import type { ChangeBatch, WorkerConfig, WorkerEvent } from '../protocol/worker-messages.ts';
-import { applyToDatabase, type Database } from './database.ts';
+import { applyToDatabase, resetDatabase, type Database } from './database.ts';
 import type { LockManagerLike } from './leader-election.ts';
 import { TabCoordinator } from './tab-coordinator.ts';
 import type { WorkerEndpoint } from './worker-endpoint.ts';
@@ -27,6 +27,12 @@ export interface ConnectionHost {
   clearQueue(): Promise<string[]>;
   /** Another tab removed these operations from the outbox. */
   cleared(ids: readonly string[]): void;
+  /** Another tab is queueing these operations; `stored` once they are in the outbox. */
+  queuedElsewhere(operations: readonly QueuedOperation[], stored: boolean): void;
+  /** Another tab could not store these operations it had told of. */
+  droppedElsewhere(operations: readonly QueuedOperation[]): void;
+  /** This tab's worker is initialised (it leads now, or was restarted), at this resume point. */
+  workerStarted(lastLSN: string): void;
   /** Empties the outbox in the store, for a tab that holds the lock while nobody leads. */
   clearStore(): Promise<string[]>;
 }
@@ -57,6 +63,7 @@ export class SharedConnection {
     this.#host = host;
     this.#manager = new SyncWorkerManager(options.createWorker, {
       onEvent: (event) => {
+        if (event.type === 'sync_reset' && this.#database) this.#resetDatabase(this.#database);
         this.#onEvent(event, this.#tabs.role);
         this.#tabs.relay(event);
       },
@@ -71,8 +78,12 @@ export class SharedConnection {
     this.#tabs = new TabCoordinator(tabsName(config.dbName, config.clientId), options.locks, {
       roleChanged: (role) => this.#roleChanged(role),
       leaderEvent: (event) => this.#onEvent(event, 'follower'),
-      followerOperation: (operation) => {
-        this.#manager.request({ type: 'operation', operation }).catch(() => undefined);
+      operationsQueued: (operations) => host.queuedElsewhere(operations, false),
+      operationsDropped: (operations) => host.droppedElsewhere(operations),
+      operationsStored: (operations) => {
+        host.queuedElsewhere(operations, true);
+        if (!this.leading) return;
+        for (const operation of operations) this.#manager.request({ type: 'operation', operation }).catch(() => undefined);
       },
       followerCommand: (command) => this.#run(command),
       cleared: (ids) => host.cleared(ids),
@@ -126,13 +137,21 @@ export class SharedConnection {
     }
   }
 
+  /** Shows an operation being queued here in the other tabs, before it is stored. */
+  queued(operation: QueuedOperation): void {
+    this.#tabs.queuedOperation(operation);
+  }
+
+  /** Tells the other tabs to stop showing operations this tab could not store. */
+  dropped(operations: QueuedOperation[]): void {
+    this.#tabs.droppedOperations(operations);
+  }
+
   /** Has a stored operation sent: by this tab's worker, or by the leader's. */
   async send(operation: QueuedOperation): Promise<void> {
-    if (!this.leading) {
-      // The leader's worker sends it; if there is none yet, whoever leads next loads it.
-      this.#tabs.sendOperation(operation);
-      return;
-    }
+    // The leader's worker sends it; if there is none yet, whoever leads next loads it.
+    this.#tabs.storedOperation(operation);
+    if (!this.leading) return;
     await this.#manager.request({ type: 'operation', operation }).catch(() => {
       // The record is in the outbox: a restarted worker loads and sends it, so keep waiting.
     });
@@ -154,6 +173,18 @@ export class SharedConnection {
     }
     this.#tabs.cleared(removed);
     return removed;
+  }
+
+  /**
+   * A new token for every later `sync`: a leader's worker takes it (and connects again after the
+   * server refused the old one, when a connection is wanted); a follower keeps it for when it leads.
+   */
+  async setToken(token: string | undefined): Promise<void> {
+    if (token === undefined) delete this.#config.token;
+    else this.#config.token = token;
+    if (!this.leading) return;
+    await this.#manager.request(token === undefined ? { type: 'token' } : { type: 'token', token });
+    if (this.#host.wantsConnection()) await this.#manager.request({ type: 'connect' });
   }
 
   /** The browser went online or offline: a leader's worker follows. */
@@ -182,6 +213,7 @@ export class SharedConnection {
     try {
       const state = await this.#manager.request<SyncState>({ type: 'init', config: this.#config });
       this.#host.setState({ ...state, role: 'leader' });
+      this.#host.workerStarted(state.lastLSN);
       this.#tabs.tellState();
       const online = globalThis.navigator?.onLine ?? true;
       if (!online) await this.#manager.request({ type: 'network', online });
@@ -204,6 +236,13 @@ export class SharedConnection {
     if (event.type === 'status') this.#host.setState({ ...event.state, role });
     else if (event.type === 'apply') void this.#apply(event.applyId, event.batches);
     else this.#host.event(event);
+  }
+
+  /** The server's log starts over: the app's Database is emptied before the next batches. */
+  #resetDatabase(database: Database): void {
+    resetDatabase(database).catch((error: unknown) => {
+      this.#host.event({ type: 'error', code: 'storage', message: `Your Database could not be emptied for the server's reset: ${errorMessage(error)}` });
+    });
   }
 
   /** Commits the worker's batches to the app's Database, then tells the worker how far it got. */

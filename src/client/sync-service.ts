@@ -1,28 +1,24 @@
-import { DEFAULT_DB_NAME, type StoredEntity } from '../db/schema.ts';
-import { OperationRejectedError, StorageError, SyncError } from '../protocol/errors.ts';
-import type { OperationInput, OperationResult, QueuedOperation, SyncState } from '../protocol/state.ts';
+import { DEFAULT_DB_NAME } from '../db/schema.ts';
+import { StorageError, SyncError } from '../protocol/errors.ts';
+import type { OperationInput, OperationResult, SyncState } from '../protocol/state.ts';
 import { ClientState } from './client-state.ts';
 import { isDatabase, type Database } from './database.ts';
-import type { LockManagerLike } from './leader-election.ts';
 import { getNetworkStatus, type NetworkStatus } from './network.ts';
-import { DEFAULT_MAX_OPERATION_BYTES, toQueuedOperation } from './operation-input.ts';
-import { OutboxWriter } from './outbox-writer.ts';
+import { DEFAULT_MAX_OPERATION_BYTES } from './operation-input.ts';
+import type { ObserveListener, ObserveOptions } from './live-query.ts';
+import { LocalView } from './local-view.ts';
 import { listenToPage } from './page-signals.ts';
+import type { SyncEntity } from './pending-layer.ts';
 import { PageStore } from './page-store.ts';
-import { PendingOperations } from './pending-operations.ts';
 import type { SyncEventDetails, SyncEventType } from './service-events.ts';
-import { DEFAULT_SYNC_URL, workerConfig, type SyncServiceOptions } from './service-options.ts';
+import { DEFAULT_SYNC_URL, locksOf, workerConfig, type SyncServiceOptions } from './service-options.ts';
 import { isWorkerError, SharedConnection, type ConnectionEvent } from './shared-connection.ts';
 import { resolveSyncUrl } from './url.ts';
 import { createSyncWorker } from './worker-endpoint.ts';
+import { Writes, type StoredOperation } from './writes.ts';
 
-export { DEFAULT_SYNC_URL, type SyncServiceOptions };
+export { DEFAULT_SYNC_URL, type StoredOperation, type SyncServiceOptions };
 
-/** An operation stored in the outbox, and the promise of the server's answer to it. */
-export interface StoredOperation {
-  id: string;
-  acknowledged: Promise<OperationResult>;
-}
 
 /**
  * The sync client without a DOM element: a facade over the connection its tabs share (which tab
@@ -33,12 +29,13 @@ export interface StoredOperation {
 export class WorkerSyncService {
   #options: SyncServiceOptions;
   readonly #state = new ClientState();
-  readonly #pending = new PendingOperations();
-  readonly #outbox = new OutboxWriter(() => this.#store.open());
   #ready: Promise<void> | undefined;
   /** Once started: where the connection is. */
   #connection: SharedConnection | undefined;
   #store: PageStore;
+  /** What reads show: the local store with the pending operations on top. */
+  readonly #view: LocalView;
+  readonly #writes: Writes;
   /** Every listener this client adds to the page. */
   #abort: AbortController | undefined;
   #wantConnected = false;
@@ -49,6 +46,17 @@ export class WorkerSyncService {
   constructor(options: SyncServiceOptions = {}) {
     this.#options = { ...options };
     this.#store = new PageStore(() => this.dbName, (detail) => this.#state.emit('error', detail));
+    this.#view = new LocalView({
+      store: () => this.#store.open(),
+      start: () => this.initialize(),
+      ownDatabase: () => this.#options.database !== undefined,
+      report: (error, code) => this.#state.report(error, code),
+    });
+    this.#writes = new Writes(this.#store, this.#view, {
+      start: () => this.initialize(),
+      connection: () => this.#connection!,
+      pendingCounted: (count) => this.#state.update({ pendingOperations: count }),
+    }, options.maxOperationBytes ?? DEFAULT_MAX_OPERATION_BYTES);
   }
 
   /** The database this client reads and writes. */
@@ -153,6 +161,18 @@ export class WorkerSyncService {
     if (!this.#wantConnected) this.#connection?.leave();
   }
 
+  /**
+   * A new token for every later `sync` (an app renews its access token): the connection is not
+   * restarted, and one the server had refused for its token connects again, when wanted.
+   */
+  async setToken(token: string | undefined): Promise<void> {
+    this.#options = { ...this.#options, ...(token === undefined ? {} : { token }) };
+    if (token === undefined) delete this.#options.token;
+    if (!this.#ready) return;
+    await this.#ready.catch(() => undefined);
+    await this.#connection?.setToken(token);
+  }
+
   /** Asks the server to resend everything after the stored LSN. */
   async sendSyncMessage(): Promise<void> {
     await this.initialize();
@@ -195,6 +215,8 @@ export class WorkerSyncService {
   /**
    * Stores the operation durably, then has the worker send it. Resolves when the server
    * acknowledges it; rejects on `operation_error`. Bad input rejects at once and stores nothing.
+   * From the call on, every read in every tab shows its effects (see {@link observe}) until the
+   * server's state covers it, or it is refused or cleared.
    */
   async queueOperation(input: OperationInput): Promise<OperationResult> {
     return (await this.storeOperation(input)).acknowledged;
@@ -205,18 +227,14 @@ export class WorkerSyncService {
    * (it will be sent even if the page closes now), with its id and the promise of the answer.
    */
   async storeOperation(input: OperationInput): Promise<StoredOperation> {
-    const operation = toQueuedOperation(input, this.#options.maxOperationBytes ?? DEFAULT_MAX_OPERATION_BYTES);
-    const acknowledged = this.#pending.reserve(operation.id);
-    await this.#pending.store(operation.id, async () => {
-      await this.initialize();
-      await this.#handOff(operation);
-    });
+    if (this.#closed) throw new SyncError('closed', 'This sync client was cleaned up');
+    const stored = await this.#writes.store(input);
     // As the older `SyncClient` did: queueing starts a connection when none is under way, unless
     // the page closed it on purpose or the server refused us for good.
     if (this.#state.snapshot.status === 'disconnected' && !this.#userDisconnected) {
       this.connect().catch((error: unknown) => this.#reportFailure(error));
     }
-    return { id: operation.id, acknowledged };
+    return stored;
   }
 
   /**
@@ -224,16 +242,7 @@ export class WorkerSyncService {
    * refused, or cleared. Operations queued after the call are not waited for.
    */
   operationsSettled(): Promise<void> {
-    return this.#pending.settled();
-  }
-
-  /** Stores the operation, then tells whoever sends it; from then on its answer settles it. */
-  async #handOff(operation: QueuedOperation): Promise<void> {
-    await this.#outbox.write(operation);
-    this.#pending.stored(operation.id);
-    const connection = this.#connection!;
-    await connection.send(operation);
-    if (!connection.leading) await this.#countPending();
+    return this.#writes.settled();
   }
 
   /**
@@ -243,30 +252,9 @@ export class WorkerSyncService {
    */
   async clearOperationQueue(): Promise<number> {
     await this.initialize();
-    const removed = await this.#clear();
-    if (!this.#connection!.leading) await this.#countPending();
+    const removed = await this.#writes.clear();
+    if (!this.#connection!.leading) await this.#writes.countPending();
     return removed.length;
-  }
-
-  /**
-   * Clears the outbox where it is sent from, once the operations being stored here are in it,
-   * and rejects the removed operations' promises (in every tab). Resolves with the removed ids.
-   */
-  async #clear(): Promise<string[]> {
-    await this.#pending.whenStored();
-    const removed = await this.#connection!.clearOutbox();
-    this.#pending.cancel(removed);
-    return removed;
-  }
-
-  /** A follower counts the shared outbox itself; the leader's state corrects it. */
-  async #countPending(): Promise<void> {
-    try {
-      const pending = await (await this.#store.open()).countOperations();
-      if (!this.#connection?.leading) this.#state.update({ pendingOperations: pending });
-    } catch {
-      // The count is a hint; the operation itself is stored.
-    }
   }
 
   /**
@@ -275,25 +263,37 @@ export class WorkerSyncService {
    */
   transferPendingTo(next: WorkerSyncService): void {
     if (next.dbName !== this.dbName) return;
-    this.#pending.handOver(next.#pending);
+    this.#writes.handOver(next.#writes);
   }
 
-  /** One synced entity, or `undefined`. */
-  async getEntity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {
-    this.#assertBuiltInStore();
-    return (await this.#store.open()).entity(entityType, entityId);
+  /**
+   * One entity as this client sees it: the server's value with every operation not yet settled
+   * applied on top (`pending: true` while one the server has not acknowledged touches it), or
+   * `undefined`.
+   */
+  getEntity(entityType: string, entityId: string): Promise<SyncEntity | undefined> {
+    return this.#view.entity(entityType, entityId);
   }
 
-  /** Every synced entity of one type. */
-  async getEntities(entityType: string): Promise<StoredEntity[]> {
-    this.#assertBuiltInStore();
-    return (await this.#store.open()).entities(entityType);
+  /** Every entity of one type as this client sees it (see {@link getEntity}), by entity id. */
+  getEntities(entityType: string): Promise<SyncEntity[]> {
+    return this.#view.entities(entityType);
   }
 
-  #assertBuiltInStore(): void {
-    if (this.#options.database) {
-      throw new SyncError('storage', 'This client writes the changes to your own Database: read the entities from it');
-    }
+  /**
+   * A live query over one entity type. `listener(rows, { added, updated, removed })` is called
+   * once with the current result, then once per committed change that alters it: a server batch
+   * (never half of one), a write, an acknowledgement, a rollback, a clear or a reset, in any tab.
+   * `rows` is a new frozen array of the records {@link getEntity} returns; a row that did not
+   * change is the same object as before. Returns the function that stops it; cleanup stops all.
+   */
+  observe(entityType: string, listener: ObserveListener, options?: ObserveOptions): () => void {
+    return this.#view.observe(entityType, listener, options);
+  }
+
+  /** Live queries not yet stopped. */
+  get observers(): number {
+    return this.#view.observers;
   }
 
   /**
@@ -305,11 +305,13 @@ export class WorkerSyncService {
     this.#closed = true;
     this.#wantConnected = false;
     this.#abort?.abort();
+    const writesClosed = this.#writes.close();
+    this.#view.close();
+    // An operation being stored finishes storing and is told to the leader (the next client on
+    // this database), before the connection to the other tabs goes.
+    await writesClosed;
     this.#connection?.close();
-    this.#pending.close();
     this.#state.connectionGone();
-    // An operation being stored finishes storing, and stays queued for the next client.
-    await this.#pending.whenStored();
     await this.#store.close();
     this.#state.clear();
   }
@@ -332,7 +334,7 @@ export class WorkerSyncService {
     this.#connection = new SharedConnection(config, {
       createWorker: this.#options.createWorker ?? createSyncWorker,
       workerRestartDelay: this.#options.workerRestartDelay ?? 500,
-      locks: this.#locks(),
+      locks: locksOf(this.#options),
       database,
     }, {
       state: () => this.#state.snapshot,
@@ -341,8 +343,11 @@ export class WorkerSyncService {
       event: (event) => this.#onEvent(event),
       failed: (error) => this.#fail(error),
       wantsConnection: () => this.#wantConnected,
-      clearQueue: () => this.#clear(),
-      cleared: (ids) => this.#pending.cancel(ids),
+      clearQueue: () => this.#writes.clear(),
+      cleared: (ids) => this.#writes.cleared(ids),
+      queuedElsewhere: (operations, stored) => this.#view.queuedElsewhere(operations, stored),
+      droppedElsewhere: (operations) => { for (const operation of operations) void this.#view.unshow(operation); },
+      workerStarted: (lastLSN) => this.#view.resumesAt(lastLSN),
       clearStore: async () => (await this.#store.open()).clearOperations(),
     });
     this.#state.update({
@@ -353,34 +358,26 @@ export class WorkerSyncService {
     });
   }
 
-  #locks(): LockManagerLike | undefined {
-    if (this.#options.locks !== undefined) return this.#options.locks ?? undefined;
-    return (globalThis.navigator as Navigator | undefined)?.locks as LockManagerLike | undefined;
-  }
-
   #listenToPage(): void {
     if (this.#closed || this.#abort) return;
     this.#abort = new AbortController();
+    const reportFailure = (error: unknown) => this.#reportFailure(error);
     listenToPage({
-      network: (online) => {
-        this.#connection?.network(online).catch((error: unknown) => this.#reportFailure(error));
-      },
+      network: (online) => { this.#connection?.network(online).catch(reportFailure); },
       // A frozen page runs nothing, its worker included: hand the connection to another tab
       // before the freeze, and take part again on resume.
       freeze: () => this.#connection?.leave(),
-      resume: () => {
-        if (this.#wantConnected) this.#join('connect').catch((error: unknown) => this.#reportFailure(error));
-      },
+      resume: () => { if (this.#wantConnected) this.#join('connect').catch(reportFailure); },
     }, this.#abort.signal);
   }
 
   /** An event of the worker holding the connection (this tab's, or the leader's). */
   #onEvent(event: ConnectionEvent): void {
-    if (event.type === 'operation_complete') {
-      this.#pending.resolve(event.id, { id: event.id, ...(event.lsn === undefined ? {} : { lsn: event.lsn }) });
-    } else if (event.type === 'operation_error') {
-      this.#pending.reject(event.id, new OperationRejectedError(event.id, event.message));
-    }
+    if (event.type === 'operation_complete') this.#writes.acknowledged(event.id, event.lsn, event.settled === true);
+    else if (event.type === 'operation_error') this.#writes.refused(event.id, event.message);
+    else if (event.type === 'changes') this.#view.committed(event.changes, event.lsn, event.settled);
+    else if (event.type === 'sync_reset') this.#view.reset();
+    else if (event.type === 'store_reopened') void this.#view.resync();
     this.#state.emitWorkerEvent(event);
   }
 

@@ -16,8 +16,12 @@ export interface TabHost {
   roleChanged(role: SyncRole): void;
   /** An event of the leader's worker, heard by a follower; `status` carries the leader's state. */
   leaderEvent(event: TabEvent): void;
-  /** The leader hears that a follower stored this operation. */
-  followerOperation(operation: QueuedOperation): void;
+  /** Another tab is queueing these operations (not stored yet). */
+  operationsQueued(operations: readonly QueuedOperation[]): void;
+  /** Another tab stored these operations (the leader sends them). */
+  operationsStored(operations: readonly QueuedOperation[]): void;
+  /** Another tab could not store these operations it had told of. */
+  operationsDropped(operations: readonly QueuedOperation[]): void;
   /** The leader runs a follower's command; resolves with the answer. */
   followerCommand(command: TabCommand): Promise<unknown>;
   /** Another tab removed these operations from the outbox. */
@@ -41,6 +45,9 @@ export class TabCoordinator {
   readonly #asks = new Map<string, { resolve(value: unknown): void; reject(error: Error): void }>();
   /** Another tab of this client has spoken: a leader then copies its events to the channel. */
   #audience = false;
+  /** What this tab queued and stored in this task, told to the other tabs together at its end. */
+  #queued: QueuedOperation[] = [];
+  #stored: QueuedOperation[] = [];
   #closed = false;
 
   constructor(name: string, locks: LockManagerLike | undefined, host: TabHost) {
@@ -92,9 +99,39 @@ export class TabCoordinator {
     this.#channel?.post({ kind: 'event', event: { type: 'status', state: this.#host.state() } });
   }
 
-  /** A follower's stored operation, for the leader to send. */
-  sendOperation(operation: QueuedOperation): void {
-    this.#channel?.post({ kind: 'operation', operation });
+  /**
+   * An operation this tab stored: every other tab shows it, the leader sends it. Those stored in
+   * one task go in one message.
+   */
+  storedOperation(operation: QueuedOperation): void {
+    this.#tell(this.#stored, operation);
+  }
+
+  /** An operation this tab is queueing: every other tab shows it now. */
+  queuedOperation(operation: QueuedOperation): void {
+    this.#tell(this.#queued, operation);
+  }
+
+  /** Operations this tab told of and could not store. */
+  droppedOperations(operations: QueuedOperation[]): void {
+    this.#flush();
+    if (!this.#closed) this.#channel?.post({ kind: 'dropped', operations });
+  }
+
+  #tell(list: QueuedOperation[], operation: QueuedOperation): void {
+    if (!this.#channel || this.#closed) return;
+    list.push(operation);
+    if (this.#queued.length + this.#stored.length === 1) queueMicrotask(() => this.#flush());
+  }
+
+  /** Posts what is waiting: what was queued before what was stored. */
+  #flush(): void {
+    const queued = this.#queued;
+    const stored = this.#stored;
+    this.#queued = [];
+    this.#stored = [];
+    if (queued.length > 0) this.#channel?.post({ kind: 'queued', operations: queued });
+    if (stored.length > 0) this.#channel?.post({ kind: 'stored', operations: stored });
   }
 
   /** A follower's command the leader runs without answering. */
@@ -142,6 +179,7 @@ export class TabCoordinator {
   /** Stops for good: a leader steps down first, which the others hear. */
   close(): void {
     this.#election.stop();
+    this.#flush();
     this.#closed = true;
     this.#channel?.close();
     for (const ask of this.#asks.values()) ask.reject(new SyncError('closed', 'The sync client was cleaned up'));
@@ -165,7 +203,7 @@ export class TabCoordinator {
   #onMessage(message: TabMessage): void {
     const leading = this.leading;
     // Every tab says hello when it starts, so whoever leads, now or later, knows it has listeners.
-    if (message.kind === 'hello' || message.kind === 'operation' || message.kind === 'command') this.#audience = true;
+    if (message.kind === 'hello' || message.kind === 'queued' || message.kind === 'stored' || message.kind === 'command') this.#audience = true;
     switch (message.kind) {
       case 'leading':
         if (!leading) this.#channel?.post({ kind: 'hello' });
@@ -176,8 +214,14 @@ export class TabCoordinator {
       case 'hello':
         if (leading) this.tellState();
         return;
-      case 'operation':
-        if (leading) this.#host.followerOperation(message.operation);
+      case 'queued':
+        this.#host.operationsQueued(message.operations);
+        return;
+      case 'stored':
+        this.#host.operationsStored(message.operations);
+        return;
+      case 'dropped':
+        this.#host.operationsDropped(message.operations);
         return;
       case 'command':
         if (leading) void this.#answer(message.command, message.id);

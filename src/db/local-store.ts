@@ -67,6 +67,17 @@ export class LocalStore {
     return this.db.getAllFromIndex('entities', 'byType', entityType);
   }
 
+  /** Every entity of one type and the resume point, read in one transaction: the same commit. */
+  async typeSnapshot(entityType: string): Promise<{ entities: StoredEntity[]; lsn: LSN | undefined }> {
+    const tx = this.db.transaction(['entities', 'meta'], 'readonly');
+    const [entities, lsn] = await Promise.all([
+      tx.objectStore('entities').index('byType').getAll(entityType),
+      tx.objectStore('meta').get('lastLSN'),
+      tx.done,
+    ]);
+    return { entities, lsn: storedLSN(lsn) };
+  }
+
   // ---- the outbox --------------------------------------------------------------------------------
 
   /**
@@ -83,6 +94,13 @@ export class LocalStore {
     return this.db.getAll('outbox');
   }
 
+  /** The records of those of `ids` that are in the outbox now. */
+  async operationsByIds(ids: readonly string[]): Promise<QueuedOperation[]> {
+    const tx = this.db.transaction('outbox', 'readonly');
+    const [records] = await Promise.all([Promise.all(ids.map((id) => tx.store.get(id))), tx.done]);
+    return records.filter((record): record is QueuedOperation => record !== undefined);
+  }
+
   /** Which of `ids` have a record in the outbox now. */
   async storedOperationIds(ids: readonly string[]): Promise<Set<string>> {
     const tx = this.db.transaction('outbox', 'readonly');
@@ -96,10 +114,18 @@ export class LocalStore {
     await Promise.all([...ids.map((id) => tx.store.delete(id)), tx.done]);
   }
 
-  /** Empties the outbox; answers the ids it held. */
-  async clearOperations(): Promise<string[]> {
+  /**
+   * Empties the outbox, but for the records of `keep` (operations the server has acknowledged,
+   * whose effects must show until the store does); answers the ids removed.
+   */
+  async clearOperations(keep: ReadonlySet<string> = new Set()): Promise<string[]> {
     const tx = this.db.transaction('outbox', 'readwrite');
-    const [ids] = await Promise.all([tx.store.getAllKeys(), tx.store.clear(), tx.done]);
+    if (keep.size === 0) {
+      const [ids] = await Promise.all([tx.store.getAllKeys(), tx.store.clear(), tx.done]);
+      return ids;
+    }
+    const ids = (await tx.store.getAllKeys()).filter((id) => !keep.has(id));
+    await Promise.all([...ids.map((id) => tx.store.delete(id)), tx.done]);
     return ids;
   }
 

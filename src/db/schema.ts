@@ -90,7 +90,10 @@ export async function openSyncDB(name: string, options: OpenOptions = {}): Promi
   return db;
 }
 
-/** Orders outbox entries: higher priority first, then first queued first. */
-export function compareQueued(a: QueuedOperation, b: QueuedOperation): number {
-  return b.priority - a.priority || a.seq - b.seq;
+/**
+ * Orders outbox entries: higher priority first, then first queued first; the id orders two tabs'
+ * operations queued in the same instant, so that every tab and the worker agree.
+ */
+export function compareQueued(a: Pick<QueuedOperation, 'id' | 'priority' | 'seq'>, b: Pick<QueuedOperation, 'id' | 'priority' | 'seq'>): number {
+  return b.priority - a.priority || a.seq - b.seq || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }

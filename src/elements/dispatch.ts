@@ -10,6 +10,7 @@ import { ReconnectingEvent } from './events/reconnecting-event.ts';
 import { StateChangeEvent } from './events/state-change-event.ts';
 import { SyncCompletedEvent } from './events/sync-completed-event.ts';
 import { SyncProgressEvent } from './events/sync-progress-event.ts';
+import { SyncResetEvent } from './events/sync-reset-event.ts';
 import { SyncStartedEvent } from './events/sync-started-event.ts';
 
 type EventFactories = { [K in SyncEventType]: new (detail: SyncEventDetails[K]) => Event };
@@ -22,6 +23,7 @@ export const EVENT_CLASSES: EventFactories = {
   sync_started: SyncStartedEvent,
   sync_progress: SyncProgressEvent,
   sync_completed: SyncCompletedEvent,
+  sync_reset: SyncResetEvent,
   changes: ChangesEvent,
   operation_complete: OperationCompleteEvent,
   operation_error: OperationErrorEvent,

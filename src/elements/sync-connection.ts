@@ -1,13 +1,15 @@
 import { ContextProvider } from '@lit/context';
 import { html, LitElement, type TemplateResult } from 'lit';
 import { property } from 'lit/decorators.js';
-import type { StoredEntity } from '../db/schema.ts';
 import { SyncError } from '../protocol/errors.ts';
 import { SYNC_EVENT_TYPES, type SyncEventDetails, type SyncEventType } from '../client/service-events.ts';
 import { getNetworkStatus, type NetworkStatus } from '../client/network.ts';
 import { WorkerSyncService, type SyncServiceOptions } from '../client/sync-service.ts';
 import type { WorkerEndpoint } from '../client/worker-endpoint.ts';
 import type { Database } from '../client/database.ts';
+import type { ObserveListener, ObserveOptions } from '../client/live-query.ts';
+import { Observations } from '../client/observations.ts';
+import type { SyncEntity } from '../client/pending-layer.ts';
 import { INITIAL_STATE, type OperationInput, type OperationResult, type SyncState } from '../protocol/state.ts';
 import { syncStateContext } from './context.ts';
 import { EVENT_CLASSES } from './dispatch.ts';
@@ -22,11 +24,12 @@ import type { ReconnectingEvent } from './events/reconnecting-event.ts';
 import type { StateChangeEvent } from './events/state-change-event.ts';
 import type { SyncCompletedEvent } from './events/sync-completed-event.ts';
 import type { SyncProgressEvent } from './events/sync-progress-event.ts';
+import type { SyncResetEvent } from './events/sync-reset-event.ts';
 import type { SyncStartedEvent } from './events/sync-started-event.ts';
 
 /** Properties whose change restarts the client on a new worker. */
 const CLIENT_PROPERTIES = [
-  'url', 'clientId', 'dbName', 'token', 'heartbeatInterval', 'backoffInitial', 'backoffMax',
+  'url', 'clientId', 'dbName', 'heartbeatInterval', 'backoffInitial', 'backoffMax',
 ] as const;
 
 /**
@@ -56,9 +59,10 @@ const CLIENT_PROPERTIES = [
  * @fires {SyncStartedEvent} sync_started - A catch-up started; `detail` `{ lsn?, total? }`.
  * @fires {SyncProgressEvent} sync_progress - Changes applied during a catch-up; `detail` `{ applied, total? }`.
  * @fires {SyncCompletedEvent} sync_completed - The catch-up is done and the store is live; `detail` `{ lsn }`.
+ * @fires {SyncResetEvent} sync_reset - The server's log does not continue from the stored resume point: the local store was emptied (queued operations kept) and syncs again from the start; `detail` `{ reason? }`.
  * @fires {ChangesEvent} changes - Changes were applied to the store, in order; `detail` `{ changes, lsn? }`.
  * @fires {OperationCompleteEvent} operation_complete - The server acknowledged an operation; `detail` `{ id, lsn? }`.
- * @fires {OperationErrorEvent} operation_error - An operation was refused; `detail` `{ id, message }`.
+ * @fires {OperationErrorEvent} operation_error - An operation was refused for good and its effects rolled back in every tab; `detail` `{ id, message, entities }` (the entities it touched).
  * @fires {StateChangeEvent} state_change - A new `SyncState` snapshot; `detail` `{ state }`.
  * @fires {SyncMessageEvent} message - A server frame of a type the protocol does not define; `detail` `{ message }`.
  * @fires {SyncErrorEvent} error - Something went wrong; `detail` `{ code, message, cause? }`. Neither bubbles nor is composed.
@@ -94,7 +98,11 @@ export class SyncConnectionElement extends LitElement {
   /** Cap of the reconnection delay in ms (default 30000). */
   @property({ type: Number, attribute: 'backoff-max' }) accessor backoffMax: number | undefined;
 
-  /** Sent to the server in `sync`; a property only, never reflected into an attribute. */
+  /**
+   * Sent to the server in `sync`; a property only, never reflected into an attribute. A new token
+   * does not restart the client: every later `sync` carries it, and a connection the server
+   * refused for the old one connects again.
+   */
   @property({ attribute: false }) accessor token: string | undefined;
 
   /**
@@ -110,8 +118,11 @@ export class SyncConnectionElement extends LitElement {
   #service: WorkerSyncService | undefined;
   #startedWith: string | undefined;
   #startedDatabase: Database | undefined;
+  #startedToken: string | undefined;
   #unsubscribe: (() => void)[] = [];
   readonly #stateListeners = new Set<(state: SyncState) => void>();
+  /** Live queries made on this element; they move with it to a restarted client and end with it. */
+  readonly #observations = new Observations();
   readonly #provider = new ContextProvider(this, { context: syncStateContext, initialValue: INITIAL_STATE });
 
   override render(): TemplateResult {
@@ -129,7 +140,10 @@ export class SyncConnectionElement extends LitElement {
     super.disconnectedCallback();
     // Moving the element (detached and attached in one task) keeps its client.
     queueMicrotask(() => {
-      if (!this.isConnected) this.#retire(this.#stop());
+      if (!this.isConnected) {
+        this.#observations.close();
+        this.#retire(this.#stop());
+      }
     });
   }
 
@@ -138,6 +152,11 @@ export class SyncConnectionElement extends LitElement {
       const previous = this.#stop();
       if (this.url) this.#start(previous);
       this.#retire(previous);
+    } else if (this.#service && this.token !== this.#startedToken) {
+      this.#startedToken = this.token;
+      this.#service.setToken(this.token).catch(() => {
+        // Reported through the service's `error` event.
+      });
     }
   }
 
@@ -166,8 +185,10 @@ export class SyncConnectionElement extends LitElement {
 
   /**
    * Stores an operation durably and sends it; resolves with `{ id, lsn? }` when the server
-   * acknowledges it, rejects when the server refuses it or the input is invalid.
-   * @param operation - `{ type, payload?, id?, priority? }`; `id` defaults to `crypto.randomUUID()`.
+   * acknowledges it, rejects when the server refuses it or the input is invalid. From the call on,
+   * every read and live query in every tab shows its effects, until the server's state covers it
+   * (or it is refused, and rolled back).
+   * @param operation - `{ type, payload?, id?, priority?, effects? }`: `upsert`, `patch` (an RFC 7386 merge patch) and `delete` take `{ entityType, entityId, data? }`; another type may declare `effects`, a list of such with their `type`. `id` defaults to `crypto.randomUUID()`.
    */
   queueOperation(operation: OperationInput): Promise<OperationResult> {
     return this.#use((service) => service.queueOperation(operation));
@@ -203,20 +224,36 @@ export class SyncConnectionElement extends LitElement {
   }
 
   /**
-   * One synced entity from the local store, or `undefined`.
+   * One entity as this page sees it: the server's value with every queued operation not yet
+   * settled applied on top (`pending: true` while the server has not acknowledged one), or `undefined`.
    * @param entityType - The entity's type, e.g. `note`.
    * @param entityId - The entity's id.
    */
-  getEntity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {
+  getEntity(entityType: string, entityId: string): Promise<SyncEntity | undefined> {
     return this.#use((service) => service.getEntity(entityType, entityId));
   }
 
   /**
-   * Every synced entity of one type from the local store.
+   * Every entity of one type as this page sees it (see `getEntity`), in entity id order.
    * @param entityType - The entity type, e.g. `note`.
    */
-  getEntities(entityType: string): Promise<StoredEntity[]> {
+  getEntities(entityType: string): Promise<SyncEntity[]> {
     return this.#use((service) => service.getEntities(entityType));
+  }
+
+  /**
+   * A live query over one entity type: `listener(rows, { added, updated, removed })` is called once
+   * with the current result, then once per committed change that alters it (a server batch, a
+   * write, an acknowledgement, a rollback, a clear or a reset, in any tab). `rows` is a new frozen
+   * array of the records `getEntity` returns; a row that did not change keeps its identity.
+   * Returns the function that stops it; removing the element stops it too.
+   * @param entityType - The entity type, e.g. `note`.
+   * @param listener - Called with the rows and what was added, updated and removed since its last call.
+   * @param options - `{ filter?(entity), sort?(a, b), limit? }`; default order: by entity id.
+   */
+  observe(entityType: string, listener: ObserveListener, options?: ObserveOptions): () => void {
+    if (this.database) throw new SyncError('storage', 'This element writes the changes to your own Database: observe that instead');
+    return this.#observations.add(entityType, listener, options);
   }
 
   #use<T>(action: (service: WorkerSyncService) => Promise<T>): Promise<T> {
@@ -251,8 +288,10 @@ export class SyncConnectionElement extends LitElement {
     previous?.transferPendingTo(service);
     this.#service = service;
     this.#startedWith = this.#settings();
+    this.#startedToken = this.token;
     this.#startedDatabase = this.database;
     this.#unsubscribe = SYNC_EVENT_TYPES.map((type) => service.on(type, (detail) => this.#forward(type, detail)));
+    if (!this.database) this.#observations.attach(service);
     const ready = this.manual ? service.initialize() : service.connect();
     ready.catch(() => {
       // Reported through the service's `error` event and reflected in the state.
@@ -266,6 +305,7 @@ export class SyncConnectionElement extends LitElement {
     this.#startedDatabase = undefined;
     if (!service) return undefined;
     this.#service = undefined;
+    this.#observations.detach();
     for (const off of this.#unsubscribe) off();
     this.#unsubscribe = [];
     return service;
@@ -308,6 +348,7 @@ export interface SyncConnectionEventMap {
   sync_started: SyncStartedEvent;
   sync_progress: SyncProgressEvent;
   sync_completed: SyncCompletedEvent;
+  sync_reset: SyncResetEvent;
   changes: ChangesEvent;
   operation_complete: OperationCompleteEvent;
   operation_error: OperationErrorEvent;

@@ -18,6 +18,11 @@ export function isBatchMessage(message: ServerMessage): message is BatchMessage 
   return BATCH_TYPES.has(message.type);
 }
 
+/** The ids of the client's operations a batch frame carries the effects of (protocol 1.2). */
+export function batchOperations(message: BatchMessage): readonly string[] {
+  return message.type === 'changes' ? message.operations ?? [] : [];
+}
+
 /** The changes a batch frame carries, in order; a single-entity frame is a batch of one. */
 export function batchChanges(message: BatchMessage): Change[] {
   switch (message.type) {

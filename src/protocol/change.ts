@@ -39,10 +39,11 @@ export function parseChange(item: unknown): Change | string {
   const { type, entityType, entityId, timestamp } = item;
   if (!nonEmptyString(entityType)) return 'entityType must be a non-empty string';
   if (!nonEmptyString(entityId)) return 'entityId must be a non-empty string';
-  if (timestamp !== undefined && (typeof timestamp !== 'number' || !Number.isFinite(timestamp))) {
+  // An optional field that is null is absent (protocol 1.1).
+  if (timestamp !== undefined && timestamp !== null && (typeof timestamp !== 'number' || !Number.isFinite(timestamp))) {
     return 'timestamp must be a finite number';
   }
-  const stamp = timestamp === undefined ? {} : { timestamp };
+  const stamp = typeof timestamp === 'number' ? { timestamp } : {};
   if (type === 'delete') return { type, entityType, entityId, ...stamp };
   if (type === 'update') {
     if (!('data' in item) || item.data === undefined) return 'update without data';

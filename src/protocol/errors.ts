@@ -54,13 +54,16 @@ export interface SerializedError {
   operationId?: string;
 }
 
-const SYNC_ERROR_CODES: Record<SyncErrorCode, true> = {
+const SYNC_ERROR_CODE_SET: Record<SyncErrorCode, true> = {
   invalid_url: true, protocol: true, invalid_change: true, storage: true, worker: true, server: true,
-  closed: true, operation: true,
+  closed: true, operation: true, observer: true,
 };
 
+/** Every code an `error` event can carry; a record above, so that the compiler notices one missing. */
+export const SYNC_ERROR_CODES: readonly SyncErrorCode[] = Object.freeze(Object.keys(SYNC_ERROR_CODE_SET) as SyncErrorCode[]);
+
 function isSyncErrorCode(value: unknown): value is SyncErrorCode {
-  return typeof value === 'string' && Object.hasOwn(SYNC_ERROR_CODES, value);
+  return typeof value === 'string' && Object.hasOwn(SYNC_ERROR_CODE_SET, value);
 }
 
 /** How an error crosses a boundary. Anything thrown that is not an `Error` becomes one. */

@@ -1,6 +1,7 @@
 /** The check of an outbox record that crosses a boundary (page to worker, tab to tab). */
 import { isRecord } from './change.ts';
-import { fail, finite, nonEmpty } from './shape.ts';
+import { parseEffect, type Effect } from './effects.ts';
+import { fail, finite, list, nonEmpty } from './shape.ts';
 import type { QueuedOperation } from './state.ts';
 
 /** The record, rebuilt from its checked fields; throws a `ShapeError`. */
@@ -13,5 +14,15 @@ export function parseQueuedOperation(value: unknown): QueuedOperation {
     priority: finite(value, 'priority', 0),
     seq: finite(value, 'seq', 0),
     queuedAt: finite(value, 'queuedAt', 0),
+    ...(value.effects === undefined ? {} : { effects: parseEffects(list(value, 'effects')) }),
   };
+}
+
+/** Declared effects, each checked; throws a `ShapeError` naming the first that is not one. */
+export function parseEffects(items: readonly unknown[]): Effect[] {
+  return items.map((item, index) => {
+    const effect = isRecord(item) ? parseEffect(item.type, item) : 'an effect must be an object';
+    if (typeof effect === 'string') fail(`effect #${index}: ${effect}`);
+    return effect;
+  });
 }

@@ -1,3 +1,4 @@
+import type { Effect } from './effects.ts';
 import type { LSN } from './lsn.ts';
 
 /** The connection status the element reflects in its `status` attribute. */
@@ -28,7 +29,9 @@ export type SyncErrorCode =
   | 'worker'
   | 'server'
   | 'closed'
-  | 'operation';
+  | 'operation'
+  /** A live query's filter, sort or listener threw. */
+  | 'observer';
 
 export interface SyncErrorDetail {
   code: SyncErrorCode;
@@ -76,6 +79,12 @@ export interface OperationInput {
   id?: string;
   /** Higher first; default 0. */
   priority?: number;
+  /**
+   * What the operation does to entities, shown at once in every read until the server's state
+   * covers it. `upsert`, `patch` and `delete` operations have their payload's effect and take no
+   * other; another type has these, or none.
+   */
+  effects?: readonly Effect[];
 }
 
 /** An operation as it is stored in the outbox. */
@@ -87,6 +96,8 @@ export interface QueuedOperation {
   /** Orders operations of equal priority: first queued, first sent. */
   seq: number;
   queuedAt: number;
+  /** The effects a custom type declared (never for `upsert`, `patch`, `delete`). */
+  effects?: Effect[];
 }
 
 /** What `queueOperation` resolves with. */

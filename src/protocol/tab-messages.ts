@@ -5,14 +5,14 @@
  * version of this code (an old tab after a deploy) neither hear these messages nor share a leader.
  */
 import { isRecord, parseChange, type Change, type InvalidChange } from './change.ts';
-import { parseSerializedError, type SerializedError } from './errors.ts';
+import { parseSerializedError, SYNC_ERROR_CODES, type SerializedError } from './errors.ts';
+import type { EntityRef } from './effects.ts';
 import { isLSN, type LSN } from './lsn.ts';
 import { parseQueuedOperation } from './queued-operation.ts';
 import { attempt, bool, fail, finite, list, nonEmpty, oneOf, record, text } from './shape.ts';
 import {
   SyncStatus,
   type QueuedOperation,
-  type SyncErrorCode,
   type SyncErrorDetail,
   type SyncProgress,
   type SyncState,
@@ -35,8 +35,12 @@ export type TabMessage =
   | { kind: 'hello' }
   /** A tab just started leading: the others answer `hello`, so it knows it has listeners. */
   | { kind: 'leading' }
-  /** A follower stored this operation in the shared outbox; the leader sends it. */
-  | { kind: 'operation'; operation: QueuedOperation }
+  /** A tab is queueing these operations: every tab shows them at once, before they are stored. */
+  | { kind: 'queued'; operations: QueuedOperation[] }
+  /** A tab stored these operations in the shared outbox: the leader sends them. */
+  | { kind: 'stored'; operations: QueuedOperation[] }
+  /** A tab could not store these operations it had told of: every tab stops showing them. */
+  | { kind: 'dropped'; operations: QueuedOperation[] }
   /** A follower asks the leader to act; answered with `reply` when `id` is given. */
   | { kind: 'command'; id?: string; command: TabCommand }
   | { kind: 'reply'; id: string; ok: true; value: unknown }
@@ -51,9 +55,6 @@ export function tabsName(dbName: string, clientId: string): string {
 
 const COMMANDS: readonly TabCommand[] = ['connect', 'force_connect', 'sync', 'clear_operations'];
 const STATUSES: readonly SyncStatus[] = Object.values(SyncStatus);
-const ERROR_CODES: readonly SyncErrorCode[] = [
-  'invalid_url', 'protocol', 'invalid_change', 'storage', 'worker', 'server', 'closed', 'operation',
-];
 
 /** A message from another tab, every field checked; `undefined` for anything else. */
 export function parseTabMessage(value: unknown): TabMessage | undefined {
@@ -75,8 +76,10 @@ function parseMessage(value: unknown): TabMessage {
       return { kind: value.kind };
     case 'event':
       return { kind: 'event', event: parseEvent(record(value, 'event')) };
-    case 'operation':
-      return { kind: 'operation', operation: parseQueuedOperation(value.operation) };
+    case 'queued':
+    case 'stored':
+    case 'dropped':
+      return { kind: value.kind, operations: list(value, 'operations').map(parseQueuedOperation) };
     case 'command': {
       const command = oneOf(value, 'command', COMMANDS);
       return value.id === undefined ? { kind: 'command', command } : { kind: 'command', id: nonEmpty(value, 'id'), command };
@@ -121,7 +124,7 @@ function parseProgress(obj: Record<string, unknown>): SyncProgress {
 }
 
 function parseErrorDetail(obj: Record<string, unknown>): SyncErrorDetail {
-  return { code: oneOf(obj, 'code', ERROR_CODES), message: text(obj, 'message'), ...('cause' in obj ? { cause: obj.cause } : {}) };
+  return { code: oneOf(obj, 'code', SYNC_ERROR_CODES), message: text(obj, 'message'), ...('cause' in obj ? { cause: obj.cause } : {}) };
 }
 
 function parseState(obj: Record<string, unknown>): SyncState {
@@ -149,6 +152,11 @@ function parseChangeList(obj: Record<string, unknown>): Change[] {
   });
 }
 
+function parseEntityRef(item: unknown): EntityRef {
+  if (!isRecord(item)) fail('an entity must be an object');
+  return { entityType: nonEmpty(item, 'entityType'), entityId: nonEmpty(item, 'entityId') };
+}
+
 function parseInvalid(item: unknown): InvalidChange {
   if (!isRecord(item)) fail('an invalid change must be an object');
   return { index: count(item, 'index'), reason: text(item, 'reason') };
@@ -172,9 +180,13 @@ function parseEvent(obj: Record<string, unknown>): TabEvent {
       return { type, ...parseErrorDetail(obj), ...invalid };
     }
     case 'operation_complete':
-      return { type, id: nonEmpty(obj, 'id'), ...optional(obj, 'lsn', lsn) };
+      return { type, id: nonEmpty(obj, 'id'), ...optional(obj, 'lsn', lsn), ...(obj.settled === true ? { settled: true } : {}) };
     case 'operation_error':
-      return { type, id: nonEmpty(obj, 'id'), message: text(obj, 'message') };
+      return { type, id: nonEmpty(obj, 'id'), message: text(obj, 'message'), entities: list(obj, 'entities').map(parseEntityRef) };
+    case 'sync_reset':
+      return { type, ...optional(obj, 'reason', text) };
+    case 'store_reopened':
+      return { type };
     case 'sync_started':
       return { type, ...optional(obj, 'lsn', lsn), ...optional(obj, 'total', count) };
     case 'sync_progress':
@@ -182,7 +194,7 @@ function parseEvent(obj: Record<string, unknown>): TabEvent {
     case 'sync_completed':
       return { type, lsn: lsn(obj, 'lsn') };
     case 'changes':
-      return { type, changes: parseChangeList(obj), ...optional(obj, 'lsn', lsn) };
+      return { type, changes: parseChangeList(obj), ...optional(obj, 'lsn', lsn), ...optional(obj, 'settled', (o, key) => parseIds(o[key])) };
     default:
       fail(`unknown event type ${JSON.stringify(type)?.slice(0, 60)}`);
   }

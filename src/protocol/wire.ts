@@ -2,8 +2,9 @@
  * The wire protocol (docs/protocol.md): JSON text frames over one WebSocket.
  * Types for both directions and the parsers that turn an untrusted frame into one of them.
  */
-import { isRecord, parseChanges, type Change, type InvalidChange } from './change.ts';
+import { parseChanges, type Change, type InvalidChange } from './change.ts';
 import { isLSN, type LSN } from './lsn.ts';
+import { attempt, fail, list, nonEmpty, record, text } from './shape.ts';
 
 // ---- client to server -------------------------------------------------------------------------
 
@@ -46,6 +47,11 @@ export interface ChangesMessage {
   type: 'changes';
   changes: Change[];
   lsn: LSN;
+  /**
+   * Protocol 1.2: the ids of this client's operations whose effects this batch carries. The
+   * client takes each as acknowledged at `lsn`, in the same atomic step as the batch.
+   */
+  operations?: string[];
 }
 export interface BatchUpdateMessage {
   type: 'batch_update';
@@ -99,6 +105,14 @@ export interface OperationErrorMessage {
 export interface PongMessage {
   type: 'pong';
 }
+/**
+ * Protocol 1.1: the server's log does not continue from the client's resume point. The client
+ * discards its entities and resume point, keeps its queued operations, and syncs from `0/0`.
+ */
+export interface ResetMessage {
+  type: 'reset';
+  reason?: string;
+}
 export interface ErrorMessage {
   type: 'error';
   message: string;
@@ -122,6 +136,7 @@ export type KnownServerMessage =
   | OperationCompleteMessage
   | OperationErrorMessage
   | PongMessage
+  | ResetMessage
   | ErrorMessage;
 
 export type ServerMessage =
@@ -131,7 +146,7 @@ export type ServerMessage =
 export const SERVER_MESSAGE_TYPES: ReadonlySet<string> = new Set<KnownServerMessage['type']>([
   'sync_request', 'sync_start', 'changes', 'batch_update', 'sync_data', 'entity_update',
   'entity_delete', 'sync_complete', 'sync_error', 'operation_complete', 'operation_error',
-  'pong', 'error',
+  'pong', 'reset', 'error',
 ]);
 
 // ---- parsing ----------------------------------------------------------------------------------
@@ -141,12 +156,6 @@ export type ParseResult<T> =
   | { ok: true; message: T; invalid: InvalidChange[] }
   | { ok: false; error: string };
 
-class FrameError extends Error {}
-
-function fail(message: string): never {
-  throw new FrameError(message);
-}
-
 function decode(frame: unknown): Record<string, unknown> {
   if (typeof frame !== 'string') fail('frame is not text');
   let value: unknown;
@@ -155,47 +164,35 @@ function decode(frame: unknown): Record<string, unknown> {
   } catch {
     fail('frame is not valid JSON');
   }
-  if (!isRecord(value)) fail('frame is not a JSON object');
-  if (typeof value.type !== 'string') fail('frame has no string "type"');
-  return value;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('frame is not a JSON object');
+  const obj = value as Record<string, unknown>;
+  if (typeof obj.type !== 'string') fail('frame has no string "type"');
+  return obj;
 }
 
-function string(obj: Record<string, unknown>, key: string): string {
+/** An optional field: absent when missing or `null` (protocol 1.1). */
+function optional<T>(obj: Record<string, unknown>, key: string, read: (obj: Record<string, unknown>, key: string) => T): T | undefined {
+  return obj[key] === undefined || obj[key] === null ? undefined : read(obj, key);
+}
+
+function lsnField(obj: Record<string, unknown>, key: string): LSN {
   const value = obj[key];
-  if (typeof value !== 'string') fail(`"${key}" must be a string`);
-  return value;
-}
-
-function nonEmpty(obj: Record<string, unknown>, key: string): string {
-  const value = string(obj, key);
-  if (value.length === 0) fail(`"${key}" must not be empty`);
+  if (!isLSN(value)) fail(`malformed LSN in "${key}": ${JSON.stringify(value)?.slice(0, 40)}`);
   return value;
 }
 
 function optionalLSN(obj: Record<string, unknown>, key = 'lsn'): { lsn?: LSN } {
-  const value = obj[key];
-  if (value === undefined || value === null) return {};
-  if (!isLSN(value)) fail(`malformed LSN in "${key}": ${JSON.stringify(value)?.slice(0, 40)}`);
-  return { lsn: value };
-}
-
-function requiredLSN(obj: Record<string, unknown>, key: string): LSN {
-  const value = obj[key];
-  if (!isLSN(value)) fail(`malformed LSN in "${key}": ${JSON.stringify(value)?.slice(0, 40)}`);
-  return value;
+  const lsn = optional(obj, key, lsnField);
+  return lsn === undefined ? {} : { lsn };
 }
 
 function optionalTimestamp(obj: Record<string, unknown>): { timestamp?: number } {
-  const value = obj.timestamp;
-  if (value === undefined || value === null) return {};
-  if (typeof value !== 'number' || !Number.isFinite(value)) fail('"timestamp" must be a number');
-  return { timestamp: value };
-}
-
-function items(obj: Record<string, unknown>, key: string): unknown[] {
-  const value = obj[key];
-  if (!Array.isArray(value)) fail(`"${key}" must be an array`);
-  return value;
+  const timestamp = optional(obj, 'timestamp', (o, key) => {
+    const value = o[key];
+    if (typeof value !== 'number' || !Number.isFinite(value)) fail(`"${key}" must be a number`);
+    return value;
+  });
+  return timestamp === undefined ? {} : { timestamp };
 }
 
 function parseKnownServer(
@@ -208,64 +205,65 @@ function parseKnownServer(
     case 'pong':
       return { message: { type }, invalid: none };
     case 'sync_start': {
-      const total = obj.total;
-      if (total !== undefined && total !== null &&
-          (typeof total !== 'number' || !Number.isInteger(total) || total < 0)) {
-        fail('"total" must be a non-negative integer');
-      }
-      const counted = typeof total === 'number' ? { total } : {};
-      return { message: { type, ...optionalLSN(obj), ...counted }, invalid: none };
+      const total = optional(obj, 'total', (o, key) => {
+        const value = o[key];
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) fail(`"${key}" must be a non-negative integer`);
+        return value;
+      });
+      return { message: { type, ...optionalLSN(obj), ...(total === undefined ? {} : { total }) }, invalid: none };
     }
     case 'changes': {
-      const lsn = requiredLSN(obj, 'lsn');
-      const { changes, invalid } = parseChanges(items(obj, 'changes'));
-      return { message: { type, changes, lsn }, invalid };
+      const lsn = lsnField(obj, 'lsn');
+      const { changes, invalid } = parseChanges(list(obj, 'changes'));
+      const operations = optional(obj, 'operations', (o, key) => list(o, key).map((id, index) => {
+        if (typeof id !== 'string' || id === '') fail(`"${key}" #${index} must be a non-empty string`);
+        return id;
+      }));
+      return { message: { type, changes, lsn, ...(operations === undefined ? {} : { operations }) }, invalid };
     }
     case 'batch_update': {
-      const batchId = obj.batchId === undefined ? '' : string(obj, 'batchId');
-      const lsn = optionalLSN(obj);
-      const { changes, invalid } = parseChanges(items(obj, 'data'));
-      return { message: { type, batchId, data: changes, ...lsn }, invalid };
+      const batchId = optional(obj, 'batchId', text) ?? '';
+      const { changes, invalid } = parseChanges(list(obj, 'data'));
+      return { message: { type, batchId, data: changes, ...optionalLSN(obj) }, invalid };
     }
     case 'sync_data': {
-      const lsn = optionalLSN(obj);
-      const { changes, invalid } = parseChanges(items(obj, 'data'));
-      return { message: { type, data: changes, ...lsn }, invalid };
+      const { changes, invalid } = parseChanges(list(obj, 'data'));
+      return { message: { type, data: changes, ...optionalLSN(obj) }, invalid };
     }
     case 'entity_update': {
       const entityType = nonEmpty(obj, 'entityType');
       const entityId = nonEmpty(obj, 'entityId');
       if (obj.data === undefined) fail('entity_update without "data"');
       return {
-        message: {
-          type, entityType, entityId, data: obj.data, ...optionalTimestamp(obj), ...optionalLSN(obj),
-        },
+        message: { type, entityType, entityId, data: obj.data, ...optionalTimestamp(obj), ...optionalLSN(obj) },
         invalid: none,
       };
     }
     case 'entity_delete': {
       const entityType = nonEmpty(obj, 'entityType');
       const entityId = nonEmpty(obj, 'entityId');
-      return {
-        message: { type, entityType, entityId, ...optionalTimestamp(obj), ...optionalLSN(obj) },
-        invalid: none,
-      };
+      return { message: { type, entityType, entityId, ...optionalTimestamp(obj), ...optionalLSN(obj) }, invalid: none };
     }
     case 'sync_complete':
       return { message: { type, ...optionalLSN(obj) }, invalid: none };
     case 'sync_error':
     case 'error':
-      return { message: { type, message: string(obj, 'message') }, invalid: none };
+      return { message: { type, message: text(obj, 'message') }, invalid: none };
     case 'operation_complete':
       return { message: { type, id: nonEmpty(obj, 'id'), ...optionalLSN(obj) }, invalid: none };
     case 'operation_error':
       return {
         message: {
-          type, id: nonEmpty(obj, 'id'), message: string(obj, 'message'),
+          type, id: nonEmpty(obj, 'id'), message: text(obj, 'message'),
           ...(obj.retryable === true ? { retryable: true } : {}),
         },
         invalid: none,
       };
+    case 'reset': {
+      // A reason of the wrong shape is dropped, not the reset: a client that ignored it would stay stale.
+      const reason = typeof obj.reason === 'string' ? { reason: obj.reason } : {};
+      return { message: { type, ...reason }, invalid: none };
+    }
     default:
       return { message: { type: 'unknown', message: obj as UnknownMessage }, invalid: none };
   }
@@ -274,47 +272,34 @@ function parseKnownServer(
 /**
  * Parses a frame from the server. Batch messages keep their valid changes in order; the invalid
  * items are listed in `invalid`. A frame that is not JSON, has no string `type`, or has a field
- * of the wrong shape (a malformed LSN included) is an error.
+ * of the wrong shape (a malformed LSN included) is an error. An optional field that is `null` is
+ * read as absent.
  */
 export function parseServerFrame(frame: unknown): ParseResult<ServerMessage> {
-  try {
-    const { message, invalid } = parseKnownServer(decode(frame));
-    return { ok: true, message, invalid };
-  } catch (error) {
-    if (error instanceof FrameError) return { ok: false, error: error.message };
-    throw error;
-  }
+  const parsed = attempt(() => parseKnownServer(decode(frame)));
+  return parsed.ok ? { ok: true, ...parsed.value } : parsed;
 }
 
 /** Parses a frame from a client, for servers. Unknown types are an error. */
 export function parseClientFrame(frame: unknown): ParseResult<ClientMessage> {
-  try {
+  const parsed = attempt((): ClientMessage => {
     const obj = decode(frame);
-    const invalid: InvalidChange[] = [];
     switch (obj.type) {
       case 'sync': {
         const clientId = nonEmpty(obj, 'clientId');
-        const lastLSN = obj.lastLSN === undefined ? '0/0' : requiredLSN(obj, 'lastLSN');
-        const token = obj.token === undefined ? {} : { token: string(obj, 'token') };
-        return { ok: true, message: { type: 'sync', clientId, lastLSN, ...token }, invalid };
+        const lastLSN = optional(obj, 'lastLSN', lsnField) ?? '0/0';
+        const token = optional(obj, 'token', text);
+        return { type: 'sync', clientId, lastLSN, ...(token === undefined ? {} : { token }) };
       }
       case 'operation': {
-        const op = obj.operation;
-        if (!isRecord(op)) fail('"operation" must be an object');
-        const operation: WireOperation = {
-          id: nonEmpty(op, 'id'),
-          type: nonEmpty(op, 'type'),
-          payload: op.payload,
-        };
-        return { ok: true, message: { type: 'operation', operation }, invalid };
+        const op = record(obj, 'operation');
+        return { type: 'operation', operation: { id: nonEmpty(op, 'id'), type: nonEmpty(op, 'type'), payload: op.payload } };
       }
       case 'ping':
-        return { ok: true, message: { type: 'ping' }, invalid };
+        return { type: 'ping' };
       default:
-        fail(`unknown message type ${JSON.stringify(obj.type).slice(0, 60)}`);
+        return fail(`unknown message type ${JSON.stringify(obj.type).slice(0, 60)}`);
     }
-  } catch (error) {
-    if (error instanceof FrameError) return { ok: false, error: error.message };
-    throw error;
-  }
+  });
+  return parsed.ok ? { ok: true, message: parsed.value, invalid: [] } : parsed;
 }

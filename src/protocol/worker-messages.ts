@@ -3,6 +3,7 @@
  * every request with exactly one `result`. Everything else the worker posts is an event.
  */
 import type { Change, InvalidChange } from './change.ts';
+import type { EntityRef } from './effects.ts';
 import type { SerializedError } from './errors.ts';
 import type { LSN } from './lsn.ts';
 import type {
@@ -56,6 +57,8 @@ export type PageToWorker =
   | (Request & { type: 'operation'; operation: QueuedOperation })
   /** Removes every unacknowledged operation from the outbox. Answers the removed ids. */
   | (Request & { type: 'clear_operations' })
+  /** A new token for every later `sync` (an app renews its access token); none without `token`. */
+  | (Request & { type: 'token'; token?: string })
   /** The page's view of the network (`online`/`offline` events). */
   | (Request & { type: 'network'; online: boolean })
   /**
@@ -86,8 +89,21 @@ export type WorkerEvent =
   /** A server frame of a type the protocol does not define. */
   | { type: 'message'; message: Record<string, unknown> }
   | ({ type: 'error' } & SyncErrorDetail & { invalid?: InvalidChange[] })
-  | { type: 'operation_complete'; id: string; lsn?: LSN }
-  | { type: 'operation_error'; id: string; message: string }
+  /**
+   * The server acknowledged the operation. With `settled`, its record is gone and so is its place
+   * in the pending layer; without, it stays in the layer until a commit covers `lsn` (`changes`
+   * names it in `settled`).
+   */
+  | { type: 'operation_complete'; id: string; lsn?: LSN; settled?: true }
+  /** The operation was refused for good and removed; `entities` are those its effects touched. */
+  | { type: 'operation_error'; id: string; message: string; entities: EntityRef[] }
+  /** The server's log does not continue from the resume point: the store was emptied. */
+  | { type: 'sync_reset'; reason?: string }
+  /**
+   * The database was closed under the worker (deleted, upgraded, or closed by the browser) and is
+   * open again: what the page holds of it may be gone.
+   */
+  | { type: 'store_reopened' }
   | { type: 'sync_started'; lsn?: LSN; total?: number }
   | ({ type: 'sync_progress' } & SyncProgress)
   | { type: 'sync_completed'; lsn: LSN }
@@ -96,7 +112,13 @@ export type WorkerEvent =
    * is unique across workers, so a late answer meant for a worker that died matches nothing.
    */
   | { type: 'apply'; applyId: string; batches: ChangeBatch[] }
-  /** Changes that were applied to the store, in order. */
-  | { type: 'changes'; changes: Change[]; lsn?: LSN };
+  /**
+   * Changes that were applied to the store, in order, in one commit; `settled` are acknowledged
+   * operations whose records that commit deleted, as the stored state now covers them.
+   */
+  | { type: 'changes'; changes: Change[]; lsn?: LSN; settled?: string[] };
 
 export type WorkerToPage = WorkerResult | WorkerEvent;
+
+/** What a worker posts besides its state snapshots (`status`). */
+export type WorkerPost = Exclude<WorkerToPage, { type: 'status' }>;

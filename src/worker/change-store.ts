@@ -4,8 +4,10 @@
  */
 import type { Change } from '../protocol/change.ts';
 import { compareLSN, isLSN, normalizeLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';
-import type { ResumeStore, StoredEntity, SyncDB } from '../db/schema.ts';
+import type { ResumeStore, SyncDB } from '../db/schema.ts';
+import { storedEntity } from '../db/records.ts';
 import { errorMessage, StorageError } from '../protocol/errors.ts';
+import type { Covered } from './acknowledged.ts';
 
 export type ApplyResult =
   /**
@@ -107,31 +109,58 @@ export class ChangeStore {
   }
 
   /**
-   * Stores `lsn` as the resume point on its own, for changes that were applied elsewhere (a
-   * database of the page's). Throws a {@link StorageError} when it cannot.
+   * Stores `lsn` as the resume point on its own: for changes that were applied elsewhere (a
+   * database of the page's), or a catch-up that ended at a position past the last change sent
+   * (`sync_complete.lsn`). Deletes, in the same transaction, the records of the `covering`
+   * operations that it covers; returns their ids. Throws a {@link StorageError} when it cannot.
    */
-  async saveLSN(lsn: LSN): Promise<void> {
+  async saveLSN(lsn: LSN, covering: readonly Covered[] = []): Promise<string[]> {
+    let settled: string[] = [];
     try {
-      const tx = this.#db.transaction('meta', 'readwrite');
+      const tx = this.#db.transaction(covering.length > 0 ? ['meta', 'outbox'] : ['meta'], 'readwrite');
+      const meta = tx.objectStore('meta');
       // Never backwards (two workers without Web Locks may race): a lower LSN only means replays.
-      if (compareLSN(lsn, storedLSN(await tx.store.get('lastLSN'))) > 0) tx.store.put(lsn, 'lastLSN').catch(ignore);
+      const current = storedLSN(await meta.get('lastLSN'));
+      const target = compareLSN(lsn, current) > 0 ? lsn : current;
+      if (target === lsn) meta.put(lsn, 'lastLSN').catch(ignore);
+      settled = deleteCovered(tx, covering, target);
       await tx.done;
+      this.#lastLSN = target;
     } catch (error) {
       throw new StorageError(`The resume point ${lsn} was not stored: ${errorMessage(error)}`);
     }
-    this.#lastLSN = lsn;
+    return settled;
+  }
+
+  /**
+   * The server's log does not continue from the resume point (`reset`): discards every entity and
+   * the resume point in one transaction, so that a sync from `0/0` rebuilds the store. The
+   * outbox stays. Throws a {@link StorageError} when it cannot.
+   */
+  async reset(): Promise<void> {
+    try {
+      const tx = this.#db.transaction(['entities', 'meta'], 'readwrite');
+      tx.objectStore('entities').clear().catch(ignore);
+      tx.objectStore('meta').delete('lastLSN').catch(ignore);
+      await tx.done;
+    } catch (error) {
+      throw new StorageError(`The store could not be emptied for the server's reset: ${errorMessage(error)}`);
+    }
+    this.#lastLSN = ZERO_LSN;
   }
 
   /**
    * Writes batches in order, each with its `lsn` (when given) as the new resume point, all in ONE
    * transaction: either every batch is stored with the LSN of the last one, or nothing is. A
    * batch whose `lsn` is not greater than the LSN before it is a replay and is skipped whole.
-   * Throws a {@link StorageError} when the transaction fails; then nothing was written.
+   * The records of the `covering` operations the new resume point covers are deleted in the same
+   * transaction (`settled`). Throws a {@link StorageError} when the transaction fails; then
+   * nothing was written.
    */
-  async applyBatches(batches: readonly Batch[]): Promise<ApplyResult[]> {
+  async applyBatches(batches: readonly Batch[], covering: readonly Covered[] = []): Promise<{ results: ApplyResult[]; settled: string[] }> {
     let tx;
     try {
-      tx = this.#db.transaction(['entities', 'meta'], 'readwrite');
+      tx = this.#db.transaction(covering.length > 0 ? ['entities', 'meta', 'outbox'] : ['entities', 'meta'], 'readwrite');
     } catch (error) {
       throw new StorageError(`Could not start a transaction: ${errorMessage(error)}`);
     }
@@ -148,7 +177,7 @@ export class ChangeStore {
         const unstorable: Unstorable[] = [];
         batches[at]!.changes.forEach((change, index) => {
           try {
-            if (change.type === 'update') entities.put(toEntity(change, target)).catch(ignore);
+            if (change.type === 'update') entities.put(storedEntity(change, target)).catch(ignore);
             else entities.delete([change.entityType, change.entityId]).catch(ignore);
           } catch (error) {
             // Thrown before any request exists: the transaction goes on without this change.
@@ -160,9 +189,10 @@ export class ChangeStore {
         results[at] = { applied: true, lastLSN: current, unstorable };
       }
       if (last !== undefined) meta.put(last, 'lastLSN').catch(ignore);
+      const settled = deleteCovered(tx, covering, current);
       await done;
       this.#lastLSN = current;
-      return results;
+      return { results, settled };
     } catch (error) {
       try {
         tx.abort();
@@ -174,9 +204,17 @@ export class ChangeStore {
   }
 }
 
-function toEntity(change: Change & { type: 'update' }, lsn: LSN | undefined): StoredEntity {
-  const entity: StoredEntity = { entityType: change.entityType, entityId: change.entityId, data: change.data };
-  if (change.timestamp !== undefined) entity.timestamp = change.timestamp;
-  if (lsn !== undefined) entity.lsn = lsn;
-  return entity;
+/** Deletes, in `tx`, the outbox records of the operations a resume point of `upTo` covers. */
+function deleteCovered(
+  tx: { objectStore(name: 'outbox'): { delete(key: string): Promise<unknown> } },
+  covering: readonly Covered[],
+  upTo: LSN,
+): string[] {
+  const settled: string[] = [];
+  for (const { id, lsn } of covering) {
+    if (compareLSN(lsn, upTo) > 0) continue;
+    tx.objectStore('outbox').delete(id).catch(ignore);
+    settled.push(id);
+  }
+  return settled;
 }

@@ -6,10 +6,11 @@
 import type { LocalStore } from '../db/local-store.ts';
 import { compareQueued } from '../db/schema.ts';
 import { isRecord } from '../protocol/change.ts';
-import type { LSN } from '../protocol/lsn.ts';
+import { compareLSN, type LSN } from '../protocol/lsn.ts';
 import type { QueuedOperation } from '../protocol/state.ts';
 import type { OperationMessage } from '../protocol/wire.ts';
 import { errorMessage, StorageError } from '../protocol/errors.ts';
+import { Acknowledged, type Covered } from './acknowledged.ts';
 import { OversizeSuspects, TOO_LARGE_MESSAGE } from './oversize.ts';
 
 /** Operations sent and not yet acknowledged on one connection, at most. */
@@ -29,8 +30,9 @@ export interface OutboxTransport {
 }
 
 export interface OutboxListener {
-  completed(id: string, lsn?: LSN): void;
-  failed(id: string, message: string): void;
+  /** Acknowledged; `settled` when its record is gone, else a commit covering `lsn` will delete it. */
+  completed(id: string, lsn: LSN | undefined, settled: boolean): void;
+  failed(operation: QueuedOperation, message: string): void;
   /** The number of unacknowledged operations changed. */
   pendingChanged(count: number): void;
   /** An outbox record could not be deleted; it will be sent again by a later worker. */
@@ -48,6 +50,8 @@ export class Outbox {
   #waiting: QueuedOperation[] = [];
   /** Sent on the current connection, waiting for the answer. */
   readonly #inFlight = new Set<string>();
+  /** Acknowledged, their records kept until the stored state covers them. */
+  readonly #acknowledged = new Acknowledged();
   /** Announced operations waiting for the check that their records exist. */
   #announced: QueuedOperation[] = [];
   /** Admissions and clears, one at a time in the order they were asked for. */
@@ -71,9 +75,9 @@ export class Outbox {
     return this.#pending.size;
   }
 
-  /** The ids of every operation not yet acknowledged. */
-  pendingIds(): string[] {
-    return [...this.#pending.keys()];
+  /** Every operation not yet acknowledged. */
+  pending(): QueuedOperation[] {
+    return [...this.#pending.values()];
   }
 
   has(id: string): boolean {
@@ -99,7 +103,7 @@ export class Outbox {
    * leaves nothing to remember about what was cleared.
    */
   add(operation: QueuedOperation): Promise<void> {
-    if (this.#pending.has(operation.id)) return Promise.resolve();
+    if (this.#pending.has(operation.id) || this.#acknowledged.has(operation.id)) return Promise.resolve();
     this.#announced.push(operation);
     return this.#inTurn(() => this.#admit());
   }
@@ -178,14 +182,59 @@ export class Outbox {
   }
 
   /**
-   * `operation_complete`: delete the record, then report. An unknown id is ignored. Does not wait
-   * for the delete, so acknowledgements arriving together share one transaction; reports still
-   * come in the order of the answers, because transactions on one store commit in order.
+   * `operation_complete`. When the stored resume point `stored` has not reached the answer's
+   * `lsn`, the record stays until a commit covers it ({@link coveredBy}); otherwise it is deleted,
+   * then reported. An unknown id is ignored. Does not wait for the delete, so acknowledgements
+   * arriving together share one transaction; reports still come in the order of the answers,
+   * because transactions on one store commit in order.
    */
-  complete(id: string, lsn?: LSN): void {
-    if (!this.#forget(id)) return;
+  complete(id: string, lsn: LSN | undefined, stored: LSN): void {
+    const operation = this.#pending.get(id);
+    if (!operation || !this.#forget(id)) return;
     this.#retryDelay = RETRY_MIN;
-    void this.#deleteRecord(id).then(() => this.#listener.completed(id, lsn));
+    if (lsn !== undefined && compareLSN(lsn, stored) > 0) {
+      this.#acknowledged.add(operation, lsn, true);
+      this.#listener.completed(id, lsn, false);
+    } else {
+      void this.#deleteRecord(id).then(() => this.#listener.completed(id, lsn, true));
+    }
+    this.pump();
+  }
+
+  /**
+   * A batch at `lsn` carries the effects of operation `id` (protocol 1.2): it counts as
+   * acknowledged there, and the commit of that batch settles it (see {@link settled}).
+   */
+  carriedBy(id: string, lsn: LSN): void {
+    const operation = this.#pending.get(id);
+    if (!operation || !this.#forget(id)) return;
+    this.#retryDelay = RETRY_MIN;
+    this.#acknowledged.add(operation, lsn, false);
+    this.pump();
+  }
+
+  /** Acknowledged operations a commit bringing the resume point to `upTo` covers. */
+  coveredBy(upTo: LSN): Covered[] {
+    return this.#acknowledged.size === 0 ? [] : this.#acknowledged.coveredBy(upTo);
+  }
+
+  /**
+   * A commit deleted the records of these acknowledged operations; those a batch named are
+   * reported acknowledged now, settled.
+   */
+  settled(ids: readonly string[]): void {
+    for (const { id, lsn } of this.#acknowledged.settled(ids)) this.#listener.completed(id, lsn, true);
+  }
+
+  /**
+   * The server's log was replaced (`reset`): what it acknowledged may be gone with the old log, so
+   * every acknowledged operation still waiting is sent again, with its id, on the next sync.
+   */
+  reset(): void {
+    const again = this.#acknowledged.takeAll();
+    if (again.length === 0) return;
+    for (const operation of again) this.#insert(operation);
+    this.#listener.pendingChanged(this.#pending.size);
     this.pump();
   }
 
@@ -223,10 +272,11 @@ export class Outbox {
 
   /**
    * Drops every unacknowledged operation, in memory and in the store, after the announcements
-   * being checked. Returns the removed ids.
+   * being checked; acknowledged ones stay until the store shows them. Returns the removed ids.
    */
   clear(): Promise<string[]> {
     return this.#inTurn(async () => {
+      // Acknowledged operations are done at the server: their records stay until the store shows them.
       const removed = new Set(this.#pending.keys());
       this.#pending.clear();
       this.#waiting = [];
@@ -234,7 +284,7 @@ export class Outbox {
       this.#oversize.clear();
       this.#listener.pendingChanged(0);
       try {
-        for (const key of await this.#store.clearOperations()) removed.add(key);
+        for (const key of await this.#store.clearOperations(this.#acknowledged.ids())) removed.add(key);
       } catch (error) {
         throw new StorageError(`Could not clear the outbox: ${errorMessage(error)}`);
       }
@@ -275,8 +325,9 @@ export class Outbox {
 
   /** Removes `id` for good and reports `message`; false when it is not pending. */
   #fail(id: string, message: string): boolean {
-    if (!this.#forget(id)) return false;
-    void this.#deleteRecord(id).then(() => this.#listener.failed(id, message));
+    const operation = this.#pending.get(id);
+    if (!operation || !this.#forget(id)) return false;
+    void this.#deleteRecord(id).then(() => this.#listener.failed(operation, message));
     return true;
   }
 
@@ -289,7 +340,7 @@ export class Outbox {
     }
     if (!this.sendFrame(payload)) return false;
     this.#forget(id);
-    void this.#deleteRecord(id).then(() => this.#listener.completed(id));
+    void this.#deleteRecord(id).then(() => this.#listener.completed(id, undefined, true));
     return true;
   }
 

@@ -6,6 +6,7 @@
  */
 import { InvalidStateError, StorageError } from '../protocol/errors.ts';
 import type { PageToWorker, WorkerEvent } from '../protocol/worker-messages.ts';
+import type { Covered } from './acknowledged.ts';
 import { freshBatches, type ApplyResult, type Batch, type ChangeStore } from './change-store.ts';
 
 /** The page's answer to an `apply` event. */
@@ -41,11 +42,15 @@ export class PageApply {
    * one it committed. A batch the page could not commit fails the group from there on, and its
    * LSN is not stored.
    */
-  async apply(store: ChangeStore, batches: Batch[]): Promise<{ results: ApplyResult[]; failure: StorageError | undefined }> {
+  async apply(
+    store: ChangeStore,
+    batches: Batch[],
+    covering: readonly Covered[] = [],
+  ): Promise<{ results: ApplyResult[]; settled: string[]; failure: StorageError | undefined }> {
     const before = store.lastLSN;
     const fresh = freshBatches(batches, before);
     const results: ApplyResult[] = batches.map(() => ({ applied: false, lastLSN: before }));
-    if (fresh.length === 0) return { results, failure: undefined };
+    if (fresh.length === 0) return { results, settled: [], failure: undefined };
     const { count, error } = await this.#roundTrip(fresh.map(({ index, lsn }) => {
       const changes = [...batches[index]!.changes];
       return lsn === undefined ? { changes } : { changes, lsn };
@@ -56,12 +61,13 @@ export class PageApply {
       if (lsn !== undefined) last = lsn;
       results[index] = { applied: true, lastLSN: last, unstorable: [] };
     }
-    if (last !== before) await store.saveLSN(last);
+    const settled = last !== before ? await store.saveLSN(last, covering) : [];
     const failed = fresh[committed.length];
-    if (failed === undefined) return { results, failure: undefined };
+    if (failed === undefined) return { results, settled, failure: undefined };
     const at = batches[failed.index]!.lsn;
     return {
       results,
+      settled,
       failure: new StorageError(
         `The page's database did not apply the batch${at === undefined ? '' : ` at ${at}`}: ${error ?? 'no reason given'}`,
       ),

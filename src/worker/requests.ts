@@ -44,6 +44,8 @@ function parseBody(obj: Record<string, unknown>, requestId: number): PageToWorke
       return { type, requestId, operation: parseQueuedOperation(obj.operation) };
     case 'network':
       return { type, requestId, online: bool(obj, 'online', true) };
+    case 'token':
+      return obj.token === undefined ? { type, requestId } : { type, requestId, token: text(obj, 'token') };
     case 'applied': {
       const count = finite(obj, 'count', -1);
       if (!Number.isInteger(count) || count < 0) fail('"count" must be a whole number of batches');

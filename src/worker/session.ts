@@ -5,6 +5,7 @@
  */
 import { LocalStore } from '../db/local-store.ts';
 import { errorMessage, InvalidStateError, StorageError } from '../protocol/errors.ts';
+import type { QueuedOperation } from '../protocol/state.ts';
 import type { WorkerConfig } from '../protocol/worker-messages.ts';
 import { ChangeStore } from './change-store.ts';
 import { Connection, type ConnectionListener, type WebSocketConstructor } from './connection.ts';
@@ -38,7 +39,7 @@ export interface SessionHost {
   /** The database could not be opened again after a loss: the worker stays down. */
   reopenFailed(error: unknown): void;
   /** An operation whose record went with the lost database; it will never be answered. */
-  operationLost(id: string): void;
+  operationLost(operation: QueuedOperation): void;
 }
 
 export class Sessions {
@@ -61,6 +62,14 @@ export class Sessions {
 
   get config(): WorkerConfig | undefined {
     return this.#config;
+  }
+
+  /** The token every later `sync` carries, this session's and any reopened one's. */
+  setToken(token: string | undefined): void {
+    const config = this.#config;
+    if (!config) throw new InvalidStateError('The worker is not initialized: send init first');
+    if (token === undefined) delete config.token;
+    else config.token = token;
   }
 
   get live(): Session | undefined {
@@ -180,8 +189,8 @@ export class Sessions {
       throw error;
     }
     // An operation whose record is gone with the database is never sent: its promise must not hang.
-    for (const id of lost.outbox.pendingIds()) {
-      if (!session.outbox.has(id)) this.#host.operationLost(id);
+    for (const operation of lost.outbox.pending()) {
+      if (!session.outbox.has(operation.id)) this.#host.operationLost(operation);
     }
     if (wanted) session.connection.connect();
     return session;

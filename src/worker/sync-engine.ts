@@ -2,8 +2,9 @@
  * The worker's glue: answers the page's requests, owns the `SyncState`, and handles the server's
  * frames one at a time, in order, through the change store and the outbox of the database session.
  */
-import { batchChanges, isBatchMessage, type BatchMessage } from '../protocol/batches.ts';
+import { isBatchMessage } from '../protocol/batches.ts';
 import type { InvalidChange } from '../protocol/change.ts';
+import { effectsOf, entitiesOf } from '../protocol/effects.ts';
 import { errorMessage, InvalidStateError, RequestError, serializeError, StorageError } from '../protocol/errors.ts';
 import type { LSN } from '../protocol/lsn.ts';
 import {
@@ -12,9 +13,10 @@ import {
   type SyncErrorDetail,
   type SyncProgress,
   type SyncState,
+  type QueuedOperation,
 } from '../protocol/state.ts';
 import type { ParseResult, ServerMessage } from '../protocol/wire.ts';
-import type { PageToWorker, WorkerToPage } from '../protocol/worker-messages.ts';
+import type { PageToWorker, WorkerPost, WorkerToPage } from '../protocol/worker-messages.ts';
 import type { ConnectionListener } from './connection.ts';
 import { FrameQueue } from './frame-queue.ts';
 import type { OutboxListener } from './outbox.ts';
@@ -22,6 +24,7 @@ import { PageApply } from './page-apply.ts';
 import { parseRequest } from './requests.ts';
 import { Sessions, type Session, type SessionOptions } from './session.ts';
 import { StatusPosts } from './status-posts.ts';
+import { StoreWrites } from './store-writes.ts';
 
 /** The part of a worker's global scope (or a `MessagePort`) the engine talks through. */
 export interface WorkerEndpointLike {
@@ -50,7 +53,22 @@ export class SyncEngine {
   #online = true;
   readonly #frames = new FrameQueue();
   #draining = false;
-  readonly #pageApply = new PageApply((event) => this.#post(event));
+  readonly #writes = new StoreWrites({
+    state: () => this.#state,
+    update: (patch) => this.#update(patch),
+    post: (message) => this.#post(message),
+    reportError: (detail, invalid) => this.#reportError(detail, invalid),
+    syncStarted: () => this.#syncStarted(),
+    live: () => this.#sessions.live,
+    onPage: () => this.#sessions.config?.applyOnPage === true,
+  }, new PageApply((event) => this.#post(event)));
+  /**
+   * Every batch of the catch-up under way was handled (none dropped as malformed or unstored),
+   * so its `sync_complete.lsn` may become the resume point.
+   */
+  #catchUpWhole = false;
+  /** The database was lost: the session opened next replaces it. */
+  #reopening = false;
 
   constructor(endpoint: WorkerEndpointLike, options: SyncEngineOptions) {
     this.#endpoint = endpoint;
@@ -60,8 +78,11 @@ export class SyncEngine {
       opened: ({ connection, clientId, store, outbox }) => {
         connection.setOnline(this.#online);
         this.#update({ ...connection.snapshot, clientId, lastLSN: store.lastLSN, pendingOperations: outbox.pendingCount });
+        if (this.#reopening) this.#post({ type: 'store_reopened' });
+        this.#reopening = false;
       },
       lost: (why) => {
+        this.#reopening = true;
         this.#frames.clear();
         this.#update({ syncing: false, progress: null });
         this.#reportError({ code: 'storage', message: `The database was closed: ${why}; reopening it` });
@@ -70,7 +91,7 @@ export class SyncEngine {
         this.#update({ status: SyncStatus.error, isConnected: false, isConnecting: false });
         this.#reportError({ code: 'storage', message: `Could not reopen the database: ${errorMessage(error)}` });
       },
-      operationLost: (id) => this.#post({ type: 'operation_error', id, message: OPERATION_LOST }),
+      operationLost: (operation) => this.#post(refused(operation, OPERATION_LOST)),
     });
   }
 
@@ -103,6 +124,10 @@ export class SyncEngine {
         return this.#state;
       case 'get_status':
         return this.#state;
+      case 'token':
+        await this.#sessions.ready();
+        this.#sessions.setToken(request.token);
+        return undefined;
       case 'network':
         this.#online = request.online;
         this.#update({ online: request.online });
@@ -126,6 +151,7 @@ export class SyncEngine {
       case 'sync': {
         const { connection } = await this.#sessions.ready();
         if (!connection.sendSync()) throw new InvalidStateError('Not connected: sync was not sent');
+        this.#catchUpWhole = true;
         return undefined;
       }
       case 'operation':
@@ -134,7 +160,7 @@ export class SyncEngine {
       case 'clear_operations':
         return (await this.#sessions.ready()).outbox.clear();
       case 'applied':
-        this.#pageApply.answer(request);
+        this.#writes.answer(request);
         return undefined;
       default: {
         const unhandled: never = request;
@@ -152,6 +178,7 @@ export class SyncEngine {
         const session = owner();
         if (!this.#sessions.current(session)) return;
         this.#update({ lastError: null });
+        this.#catchUpWhole = true; // the connection sent its sync
         this.#post({ type: 'connected', clientId: this.#state.clientId, lastLSN: this.#state.lastLSN });
         session?.outbox.pump();
       },
@@ -177,8 +204,10 @@ export class SyncEngine {
   #outboxListener(owner: () => Session | undefined): OutboxListener {
     return {
       // An answer the server gave stands even when the session ended since.
-      completed: (id, lsn) => this.#post({ type: 'operation_complete', id, ...(lsn === undefined ? {} : { lsn }) }),
-      failed: (id, message) => this.#post({ type: 'operation_error', id, message }),
+      completed: (id, lsn, settled) => this.#post({
+        type: 'operation_complete', id, ...(lsn === undefined ? {} : { lsn }), ...(settled ? { settled: true } : {}),
+      }),
+      failed: (operation, message) => this.#post(refused(operation, message)),
       pendingChanged: (count) => {
         if (this.#sessions.current(owner())) this.#update({ pendingOperations: count });
       },
@@ -212,7 +241,7 @@ export class SyncEngine {
           for (const { message, invalid } of step.batches) {
             if (invalid.length > 0) this.#reportInvalid(message.type, invalid);
           }
-          await this.#applyBatches(session, step.batches.map(({ message }) => message));
+          await this.#writes.applyBatches(session, step.batches.map(({ message }) => message));
           for (const frame of step.after) await this.#handleFrame(session, frame);
         } catch (error) {
           this.#frameFailed(session, error);
@@ -237,36 +266,43 @@ export class SyncEngine {
       return;
     }
     this.#frames.clear();
+    this.#catchUpWhole = false;
     this.#reportError({ code: 'storage', message: error.message });
     session.connection.restart('storage error');
   }
 
   async #handleFrame(session: Session, parsed: ParseResult<ServerMessage>): Promise<void> {
     if (!parsed.ok) {
+      // It may have been a batch: the catch-up's end no longer says what is stored.
+      this.#catchUpWhole = false;
       this.#reportError({ code: 'protocol', message: `Dropped a frame from the server: ${parsed.error}` });
       return;
     }
     const { message, invalid } = parsed;
     if (invalid.length > 0) this.#reportInvalid(message.type, invalid);
-    if (isBatchMessage(message)) return this.#applyBatches(session, [message]);
+    if (isBatchMessage(message)) return this.#writes.applyBatches(session, [message]);
     switch (message.type) {
       case 'sync_request':
-        session.connection.sendSync();
+        if (session.connection.sendSync()) this.#catchUpWhole = true;
         return;
       case 'sync_start':
         this.#syncStarted(message.lsn, message.total);
         return;
       case 'sync_complete':
+        if (message.lsn !== undefined && this.#catchUpWhole) await this.#writes.reachCatchUpEnd(session, message.lsn);
         this.#update({ syncing: false, progress: null });
         session.connection.resetBackoff();
         this.#post({ type: 'sync_completed', lsn: session.store.lastLSN });
+        return;
+      case 'reset':
+        if (await this.#writes.reset(session, message.reason)) this.#catchUpWhole = true;
         return;
       case 'sync_error':
         this.#update({ syncing: false, progress: null });
         this.#reportError({ code: 'server', message: `The server could not serve the sync: ${message.message}` });
         return;
       case 'operation_complete':
-        session.outbox.complete(message.id, message.lsn);
+        session.outbox.complete(message.id, message.lsn, session.store.lastLSN);
         return;
       case 'operation_error':
         if (!message.retryable) {
@@ -303,42 +339,6 @@ export class SyncEngine {
     });
   }
 
-  async #applyBatches(session: Session, messages: BatchMessage[]): Promise<void> {
-    if (!this.#state.syncing && messages.some((message) => message.type === 'sync_data')) this.#syncStarted();
-    const batches = messages.map((message) => ({ changes: batchChanges(message), lsn: message.lsn }));
-    const { results, failure } = this.#sessions.config?.applyOnPage
-      ? await this.#pageApply.apply(session.store, batches)
-      : { results: await session.store.applyBatches(batches), failure: undefined };
-    // Committed to a database that was lost since: the page was told it starts over.
-    if (session !== this.#sessions.live) return;
-    // The state catches up with the whole commit before the first event: one status for all.
-    const events: NonStatusMessage[] = [];
-    results.forEach((result, index) => {
-      const { lsn } = batches[index]!;
-      if (!result.applied) return;
-      let { changes } = batches[index]!;
-      if (result.unstorable.length > 0) {
-        const skipped = new Set(result.unstorable.map((item) => item.index));
-        changes = changes.filter((_, at) => !skipped.has(at));
-        this.#reportError({
-          code: 'invalid_change',
-          message: `Skipped ${result.unstorable.length} change(s) the local store cannot hold: ${result.unstorable.map((item) => item.reason).join('; ')}`,
-        }, result.unstorable);
-      }
-      events.push({ type: 'changes', changes, ...(lsn === undefined ? {} : { lsn: result.lastLSN }) });
-      const { progress } = this.#state;
-      if (!this.#state.syncing || !progress) {
-        this.#update({ lastLSN: result.lastLSN });
-        return;
-      }
-      const next: SyncProgress = Object.freeze({ ...progress, applied: progress.applied + changes.length });
-      this.#update({ lastLSN: result.lastLSN, progress: next });
-      events.push({ type: 'sync_progress', ...next });
-    });
-    for (const event of events) this.#post(event);
-    if (failure) throw failure;
-  }
-
   #reportInvalid(frameType: ServerMessage['type'], invalid: InvalidChange[]): void {
     const list = invalid.map(({ index, reason }) => `#${index}: ${reason}`).join('; ');
     this.#reportError(
@@ -368,11 +368,14 @@ export class SyncEngine {
   }
 
   /** Posts an event or a result, after the state it goes with. */
-  #post(message: NonStatusMessage): void {
+  #post(message: WorkerPost): void {
     this.#statusPosts.flush();
     this.#endpoint.postMessage(message);
   }
 }
 
-/** Everything the engine posts itself; `status` goes through {@link StatusPosts}. */
-type NonStatusMessage = Exclude<WorkerToPage, { type: 'status' }>;
+
+/** The `operation_error` for an operation refused for good, naming the entities its effects touched. */
+function refused(operation: QueuedOperation, message: string): WorkerPost {
+  return { type: 'operation_error', id: operation.id, message, entities: entitiesOf(effectsOf(operation)) };
+}

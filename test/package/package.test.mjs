@@ -19,9 +19,22 @@ const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
 const tsc = join(root, 'node_modules/typescript/bin/tsc');
 
 /** What the app links from this repo instead of downloading it. */
-const LINKED = ['lit', '@lit/context', 'idb', 'typescript', 'react', '@types/react'];
+const LINKED = ['lit', '@lit/context', 'idb', 'typescript', 'react', '@types/react', 'vue', '@angular/core'];
 /** What the library build must leave to the app's bundler. */
 const EXTERNAL = ['lit', '@lit/context', 'idb'];
+/** The optional peers, each imported by its own entry and nothing else. */
+const FRAMEWORKS = { react: 'dist/lib/react.js', vue: 'dist/lib/vue.js', '@angular/core': 'dist/lib/angular.js' };
+/** The package a bare import specifier names: `@angular/core/x` -> `@angular/core`. */
+const packageOf = (specifier) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
+
+/** Definitions that exist only in the frameworks' own code. */
+const FRAMEWORK_CODE = [/react\.transitional\.element/, /__v_isRef/, /ɵɵdefineComponent/];
+/** What each helper calls of its framework, by the entry it is in. */
+const HELPER_USES = {
+  'dist/lib/react.js': /\buseSyncExternalStore\b/,
+  'dist/lib/vue.js': /\bshallowReadonly\b/,
+  'dist/lib/angular.js': /\bassertInInjectionContext\b/,
+};
 
 let temp; // the throwaway directory
 let app; // the app that installs the package
@@ -30,10 +43,10 @@ let tarballFiles; // paths inside the tarball, e.g. 'dist/lib/index.js'
 
 /** Installs the extracted package plus the linked dependencies into `dir`'s node_modules. */
 async function install(dir, packageDir) {
-  await mkdir(join(dir, 'node_modules/@lit'), { recursive: true });
-  await mkdir(join(dir, 'node_modules/@types'), { recursive: true });
+  await mkdir(join(dir, 'node_modules'), { recursive: true });
   await cp(packageDir, join(dir, 'node_modules/sync-connection'), { recursive: true });
   for (const name of LINKED) {
+    await mkdir(dirname(join(dir, 'node_modules', name)), { recursive: true });
     await symlink(join(root, 'node_modules', name), join(dir, 'node_modules', name), 'dir');
   }
 }
@@ -41,6 +54,27 @@ async function install(dir, packageDir) {
 async function filesUnder(dir) {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries.filter((e) => e.isFile()).map((e) => relative(dir, join(e.parentPath ?? e.path, e.name)).split('\\').join('/'));
+}
+
+/** The specifiers a module imports statically; minified code too (`import{a as b}from"./chunk.js"`). */
+function importsOf(code) {
+  return [...code.matchAll(/(?:^|[;\s}])(?:import|export)\s*(?:[^'"]*?from\s*)?['"]([^'"]+)['"]/g)].map((match) => match[1]);
+}
+
+/** The files a module of the installed package imports statically, itself included. */
+async function graph(path, seen = new Set()) {
+  if (seen.has(path)) return seen;
+  seen.add(path);
+  const code = await readFile(join(installed, path), 'utf8');
+  for (const specifier of importsOf(code).filter((s) => s.startsWith('.'))) {
+    await graph(relative(installed, join(installed, dirname(path), specifier)).split('\\').join('/'), seen);
+  }
+  return seen;
+}
+
+/** The text of these files of the installed package, joined. */
+async function text(paths) {
+  return (await Promise.all([...paths].map((path) => readFile(join(installed, path), 'utf8')))).join('\n');
 }
 
 /** Runs tsc in `dir`; resolves with { code, output } instead of throwing on type errors. */
@@ -95,7 +129,7 @@ if (sync) {
   // error and message: typed by the element's own addEventListener, not for every element.
   sync.addEventListener('error', (e) => {
     const event: SyncErrorEvent = e;
-    const code: 'invalid_url' | 'protocol' | 'invalid_change' | 'storage' | 'worker' | 'server' | 'closed' | 'operation' = e.detail.code;
+    const code: 'invalid_url' | 'protocol' | 'invalid_change' | 'storage' | 'worker' | 'server' | 'closed' | 'operation' | 'observer' = e.detail.code;
     void event, code;
   });
   sync.addEventListener('message', (e) => Object.keys(e.detail.message));
@@ -127,8 +161,25 @@ if (sync) {
   const online: boolean = sync.getNetworkStatus().online;
   sync.getEntity('note', '1').then((entity) => entity?.data);
   sync.getEntities('note').then((entities) => entities.map((entity) => entity.entityId));
+  // Local-first: writes with effects, live queries, the rollback's entities and the reset.
+  void sync.queueOperation({ type: 'note.move', payload: {}, effects: [{ type: 'patch', entityType: 'note', entityId: '1', data: { list: 'l' } }] });
+  // @ts-expect-error an effect is an upsert, a patch or a delete
+  void sync.queueOperation({ type: 'note.move', effects: [{ type: 'rename', entityType: 'note', entityId: '1' }] });
+  const stop: () => void = sync.observe('note', (rows, { added, updated, removed }) => {
+    const pending: true | undefined = rows[0]?.pending;
+    void pending, added.length, updated.length, removed.length;
+  }, { filter: (entity) => entity.entityId !== '', sort: (a, b) => a.entityId.localeCompare(b.entityId), limit: 10 });
+  // @ts-expect-error rows are read-only
+  sync.observe('note', (rows) => rows.push(rows[0]!));
+  // @ts-expect-error limit is a number
+  sync.observe('note', () => undefined, { limit: '10' });
+  sync.addEventListener('operation_error', (e) => e.detail.entities.map((entity) => entity.entityType + entity.entityId));
+  sync.addEventListener('sync_reset', (e) => e.detail.reason?.length);
+  void stop;
   // @ts-expect-error getEntity takes a type and an id
   void sync.getEntity('note');
+  // @ts-expect-error observe takes a listener
+  sync.observe('note');
   void status, off, online;
 }
 const created: SyncConnectionElement = document.createElement('sync-connection');
@@ -192,6 +243,72 @@ export function Wrong() {
 }
 `;
 
+const REACT_HOOK_TSX = `
+import { useRef } from 'react';
+import { useEntities } from 'sync-connection/react';
+import type { SyncConnectionElement, SyncEntity } from 'sync-connection/element';
+import type { WorkerSyncService } from 'sync-connection/service';
+
+const byId = (a: SyncEntity, b: SyncEntity) => a.entityId.localeCompare(b.entityId);
+
+export function Notes({ service }: { service: WorkerSyncService }) {
+  const ref = useRef<SyncConnectionElement>(null);
+  const rows: readonly SyncEntity[] = useEntities(ref, 'note', { sort: byId, limit: 10 });
+  const fromService = useEntities(service, 'note');
+  const none = useEntities(null, 'note');
+  // @ts-expect-error the rows are read-only
+  rows.push(fromService[0]!);
+  // @ts-expect-error the entity type is a string
+  useEntities(ref, 42);
+  // @ts-expect-error no such option
+  useEntities(ref, 'note', { order: 'asc' });
+  // @ts-expect-error a ref to something that cannot be observed
+  useEntities(useRef<HTMLDivElement>(null), 'note');
+  const pending: true | undefined = rows[0]?.pending;
+  return <sync-connection ref={ref}>{none.length}{String(pending)}</sync-connection>;
+}
+`;
+
+const VUE_TS = `
+import { shallowRef, useTemplateRef, type Ref } from 'vue';
+import { useEntities } from 'sync-connection/vue';
+import type { SyncConnectionElement, SyncEntity } from 'sync-connection/element';
+
+export function setup(type: Ref<string>) {
+  const sync = useTemplateRef<SyncConnectionElement>('sync');
+  const rows = useEntities(sync, type, { limit: 5 });
+  const list: readonly SyncEntity[] = rows.value;
+  const pendingOnly = useEntities(() => sync.value, 'note', () => ({ filter: (entity: SyncEntity) => entity.pending === true }));
+  // @ts-expect-error the ref is read-only
+  rows.value = [];
+  // @ts-expect-error not something that can be observed
+  useEntities(shallowRef(document.body), 'note');
+  return { list, pendingOnly };
+}
+`;
+
+const ANGULAR_TS = `
+import { ElementRef, Injector, viewChild, type Signal } from '@angular/core';
+import { injectEntities } from 'sync-connection/angular';
+import type { SyncConnectionElement, SyncEntity } from 'sync-connection/element';
+
+export class NotesView {
+  readonly sync = viewChild<ElementRef<SyncConnectionElement>>('sync');
+  readonly notes: Signal<readonly SyncEntity[]> = injectEntities(this.sync, 'note', { limit: 3 });
+
+  clear(): void {
+    // @ts-expect-error the signal is read-only
+    this.notes.set([]);
+  }
+}
+
+export function outside(injector: Injector, element: SyncConnectionElement): Signal<readonly SyncEntity[]> {
+  // @ts-expect-error the injector is an Injector
+  injectEntities(element, 'note', { injector: {} });
+  return injectEntities(element, () => 'note', { injector });
+}
+`;
+
 const NO_JSX_TYPING_TSX = `
 export const app = <sync-connection url="/api/sync" onsync_completed={(event) => event.detail.lsn} />;
 `;
@@ -219,8 +336,12 @@ async function writeApp(dir) {
   await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
   await writeFile(join(dir, 'src/main.ts'), MAIN_TS);
   await writeFile(join(dir, 'src/app.tsx'), APP_TSX);
-  await writeFile(join(dir, 'tsconfig.bundler.json'), tsconfig('bundler', ['src/main.ts', 'src/app.tsx']));
-  await writeFile(join(dir, 'tsconfig.nodenext.json'), tsconfig('nodenext', ['src/main.ts', 'src/app.tsx'], { skipLibCheck: true }));
+  await writeFile(join(dir, 'src/notes.tsx'), REACT_HOOK_TSX);
+  await writeFile(join(dir, 'src/vue-notes.ts'), VUE_TS);
+  await writeFile(join(dir, 'src/angular-notes.ts'), ANGULAR_TS);
+  const files = ['src/main.ts', 'src/app.tsx', 'src/notes.tsx', 'src/vue-notes.ts', 'src/angular-notes.ts'];
+  await writeFile(join(dir, 'tsconfig.bundler.json'), tsconfig('bundler', files));
+  await writeFile(join(dir, 'tsconfig.nodenext.json'), tsconfig('nodenext', files, { skipLibCheck: true }));
 }
 
 // ---- setup ----------------------------------------------------------------------------------
@@ -274,15 +395,9 @@ describe('the packed package', () => {
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app });
     const resolved = JSON.parse(stdout);
     for (const [subpath, target] of Object.entries(pkg.exports)) {
-      const runtime = typeof target === 'string' ? target : target.default;
-      if (runtime === undefined) {
-        // Types only (sync-connection/react): nothing to import at runtime.
-        assert.deepEqual(resolved[subpath], { error: 'ERR_PACKAGE_PATH_NOT_EXPORTED' }, subpath);
-      } else {
-        assert.equal(typeof resolved[subpath], 'string', `${subpath} resolves: ${JSON.stringify(resolved[subpath])}`);
-        const file = relative(installed, fileURLToPath(resolved[subpath])).split('\\').join('/');
-        assert.ok(tarballFiles.includes(file), `${subpath} -> ${file} is in the tarball`);
-      }
+      assert.equal(typeof resolved[subpath], 'string', `${subpath} resolves: ${JSON.stringify(resolved[subpath])}`);
+      const file = relative(installed, fileURLToPath(resolved[subpath])).split('\\').join('/');
+      assert.ok(tarballFiles.includes(file), `${subpath} -> ${file} is in the tarball`);
       if (typeof target === 'object' && target.types) {
         assert.ok(tarballFiles.includes(target.types.replace(/^\.\//, '')), `${subpath} types ${target.types} are in the tarball`);
       }
@@ -292,7 +407,7 @@ describe('the packed package', () => {
     }
   });
 
-  it("leaves lit, @lit/context and idb to the app: its modules import them and copy none of their code", async () => {
+  it("leaves lit, @lit/context, idb and the frameworks to the app: its modules import them and copy none of their code", async () => {
     for (const name of EXTERNAL) {
       assert.ok(pkg.dependencies?.[name], `${name} is a dependency`);
       assert.equal(pkg.devDependencies?.[name], undefined, `${name} is not only a dev dependency`);
@@ -302,7 +417,7 @@ describe('the packed package', () => {
     const COPIED = [
       /class\s+LitElement\b/, /class\s+ReactiveElement\b/, /litHtmlVersions/, /reactiveElementVersions/,
       /litElementVersions/, /function\s+openDB\b/, /class\s+ContextProvider\b/, /class\s+ContextConsumer\b/,
-      /function\s+createContext\b/,
+      /function\s+createContext\b/, ...FRAMEWORK_CODE,
     ];
     const modules = tarballFiles.filter((path) => path.startsWith('dist/lib/') && path.endsWith('.js'));
     assert.ok(modules.length >= 5, 'the package has its modules');
@@ -310,7 +425,7 @@ describe('the packed package', () => {
     for (const path of modules) {
       const code = await readFile(join(installed, path), 'utf8');
       for (const pattern of COPIED) assert.doesNotMatch(code, pattern, `${path} holds a copy (${pattern})`);
-      for (const [, specifier] of code.matchAll(/(?:^|[;\s])(?:import|export)\s*(?:[^'"]*?\sfrom\s*)?['"]([^'"]+)['"]/g)) {
+      for (const specifier of importsOf(code)) {
         if (specifier.startsWith('.')) {
           const target = relative(installed, join(installed, dirname(path), specifier)).split('\\').join('/');
           assert.ok(tarballFiles.includes(target), `${path} imports ${specifier}, which is in the tarball`);
@@ -319,26 +434,45 @@ describe('the packed package', () => {
         }
       }
     }
-    const packages = [...imported].map((specifier) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/'));
-    assert.deepEqual([...new Set(packages)].sort(), [...EXTERNAL].sort(), 'the modules import exactly the dependencies');
+    const packages = [...new Set([...imported].map(packageOf))];
+    assert.deepEqual(packages.sort(), [...EXTERNAL, ...Object.keys(FRAMEWORKS)].sort(), 'the modules import exactly the dependencies and the optional peers');
     // The check itself sees a copy where there is one: the self-contained bundle has lit inside.
     const bundle = await readFile(join(installed, 'dist/sync-connection.js'), 'utf8');
     assert.match(bundle, /litHtmlVersions/);
   });
 
-  it('keeps the older SyncClient API out of the main entry and the self-contained bundle', async () => {
-    /** The files a module of the tarball imports statically, itself included. */
-    const graph = async (path, seen = new Set()) => {
-      if (seen.has(path)) return seen;
-      seen.add(path);
-      const code = await readFile(join(installed, path), 'utf8');
-      // Minified code too: `import{a as b}from"./chunk.js"`.
-      for (const [, specifier] of code.matchAll(/(?:^|[;\s}])(?:import|export)\s*(?:[^'"]*?from\s*)?['"](\.[^'"]+)['"]/g)) {
-        await graph(relative(installed, join(installed, dirname(path), specifier)).split('\\').join('/'), seen);
-      }
-      return seen;
+  it('declares react, vue and @angular/core as optional peer dependencies, and depends on none of them', () => {
+    for (const name of Object.keys(FRAMEWORKS)) {
+      assert.ok(pkg.peerDependencies?.[name], `${name} is a peer dependency`);
+      assert.deepEqual(pkg.peerDependenciesMeta?.[name], { optional: true }, `${name} is optional`);
+      assert.equal(pkg.dependencies?.[name], undefined, `${name} is not a dependency`);
+    }
+    assert.deepEqual(Object.keys(pkg.peerDependencies).sort(), Object.keys(FRAMEWORKS).sort());
+  });
+
+  it('keeps each framework to its own entry: no other entry imports one, and the bundle holds none', async () => {
+    /** The framework packages a module and what it imports import. */
+    const frameworksOf = async (entry) => {
+      const specifiers = importsOf(await text(await graph(entry))).filter((s) => !s.startsWith('.'));
+      return [...new Set(specifiers.map(packageOf))].filter((name) => /^(react|react-dom|vue|@vue\/.*|@angular\/.*)$/.test(name)).sort();
     };
-    const text = async (paths) => (await Promise.all([...paths].map((path) => readFile(join(installed, path), 'utf8')))).join('\n');
+    for (const [name, entry] of Object.entries(FRAMEWORKS)) {
+      assert.deepEqual(await frameworksOf(entry), [name], `${entry} imports ${name} alone`);
+    }
+    for (const entry of ['dist/lib/index.js', 'dist/lib/element.js', 'dist/lib/service.js', 'dist/lib/compat.js', 'dist/lib/sync-worker.js']) {
+      assert.deepEqual(await frameworksOf(entry), [], `${entry} imports no framework`);
+    }
+    // The bundle is self-contained: a framework would be inside it, with a helper that uses it.
+    const bundle = await text(await graph('dist/sync-connection.js'));
+    assert.deepEqual(importsOf(bundle).filter((s) => !s.startsWith('.')), [], 'the bundle imports no package');
+    for (const pattern of [...FRAMEWORK_CODE, ...Object.values(HELPER_USES)]) {
+      assert.doesNotMatch(bundle, pattern, `the bundle holds framework code (${pattern})`);
+    }
+    // The check finds a helper where it is.
+    for (const [entry, pattern] of Object.entries(HELPER_USES)) assert.match(await text(await graph(entry)), pattern, entry);
+  });
+
+  it('keeps the older SyncClient API out of the main entry and the self-contained bundle', async () => {
     // Messages only the compat layer and the migration helpers have.
     const COMPAT_ONLY = [/Unknown sync event/, /An operation must be an object/];
     const compat = await text(await graph('dist/lib/compat.js'));
@@ -381,13 +515,13 @@ describe('the packed package', () => {
     assert.deepEqual(methods, {
       connect: [], disconnect: ['graceful'], forceConnect: [], queueOperation: ['operation'], clearOperationQueue: [],
       sendSyncMessage: [], getState: [], onStateChange: ['listener'], getNetworkStatus: [],
-      getEntity: ['entityType', 'entityId'], getEntities: ['entityType'],
+      getEntity: ['entityType', 'entityId'], getEntities: ['entityType'], observe: ['entityType', 'listener', 'options'],
     });
     assert.deepEqual(element.members.filter((m) => m.name.startsWith('#') || m.privacy === 'private'), [], 'no private members');
     assert.deepEqual(element.events.map((e) => [e.name, e.type?.text]), [
       ['connected', 'ConnectedEvent'], ['disconnected', 'DisconnectedEvent'], ['reconnecting', 'ReconnectingEvent'],
       ['sync_started', 'SyncStartedEvent'], ['sync_progress', 'SyncProgressEvent'], ['sync_completed', 'SyncCompletedEvent'],
-      ['changes', 'ChangesEvent'], ['operation_complete', 'OperationCompleteEvent'], ['operation_error', 'OperationErrorEvent'],
+      ['sync_reset', 'SyncResetEvent'], ['changes', 'ChangesEvent'], ['operation_complete', 'OperationCompleteEvent'], ['operation_error', 'OperationErrorEvent'],
       ['state_change', 'StateChangeEvent'], ['message', 'SyncMessageEvent'], ['error', 'SyncErrorEvent'],
     ]);
     assert.deepEqual(element.slots.map((s) => s.name), ['']);

@@ -1,34 +1,33 @@
-import { Component, computed, CUSTOM_ELEMENTS_SCHEMA, DOCUMENT, inject, signal } from '@angular/core';
-import 'sync-connection';
+import { Component, CUSTOM_ELEMENTS_SCHEMA, DOCUMENT, ElementRef, inject, signal, ViewChild } from '@angular/core';
+import { OperationRejectedError } from 'sync-connection';
+import { injectEntities } from 'sync-connection/angular';
 import type {
-  ChangesEvent,
   ConnectedEvent,
+  OperationErrorEvent,
+  OperationInput,
   StateChangeEvent,
   SyncCompletedEvent,
   SyncConnectionElement,
+  SyncEntity,
   SyncErrorEvent,
 } from 'sync-connection';
-
-interface Note {
-  id: string;
-  text: string;
-  state: 'pending' | 'acknowledged' | 'failed' | 'synced';
-}
-
-type Notes = ReadonlyMap<string, Note>;
 
 const noteText = (data: unknown): string =>
   typeof data === 'object' && data !== null && 'text' in data && typeof data.text === 'string' ? data.text : '';
 
-/** A note the server sent: update the text of one we know (keeping its state), or add it. */
-function received(notes: Notes, id: string, text: string): Notes {
-  const known = notes.get(id);
-  return new Map(notes).set(id, known ? { ...known, text } : { id, text, state: 'synced' });
-}
+const createdAt = (note: SyncEntity): number =>
+  typeof note.data === 'object' && note.data !== null && 'createdAt' in note.data && typeof note.data.createdAt === 'number'
+    ? note.data.createdAt
+    : 0;
 
-function withState(notes: Notes, id: string, state: Note['state']): Notes {
-  const note = notes.get(id);
-  return note ? new Map(notes).set(id, { ...note, state }) : notes;
+/**
+ * The operation that adds a note. A refused one has a type the reference server does not know
+ * (it knows upsert, patch and delete) and declares the same effect: the note shows at once, and
+ * is rolled back when the server refuses it.
+ */
+function addNote(text: string, refused: boolean): OperationInput {
+  const payload = { entityType: 'note', entityId: crypto.randomUUID(), data: { text, createdAt: Date.now() } };
+  return refused ? { type: 'add_note', payload, effects: [{ type: 'upsert', ...payload }] } : { type: 'upsert', payload };
 }
 
 @Component({
@@ -44,8 +43,8 @@ function withState(notes: Notes, id: string, state: Note['state']): Notes {
         [dbName]="dbName"
         (connected)="onConnected($event)"
         (state_change)="onStateChange($event)"
-        (sync_completed)="onSyncCompleted($event, sync)"
-        (changes)="onChanges($event)"
+        (sync_completed)="onSyncCompleted($event)"
+        (operation_error)="onOperationError($event)"
         (error)="onError($event)"
       ></sync-connection>
       <dl>
@@ -57,10 +56,14 @@ function withState(notes: Notes, id: string, state: Note['state']): Notes {
       <form id="note-form" (submit)="add($event, text, sync)">
         <input #text name="text" placeholder="A new note" required autocomplete="off" />
         <button>Add</button>
+        <button name="refused" value="yes">Add, refused by the server</button>
       </form>
+      <p id="rolled-back" role="status">{{ rolledBack() }}</p>
       <ul id="notes">
-        @for (note of list(); track note.id) {
-          <li [attr.data-id]="note.id" [attr.data-state]="note.state">{{ note.text }} ({{ note.state }})</li>
+        @for (note of notes(); track note.entityId) {
+          <li [attr.data-id]="note.entityId" [attr.data-state]="note.pending ? 'pending' : 'synced'">
+            {{ noteText(note.data) }}@if (note.pending) {<em> (pending)</em>}
+          </li>
         }
       </ul>
     </main>
@@ -70,13 +73,25 @@ export class AppComponent {
   readonly #params = new URLSearchParams(inject(DOCUMENT).location.search);
   readonly url = this.#params.get('url') ?? '/api/sync';
   readonly dbName = this.#params.get('db') ?? '';
+  readonly noteText = noteText;
 
+  /**
+   * The element, once the view has it. An Angular CLI (AOT) app writes
+   * `viewChild<ElementRef<SyncConnectionElement>>('sync')`; this example compiles in the browser
+   * (JIT), which sees signal queries only after a build step it does not have, so a decorated
+   * query fills the signal.
+   */
+  readonly sync = signal<ElementRef<SyncConnectionElement> | undefined>(undefined);
+  @ViewChild('sync', { static: true }) set syncElement(element: ElementRef<SyncConnectionElement>) {
+    this.sync.set(element);
+  }
+  /** The notes as this page sees them, this tab's and other tabs' pending writes included. */
+  readonly notes = injectEntities(this.sync, 'note', { sort: (a, b) => createdAt(a) - createdAt(b) });
   readonly status = signal('disconnected');
   readonly clientId = signal('');
   readonly lastLsn = signal('');
   readonly lastError = signal('');
-  readonly notes = signal<Notes>(new Map());
-  readonly list = computed(() => [...this.notes().values()]);
+  readonly rolledBack = signal('');
 
   onConnected(event: ConnectedEvent): void {
     this.status.set('connected');
@@ -87,22 +102,15 @@ export class AppComponent {
     this.status.set(event.detail.state.status);
   }
 
-  async onSyncCompleted(event: SyncCompletedEvent, sync: SyncConnectionElement): Promise<void> {
+  onSyncCompleted(event: SyncCompletedEvent): void {
     this.lastLsn.set(event.detail.lsn);
-    const entities = await sync.getEntities('note');
-    this.notes.update((notes) => entities.reduce((all, entity) => received(all, entity.entityId, noteText(entity.data)), notes));
   }
 
-  onChanges(event: ChangesEvent): void {
-    this.notes.update((notes) =>
-      event.detail.changes.reduce((all, change) => {
-        if (change.entityType !== 'note') return all;
-        if (change.type === 'update') return received(all, change.entityId, noteText(change.data));
-        const rest = new Map(all);
-        rest.delete(change.entityId);
-        return rest;
-      }, notes),
-    );
+  // In every tab: which notes a refused operation took back, and why.
+  onOperationError(event: OperationErrorEvent): void {
+    const { entities, message } = event.detail;
+    const ids = entities.filter((entity) => entity.entityType === 'note').map((entity) => entity.entityId);
+    this.rolledBack.set(`Rolled back note ${ids.join(', ')}: ${message}`);
   }
 
   // `error` does not bubble; Angular's (error) listens on the element itself, where it fires.
@@ -113,16 +121,14 @@ export class AppComponent {
   async add(event: SubmitEvent, input: HTMLInputElement, sync: SyncConnectionElement): Promise<void> {
     event.preventDefault();
     const text = input.value.trim();
+    const refused = event.submitter?.getAttribute('name') === 'refused';
     input.value = '';
     if (!text) return;
-    const id = crypto.randomUUID();
-    this.notes.update((notes) => new Map(notes).set(id, { id, text, state: 'pending' }));
     try {
-      await sync.queueOperation({ type: 'upsert', payload: { entityType: 'note', entityId: id, data: { text } } });
-      this.notes.update((notes) => withState(notes, id, 'acknowledged'));
+      await sync.queueOperation(addNote(text, refused));
     } catch (error) {
-      this.notes.update((notes) => withState(notes, id, 'failed'));
-      this.lastError.set(error instanceof Error ? error.message : String(error));
+      // A refusal is told by operation_error, in every tab.
+      if (!(error instanceof OperationRejectedError)) this.lastError.set(error instanceof Error ? error.message : String(error));
     }
   }
 }

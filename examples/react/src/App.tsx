@@ -1,23 +1,18 @@
 import { useRef, useState, type FormEvent } from 'react';
-import 'sync-connection';
-// <sync-connection> in JSX, with React 19's event props (onsync_completed, onerror...).
-import type {} from 'sync-connection/react';
+// Registers <sync-connection> before the first render, so that React sets its properties.
+import { OperationRejectedError } from 'sync-connection';
+// useEntities, and <sync-connection> in JSX with React 19's event props (onsync_completed, onerror...).
+import { useEntities } from 'sync-connection/react';
 import type {
-  ChangesEvent,
   ConnectedEvent,
+  OperationErrorEvent,
+  OperationInput,
   StateChangeEvent,
   SyncCompletedEvent,
   SyncConnectionElement,
+  SyncEntity,
   SyncErrorEvent,
 } from 'sync-connection';
-
-interface Note {
-  id: string;
-  text: string;
-  state: 'pending' | 'acknowledged' | 'failed' | 'synced';
-}
-
-type Notes = ReadonlyMap<string, Note>;
 
 const params = new URLSearchParams(location.search);
 const url = params.get('url') ?? '/api/sync';
@@ -26,62 +21,58 @@ const dbName = params.get('db') ?? '';
 const noteText = (data: unknown): string =>
   typeof data === 'object' && data !== null && 'text' in data && typeof data.text === 'string' ? data.text : '';
 
-/** A note the server sent: update the text of one we know (keeping its state), or add it. */
-function received(notes: Notes, id: string, text: string): Notes {
-  const known = notes.get(id);
-  return new Map(notes).set(id, known ? { ...known, text } : { id, text, state: 'synced' });
-}
+const createdAt = (note: SyncEntity): number =>
+  typeof note.data === 'object' && note.data !== null && 'createdAt' in note.data && typeof note.data.createdAt === 'number'
+    ? note.data.createdAt
+    : 0;
 
-function withState(notes: Notes, id: string, state: Note['state']): Notes {
-  const note = notes.get(id);
-  return note ? new Map(notes).set(id, { ...note, state }) : notes;
+// Outside the component: the same options on every render, so the live query is not restarted.
+const NOTES_IN_ORDER = { sort: (a: SyncEntity, b: SyncEntity) => createdAt(a) - createdAt(b) };
+
+/**
+ * The operation that adds a note. A refused one has a type the reference server does not know
+ * (it knows upsert, patch and delete) and declares the same effect: the note shows at once, and
+ * is rolled back when the server refuses it.
+ */
+function addNote(text: string, refused: boolean): OperationInput {
+  const payload = { entityType: 'note', entityId: crypto.randomUUID(), data: { text, createdAt: Date.now() } };
+  return refused ? { type: 'add_note', payload, effects: [{ type: 'upsert', ...payload }] } : { type: 'upsert', payload };
 }
 
 export function App() {
   const sync = useRef<SyncConnectionElement>(null);
+  // The notes as this page sees them, this tab's and other tabs' pending writes included.
+  const notes = useEntities(sync, 'note', NOTES_IN_ORDER);
   const [status, setStatus] = useState('disconnected');
   const [clientId, setClientId] = useState('');
   const [lastLsn, setLastLsn] = useState('');
   const [lastError, setLastError] = useState('');
-  const [notes, setNotes] = useState<Notes>(new Map());
+  const [rolledBack, setRolledBack] = useState('');
 
   function onConnected(event: ConnectedEvent) {
     setStatus('connected');
     setClientId(event.detail.clientId);
   }
 
-  async function onSyncCompleted(event: SyncCompletedEvent) {
-    setLastLsn(event.detail.lsn);
-    const entities = (await sync.current?.getEntities('note')) ?? [];
-    setNotes((notes) => entities.reduce((all, entity) => received(all, entity.entityId, noteText(entity.data)), notes));
-  }
-
-  function onChanges(event: ChangesEvent) {
-    setNotes((notes) =>
-      event.detail.changes.reduce((all, change) => {
-        if (change.entityType !== 'note') return all;
-        if (change.type === 'update') return received(all, change.entityId, noteText(change.data));
-        const rest = new Map(all);
-        rest.delete(change.entityId);
-        return rest;
-      }, notes),
-    );
+  // In every tab: which notes a refused operation took back, and why.
+  function onOperationError(event: OperationErrorEvent) {
+    const { entities, message } = event.detail;
+    const ids = entities.filter((entity) => entity.entityType === 'note').map((entity) => entity.entityId);
+    setRolledBack(`Rolled back note ${ids.join(', ')}: ${message}`);
   }
 
   async function onSubmit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
     const form = event.currentTarget;
     const text = String(new FormData(form).get('text') ?? '').trim();
+    const refused = (event.nativeEvent as SubmitEvent).submitter?.getAttribute('name') === 'refused';
     form.reset();
     if (!text || !sync.current) return;
-    const id = crypto.randomUUID();
-    setNotes((notes) => new Map(notes).set(id, { id, text, state: 'pending' }));
     try {
-      await sync.current.queueOperation({ type: 'upsert', payload: { entityType: 'note', entityId: id, data: { text } } });
-      setNotes((notes) => withState(notes, id, 'acknowledged'));
+      await sync.current.queueOperation(addNote(text, refused));
     } catch (error) {
-      setNotes((notes) => withState(notes, id, 'failed'));
-      setLastError(error instanceof Error ? error.message : String(error));
+      // A refusal is told by operation_error, in every tab.
+      if (!(error instanceof OperationRejectedError)) setLastError(error instanceof Error ? error.message : String(error));
     }
   }
 
@@ -94,8 +85,8 @@ export function App() {
         db-name={dbName}
         onconnected={onConnected}
         onstate_change={(event: StateChangeEvent) => setStatus(event.detail.state.status)}
-        onsync_completed={onSyncCompleted}
-        onchanges={onChanges}
+        onsync_completed={(event: SyncCompletedEvent) => setLastLsn(event.detail.lsn)}
+        onoperation_error={onOperationError}
         onerror={(event: SyncErrorEvent) => setLastError(event.detail.message)}
       />
       <dl>
@@ -108,15 +99,17 @@ export function App() {
         <dt>Last error</dt>
         <dd id="error">{lastError}</dd>
       </dl>
-      {/* onSubmit, not a form action: an action's updates show only when it ends, hiding "pending". */}
       <form id="note-form" onSubmit={onSubmit}>
         <input name="text" placeholder="A new note" required autoComplete="off" />
         <button>Add</button>
+        <button name="refused" value="yes">Add, refused by the server</button>
       </form>
+      <p id="rolled-back" role="status">{rolledBack}</p>
       <ul id="notes">
-        {[...notes.values()].map((note) => (
-          <li key={note.id} data-id={note.id} data-state={note.state}>
-            {note.text} ({note.state})
+        {notes.map((note) => (
+          <li key={note.entityId} data-id={note.entityId} data-state={note.pending ? 'pending' : 'synced'}>
+            {noteText(note.data)}
+            {note.pending && <em> (pending)</em>}
           </li>
         ))}
       </ul>
