@@ -8,8 +8,9 @@ import {
   type SyncMessage,
   type WireOperation,
 } from '../src/protocol/wire.ts';
-import { operationToEdit } from './operations.ts';
-import { StoreRefusedError, StoreUnavailableError, type StoredRecord, type SyncStore, type WriteSequence } from './sync-store.ts';
+import type { InputLimits } from './limits.ts';
+import { OperationWriter } from './operation-writer.ts';
+import type { StoredRecord, SyncStore } from './sync-store.ts';
 
 /** Decides whether a `sync` may proceed. The token must never be logged or echoed. */
 export type Authenticate = (
@@ -24,6 +25,7 @@ export interface ConnectionSettings {
   /** A client whose unsent bytes exceed this is terminated. */
   maxBufferedBytes: number;
   authenticate?: Authenticate;
+  limits: InputLimits;
   /** Called for every `operation` frame received, repeats included. */
   onOperationFrame(): void;
   now(): number;
@@ -49,8 +51,6 @@ const CLOSE_UNAUTHORIZED = 4001;
 /** An ordinary (retried) close: the client reconnects and re-sends what was not acknowledged. */
 export const CLOSE_STORE_UNAVAILABLE = 1011;
 export const STORE_UNAVAILABLE_REASON = 'store unavailable';
-/** Ms after which a deferred operation that was not sent again (the client cleared it) stops holding back the rest. */
-export const DEFERRED_EXPIRY_MS = 60_000;
 
 /** The server's side of one WebSocket: answers frames, replays the log, then streams records. */
 export class SyncConnection {
@@ -70,20 +70,14 @@ export class SyncConnection {
   #inbox: Promise<void> = Promise.resolve();
   /** `operation_complete` answers held until the client has been sent the change itself. */
   #heldAcks: { position: bigint; message: OperationCompleteMessage }[] = [];
-  /**
-   * Ids answered `retryable` on this connection, with when. While any is outstanding every other
-   * operation is deferred too, without being tried: the client sends the deferred ones again in
-   * their order, so an operation never lands before one the client sent earlier.
-   */
-  #deferred = new Map<string, number>();
-  /** This client's writes commit in the order they arrived (see SyncStore.append). */
-  readonly #writes: WriteSequence = {};
+  readonly #writer: OperationWriter;
 
   constructor(socket: WebSocket, settings: ConnectionSettings) {
     this.#socket = socket;
     this.#settings = settings;
     this.#lowWater = Math.max(1, Math.min(1 << 20, Math.floor(settings.maxBufferedBytes / 4)));
     this.#authorized = settings.authenticate === undefined;
+    this.#writer = new OperationWriter(settings.store, settings.limits, settings.now);
     this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.once('close', () => {
       this.#generation += 1;
@@ -228,55 +222,25 @@ export class SyncConnection {
       this.#send({ type: 'error', message: `operation ${operation.id} arrived before an authorized sync` });
       return;
     }
-    const edit = operationToEdit(operation, this.#settings.now());
-    if (typeof edit === 'string') {
-      this.#send({ type: 'operation_error', id: operation.id, message: edit });
-      return;
-    }
-    if (this.#holdBack(operation.id)) {
-      this.#defer(operation.id, 'an operation sent before it was deferred and has not been sent again yet; nothing was stored, so it can be sent again after that one');
-      return;
-    }
-    this.#settings.store.append([edit], operation.id, this.#writes).then(
-      ({ lsn, position }) => this.#acknowledge(position, { type: 'operation_complete', id: operation.id, lsn }),
-      (error: unknown) => {
-        // The store is down for a while and this write was certainly not applied: the client is
-        // kept (it still gets what the store delivers once back) and told so plainly.
-        if (error instanceof StoreUnavailableError) {
-          this.#defer(operation.id, error.message);
+    void this.#writer.write(operation).then((outcome) => {
+      switch (outcome.kind) {
+        case 'applied':
+          this.#acknowledge(outcome.position, { type: 'operation_complete', id: operation.id, lsn: outcome.lsn });
           return;
-        }
-        // The store can never hold this write: rejected for good, like an invalid payload.
-        if (error instanceof StoreRefusedError) {
-          this.#send({ type: 'operation_error', id: operation.id, message: `operation rejected: ${error.message}` });
+        case 'rejected':
+          this.#send({ type: 'operation_error', id: operation.id, message: outcome.message, ...(outcome.retryable ? { retryable: true } : {}) });
           return;
+        case 'store-failed':
+          // Closing is the one answer the protocol has that makes the client re-send every
+          // unacknowledged operation: on its next connection, to a working store.
+          this.#socket.close(CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON);
+          return;
+        default: {
+          const unexpected: never = outcome;
+          throw new Error(`unhandled outcome ${JSON.stringify(unexpected)}`);
         }
-        // The store failed for good: not stored, so never acknowledged, and no operation_error
-        // either (that means "rejected for good, do not retry"). Closing is the one answer the
-        // protocol has that makes the client re-send every unacknowledged operation: on its next
-        // connection, to a working store.
-        this.#socket.close(CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON);
-      },
-    );
-  }
-
-  /**
-   * True when `id` must wait behind a deferred operation. A deferred id that comes back is tried
-   * (the client re-sends in order, so it is the next in line); one not seen again for
-   * DEFERRED_EXPIRY_MS was dropped by the client and holds nothing back any longer.
-   */
-  #holdBack(id: string): boolean {
-    const now = this.#settings.now();
-    for (const [deferredId, at] of this.#deferred) {
-      if (now - at > DEFERRED_EXPIRY_MS) this.#deferred.delete(deferredId);
-    }
-    if (this.#deferred.delete(id)) return false;
-    return this.#deferred.size > 0;
-  }
-
-  #defer(id: string, why: string): void {
-    this.#deferred.set(id, this.#settings.now());
-    this.#send({ type: 'operation_error', id, message: `operation not applied: ${why}`, retryable: true });
+      }
+    });
   }
 
   /** Answers an operation once the client has been sent its change (at once if not syncing). */

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isRecord, parseChanges } from '../src/protocol/change.ts';
+import { editProblem, type InputLimits } from './limits.ts';
 import { withTimestamp } from './operations.ts';
 import { StoreRefusedError, StoreUnavailableError, type SyncStore } from './sync-store.ts';
 
@@ -10,6 +11,7 @@ export interface ApiContext {
   closing(): boolean;
   /** The error that made the store fail for good, if it has: writes are refused. */
   storeFailure(): Error | undefined;
+  limits: InputLimits;
   /** Counters the server keeps beside the store's. */
   counters(): { operationFramesReceived: number; clients: number };
   now(): number;
@@ -73,7 +75,7 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Handler>>>> = {
     GET: async (_request, { store }) => await store.entities(),
   },
   '/api/changes': {
-    POST: async (request, { store, maxBodyBytes, closing, storeFailure, now }) => {
+    POST: async (request, { store, maxBodyBytes, closing, storeFailure, limits, now }) => {
       if (closing()) throw new HttpError(503, 'the server is shutting down');
       const failed = storeFailure();
       if (failed) throw new HttpError(503, `store unavailable: ${failed.message}`);
@@ -86,6 +88,11 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Handler>>>> = {
         const reasons = invalid.slice(0, 5).map(({ index, reason }) => `#${index}: ${reason}`);
         throw new HttpError(400, `invalid changes: ${reasons.join('; ')}`);
       }
+      const overLimit = changes.flatMap((change, index) => {
+        const problem = editProblem(change, limits);
+        return problem === undefined ? [] : [`#${index}: ${problem}`];
+      });
+      if (overLimit.length > 0) throw new HttpError(400, `changes over a limit: ${overLimit.slice(0, 5).join('; ')}`);
       const timestamp = now();
       try {
         const { lsn } = await store.append(changes.map((change) => withTimestamp(change, timestamp)));

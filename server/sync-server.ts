@@ -10,6 +10,7 @@ import {
 } from './connection.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { handleApi } from './http-api.ts';
+import { DEFAULT_LIMITS, type InputLimits } from './limits.ts';
 import { serveStatic } from './static-files.ts';
 import { openStore } from './open-store.ts';
 import type { StoredRecord, SyncStore } from './sync-store.ts';
@@ -46,6 +47,8 @@ export interface SyncServerOptions {
   syncRequestOnConnect?: boolean;
   /** Called for every `sync`; false closes the socket with 4001 "unauthorized". */
   authenticate?: Authenticate;
+  /** What one write may hold (ids, types, nesting, size); each over-limit write is refused, naming the limit. */
+  limits?: Partial<InputLimits>;
   /** Clock for change timestamps. Default `Date.now`. */
   now?: () => number;
   /**
@@ -92,6 +95,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   const ownsStore = options.store === undefined;
   const store = options.store ?? (await openStore(options));
   const now = options.now ?? Date.now;
+  const limits: InputLimits = { ...DEFAULT_LIMITS, ...options.limits };
   // The data is never served, even when the data directory lies inside a served folder.
   const hiddenDirs = options.dataDir === undefined ? [] : [resolvePath(options.dataDir)];
   const connections = new Map<WebSocket, SyncConnection>();
@@ -128,6 +132,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
         maxBodyBytes: options.maxBodyBytes ?? 16 * 1024 * 1024,
         closing: () => closing,
         storeFailure: () => storeFailure,
+        limits,
         counters,
         now,
       };
@@ -168,6 +173,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
       batchSize: options.batchSize ?? 1000,
       maxBufferedBytes: options.maxBufferedBytes ?? 16 * 1024 * 1024,
       authenticate: options.authenticate,
+      limits,
       onOperationFrame: () => {
         operationFramesReceived += 1;
       },

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Change } from '../../src/protocol/change.ts';
 import type { ServerMessage } from '../../src/protocol/wire.ts';
-import { DEFERRED_EXPIRY_MS } from '../connection.ts';
+import { DEFERRED_EXPIRY_MS } from '../operation-writer.ts';
 import { FileSyncStore } from '../store.ts';
 import { StoreUnavailableError, type AppendResult, type SyncStore } from '../sync-store.ts';
 import { startServer, tempDir, TestClient, wsUrl } from './helpers.ts';

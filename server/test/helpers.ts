@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptionsWithStdioTuple } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -242,4 +243,30 @@ export async function startCli(
   const listening = JSON.parse(first) as { event: string; port: number; url: string };
   if (listening.event !== 'listening') throw new Error(`unexpected first line: ${first}`);
   return { child, pid: child.pid!, port: listening.port, url: listening.url, exited, stderr: () => stderr, output: () => output };
+}
+
+/** A process's resident set size in MiB, from /proc (Linux). */
+export function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1];
+  if (kib === undefined) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(kib) / 1024;
+}
+
+/** Samples `rssMiB(pid)` every 50 ms until stopped; `stop()` returns the highest value seen. */
+export function watchRss(pid: number): { stop(): number } {
+  let peak = rssMiB(pid);
+  const timer = setInterval(() => {
+    try {
+      peak = Math.max(peak, rssMiB(pid));
+    } catch {
+      // the process is gone; the last value stands
+    }
+  }, 50);
+  return {
+    stop() {
+      clearInterval(timer);
+      return peak;
+    },
+  };
 }
