@@ -1,11 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isRecord, parseChanges } from '../src/protocol/change.ts';
+import { errorMessage } from '../src/protocol/errors.ts';
 import { editProblem, type InputLimits } from './limits.ts';
+import type { MemoryBudget } from './outbound.ts';
 import { withTimestamp } from './operations.ts';
 import { StoreRefusedError, StoreUnavailableError, type SyncStore } from './sync-store.ts';
 
 export interface ApiContext {
   store: SyncStore;
+  /** Request bodies are counted in it while they are read. */
+  budget: MemoryBudget;
   maxBodyBytes: number;
   /** True once the server is shutting down: writes are refused. */
   closing(): boolean;
@@ -13,7 +17,7 @@ export interface ApiContext {
   storeFailure(): Error | undefined;
   limits: InputLimits;
   /** Counters the server keeps beside the store's. */
-  counters(): { operationFramesReceived: number; clients: number };
+  counters(): { operationFramesReceived: number; clients: number; clientsDropped: number; bytesHeld: number };
   now(): number;
 }
 
@@ -58,7 +62,7 @@ export async function handleApi(
     sendJson(response, 200, await handler(request, context));
   } catch (error) {
     const status = error instanceof HttpError ? error.status : 500;
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     if (!response.headersSent) sendJson(response, status, { error: message });
     else response.destroy();
   }
@@ -75,11 +79,11 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Handler>>>> = {
     GET: async (_request, { store }) => await store.entities(),
   },
   '/api/changes': {
-    POST: async (request, { store, maxBodyBytes, closing, storeFailure, limits, now }) => {
+    POST: async (request, { store, budget, maxBodyBytes, closing, storeFailure, limits, now }) => {
       if (closing()) throw new HttpError(503, 'the server is shutting down');
       const failed = storeFailure();
       if (failed) throw new HttpError(503, `store unavailable: ${failed.message}`);
-      const body = await readJson(request, maxBodyBytes);
+      const body = await readJson(request, maxBodyBytes, budget);
       if (!isRecord(body) || !Array.isArray(body.changes) || body.changes.length === 0) {
         throw new HttpError(400, 'expected { "changes": [ ...at least one change ] }');
       }
@@ -103,7 +107,7 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Handler>>>> = {
         // Not durable, so not acknowledged; an unavailable or failed store is a 503 the caller
         // may retry later.
         if (error instanceof StoreUnavailableError || store.failure) {
-          throw new HttpError(503, error instanceof Error ? error.message : String(error));
+          throw new HttpError(503, errorMessage(error));
         }
         throw error;
       }
@@ -111,20 +115,52 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Handler>>>> = {
   },
 };
 
-function readJson(request: IncomingMessage, limit: number): Promise<unknown> {
+/**
+ * Reads a JSON body of at most `limit` bytes, counting what it holds in `budget`: a body that
+ * does not fit in the server's memory budget is refused with 503 (try again later).
+ */
+function readJson(request: IncomingMessage, limit: number, budget: MemoryBudget): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    let size = 0;
+    let held = 0;
+    let received = 0;
+    let refused: HttpError | undefined;
+    const release = () => {
+      budget.free(held);
+      held = 0;
+      chunks.length = 0;
+    };
+    const refuse = (error: HttpError) => {
+      refused = error;
+      release();
+      reject(error);
+    };
+    // A declared length is checked and reserved whole, up front: a body that cannot fit is
+    // refused before any of it is held.
+    const declared = Number(request.headers['content-length'] ?? Number.NaN);
+    if (declared > limit) refuse(new HttpError(413, `body larger than ${limit} bytes`));
+    else if (declared > 0 && budget.reserve(declared)) held = declared;
+    else if (declared > 0) refuse(new HttpError(503, 'the server is short of memory for request bodies; try again later'));
     request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      // Past the limit the rest is read and dropped, so the 413 answer can still be sent.
-      if (size > limit) reject(new HttpError(413, `body larger than ${limit} bytes`));
-      else chunks.push(chunk);
+      if (refused) return;
+      received += chunk.length;
+      // Past a limit the rest is read and dropped, so the answer can still be sent.
+      if (received > limit) refuse(new HttpError(413, `body larger than ${limit} bytes`));
+      else if (received > held && !budget.reserve(received - held)) refuse(new HttpError(503, 'the server is short of memory for request bodies; try again later'));
+      else held = Math.max(held, received);
+      if (!refused) chunks.push(chunk);
     });
-    request.on('error', reject);
+    request.on('error', (error) => {
+      release();
+      reject(error);
+    });
+    request.on('close', release);
     request.on('end', () => {
+      if (refused) return;
+      const text = Buffer.concat(chunks).toString('utf8');
+      release();
       try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+        resolve(JSON.parse(text));
       } catch {
         reject(new HttpError(400, 'body is not valid JSON'));
       }

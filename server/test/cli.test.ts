@@ -67,6 +67,7 @@ async function assertKept(t: { after(fn: () => void): void }, dataDir: string, a
   const stats = await getJson(`${second.url}/api/stats`);
   const client = await TestClient.open(`ws://127.0.0.1:${second.port}/api/sync`, t);
   const [id, lsn] = [...acknowledged.entries()][0]!;
+  await client.sync(lsn);
   client.send(upsert(id));
   assert.deepEqual(await client.next(), { type: 'operation_complete', id, lsn });
   assert.equal((await getJson(`${second.url}/api/stats`)).records, stats.records);
@@ -119,9 +120,10 @@ test('a disk error closes the sockets with 1011, exits 1 saying why, and loses n
   const second = await assertKept(t, dataDir, acknowledged);
   // An operation that was never acknowledged is applied when the client re-sends it.
   const again = await TestClient.open(`ws://127.0.0.1:${second.port}/api/sync`, t);
+  await again.sync('0/0');
   const unacknowledged = sent.find((id) => !acknowledged.has(id))!;
   again.send(operation(unacknowledged));
-  assert.equal((await again.next()).type, 'operation_complete', 'the re-sent operation is acknowledged');
+  assert.equal((await again.until('operation_complete')).at(-1)!.type, 'operation_complete', 'the re-sent operation is acknowledged');
 });
 
 test('with the default static root, only the page and its folders are served', BOUNDED, async (t) => {

@@ -136,9 +136,10 @@ test('a repeated operation id is answered again and applied once, also across a 
   assert.equal(stats.operationFramesReceived, 1);
 });
 
-test('garbage gets an error frame and the connection stays open', BOUNDED, async (t) => {
+test('after a sync, garbage gets an error frame and the connection stays open', BOUNDED, async (t) => {
   const server = await startServer(t, { dataDir: await tempDir(t) });
   const client = await TestClient.open(wsUrl(server), t);
+  await client.sync('0/0');
   const garbage = [
     'not json',
     '[1,2]',
@@ -212,6 +213,7 @@ test('changes appended during a replay are delivered exactly once, in order', BO
     preloaded += changes.length;
   }
   const writer = await TestClient.open(wsUrl(server), t);
+  await writer.sync('0/0');
   const reader = await TestClient.open(wsUrl(server), t);
   reader.send({ type: 'sync', clientId: 'reader', lastLSN: '0/0' });
   reader.socket.pause();
@@ -435,6 +437,7 @@ test('sync_request is sent on connect when asked for, and the query string is ig
 test('the heartbeat drops a socket that answers no pings and keeps one that does', BOUNDED, async (t) => {
   const server = await startServer(t, { dataDir: await tempDir(t), heartbeatInterval: 50 });
   const healthy = await TestClient.open(wsUrl(server), t);
+  await healthy.sync('0/0');
   const { WebSocket } = await import('ws');
   const silent = new WebSocket(wsUrl(server), { autoPong: false });
   t.after(() => silent.terminate());
