@@ -35,6 +35,10 @@ export const USAGE = `Usage: node --import tsx server/main.ts [options]
   --headers-timeout-ms N a request's headers must arrive within this (default 10000)
   --request-timeout-ms N a whole request, body included, must arrive within this (default 30000)
   --heartbeat-ms N       protocol ping interval, 0 = off (default 30000)
+  --recover-log          open a damaged embedded log by cutting it at the first damaged record,
+                         keeping every record before it; the rest is moved to
+                         <data-dir>/sync.log.damaged-<offset>. Without it such a log refuses
+                         to open (a torn tail from a crash is always cut, and said)
   --sync-request         send sync_request when a socket opens
   --exit-on-stdin-end    shut down when stdin closes
 Environment: SYNC_TOKEN, when set, is the token every sync must carry (else 4001); set but
@@ -49,7 +53,7 @@ const VALUE_FLAGS = new Set([
   'max-buffered-messages', 'stall-timeout-ms', 'memory-budget', 'max-connections', 'auth-timeout-ms',
   'max-body', 'headers-timeout-ms', 'request-timeout-ms', 'heartbeat-ms',
 ]);
-const SWITCHES = new Set(['sync-request', 'exit-on-stdin-end']);
+const SWITCHES = new Set(['sync-request', 'exit-on-stdin-end', 'recover-log']);
 
 /** Reads the command line and environment; returns an error text for anything it cannot use. */
 export function parseCliOptions(
@@ -131,6 +135,7 @@ export function parseCliOptions(
       requestTimeout: requestTimeout as number,
       heartbeatInterval: heartbeatInterval as number,
       syncRequestOnConnect: switches.has('sync-request'),
+      recoverLog: switches.has('recover-log'),
       ...(storeUrl ? { storeUrl } : {}),
     },
     exitOnStdinEnd: switches.has('exit-on-stdin-end'),

@@ -2,6 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isRecord, parseChanges } from '../src/protocol/change.ts';
 import { errorMessage } from '../src/protocol/errors.ts';
 import { editProblem, type InputLimits } from './limits.ts';
+import { readJson } from './http-body.ts';
+import { sendEntityPage, type SnapshotGate } from './http-entities.ts';
+import { CORS_HEADERS, HttpError, sendJson } from './http-error.ts';
 import type { MemoryBudget } from './outbound.ts';
 import { withTimestamp } from './operations.ts';
 import { StoreRefusedError, StoreUnavailableError, type SyncStore } from './sync-store.ts';
@@ -16,22 +19,16 @@ export interface ApiContext {
   /** The error that made the store fail for good, if it has: writes are refused. */
   storeFailure(): Error | undefined;
   limits: InputLimits;
+  /** Lets a few entity pages be read at once. */
+  snapshots: SnapshotGate;
+  /** Ms a response may wait for its client to read before it is dropped. */
+  stallTimeout: number;
   /** Counters the server keeps beside the store's. */
   counters(): { operationFramesReceived: number; clients: number; clientsDropped: number; bytesHeld: number };
   now(): number;
 }
 
-const CORS_HEADERS = {
-  'Access-Control-Allow-Origin': '*',
-  'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
-  'Access-Control-Allow-Headers': 'Content-Type',
-};
 
-class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
 
 /**
  * Handles `/api/stats`, `/api/entities` and `/api/changes`; returns false for any other path so
@@ -59,27 +56,34 @@ export async function handleApi(
     }
     const handler = route[request.method ?? ''];
     if (!handler) throw new HttpError(405, `${request.method} is not allowed on ${pathname}`);
-    sendJson(response, 200, await handler(request, context));
+    const answer = await handler(request, response, context);
+    if (answer !== STREAMED) sendJson(response, 200, answer);
   } catch (error) {
     const status = error instanceof HttpError ? error.status : 500;
     const message = errorMessage(error);
-    if (!response.headersSent) sendJson(response, status, { error: message });
+    if (!response.headersSent) sendJson(response, status, { error: message }, error instanceof HttpError ? error.headers : {});
     else response.destroy();
   }
   return true;
 }
 
-type Handler = (request: IncomingMessage, context: ApiContext) => Promise<unknown>;
+/** What a handler returns when it wrote its answer itself. */
+const STREAMED = Symbol('streamed');
+
+type Handler = (request: IncomingMessage, response: ServerResponse, context: ApiContext) => Promise<unknown>;
 
 const ROUTES: Readonly<Record<string, Readonly<Record<string, Handler>>>> = {
   '/api/stats': {
-    GET: async (_request, { store, counters }) => ({ ...(await store.stats()), ...counters() }),
+    GET: async (_request, _response, { store, counters }) => ({ ...(await store.stats()), ...counters() }),
   },
   '/api/entities': {
-    GET: async (_request, { store }) => await store.entities(),
+    GET: async (request, response, { store, snapshots, stallTimeout }) => {
+      await sendEntityPage(request, response, store, { gate: snapshots, stallTimeout });
+      return STREAMED;
+    },
   },
   '/api/changes': {
-    POST: async (request, { store, budget, maxBodyBytes, closing, storeFailure, limits, now }) => {
+    POST: async (request, _response, { store, budget, maxBodyBytes, closing, storeFailure, limits, now }) => {
       if (closing()) throw new HttpError(503, 'the server is shutting down');
       const failed = storeFailure();
       if (failed) throw new HttpError(503, `store unavailable: ${failed.message}`);
@@ -114,67 +118,3 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Handler>>>> = {
     },
   },
 };
-
-/**
- * Reads a JSON body of at most `limit` bytes, counting what it holds in `budget`: a body that
- * does not fit in the server's memory budget is refused with 503 (try again later).
- */
-function readJson(request: IncomingMessage, limit: number, budget: MemoryBudget): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let held = 0;
-    let received = 0;
-    let refused: HttpError | undefined;
-    const release = () => {
-      budget.free(held);
-      held = 0;
-      chunks.length = 0;
-    };
-    const refuse = (error: HttpError) => {
-      refused = error;
-      release();
-      reject(error);
-    };
-    // A declared length is checked and reserved whole, up front: a body that cannot fit is
-    // refused before any of it is held.
-    const declared = Number(request.headers['content-length'] ?? Number.NaN);
-    if (declared > limit) refuse(new HttpError(413, `body larger than ${limit} bytes`));
-    else if (declared > 0 && budget.reserve(declared)) held = declared;
-    else if (declared > 0) refuse(new HttpError(503, 'the server is short of memory for request bodies; try again later'));
-    request.on('data', (chunk: Buffer) => {
-      if (refused) return;
-      received += chunk.length;
-      // Past a limit the rest is read and dropped, so the answer can still be sent.
-      if (received > limit) refuse(new HttpError(413, `body larger than ${limit} bytes`));
-      else if (received > held && !budget.reserve(received - held)) refuse(new HttpError(503, 'the server is short of memory for request bodies; try again later'));
-      else held = Math.max(held, received);
-      if (!refused) chunks.push(chunk);
-    });
-    request.on('error', (error) => {
-      release();
-      reject(error);
-    });
-    request.on('close', release);
-    request.on('end', () => {
-      if (refused) return;
-      const text = Buffer.concat(chunks).toString('utf8');
-      release();
-      try {
-        resolve(JSON.parse(text));
-      } catch {
-        reject(new HttpError(400, 'body is not valid JSON'));
-      }
-    });
-  });
-}
-
-function sendJson(response: ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value);
-  response.writeHead(status, {
-    ...CORS_HEADERS,
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(body),
-    'Cache-Control': 'no-store',
-  });
-  response.end(body);
-}

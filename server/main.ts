@@ -23,6 +23,7 @@ try {
   server = await createSyncServer({
     ...parsed.server,
     ...(parsed.token === undefined ? {} : { authenticate: requireToken(parsed.token) }),
+    onStoreNotice: (message) => process.stderr.write(`sync server: ${message}\n`),
     // The store refuses every write after a disk error; reopening it (a new process) reads back
     // what is durable. So exit non-zero for a supervisor to restart the server.
     onStoreFailure: (error) => {

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { parseChanges } from '../src/protocol/change.ts';
 import { formatLSN, parseLSN, type LSN } from '../src/protocol/lsn.ts';
 import type { Edit } from './edit.ts';
+import { countChanges, readChanges, readEntityPage, readHead, readStats, rowsAfter, toRecord, PAGE_ROWS, type LogRow } from './postgres-reads.ts';
 import { describe, isCancelled, isConnectionError, isPoolBusy, redactUrl } from './postgres-errors.ts';
 import { NAMES, prepareDatabase, slotLost } from './postgres-schema.ts';
 import { stampOnce } from './postgres-stamper.ts';
@@ -11,7 +12,8 @@ import {
   StoreRefusedError,
   StoreUnavailableError,
   type AppendResult,
-  type EntitySnapshot,
+  type EntityPage,
+  type PageOptions,
   type ReadOptions,
   type StoreStats,
   type StoredRecord,
@@ -44,7 +46,6 @@ export interface PostgresStoreOptions {
   afterStamp?: () => void | Promise<void>;
 }
 
-const PAGE = 500;
 /** Shows in pg_stat_activity which process a connection belongs to (and which one stamps). */
 const APPLICATION_NAME = `sync-connection ${process.pid}`;
 const STAMP_LIMIT = 5000;
@@ -222,49 +223,21 @@ export class PostgresSyncStore implements SyncStore {
     return result;
   }
 
-  async changesAfter(after: bigint, { until, maxChanges }: ReadOptions): Promise<StoredRecord[]> {
-    if (until <= after) return [];
-    const rows = await this.#read((db) => db.query<LogRow>(
-      `SELECT lsn::text AS lsn, write_id, operation_id, changes, refused FROM ${NAMES.changeLog}
-        WHERE lsn > $1 AND lsn <= $2 AND refused IS NULL ORDER BY lsn LIMIT $3`,
-      [formatLSN(after), formatLSN(until), Math.max(1, Math.min(maxChanges, PAGE))],
-    ));
-    const records: StoredRecord[] = [];
-    let count = 0;
-    for (const row of rows.rows) {
-      const record = toRecord(row);
-      if (records.length > 0 && count + record.changes.length > maxChanges) break;
-      records.push(record);
-      count += record.changes.length;
-    }
-    return records;
+  changesAfter(after: bigint, options: ReadOptions): Promise<StoredRecord[]> {
+    return this.#read((db) => readChanges(db, after, options));
   }
 
-  async countChangesAfter(after: bigint, until: bigint): Promise<number> {
-    if (until <= after) return 0;
-    const result = await this.#read((db) => db.query<{ count: string }>(
-      `SELECT coalesce(sum(change_count), 0)::text AS count FROM ${NAMES.changeLog} WHERE lsn > $1 AND lsn <= $2`,
-      [formatLSN(after), formatLSN(until)],
-    ));
-    return Number(result.rows[0]!.count);
+  countChangesAfter(after: bigint, until: bigint): Promise<number> {
+    return this.#read((db) => countChanges(db, after, until));
   }
 
-  async entities(): Promise<EntitySnapshot> {
+  entities(page: PageOptions): Promise<EntityPage> {
     return this.#read(async (db) => {
       const client = await db.connect();
       try {
-        // One snapshot: the stamper changes the log's head and the entities in one transaction.
-        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-        const head = await readHead(client);
-        const rows = await client.query<{ entity_type: string; entity_id: string; data: unknown }>(
-          `SELECT entity_type, entity_id, data FROM ${NAMES.entities} ORDER BY entity_type, entity_id`,
-        );
-        await client.query('COMMIT');
+        const result = await readEntityPage(client, page);
         client.release();
-        return {
-          lsn: formatLSN(head),
-          entities: rows.rows.map((row) => ({ entityType: row.entity_type, entityId: row.entity_id, data: row.data })),
-        };
+        return result;
       } catch (error) {
         client.release(true);
         throw error;
@@ -272,22 +245,8 @@ export class PostgresSyncStore implements SyncStore {
     });
   }
 
-  async stats(): Promise<StoreStats> {
-    const result = await this.#read((db) => db.query<{ lsn: string; records: string; changes: string; entities: string; operations: string }>(
-      `SELECT coalesce((SELECT max(lsn) FROM ${NAMES.changeLog}), '0/0')::text AS lsn,
-              (SELECT count(*) FROM ${NAMES.changeLog})::text AS records,
-              (SELECT coalesce(sum(change_count), 0) FROM ${NAMES.changeLog})::text AS changes,
-              (SELECT count(*) FROM ${NAMES.entities})::text AS entities,
-              (SELECT count(operation_id) FROM ${NAMES.writes})::text AS operations`,
-    ));
-    const row = result.rows[0]!;
-    return {
-      lsn: row.lsn,
-      records: Number(row.records),
-      changes: Number(row.changes),
-      entities: Number(row.entities),
-      operationsApplied: Number(row.operations),
-    };
+  stats(): Promise<StoreStats> {
+    return this.#read(readStats);
   }
 
   subscribe(listener: (record: StoredRecord) => void): () => void {
@@ -495,13 +454,9 @@ export class PostgresSyncStore implements SyncStore {
       do {
         this.#pullAgain = false;
         for (;;) {
-          const result = await this.#pool.query<LogRow>(
-            `SELECT lsn::text AS lsn, write_id, operation_id, changes, refused FROM ${NAMES.changeLog}
-              WHERE lsn > $1 ORDER BY lsn LIMIT ${PAGE}`,
-            [formatLSN(this.#headPosition)],
-          );
-          for (const row of result.rows) this.#announce(row);
-          if (result.rows.length < PAGE || this.#closed) break;
+          const rows = await rowsAfter(this.#pool, this.#headPosition);
+          for (const row of rows) this.#announce(row);
+          if (rows.length < PAGE_ROWS || this.#closed) break;
         }
       } while (this.#pullAgain && !this.#closed);
     })()
@@ -706,23 +661,6 @@ export class PostgresSyncStore implements SyncStore {
   }
 }
 
-interface LogRow {
-  lsn: string;
-  write_id: string;
-  operation_id: string | null;
-  changes: unknown;
-  refused: string | null;
-}
-
-function toRecord(row: LogRow): StoredRecord {
-  const position = parseLSN(row.lsn);
-  if (position === undefined) throw new Error(`malformed LSN ${row.lsn} in the change log`);
-  const { changes } = parseChanges(Array.isArray(row.changes) ? row.changes : []);
-  const record: StoredRecord = { lsn: formatLSN(position), position, changes };
-  if (row.operation_id !== null) record.operationId = row.operation_id;
-  return record;
-}
-
 /** The answer for a write already stamped: its record's LSN, or why it was refused. */
 function settled(state: WriteState, duplicate: boolean): AppendResult {
   if (state.refused !== null) throw new StoreRefusedError(state.refused);
@@ -752,9 +690,4 @@ async function endClient(client: pg.Client): Promise<void> {
   const ended = await Promise.race([client.end().then(() => true, () => true), grace]);
   clearTimeout(timer);
   if (!ended) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
-}
-
-async function readHead(db: { query<R extends object>(text: string): Promise<{ rows: R[] }> }): Promise<bigint> {
-  const result = await db.query<{ head: string }>(`SELECT coalesce(max(lsn), '0/0')::text AS head FROM ${NAMES.changeLog}`);
-  return parseLSN(result.rows[0]!.head) ?? 0n;
 }

@@ -10,6 +10,14 @@ export interface SyncServerOptions {
   host?: string;
   /** Where the embedded log lives; required unless `storeUrl` or `store` is given. */
   dataDir?: string;
+  /**
+   * Embedded log: open a damaged log by cutting it at the first damaged record, keeping every
+   * record before it (the rest is moved to `sync.log.damaged-<offset>`). Off by default: a damaged
+   * log refuses to open, saying where.
+   */
+  recoverLog?: boolean;
+  /** Told what opening the store found and did: a torn tail cut, damage set aside, a log imported. */
+  onStoreNotice?: (message: string) => void;
   /** A `postgres://` URL: keep the state in that database (shared with other instances) instead. */
   storeUrl?: string;
   /** A store to use instead of opening one. It is flushed, not closed. */

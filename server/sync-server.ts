@@ -5,6 +5,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON, SyncConnection } from './connection.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { handleApi } from './http-api.ts';
+import { SnapshotGate } from './http-entities.ts';
 import { openStore } from './open-store.ts';
 import { MemoryBudget, SharedFrame } from './outbound.ts';
 import { resolveOptions, type SyncServerOptions } from './server-options.ts';
@@ -97,6 +98,8 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     closing: () => closing,
     storeFailure: () => storeFailure,
     limits: settings.limits,
+    snapshots: new SnapshotGate(),
+    stallTimeout: settings.outbound.stallTimeout,
     counters,
     now: settings.now,
   };

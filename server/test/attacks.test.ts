@@ -4,10 +4,12 @@
  * client must be answered meanwhile. Each is bounded in count and time and talks to loopback.
  */
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
-import { eventually, getJson, postChanges, rssMiB, startCli, tempDir, TestClient, update, watchRss, type Cli } from './helpers.ts';
+import { allEntities, eventually, getJson, postChanges, rssMiB, startCli, tempDir, TestClient, update, watchRss, type Cli } from './helpers.ts';
 
 const BOUNDED = { timeout: 60_000 };
 
@@ -205,4 +207,58 @@ test('an empty SYNC_TOKEN is refused at start, and the start-up line says how cl
   await eventually(() => /listening/.test(guarded.stderr()), 5000, 'the start-up line');
   assert.match(guarded.stderr(), /clients authenticate with the token in SYNC_TOKEN/);
   assert.doesNotMatch(guarded.output(), /secret-value/, 'the token is not printed');
+});
+
+test('attack: GET /api/entities from sockets that never read the answer: each answer is one bounded page, a few at once', BOUNDED, async (t) => {
+  const cli = await startCli(t, ['--data-dir', await tempDir(t), '--stall-timeout-ms', '3000']);
+  // 20,000 entities of about 500 bytes: 10 MB of data.
+  const text = 'y'.repeat(450);
+  for (let batch = 0; batch < 20; batch += 1) {
+    const changes = Array.from({ length: 1000 }, (_, i) => update('item', `${batch}-${i}`, { text }));
+    assert.equal((await postChanges(cli.url, changes)).status, 200);
+  }
+  const before = rssMiB(cli.pid);
+  const rss = watchRss(cli.pid);
+  const readers = Array.from({ length: 100 }, () => {
+    const socket = connect(cli.port, '127.0.0.1');
+    socket.on('error', () => {});
+    let head = '';
+    socket.once('data', (data: Buffer) => {
+      head = data.toString('latin1', 0, 12);
+      socket.pause(); // and never read again
+    });
+    socket.write('GET /api/entities?limit=10000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    return { socket, head: () => head, closed: new Promise<void>((resolve) => socket.once('close', () => resolve())) };
+  });
+  await servesClient(cli, 'during-entity-flood');
+  assert.equal((await fetch(`${cli.url}/api/stats`)).status, 200, 'the stats are answered meanwhile');
+  await eventually(() => readers.every((reader) => reader.head() !== ''), 20_000, 'every request answered or refused');
+  const heads = new Set(readers.map((reader) => reader.head()));
+  assert.ok([...heads].every((head) => head === 'HTTP/1.1 200' || head === 'HTTP/1.1 503'), `each got a page or a 503 (${[...heads]})`);
+  const peak = rss.stop();
+  // Each page is at most about a MiB in the server; a whole snapshot per request would be 1 GB.
+  assert.ok(peak - before < 100, `RSS grew by ${(peak - before).toFixed(0)} MiB (from ${before.toFixed(0)} MiB)`);
+  // The stalled readers are dropped, and a reading client gets every entity, page by page.
+  for (const reader of readers) reader.socket.destroy();
+  const all = await allEntities(cli.url);
+  assert.equal(all.filter((entity) => entity.entityType === 'item').length, 20_000, 'a reading client gets every entity');
+});
+
+test('a damaged log refuses to start the CLI, naming --recover-log, which then cuts it and says so', BOUNDED, async (t) => {
+  const dataDir = await tempDir(t);
+  const first = await startCli(t, ['--data-dir', dataDir]);
+  for (const id of ['a', 'b', 'c']) await postChanges(first.url, [update('doc', id, { id, text: `text of ${id}` })]);
+  first.child.kill('SIGTERM');
+  await first.exited;
+  const path = join(dataDir, 'sync.log');
+  const bytes = await readFile(path);
+  const at = bytes.indexOf(Buffer.from('text of b'));
+  bytes[at] = bytes[at]! ^ 0x01;
+  await writeFile(path, bytes);
+  await assert.rejects(startCli(t, ['--data-dir', dataDir]), /sync server failed to start: the log .* is damaged at byte \d+ .*fails its checksum.*--recover-log/);
+  const recovered = await startCli(t, ['--data-dir', dataDir, '--recover-log']);
+  await eventually(() => /listening/.test(recovered.stderr()), 5000, 'the start-up line');
+  assert.match(recovered.stderr(), /--recover-log: cut the log at byte \d+ \(a record fails its checksum\); the \d+ bytes from there were moved to .*sync\.log\.damaged-\d+/);
+  const entities = (await getJson(`${recovered.url}/api/entities`)).entities as { entityId: string }[];
+  assert.deepEqual(entities.map((entity) => entity.entityId), ['a'], 'what preceded the damage is served');
 });

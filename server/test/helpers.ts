@@ -37,7 +37,8 @@ export function diskThatFills(): { openFile: OpenLogFile; fillDisk(): void } {
   const openFile: OpenLogFile = async (path) => {
     const file = await open(path, 'r+');
     const faulty: LogFile = {
-      readFile: () => file.readFile(),
+      read: (buffer, offset, length, position) => file.read(buffer, offset, length, position),
+      stat: () => file.stat(),
       truncate: (length) => file.truncate(length),
       datasync: () => file.datasync(),
       close: () => file.close(),
@@ -73,6 +74,21 @@ export async function postChanges(baseUrl: string, changes: unknown): Promise<{ 
 export async function getJson(url: string): Promise<Record<string, unknown>> {
   const response = await fetch(url);
   return (await response.json()) as Record<string, unknown>;
+}
+
+/** Every entity, following `next` from page to page. */
+export async function allEntities(baseUrl: string, limit?: number): Promise<{ entityType: string; entityId: string; data: unknown }[]> {
+  const entities: { entityType: string; entityId: string; data: unknown }[] = [];
+  let after: string | undefined;
+  do {
+    const query = new URLSearchParams();
+    if (limit !== undefined) query.set('limit', String(limit));
+    if (after !== undefined) query.set('after', after);
+    const page = await getJson(`${baseUrl}/api/entities?${query}`);
+    entities.push(...(page.entities as typeof entities));
+    after = page.next as string | undefined;
+  } while (after !== undefined);
+  return entities;
 }
 
 /** Polls `check` until it returns true, failing after `ms`. */

@@ -205,7 +205,7 @@ test('one client\'s writes commit in the order it sent them, even when the first
   await admin.query('ROLLBACK');
   const [first, second] = await Promise.all([upserted, removed]);
   assert.ok(second.position > first.position, `the delete (${second.lsn}) after the upsert (${first.lsn})`);
-  const { entities } = await store.entities();
+  const { entities } = await store.entities({ limit: 1000 });
   assert.deepEqual(entities.filter((entity) => entity.entityId === 'x'), [], 'the entity ends deleted, as the client meant');
   // Another client's write is not held up by this one's.
   const other = await store.append([update('item', 'y', 1)], 'other', {});

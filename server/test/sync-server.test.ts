@@ -87,13 +87,13 @@ test('a sync from the head replays nothing, and a second sync on the same socket
   assert.deepEqual(changeFrames(again).flatMap((b) => b.changes.map((c) => c.entityId)), ['1', '2']);
 });
 
-test('the log survives a restart, also with a torn last line', BOUNDED, async (t) => {
+test('the log survives a restart, also with a torn last record', BOUNDED, async (t) => {
   const dataDir = await tempDir(t);
   const first = await startServer(t, { dataDir });
   await postChanges(first.url, [update('doc', '1', { v: 1 })]);
   const { body } = await postChanges(first.url, [update('doc', '2', { v: 2 })]);
   await first.close();
-  await appendFile(join(dataDir, 'changes.log'), '{"changes":[{"type":"upd');
+  await appendFile(join(dataDir, 'sync.log'), '{"changes":[{"type":"upd');
 
   const second = await startServer(t, { dataDir });
   const entities = await getJson(`${second.url}/api/entities`);
@@ -370,7 +370,8 @@ test('static files: only the page, /dist/, /bench/ and /examples/, never dotfile
     assert.match(answer.type, type, `${path} has its content type`);
   }
   for (const path of [
-    '/data/changes.log',
+    '/data/sync.log',
+    '/data/lock',
     '/.git/HEAD',
     '/.env',
     '/package.json',
@@ -397,7 +398,7 @@ test('the data directory is not served even inside a served folder', BOUNDED, as
   await writeFile(join(root, 'examples', 'demo.html'), '<!doctype html>');
   const server = await startServer(t, { dataDir: join(root, 'examples', 'data'), staticDir: root });
   await postChanges(server.url, [update('a', '1', 1)]);
-  const log = await fetch(`${server.url}/examples/data/changes.log`);
+  const log = await fetch(`${server.url}/examples/data/sync.log`);
   await log.body?.cancel();
   assert.equal(log.status, 404, 'the log is not served');
   const demo = await fetch(`${server.url}/examples/demo.html`);
