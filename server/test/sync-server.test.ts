@@ -465,7 +465,7 @@ test('a sync during a replay restarts it from the new lastLSN', BOUNDED, async (
   // Paused, the client cannot take the first replay whole, so the second sync lands inside it.
   client.socket.pause();
   client.send({ type: 'sync', clientId: 'c', lastLSN: '0/0' });
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await eventually(async () => (await server.stats()).bytesHeld > 0, 5000, 'the first replay under way');
   client.send({ type: 'sync', clientId: 'c', lastLSN: lsns[149] });
   client.socket.resume();
   const frames = await client.until('sync_complete');
