@@ -267,9 +267,7 @@ export class SyncConnection {
         this.#advance(until);
         break;
       }
-      const changes: readonly Change[] =
-        records.length === 1 ? last.changes : records.flatMap((record) => record.changes);
-      const written = this.#queue.send(JSON.stringify({ type: 'changes', changes, lsn: last.lsn }));
+      const written = this.#queue.send(changesFrame(records, last.lsn));
       this.#advance(last.position);
       if (this.#queue.bytes > this.#lowWater) await Promise.race([written, this.#closed]);
       if (this.#stale(generation)) return false;
@@ -328,6 +326,16 @@ export class SyncConnection {
   #send(message: ServerFrame): void {
     void this.#queue.send(JSON.stringify(message));
   }
+}
+
+/** One `changes` frame for `records`, from their JSON text when the store kept it. */
+function changesFrame(records: readonly StoredRecord[], lsn: string): string {
+  if (records.every((record) => record.changesJson !== undefined)) {
+    const items = records.map((record) => record.changesJson!.slice(1, -1)).filter((text) => text.length > 0);
+    return `{"type":"changes","changes":[${items.join(',')}],"lsn":${JSON.stringify(lsn)}}`;
+  }
+  const changes: readonly Change[] = records.length === 1 ? records[0]!.changes : records.flatMap((record) => record.changes);
+  return JSON.stringify({ type: 'changes', changes, lsn });
 }
 
 function rawToText(data: RawData): string {

@@ -5,14 +5,14 @@ import { crc32 } from 'node:zlib';
  * checksummed, so a torn write, a zero-filled run or a flipped bit is found, never served:
  *
  *   file header  "SYNCLOG2" | u32 header size (32) | u32 0 | u64 base | u32 crc32(bytes 0-23) | u32 0
- *   record       u16 magic 0x5253 | u8 version 1 | u8 flags 0 | u32 index bytes | u32 body bytes
- *                | u32 change count | u32 crc32(index + body) | u32 crc32(header bytes 0-19)
- *                | index (JSON) | body (JSON)
+ *   record       u32 crc32(every byte after it) | u16 magic 0x5253 | u8 version 1 | u8 flags 0
+ *                | u32 index bytes | u32 body bytes | u32 change count | index | body
  *
- * All numbers little-endian. A record's LSN is `base` plus the file offset just after it.
+ * All numbers little-endian. One checksum covers the record's header fields and payload. A
+ * record's LSN is `base` plus the file offset just after it.
  */
 export const FILE_HEADER_BYTES = 32;
-export const RECORD_HEADER_BYTES = 24;
+export const RECORD_HEADER_BYTES = 20;
 /** The largest record the store writes or reads (index and body together). */
 export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
@@ -38,12 +38,12 @@ export function decodeFileHeader(header: Buffer): bigint | string {
   return header.readBigUInt64LE(16);
 }
 
-/** A record's frame header, read and checked. */
+/** A record's frame header, read (its checksum is checked with the whole record). */
 export interface FrameHeader {
+  checksum: number;
   indexBytes: number;
   bodyBytes: number;
   changeCount: number;
-  payloadCrc: number;
   /** Header and payload together. */
   size: number;
 }
@@ -51,43 +51,41 @@ export interface FrameHeader {
 /** One record's bytes: its header, then `index` and `body`. */
 export function encodeFrame(index: Buffer, body: Buffer, changeCount: number): Buffer {
   const frame = Buffer.allocUnsafe(RECORD_HEADER_BYTES + index.length + body.length);
-  frame.writeUInt16LE(RECORD_MAGIC, 0);
-  frame.writeUInt8(RECORD_VERSION, 2);
-  frame.writeUInt8(0, 3);
-  frame.writeUInt32LE(index.length, 4);
-  frame.writeUInt32LE(body.length, 8);
-  frame.writeUInt32LE(changeCount, 12);
+  frame.writeUInt16LE(RECORD_MAGIC, 4);
+  frame.writeUInt8(RECORD_VERSION, 6);
+  frame.writeUInt8(0, 7);
+  frame.writeUInt32LE(index.length, 8);
+  frame.writeUInt32LE(body.length, 12);
+  frame.writeUInt32LE(changeCount, 16);
   index.copy(frame, RECORD_HEADER_BYTES);
   body.copy(frame, RECORD_HEADER_BYTES + index.length);
-  frame.writeUInt32LE(crc32(frame.subarray(RECORD_HEADER_BYTES)), 16);
-  frame.writeUInt32LE(crc32(frame.subarray(0, 20)), 20);
+  frame.writeUInt32LE(crc32(frame.subarray(4)), 0);
   return frame;
 }
 
-/** Checks a record header (24 bytes); returns why it is not a valid one. */
+/** Reads a record header (20 bytes); returns why none can start here. */
 export function decodeFrameHeader(bytes: Buffer): FrameHeader | string {
   if (bytes.length < RECORD_HEADER_BYTES) return 'a record header is cut short';
-  if (bytes.readUInt16LE(0) !== RECORD_MAGIC || bytes.readUInt8(2) !== RECORD_VERSION) return 'no record starts here';
-  if (bytes.readUInt32LE(20) !== crc32(bytes.subarray(0, 20))) return 'a record header fails its checksum';
-  const indexBytes = bytes.readUInt32LE(4);
-  const bodyBytes = bytes.readUInt32LE(8);
+  if (bytes.readUInt16LE(4) !== RECORD_MAGIC || bytes.readUInt8(6) !== RECORD_VERSION) return 'no record starts here';
+  const indexBytes = bytes.readUInt32LE(8);
+  const bodyBytes = bytes.readUInt32LE(12);
   if (indexBytes + bodyBytes > MAX_RECORD_BYTES) return `a record of ${indexBytes + bodyBytes} bytes is over the ${MAX_RECORD_BYTES}-byte limit`;
   return {
+    checksum: bytes.readUInt32LE(0),
     indexBytes,
     bodyBytes,
-    changeCount: bytes.readUInt32LE(12),
-    payloadCrc: bytes.readUInt32LE(16),
+    changeCount: bytes.readUInt32LE(16),
     size: RECORD_HEADER_BYTES + indexBytes + bodyBytes,
   };
 }
 
-/** True when `payload` (index + body) is what the header's checksum says. */
-export function payloadIntact(header: FrameHeader, payload: Buffer): boolean {
-  return crc32(payload) === header.payloadCrc;
+/** True when `frame` (a whole record, header included) is what its checksum says. */
+export function frameIntact(header: FrameHeader, frame: Buffer): boolean {
+  return crc32(frame.subarray(4)) === header.checksum;
 }
 
-/** Offsets in `bytes` at or after `from` where a record header might start, for a search past damage. */
+/** Offsets in `bytes` at or after `from` where a record might start, for a search past damage. */
 export function* candidateFrames(bytes: Buffer, from: number): Generator<number> {
   const magic = Buffer.from([RECORD_MAGIC & 0xff, RECORD_MAGIC >> 8, RECORD_VERSION]);
-  for (let at = bytes.indexOf(magic, from); at >= 0; at = bytes.indexOf(magic, at + 1)) yield at;
+  for (let at = bytes.indexOf(magic, from + 4); at >= 0; at = bytes.indexOf(magic, at + 1)) yield at - 4;
 }

@@ -71,7 +71,7 @@ export async function openLog(dir: string, options: LogOpenOptions): Promise<{ f
     if (typeof base === 'string') throw new DamagedLogError(`cannot open ${path}: ${base}`);
     const index = new LogIndex(base);
     const { damage } = await scanLog(file, FILE_HEADER_BYTES, size, (frame) => {
-      const recordIndex = decodeIndex(frame.index);
+      const recordIndex = decodeIndex(frame.index, frame.header.changeCount);
       if (typeof recordIndex === 'string') return `a record's index is unreadable: ${recordIndex}`;
       index.add(frame.start, frame.end, recordIndex);
       return undefined;

@@ -1,5 +1,5 @@
 import type { LogFile } from './append-log.ts';
-import { decodeFrameHeader, payloadIntact, RECORD_HEADER_BYTES, type FrameHeader } from './log-format.ts';
+import { decodeFrameHeader, frameIntact, RECORD_HEADER_BYTES, type FrameHeader } from './log-format.ts';
 
 /** One record as read from the file: where it lies, its header, and its index and body bytes. */
 export interface Frame {
@@ -36,7 +36,10 @@ export class ChunkCursor {
     this.#chunkBytes = chunkBytes;
   }
 
-  /** `length` bytes at `offset` (fewer at the end of the file); valid until the next call. */
+  /**
+   * `length` bytes at `offset` (fewer at the end of the file). Every read fills a new buffer, so
+   * what was handed out before stays valid.
+   */
   async bytes(offset: number, length: number): Promise<Buffer> {
     const from = offset - this.#chunkStart;
     if (from >= 0 && from + length <= this.#chunk.length) return this.#chunk.subarray(from, from + length);
@@ -57,35 +60,33 @@ export class ChunkCursor {
 /** The frame at `start`, checked; or why there is none (`short`: the file ends inside it). */
 export async function readFrame(cursor: ChunkCursor, start: number, end: number): Promise<Frame | { problem: string; short: boolean }> {
   if (end - start < RECORD_HEADER_BYTES) return { problem: 'the file ends inside a record header', short: true };
-  const header = decodeFrameHeader(Buffer.from(await cursor.bytes(start, RECORD_HEADER_BYTES)));
+  const header = decodeFrameHeader(await cursor.bytes(start, RECORD_HEADER_BYTES));
   if (typeof header === 'string') return { problem: header, short: false };
   if (start + header.size > end) return { problem: `a record of ${header.size} bytes runs past the end of the file`, short: true };
-  const payload = await cursor.bytes(start + RECORD_HEADER_BYTES, header.size - RECORD_HEADER_BYTES);
-  if (!payloadIntact(header, payload)) return { problem: 'a record fails its checksum', short: false };
-  return {
-    start,
-    end: start + header.size,
-    header,
-    index: payload.subarray(0, header.indexBytes),
-    body: payload.subarray(header.indexBytes),
-  };
+  const frame = await cursor.bytes(start, header.size);
+  if (!frameIntact(header, frame)) return { problem: 'a record fails its checksum', short: false };
+  const bodyStart = RECORD_HEADER_BYTES + header.indexBytes;
+  return { start, end: start + header.size, header, index: frame.subarray(RECORD_HEADER_BYTES, bodyStart), body: frame.subarray(bodyStart) };
 }
 
 /**
- * Reads whole records from `from` (a record boundary) up to `to`, stopping once `budget` bytes are
- * read (at least one record). A record that fails its checks throws CorruptRecordError. The
- * frames' bytes are copies: they outlive the cursor.
+ * Reads whole records from `from` (a record boundary) up to `to`, stopping once `budget` bytes or
+ * `maxChanges` changes are read (at least one record). A record that fails its checks throws
+ * CorruptRecordError.
  */
-export async function readFrames(file: LogFile, from: number, to: number, budget: number): Promise<Frame[]> {
+export async function readFrames(file: LogFile, from: number, to: number, budget: number, maxChanges = Number.POSITIVE_INFINITY): Promise<Frame[]> {
   // One small record costs one small read; a page, reads of up to a megabyte.
   const cursor = new ChunkCursor(file, Math.min(CHUNK_BYTES, Math.max(SMALL_READ_BYTES, budget), to - from));
   const frames: Frame[] = [];
   let read = 0;
+  let changes = 0;
   for (let at = from; at < to && (frames.length === 0 || read < budget);) {
     const frame = await readFrame(cursor, at, to);
     if ('problem' in frame) throw new CorruptRecordError(at, frame.problem);
-    frames.push({ ...frame, index: Buffer.from(frame.index), body: Buffer.from(frame.body) });
+    if (frames.length > 0 && changes + frame.header.changeCount > maxChanges) break;
+    frames.push(frame);
     read += frame.end - frame.start;
+    changes += frame.header.changeCount;
     at = frame.end;
   }
   return frames;
@@ -95,7 +96,7 @@ export async function readFrames(file: LogFile, from: number, to: number, budget
 export async function* walkHeaders(file: LogFile, from: number, to: number): AsyncGenerator<{ start: number; end: number; changeCount: number }> {
   const cursor = new ChunkCursor(file, Math.min(CHUNK_BYTES, Math.max(SMALL_READ_BYTES, to - from)));
   for (let at = from; at < to;) {
-    const header = decodeFrameHeader(Buffer.from(await cursor.bytes(at, RECORD_HEADER_BYTES)));
+    const header = decodeFrameHeader(await cursor.bytes(at, RECORD_HEADER_BYTES));
     if (typeof header === 'string') throw new CorruptRecordError(at, header);
     yield { start: at, end: at + header.size, changeCount: header.changeCount };
     at += header.size;

@@ -55,6 +55,7 @@ async function findIntact(file: LogFile, from: number, size: number): Promise<nu
     // A little overlap, so a header split across two chunks is still seen.
     const bytes = Buffer.from(await search.bytes(chunkStart, Math.min(SEARCH_CHUNK + 2, size - chunkStart)));
     for (const candidate of candidateFrames(bytes, 0)) {
+      if (candidate < 0) continue;
       if (candidate >= SEARCH_CHUNK) break;
       const frame = await readFrame(check, chunkStart + candidate, size);
       if (!('problem' in frame)) return frame.start;

@@ -6,7 +6,7 @@ import { entityKey, resolveEdits, type Edit } from './edit.ts';
 import { entityPage } from './entity-pages.ts';
 import { LogIndex } from './log-index.ts';
 import { MAX_RECORD_BYTES, RECORD_HEADER_BYTES } from './log-format.ts';
-import { readFrames, walkHeaders, type Frame } from './log-reader.ts';
+import { CorruptRecordError, readFrames, walkHeaders, type Frame } from './log-reader.ts';
 import { openLog, type LogOpenOptions, type OpenReport } from './log-open.ts';
 import { decodeChanges, decodeIndex, encodeRecord, type RecordIndex } from './record-codec.ts';
 import {
@@ -103,16 +103,10 @@ export class FileSyncStore implements SyncStore {
     const from = await this.#boundaryAfter(after);
     const to = this.#index.offset(until);
     if (from >= to) return [];
-    const frames = await readFrames(this.#file, from, to, maxBytes);
-    const records: StoredRecord[] = [];
-    let count = 0;
-    for (const frame of frames) {
-      if (records.length > 0 && count + frame.header.changeCount > maxChanges) break;
-      records.push(this.#decode(frame));
-      count += frame.header.changeCount;
-      this.#remember(frame.end);
-    }
-    return records;
+    const frames = await readFrames(this.#file, from, to, maxBytes, maxChanges);
+    const last = frames.at(-1);
+    if (last) this.#remember(last.end);
+    return frames.map((frame) => this.#decode(frame));
   }
 
   async countChangesAfter(after: bigint, until: bigint): Promise<number> {
@@ -280,13 +274,7 @@ export class FileSyncStore implements SyncStore {
   }
 
   #decode(frame: Frame): StoredRecord {
-    const index = decodeIndexOrThrow(frame);
-    const changes = decodeChanges(index, frame.body);
-    if (typeof changes === 'string') throw new Error(`corrupt record at byte ${frame.start} of the log: ${changes}`);
-    const position = this.#index.position(frame.end);
-    const record: StoredRecord = { lsn: formatLSN(position), position, changes };
-    if (index.operationId !== undefined) record.operationId = index.operationId;
-    return record;
+    return new LogRecord(frame, this.#index.position(frame.end));
   }
 
   /** The file offset of the first record whose LSN is above `position` (the end if none). */
@@ -329,9 +317,39 @@ export class FileSyncStore implements SyncStore {
 }
 
 function decodeIndexOrThrow(frame: Frame): RecordIndex {
-  const index = decodeIndex(frame.index);
-  if (typeof index === 'string') throw new Error(`corrupt record at byte ${frame.start} of the log: ${index}`);
+  const index = decodeIndex(frame.index, frame.header.changeCount);
+  if (typeof index === 'string') throw new CorruptRecordError(frame.start, index);
   return index;
+}
+
+/**
+ * A record read from the log: its changes are parsed (and checked against its index) only when
+ * asked for; a catch-up sends the body's JSON as it is, already checked by its checksum.
+ */
+class LogRecord implements StoredRecord {
+  readonly lsn: LSN;
+  readonly position: bigint;
+  readonly changesJson: string;
+  readonly operationId?: string;
+  readonly #index: RecordIndex;
+  readonly #start: number;
+  #changes: Change[] | undefined;
+
+  constructor(frame: Frame, position: bigint) {
+    this.#index = decodeIndexOrThrow(frame);
+    this.#start = frame.start;
+    this.position = position;
+    this.lsn = formatLSN(position);
+    this.changesJson = frame.body.toString('utf8');
+    if (this.#index.operationId !== undefined) this.operationId = this.#index.operationId;
+  }
+
+  get changes(): Change[] {
+    if (this.#changes) return this.#changes;
+    const changes = decodeChanges(this.#index, this.changesJson);
+    if (typeof changes === 'string') throw new CorruptRecordError(this.#start, changes);
+    return (this.#changes = changes);
+  }
 }
 
 function unavailable(cause: Error): Error {

@@ -10,6 +10,11 @@ export interface StoredRecord {
   changes: readonly Change[];
   /** The id of the client operation this record applied, if it came from one. */
   operationId?: string;
+  /**
+   * `changes` as the JSON array text the store read them as, when it has it: a frame can then be
+   * put together without parsing and serializing them again.
+   */
+  changesJson?: string;
 }
 
 export interface AppendResult {

@@ -32,8 +32,8 @@ async function recordStart(dir: string, n: number): Promise<number> {
   const bytes = await readFile(join(dir, 'sync.log'));
   const marker = Buffer.from(`the text of ${['a', 'b', 'c'][n]}`);
   const at = bytes.indexOf(marker);
-  // The record's frame begins at its index, which precedes the body holding the marker.
-  return bytes.lastIndexOf(Buffer.from([0x53, 0x52, 0x01]), at);
+  // The record's frame begins 4 bytes (its checksum) before its magic, which precedes the marker.
+  return bytes.lastIndexOf(Buffer.from([0x53, 0x52, 0x01]), at) - 4;
 }
 
 async function overwrite(path: string, offset: number, bytes: Buffer): Promise<void> {
