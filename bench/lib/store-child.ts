@@ -1,0 +1,75 @@
+/**
+ * A child process of the store benchmark: opens one kind of log in a directory, measures how long
+ * that took and what the process holds afterwards, then (task `catchup`) reads every change in
+ * pages of 1,000 and builds each page's `changes` frame, as a catch-up does. Prints one JSON
+ * line. Run with --expose-gc so the memory figure is what stays, not garbage.
+ *
+ *   node --expose-gc --import tsx bench/lib/store-child.ts <log|json-lines|SQLite|LMDB> <dir> <open|catchup>
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FileSyncStore } from '../../server/store.ts';
+import { openEngineLog, type EngineName } from './engine-logs.ts';
+import { JsonLinesLog } from './json-lines-log.ts';
+
+const [kind, dir, task] = process.argv.slice(2);
+const PAGE = 1000;
+
+function memory(): { rssMiB: number; anonMiB: number } {
+  (globalThis as { gc?: () => void }).gc?.();
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? Number.NaN);
+  return { rssMiB: kib('VmRSS') / 1024, anonMiB: kib('RssAnon') / 1024 };
+}
+
+/** Opens the log; returns a function that reads the next page after a cursor (empty at the end). */
+async function open(): Promise<(after: number) => Promise<{ next: number; frame: string; changes: number }>> {
+  switch (kind) {
+    case 'log': {
+      const { store } = await FileSyncStore.open(dir!);
+      const until = store.headPosition;
+      return async (after) => {
+        const records = await store.changesAfter(BigInt(after), { until, maxChanges: PAGE });
+        const changes = records.flatMap((record) => record.changes);
+        const last = records.at(-1);
+        return { next: last ? Number(last.position) : after, frame: JSON.stringify({ type: 'changes', changes, lsn: last?.lsn }), changes: changes.length };
+      };
+    }
+    case 'json-lines': {
+      const log = await JsonLinesLog.open(join(dir!, 'changes.log'));
+      return async (after) => {
+        const records = log.changesAfter(after, PAGE);
+        const changes = records.flatMap((record) => record.changes);
+        return { next: records.at(-1)?.position ?? after, frame: JSON.stringify({ type: 'changes', changes }), changes: changes.length };
+      };
+    }
+    default: {
+      const engine = openEngineLog(kind as EngineName, dir!);
+      if (!engine) throw new Error(`${kind} cannot be loaded`);
+      return async (after) => {
+        const rows = engine.page(after, PAGE);
+        const changes = rows.flatMap((row) => (JSON.parse(row.value.toString('utf8')) as { changes: unknown[] }).changes);
+        return { next: rows.at(-1)?.key ?? after, frame: JSON.stringify({ type: 'changes', changes }), changes: changes.length };
+      };
+    }
+  }
+}
+
+const started = performance.now();
+const read = await open();
+const openMs = performance.now() - started;
+const opened = memory();
+let changes = 0;
+let catchupMs = 0;
+if (task === 'catchup') {
+  const from = performance.now();
+  for (let after = 0; ;) {
+    const page = await read(after);
+    if (page.changes === 0) break;
+    changes += page.changes;
+    after = page.next;
+  }
+  catchupMs = performance.now() - from;
+}
+process.stdout.write(`${JSON.stringify({ openMs, ...opened, changes, catchupMs })}\n`);
+process.exit(0);
