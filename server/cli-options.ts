@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { DEFAULT_LIMITS } from './limits.ts';
 import { isStoreUrl } from './open-store.ts';
 import type { SyncServerOptions } from './server-options.ts';
 
@@ -32,6 +33,7 @@ export const USAGE = `Usage: node --import tsx server/main.ts [options]
   --max-connections N    most open connections, HTTP and WebSocket (default 10000)
   --auth-timeout-ms N    a WebSocket without an authorized sync this long is closed (default 10000)
   --max-body BYTES       largest POST /api/changes body (default 4194304)
+  --max-depth N          deepest nesting of objects and arrays in a change's data (default 64)
   --headers-timeout-ms N a request's headers must arrive within this (default 10000)
   --request-timeout-ms N a whole request, body included, must arrive within this (default 30000)
   --heartbeat-ms N       protocol ping interval, 0 = off (default 30000)
@@ -51,7 +53,7 @@ answers operations with operation_error until the database is back, and carries 
 const VALUE_FLAGS = new Set([
   'port', 'host', 'data-dir', 'store', 'static-dir', 'batch-size', 'max-payload', 'max-buffered',
   'max-buffered-messages', 'stall-timeout-ms', 'memory-budget', 'max-connections', 'auth-timeout-ms',
-  'max-body', 'headers-timeout-ms', 'request-timeout-ms', 'heartbeat-ms',
+  'max-body', 'max-depth', 'headers-timeout-ms', 'request-timeout-ms', 'heartbeat-ms',
 ]);
 const SWITCHES = new Set(['sync-request', 'exit-on-stdin-end', 'recover-log']);
 
@@ -98,11 +100,12 @@ export function parseCliOptions(
   const maxConnections = integer('max-connections', 10_000, 1);
   const authTimeout = integer('auth-timeout-ms', 10_000, 1);
   const maxBodyBytes = integer('max-body', 4 * 1024 * 1024, 1);
+  const maxDepth = integer('max-depth', DEFAULT_LIMITS.maxDepth, 1);
   const headersTimeout = integer('headers-timeout-ms', 10_000, 1);
   const requestTimeout = integer('request-timeout-ms', 30_000, 1);
   const numbers = [
     port, batchSize, maxPayload, maxBufferedBytes, heartbeatInterval, maxBufferedMessages, stallTimeout,
-    memoryBudget, maxConnections, authTimeout, maxBodyBytes, headersTimeout, requestTimeout,
+    memoryBudget, maxConnections, authTimeout, maxBodyBytes, maxDepth, headersTimeout, requestTimeout,
   ];
   for (const value of numbers) {
     if (typeof value === 'string') return { error: value };
@@ -131,6 +134,7 @@ export function parseCliOptions(
       maxConnections: maxConnections as number,
       authTimeout: authTimeout as number,
       maxBodyBytes: maxBodyBytes as number,
+      limits: { maxDepth: maxDepth as number },
       headersTimeout: headersTimeout as number,
       requestTimeout: requestTimeout as number,
       heartbeatInterval: heartbeatInterval as number,

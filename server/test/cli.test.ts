@@ -173,6 +173,13 @@ test('options come from flags, then the environment, then defaults', () => {
     [flags.server.port, flags.server.host, flags.server.dataDir, flags.server.batchSize, flags.server.maxPayload, flags.server.syncRequestOnConnect],
     [0, '0.0.0.0', '/d', 7, 2048, true],
   );
+  const limited = parseCliOptions(['--max-depth', '4000', '--max-connections', '50', '--auth-timeout-ms', '500', '--recover-log'], {}, '/srv');
+  assert.ok(!('error' in limited), 'no error');
+  assert.deepEqual(
+    [limited.server.limits, limited.server.maxConnections, limited.server.authTimeout, limited.server.recoverLog],
+    [{ maxDepth: 4000 }, 50, 500, true],
+  );
+  assert.equal(defaults.server.recoverLog, false, 'a damaged log is not cut unless asked');
   const postgres = parseCliOptions(['--store', 'postgres://u@db/sync'], {}, '/srv');
   assert.ok(!('error' in postgres), 'no error');
   assert.equal(postgres.server.storeUrl, 'postgres://u@db/sync');
@@ -180,7 +187,7 @@ test('options come from flags, then the environment, then defaults', () => {
   assert.ok(!('error' in postgresFromEnv), 'no error');
   assert.equal(postgresFromEnv.server.storeUrl, 'postgresql://db/x');
   assert.equal(defaults.server.storeUrl, undefined, 'the embedded log by default');
-  for (const bad of [['--store', 'mysql://db'], ['--store', '/var/lib/db'], ['--port', '70000'], ['--batch-size', '0'], ['--nope'], ['stray'], ['--port']]) {
+  for (const bad of [['--store', 'mysql://db'], ['--store', '/var/lib/db'], ['--port', '70000'], ['--batch-size', '0'], ['--max-depth', '0'], ['--nope'], ['stray'], ['--port']]) {
     assert.ok('error' in parseCliOptions(bad, {}, '/srv'), `${bad.join(' ')} is refused`);
   }
 });

@@ -19,7 +19,7 @@ export interface ServerStats {
   clients: number;
 }
 
-export function startServer(options: { batchSize?: number; token?: string } = {}): Promise<TestServer> {
+export function startServer(options: { batchSize?: number; maxDepth?: number; token?: string } = {}): Promise<TestServer> {
   return executeServerCommand<TestServer, typeof options>('server-start', options);
 }
 
