@@ -20,6 +20,8 @@ export class CorruptRecordError extends Error {
 
 const CHUNK_BYTES = 1 << 20;
 const SMALL_READ_BYTES = 4096;
+/** A page's reads: big enough for few system calls, small enough not to read far past a page. */
+const PAGE_READ_BYTES = 256 * 1024;
 
 /**
  * Reads a region of the file forward in chunks of `chunkBytes` (more for a bigger record), so a
@@ -75,8 +77,8 @@ export async function readFrame(cursor: ChunkCursor, start: number, end: number)
  * CorruptRecordError.
  */
 export async function readFrames(file: LogFile, from: number, to: number, budget: number, maxChanges = Number.POSITIVE_INFINITY): Promise<Frame[]> {
-  // One small record costs one small read; a page, reads of up to a megabyte.
-  const cursor = new ChunkCursor(file, Math.min(CHUNK_BYTES, Math.max(SMALL_READ_BYTES, budget), to - from));
+  // One small record costs one small read; a page, reads of a quarter of a megabyte.
+  const cursor = new ChunkCursor(file, Math.min(PAGE_READ_BYTES, Math.max(SMALL_READ_BYTES, budget), to - from));
   const frames: Frame[] = [];
   let read = 0;
   let changes = 0;

@@ -330,25 +330,30 @@ class LogRecord implements StoredRecord {
   readonly lsn: LSN;
   readonly position: bigint;
   readonly changesJson: string;
-  readonly operationId?: string;
-  readonly #index: RecordIndex;
-  readonly #start: number;
+  readonly #frame: Frame;
+  #index: RecordIndex | undefined;
   #changes: Change[] | undefined;
 
   constructor(frame: Frame, position: bigint) {
-    this.#index = decodeIndexOrThrow(frame);
-    this.#start = frame.start;
+    this.#frame = frame;
     this.position = position;
     this.lsn = formatLSN(position);
     this.changesJson = frame.body.toString('utf8');
-    if (this.#index.operationId !== undefined) this.operationId = this.#index.operationId;
+  }
+
+  get operationId(): string | undefined {
+    return this.#recordIndex().operationId;
   }
 
   get changes(): Change[] {
     if (this.#changes) return this.#changes;
-    const changes = decodeChanges(this.#index, this.changesJson);
-    if (typeof changes === 'string') throw new CorruptRecordError(this.#start, changes);
+    const changes = decodeChanges(this.#recordIndex(), this.changesJson);
+    if (typeof changes === 'string') throw new CorruptRecordError(this.#frame.start, changes);
     return (this.#changes = changes);
+  }
+
+  #recordIndex(): RecordIndex {
+    return (this.#index ??= decodeIndexOrThrow(this.#frame));
   }
 }
 

@@ -4,9 +4,14 @@
  * pages of 1,000 and builds each page's `changes` frame, as a catch-up does. Prints one JSON
  * line. Run with --expose-gc so the memory figure is what stays, not garbage.
  *
- *   node --expose-gc --import tsx bench/lib/store-child.ts <log|json-lines|SQLite|LMDB> <dir> <open|catchup>
+ *   node --expose-gc --import tsx bench/lib/store-child.ts <log|json-lines|SQLite|LMDB|read-crc> <dir> <open|catchup>
+ *
+ * `read-crc` only reads the log file in 1 MiB chunks and computes its CRC-32: the floor of an
+ * open that checks every byte.
  */
 import { readFileSync } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
 import { FileSyncStore } from '../../server/store.ts';
 import { openEngineLog, type EngineName } from './engine-logs.ts';
@@ -34,6 +39,19 @@ async function open(): Promise<(after: number) => Promise<{ next: number; frame:
         const last = records.at(-1);
         return { next: last ? Number(last.position) : after, frame: JSON.stringify({ type: 'changes', changes, lsn: last?.lsn }), changes: changes.length };
       };
+    }
+    case 'read-crc': {
+      const file = await openFile(join(dir!, 'sync.log'));
+      const chunk = Buffer.allocUnsafe(1 << 20);
+      let checksum = 0;
+      for (let position = 0; ;) {
+        const { bytesRead } = await file.read(chunk, 0, chunk.length, position);
+        if (bytesRead === 0) break;
+        checksum = crc32(chunk.subarray(0, bytesRead), checksum);
+        position += bytesRead;
+      }
+      await file.close();
+      return async (after) => ({ next: after, frame: '', changes: 0 });
     }
     case 'json-lines': {
       const log = await JsonLinesLog.open(join(dir!, 'changes.log'));
