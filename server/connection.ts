@@ -1,5 +1,4 @@
 import type { RawData, WebSocket } from 'ws';
-import type { Change } from '../src/protocol/change.ts';
 import { formatLSN, parseLSN } from '../src/protocol/lsn.ts';
 import {
   parseClientFrame,
@@ -9,6 +8,7 @@ import {
   type WireOperation,
 } from '../src/protocol/wire.ts';
 import { errorMessage } from '../src/protocol/errors.ts';
+import { changesFrame } from './changes-frame.ts';
 import type { InputLimits } from './limits.ts';
 import type { SharedFrame, SocketQueue } from './outbound.ts';
 import { OperationWriter } from './operation-writer.ts';
@@ -326,16 +326,6 @@ export class SyncConnection {
   #send(message: ServerFrame): void {
     void this.#queue.send(JSON.stringify(message));
   }
-}
-
-/** One `changes` frame for `records`, from their JSON text when the store kept it. */
-function changesFrame(records: readonly StoredRecord[], lsn: string): string {
-  if (records.every((record) => record.changesJson !== undefined)) {
-    const items = records.map((record) => record.changesJson!.slice(1, -1)).filter((text) => text.length > 0);
-    return `{"type":"changes","changes":[${items.join(',')}],"lsn":${JSON.stringify(lsn)}}`;
-  }
-  const changes: readonly Change[] = records.length === 1 ? records[0]!.changes : records.flatMap((record) => record.changes);
-  return JSON.stringify({ type: 'changes', changes, lsn });
 }
 
 function rawToText(data: RawData): string {

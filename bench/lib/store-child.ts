@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
+import { changesFrame } from '../../server/changes-frame.ts';
 import { FileSyncStore } from '../../server/store.ts';
 import { openEngineLog, type EngineName } from './engine-logs.ts';
 import { JsonLinesLog } from './json-lines-log.ts';
@@ -35,9 +36,10 @@ async function open(): Promise<(after: number) => Promise<{ next: number; frame:
       const until = store.headPosition;
       return async (after) => {
         const records = await store.changesAfter(BigInt(after), { until, maxChanges: PAGE });
-        const changes = records.flatMap((record) => record.changes);
         const last = records.at(-1);
-        return { next: last ? Number(last.position) : after, frame: JSON.stringify({ type: 'changes', changes, lsn: last?.lsn }), changes: changes.length };
+        if (!last) return { next: after, frame: '', changes: 0 };
+        // The frame as a catch-up sends it: the records' JSON joined, not parsed.
+        return { next: Number(last.position), frame: changesFrame(records, last.lsn), changes: records.length /* one change each here */ };
       };
     }
     case 'read-crc': {
