@@ -1,7 +1,9 @@
 /**
  * Bytes a page downloads: the element bundle and the worker chunk as built in dist/ (each with
  * the shared chunks it imports statically, gzip -9 per file, as served), beside the libraries we
- * depend on (lit, @lit/context, idb) bundled whole with esbuild, minified, gzip -9.
+ * depend on (lit, @lit/context, idb) bundled whole with esbuild, minified, gzip -9. The element
+ * bundle holds the element API only; the compatibility layer for the older `SyncClient` API is
+ * `sync-connection/compat`, measured apart in the library build (dist/lib) as what it adds.
  *
  * The files are found by following imports from dist/sync-connection.js, never by listing dist/:
  * rollup does not clean dist/, so older worker chunks may lie there.
@@ -16,6 +18,7 @@ import type { Row } from './lib/harness.ts';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
 const ENTRY = join(dist, 'sync-connection.js');
+const LIB = join(dist, 'lib');
 
 /** `new URL("x.js", import.meta.url)`: a worker (or other asset) the code loads at run time. */
 const RUNTIME_URL = /new URL\(\s*["']([^"']+\.js)["']\s*,\s*import\.meta\.url\s*\)/g;
@@ -170,6 +173,20 @@ export async function run(): Promise<Row[]> {
   for (const [r, p] of [[rows[0]!, element], [rows[1]!, worker], [rows[2]!, all]] as const) {
     r.baseline = await librariesBundled(p.libraries);
   }
+  // The library build, as an app's bundler gets it: our modules only, the dependencies left out.
+  const libGraph = async (entry: string) => (await staticGraph(join(LIB, entry))).filter((file) => file.startsWith(LIB));
+  const elementLib = await part(await libGraph('index.js'));
+  const compatLib = await libGraph('compat.js');
+  const compatOnly = await part(compatLib.filter((file) => !elementLib.files.includes(relative(root, file))));
+  process.stderr.write(`bundle: sync-connection/compat adds ${compatOnly.files.join(' + ')}\n`);
+  rows.push({
+    what: 'sync-connection/compat on top of the element: the dist/lib files only it imports, gzip -9',
+    ours: compatOnly.gzip,
+    baseline: elementLib.gzip,
+    unit: 'B',
+    better: 'lower',
+    baselineName: 'the element entry dist/lib/index.js + its chunks (library build, dependencies left out), gzip -9',
+  });
   rows.push({
     what: 'all a page loads: minified bytes of our src/ (by source map)',
     ours,

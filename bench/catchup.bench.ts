@@ -4,9 +4,9 @@
  * a fresh IndexedDB database, beside two baselines measured in the same run:
  * - the physical limit: the same frames, downloaded first, written by raw IndexedDB puts from a
  *   dedicated worker, one transaction per frame, nothing awaited but the commit;
- * - the seeds' design: a raw WebSocket on the page, one awaited put per change.
+ * - the page-side design: a raw WebSocket on the page, one awaited put per change.
  * And the page's main thread meanwhile: long-task time and the longest gap between animation
- * frames, ours against the seeds' design; plus the main thread's total task time (Chromium's
+ * frames, ours against the page-side design; plus the main thread's total task time (Chromium's
  * TaskDuration, wall time, so it includes time the thread was descheduled), which the first two
  * miss when the work comes as many short tasks. Each variant runs once, in its own page, ours first.
  */
@@ -20,7 +20,7 @@ const PER_RECORD = 1_000;
 interface MainThread { windowMs: number; longTaskMs: number; longTasks: number; longestTaskMs: number; longestFrameGapMs: number; gapsOver50: number; frames: number }
 interface Outcome { seconds: number; main: MainThread; busyMs: number }
 interface Checked { stored: { entities: number; lastLSN: unknown }; deleted: boolean }
-type Variant = 'ours' | 'seeds' | 'limit';
+type Variant = 'ours' | 'pageSide' | 'limit';
 
 /** About 200 bytes of JSON per `data`: a counter and text that does not compress to nothing. */
 function change(i: number): object {
@@ -86,18 +86,18 @@ export async function run(): Promise<Row[]> {
     const head = await load(server);
     const ours = await measure(browser, server, 'ours', head);
     const limit = await measure(browser, server, 'limit', head);
-    const seeds = await measure(browser, server, 'seeds', head);
+    const pageSide = await measure(browser, server, 'pageSide', head);
     const rate = (outcome: Outcome) => CHANGES / outcome.seconds;
     const what = `catch-up of ${CHANGES.toLocaleString('en-US')} changes (frames of ${PER_RECORD.toLocaleString('en-US')}) into IndexedDB`;
     const limitName = 'physical limit: raw IndexedDB puts in a dedicated worker, 1 tx per frame, frames downloaded beforehand';
-    const seedsName = "seeds' design: raw WebSocket on the page, 1 tx per frame, one awaited put per change";
+    const pageSideName = "page-side design: raw WebSocket on the page, 1 tx per frame, one awaited put per change";
     return [
       { what: `${what}: changes/s`, ours: rate(ours), baseline: rate(limit), unit: '/s', better: 'higher', baselineName: limitName },
-      { what: `${what}: changes/s`, ours: rate(ours), baseline: rate(seeds), unit: '/s', better: 'higher', baselineName: seedsName },
-      { what: 'main thread during that catch-up: long-task time', ours: ours.main.longTaskMs, baseline: seeds.main.longTaskMs, unit: 'ms', better: 'lower', baselineName: seedsName },
-      { what: 'main thread during that catch-up: longest gap between frames', ours: ours.main.longestFrameGapMs, baseline: seeds.main.longestFrameGapMs, unit: 'ms', better: 'lower', baselineName: seedsName },
-      // What the two rows above miss: the seeds' main thread is busy in many short tasks.
-      { what: 'main thread during that catch-up: time in tasks (Chromium TaskDuration)', ours: ours.busyMs, baseline: seeds.busyMs, unit: 'ms', better: 'lower', baselineName: seedsName },
+      { what: `${what}: changes/s`, ours: rate(ours), baseline: rate(pageSide), unit: '/s', better: 'higher', baselineName: pageSideName },
+      { what: 'main thread during that catch-up: long-task time', ours: ours.main.longTaskMs, baseline: pageSide.main.longTaskMs, unit: 'ms', better: 'lower', baselineName: pageSideName },
+      { what: 'main thread during that catch-up: longest gap between frames', ours: ours.main.longestFrameGapMs, baseline: pageSide.main.longestFrameGapMs, unit: 'ms', better: 'lower', baselineName: pageSideName },
+      // What the two rows above miss: the page-side design's main thread is busy in many short tasks.
+      { what: 'main thread during that catch-up: time in tasks (Chromium TaskDuration)', ours: ours.busyMs, baseline: pageSide.busyMs, unit: 'ms', better: 'lower', baselineName: pageSideName },
     ];
   } finally {
     await browser.close();

@@ -87,12 +87,12 @@ async function ours({ dbName }) {
   return { ...timing, completedAt: detail.lsn };
 }
 
-/** The put the seeds awaited for every change. */
+/** The put a page-side design awaits for every change. */
 function upsertEntity(store, change, lsn) {
   return request(store.put(toEntity(change, lsn)));
 }
 
-/** One `changes` frame the seeds' way: a transaction, an awaited put per change, then the LSN. */
+/** One `changes` frame the page-side way: a transaction, an awaited put per change, then the LSN. */
 async function applyFrame(db, frame) {
   const tx = db.transaction(['entities', 'meta'], 'readwrite');
   const done = transactionDone(tx);
@@ -106,11 +106,11 @@ async function applyFrame(db, frame) {
 }
 
 /**
- * The seeds' design as a small page-side client: a raw WebSocket on the page that syncs from 0/0
+ * A page-side design as a small page-side client: a raw WebSocket on the page that syncs from 0/0
  * and applies each `changes` frame in its own transaction, one awaited put per change, frames one
  * after another. Timed from opening the database to the commit of the last frame.
  */
-async function seeds({ dbName, clientId }) {
+async function pageSide({ dbName, clientId }) {
   const main = watchMainThread();
   const started = performance.now();
   const db = await openDatabase(dbName);
@@ -166,4 +166,4 @@ async function check() {
   return run ? run() : { stored: { entities: 0 }, deleted: true };
 }
 
-window.benchCatchup = { ours, seeds, limit, check };
+window.benchCatchup = { ours, pageSide, limit, check };

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { ServerStats } from '../src/protocol/http.ts';
 import { CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON, SyncConnection } from './connection.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { handleApi } from './http-api.ts';
@@ -16,19 +17,7 @@ export type { SyncServerOptions } from './server-options.ts';
 
 export const SYNC_PATH = '/api/sync';
 
-export interface ServerStats {
-  lsn: string;
-  records: number;
-  changes: number;
-  entities: number;
-  operationsApplied: number;
-  operationFramesReceived: number;
-  clients: number;
-  /** Clients dropped for not keeping up (buffered bytes or frames, a stall, the server's memory). */
-  clientsDropped: number;
-  /** Bytes held now by frames waiting to be sent and request bodies being read. */
-  bytesHeld: number;
-}
+export type { ServerStats };
 
 export interface SyncServer {
   readonly port: number;

@@ -1,5 +1,5 @@
 /**
- * The elements' classes without registering them:
+ * The elements' classes without registering them, and the types of their API:
  * `import { SyncConnectionElement } from 'sync-connection/element'; SyncConnectionElement.define('my-sync')`.
  */
 export {
@@ -22,3 +22,22 @@ export { OperationErrorEvent } from './elements/events/operation-error-event.ts'
 export { StateChangeEvent } from './elements/events/state-change-event.ts';
 export { SyncMessageEvent } from './elements/events/message-event.ts';
 export { SyncErrorEvent } from './elements/events/error-event.ts';
+// What the element's methods, properties and events take and give.
+export { SyncError, OperationRejectedError } from './protocol/errors.ts';
+export {
+  SyncStatus,
+  type OperationInput,
+  type OperationResult,
+  type SyncErrorCode,
+  type SyncErrorDetail,
+  type SyncProgress,
+  type SyncRole,
+  type SyncState,
+} from './protocol/state.ts';
+export type { Change } from './protocol/change.ts';
+export type { LSN } from './protocol/lsn.ts';
+export type { StoredEntity } from './db/schema.ts';
+export type { Database, DatabaseTransaction } from './client/database.ts';
+export type { NetworkStatus } from './client/network.ts';
+export type { WorkerEndpoint } from './client/worker-endpoint.ts';
+export type { SyncEventDetails } from './client/service-events.ts';

@@ -5,7 +5,7 @@ export { getNetworkStatus, type NetworkStatus } from './client/network.ts';
 export { SyncWorkerManager } from './client/worker-manager.ts';
 export { GlobalConnectionTracker } from './client/connection-tracker.ts';
 export { LeaderElection } from './client/leader-election.ts';
-export { SyncError, OperationRejectedError } from './client/errors.ts';
+export { SyncError, OperationRejectedError } from './protocol/errors.ts';
 export { SYNC_EVENT_TYPES, type SyncEventDetails, type SyncEventType } from './client/service-events.ts';
 export type { WorkerEndpoint } from './client/worker-endpoint.ts';
 export type { StoredEntity } from './db/schema.ts';

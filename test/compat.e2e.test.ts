@@ -5,21 +5,11 @@ import { WorkerSyncService } from '../src/client/sync-service.ts';
 import type { SyncOperation } from '../src/client/legacy-types.ts';
 import { migrateEventListeners, migrateQueuedOperations, migrateSyncState } from '../src/client/migration.ts';
 import type { SyncState } from '../src/protocol/state.ts';
-import {
-  createSyncElement,
-  deleteDatabase,
-  notes,
-  postChanges,
-  serverEntities,
-  serverStats,
-  startAgain,
-  startServer,
-  stopServer,
-  uniqueDbName,
-  waitFor,
-  type TestServer,
-} from './helpers/e2e.ts';
+import { createSyncElement, deleteDatabase, uniqueDbName } from './helpers/e2e.ts';
+import { record } from './helpers/events.ts';
 import { MemoryDatabase } from './helpers/memory-database.ts';
+import { notes, useReferenceServer } from './helpers/reference-server.ts';
+import { waitFor } from './helpers/wait.ts';
 
 /** A legacy operation whose callbacks record its outcome. */
 function legacy(operation: Omit<SyncOperation, 'resolve' | 'reject'>): SyncOperation & { outcome?: { ok: boolean; value: unknown } } {
@@ -34,7 +24,7 @@ function legacy(operation: Omit<SyncOperation, 'resolve' | 'reject'>): SyncOpera
 const upsert = (entityId: string, text = entityId) => ({ type: 'upsert', data: { entityType: 'note', entityId, data: { text } } });
 
 describe('SyncClientCompat and the migration helpers, against the reference server', () => {
-  let server: TestServer;
+  const server = useReferenceServer();
   let dbName: string;
   const clients: { cleanup(): Promise<void> }[] = [];
 
@@ -45,8 +35,7 @@ describe('SyncClientCompat and the migration helpers, against the reference serv
     return client;
   }
 
-  beforeEach(async () => {
-    server = await startServer();
+  beforeEach(() => {
     dbName = uniqueDbName();
     localStorage.removeItem('sync_client_id');
     localStorage.removeItem('sync_last_lsn');
@@ -54,7 +43,6 @@ describe('SyncClientCompat and the migration helpers, against the reference serv
 
   afterEach(async () => {
     for (const client of clients.splice(0)) await client.cleanup();
-    await stopServer(server, 'SIGKILL').catch(() => undefined);
     await deleteDatabase(dbName);
     localStorage.removeItem('sync_client_id');
     localStorage.removeItem('sync_last_lsn');
@@ -90,7 +78,7 @@ describe('SyncClientCompat and the migration helpers, against the reference serv
     expect(op.outcome?.ok, String(op.outcome?.value)).to.equal(true);
     expect(returned).to.deep.equal(op.outcome!.value);
     expect((returned as { id: string }).id).to.equal('legacy-1');
-    const { entities } = await serverEntities(server);
+    const { entities } = await server.entities();
     expect(entities).to.deep.include({ entityType: 'note', entityId: 'l1', data: { text: 'from the old client' } });
   });
 
@@ -98,7 +86,7 @@ describe('SyncClientCompat and the migration helpers, against the reference serv
     const client = compat();
     await client.connect();
     await waitFor(() => client.getState().isConnected, 'connected');
-    await stopServer(server);
+    await server.stop();
     const before = legacy({ id: 'before', ...upsert('b') });
     void client.queueOperation(before);
     let ranWith: { beforeSettled: boolean } | undefined;
@@ -111,14 +99,15 @@ describe('SyncClientCompat and the migration helpers, against the reference serv
       },
     });
     const result = client.queueOperation(fn);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitFor(() => client.getState().pendingOperations === 1, 'the operation before it stored, unacknowledged');
+    await client.service.getStatus(); // a round trip to the worker, after which an early run would show
     expect(ranWith, 'execute waits while the operation before it is unacknowledged').to.equal(undefined);
-    await startAgain(server);
+    await server.startAgain();
     expect(await result).to.equal('executed');
     expect(ranWith).to.deep.equal({ beforeSettled: true });
     expect(before.outcome?.ok).to.equal(true);
     expect(fn.outcome).to.deep.equal({ ok: true, value: 'executed' });
-    expect((await serverStats(server)).operationsApplied, 'the function itself never went to the server').to.equal(1);
+    expect((await server.stats()).operationsApplied, 'the function itself never went to the server').to.equal(1);
   });
 
   it('a failing execute or an invalid operation calls reject with the reason', async () => {
@@ -137,7 +126,7 @@ describe('SyncClientCompat and the migration helpers, against the reference serv
   it('migrateQueuedOperations stores the old queue durably with its ids; the server applies each once', async () => {
     const client = compat();
     await client.initialize();
-    await stopServer(server);
+    await server.stop();
     const old = [legacy({ id: 'q1', ...upsert('q1') }), legacy({ id: 'q2', ...upsert('q2') }), legacy({ id: 'q3', type: '' })];
     const migrated = await migrateQueuedOperations(old, client);
     expect(migrated.queued).to.deep.equal(['q1', 'q2']);
@@ -145,11 +134,11 @@ describe('SyncClientCompat and the migration helpers, against the reference serv
     expect(old[2]!.outcome?.ok).to.equal(false);
     // Stored: a new client on the same database sends them after this one is gone.
     await client.cleanup();
-    await startAgain(server);
+    await server.startAgain();
     const next = compat();
     await next.connect();
-    await waitFor(async () => (await serverStats(server)).operationsApplied === 2, 'both applied');
-    const ids = (await serverEntities(server)).entities.map((entity) => entity.entityId).sort();
+    await waitFor(async () => (await server.stats()).operationsApplied === 2, 'both applied');
+    const ids = (await server.entities()).entities.map((entity) => entity.entityId).sort();
     expect(ids).to.deep.equal(['q1', 'q2']);
   });
 
@@ -180,21 +169,20 @@ describe('SyncClientCompat and the migration helpers, against the reference serv
   });
 
   it('a migrated legacy state resumes from its LSN: only the changes after it are sent', async () => {
-    await postChanges(server, notes(3, 0));
-    const oldLSN = await postChanges(server, notes(2, 3));
-    const last = await postChanges(server, notes(2, 5));
+    await server.post(notes(3, 0));
+    const oldLSN = await server.post(notes(2, 3));
+    const last = await server.post(notes(2, 5));
     const migrated = await migrateSyncState({ clientId: 'legacy-client', lastLSN: oldLSN }, { dbName, storage: null });
     expect(migrated).to.deep.include({ clientId: 'legacy-client', lastLSN: oldLSN, migrated: ['clientId', 'lastLSN'] });
 
     // The old client's entities are in the app's database, where the new client keeps writing.
     const database = new MemoryDatabase();
     const client = compat({ database });
-    let total: number | undefined;
-    client.service.on('sync_started', (detail) => { total = detail.total; });
+    const started = record(client.service, ['sync_started']);
     await client.connect();
     await waitFor(() => client.getState().lastLSN === last, 'caught up');
     expect(client.getState().clientId).to.equal('legacy-client');
-    expect(total, 'the server counted only the changes after the old LSN').to.equal(2);
+    expect(started.of('sync_started').at(-1)?.total, 'the server counted only the changes after the old LSN').to.equal(2);
     expect(database.committed.flat().map((write) => write.entityId)).to.deep.equal(['n5', 'n6']);
   });
 
@@ -217,8 +205,8 @@ describe('SyncClientCompat and the migration helpers, against the reference serv
   });
 
   it('the compat layer carries the localStorage id over, and the LSN only into the app\'s own Database; then removes the keys', async () => {
-    await postChanges(server, notes(2, 0));
-    const oldLSN = await postChanges(server, notes(1, 2));
+    await server.post(notes(2, 0));
+    const oldLSN = await server.post(notes(1, 2));
     localStorage.setItem('sync_client_id', 'stored-old-id');
     localStorage.setItem('sync_last_lsn', oldLSN);
     const builtIn = compat();
@@ -236,14 +224,14 @@ describe('SyncClientCompat and the migration helpers, against the reference serv
     const database = new MemoryDatabase();
     const own = compat({ database });
     await own.connect();
-    const last = await postChanges(server, notes(1, 3));
+    const last = await server.post(notes(1, 3));
     await waitFor(() => own.getState().lastLSN === last, 'caught up');
     expect(database.committed.flat().map((write) => write.entityId), 'resumed after the old LSN').to.deep.equal(['n3']);
   });
 
   it('a built-in store that finds an LSN migrated for a custom Database syncs from 0/0 instead', async () => {
-    await postChanges(server, notes(2, 0));
-    const oldLSN = await postChanges(server, notes(1, 2));
+    await server.post(notes(2, 0));
+    const oldLSN = await server.post(notes(1, 2));
     await migrateSyncState({ clientId: 'c', lastLSN: oldLSN }, { dbName, storage: null });
     const client = compat();
     await client.connect();

@@ -1,8 +1,9 @@
 import { expect } from '@open-wc/testing';
 import { GlobalConnectionTracker } from '../src/client/connection-tracker.ts';
-import { uniqueDbName, waitFor } from './helpers/e2e.ts';
+import { uniqueDbName } from './helpers/e2e.ts';
+import { waitFor } from './helpers/wait.ts';
 
-describe('GlobalConnectionTracker (the seeds\' API on the Web Locks election)', () => {
+describe('GlobalConnectionTracker (the older SyncClient API\'s tracker, on the Web Locks election)', () => {
   it('lets one registration hold a client\'s connection and hands it to the next in line on close', async () => {
     const dbName = uniqueDbName();
     const tabA = new GlobalConnectionTracker(dbName);

@@ -1,23 +1,15 @@
 import { expect } from '@open-wc/testing';
 import '../src/index.ts';
-import { SyncError } from '../src/client/errors.ts';
+import { SyncError } from '../src/protocol/errors.ts';
 import { WorkerSyncService } from '../src/client/sync-service.ts';
 import { openSyncDB } from '../src/db/schema.ts';
-import type { SyncEventDetails } from '../src/client/service-events.ts';
 import type { SyncConnectionElement } from '../src/elements/sync-connection.ts';
 import { compareLSN } from '../src/protocol/lsn.ts';
-import {
-  createSyncElement,
-  deleteDatabase,
-  notes,
-  postChanges,
-  startServer,
-  stopServer,
-  uniqueDbName,
-  waitFor,
-  type TestServer,
-} from './helpers/e2e.ts';
+import { createSyncElement, deleteDatabase, uniqueDbName } from './helpers/e2e.ts';
+import { record } from './helpers/events.ts';
 import { MemoryDatabase } from './helpers/memory-database.ts';
+import { notes, useReferenceServer } from './helpers/reference-server.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const FAST = { backoffInitial: 50, backoffMax: 300 };
 
@@ -34,7 +26,7 @@ async function storedLSN(dbName: string): Promise<unknown> {
 const sameLSN = (a: string, b: string) => compareLSN(a, b) === 0;
 
 describe('a custom Database', () => {
-  let server: TestServer;
+  const server = useReferenceServer({ batchSize: 2 });
   let dbName: string;
   const services: WorkerSyncService[] = [];
 
@@ -44,29 +36,25 @@ describe('a custom Database', () => {
     return service;
   }
 
-  beforeEach(async () => {
-    server = await startServer({ batchSize: 2 });
+  beforeEach(() => {
     dbName = uniqueDbName();
   });
 
   afterEach(async () => {
     for (const service of services.splice(0)) await service.cleanup();
-    await stopServer(server, 'SIGKILL').catch(() => undefined);
     await deleteDatabase(dbName);
   });
 
   it('receives each batch in one transaction of its own, in order, and the LSN moves with each commit', async () => {
-    await postChanges(server, notes(2, 0));
-    await postChanges(server, notes(2, 2));
-    const last = await postChanges(server, [{ type: 'delete', entityType: 'note', entityId: 'n0' }]);
+    await server.post(notes(2, 0));
+    await server.post(notes(2, 2));
+    const last = await server.post([{ type: 'delete', entityType: 'note', entityId: 'n0' }]);
     const database = new MemoryDatabase();
     const service = client(database);
-    const batches: SyncEventDetails['changes'][] = [];
-    service.on('changes', (detail) => batches.push(detail));
-    let completed = '';
-    service.on('sync_completed', ({ lsn }) => { completed = lsn; });
+    const events = record(service, ['changes', 'sync_completed']);
     await service.connect();
-    await waitFor(() => completed !== '', 'sync_completed');
+    const { lsn: completed } = await events.waitFor('sync_completed');
+    const batches = events.of('changes');
 
     expect(sameLSN(completed, last), `${completed} is the server's ${last}`).to.equal(true);
     expect(batches.length, 'more than one batch (frames of 2 changes)').to.be.greaterThan(1);
@@ -78,19 +66,18 @@ describe('a custom Database', () => {
     expect(sameLSN(String(await storedLSN(dbName)), last), 'the stored resume point').to.equal(true);
 
     // Live changes after the catch-up arrive the same way.
-    const live = await postChanges(server, notes(1, 9));
+    const live = await server.post(notes(1, 9));
     await waitFor(() => database.get('note', 'n9') !== undefined, 'the live change in the database');
     await waitFor(() => sameLSN(service.getState().lastLSN, live), 'the LSN of the live change');
   });
 
   it('keeps its entities out of the built-in store and says where to read them', async () => {
-    await postChanges(server, notes(1));
+    await server.post(notes(1));
     const database = new MemoryDatabase();
     const service = client(database);
-    let completed = false;
-    service.on('sync_completed', () => { completed = true; });
+    const events = record(service, ['sync_completed']);
     await service.connect();
-    await waitFor(() => completed, 'sync_completed');
+    await events.waitFor('sync_completed');
     let error: unknown;
     await service.getEntity('note', 'n0').catch((caught: unknown) => { error = caught; });
     expect(error).to.be.instanceOf(SyncError);
@@ -100,19 +87,18 @@ describe('a custom Database', () => {
 
   it('a failing transaction leaves the LSN before its batch, reports storage, and the batch comes again until it commits', async () => {
     // Frames of at most 2 changes: [n0 n1] [n2 n3] [n4], one record each.
-    const first = await postChanges(server, notes(2, 0));
-    await postChanges(server, notes(2, 2));
-    const last = await postChanges(server, notes(1, 4));
+    const first = await server.post(notes(2, 0));
+    await server.post(notes(2, 2));
+    const last = await server.post(notes(1, 4));
     const database = new MemoryDatabase();
     let refuse = true;
     database.failWhen = (writes) => (refuse && writes.some((w) => w.entityId === 'n2') ? 'disk full' : undefined);
     const service = client(database);
-    const errors: SyncEventDetails['error'][] = [];
-    service.on('error', (detail) => errors.push(detail));
+    const errors = record(service, ['error']);
     await service.connect();
 
     await waitFor(() => database.failed.length >= 2, 'the refused batch offered again after a reconnect');
-    const storage = errors.find((e) => e.code === 'storage');
+    const storage = errors.of('error').find((e) => e.code === 'storage');
     expect(storage, 'a storage error').to.not.equal(undefined);
     expect(storage!.message).to.contain('disk full');
     expect(sameLSN(service.getState().lastLSN, first), `state LSN ${service.getState().lastLSN} stays at ${first}`).to.equal(true);
@@ -127,7 +113,7 @@ describe('a custom Database', () => {
   });
 
   it('is set on <sync-connection> through its database property', async () => {
-    await postChanges(server, notes(2));
+    await server.post(notes(2));
     const database = new MemoryDatabase();
     const element: SyncConnectionElement = createSyncElement({ url: server.wsUrl, 'db-name': dbName, 'backoff-initial': '50' });
     element.database = database;
@@ -141,7 +127,7 @@ describe('a custom Database', () => {
   });
 
   it('a database switched from the built-in store to a custom one gets everything, not only what follows the built-in LSN', async () => {
-    await postChanges(server, notes(3));
+    await server.post(notes(3));
     const element: SyncConnectionElement = createSyncElement({ url: server.wsUrl, 'db-name': dbName, 'backoff-initial': '50' });
     document.body.append(element);
     try {
@@ -157,7 +143,7 @@ describe('a custom Database', () => {
   });
 
   it('initialize(db) twice at once with the same database starts once; another database after the start is refused', async () => {
-    await postChanges(server, notes(1));
+    await server.post(notes(1));
     const database = new MemoryDatabase();
     const service = new WorkerSyncService({ url: server.wsUrl, dbName, ...FAST });
     services.push(service);

@@ -1,14 +1,7 @@
 import { expect } from '@open-wc/testing';
-import {
-  deleteDatabase,
-  postChanges,
-  serverEntities,
-  startServer,
-  stopServer,
-  uniqueDbName,
-  waitFor,
-  type TestServer,
-} from './helpers/e2e.ts';
+import { deleteDatabase, uniqueDbName } from './helpers/e2e.ts';
+import { useReferenceServer } from './helpers/reference-server.ts';
+import { waitFor } from './helpers/wait.ts';
 
 /**
  * The same notes app in plain HTML, Vue, React and Angular (examples/), each loaded as built
@@ -61,7 +54,7 @@ function watchStates(app: App, text: string): { states: string[]; stop: () => vo
 
 for (const example of EXAMPLES) {
   describe(`the ${example.name} example`, () => {
-    let server: TestServer;
+    const server = useReferenceServer();
     const apps: App[] = [];
     const databases: string[] = [];
 
@@ -77,18 +70,13 @@ for (const example of EXAMPLES) {
       return app;
     }
 
-    beforeEach(async () => {
-      server = await startServer();
-    });
-
     afterEach(async () => {
       for (const app of apps.splice(0)) app.frame.remove();
-      await stopServer(server, 'SIGKILL').catch(() => undefined);
       await Promise.all(databases.splice(0).map(deleteDatabase));
     });
 
     it('connects and shows the notes written before it opened, with the LSN of the catch-up', async () => {
-      const lsn = await postChanges(server, [
+      const lsn = await server.post([
         { type: 'update', entityType: 'note', entityId: 'before', data: { text: 'written before the page opened' } },
       ]);
       const app = await open(server.wsUrl);
@@ -111,14 +99,14 @@ for (const example of EXAMPLES) {
       expect(watch.states.at(-1)).to.equal('acknowledged');
 
       const id = noteItem(app, text)?.dataset.id;
-      const { entities } = await serverEntities(server);
+      const { entities } = await server.entities();
       expect(entities.find((entity) => entity.entityId === id)).to.deep.include({ entityType: 'note', data: { text } });
     });
 
     it('shows a note another client wrote while it is open', async () => {
       const app = await open(server.wsUrl);
       await waitFor(() => textOf(app, '#status') === 'connected', 'the status "connected"');
-      await postChanges(server, [{ type: 'update', entityType: 'note', entityId: 'elsewhere', data: { text: 'written elsewhere' } }]);
+      await server.post([{ type: 'update', entityType: 'note', entityId: 'elsewhere', data: { text: 'written elsewhere' } }]);
       await waitFor(() => noteItem(app, 'written elsewhere') !== undefined, 'the note written elsewhere');
       expect(noteItem(app, 'written elsewhere')?.dataset).to.include({ id: 'elsewhere', state: 'synced' });
     });

@@ -1,25 +1,16 @@
 import { expect } from '@open-wc/testing';
 import '../src/index.ts';
+import { SYNC_EVENT_TYPES, type SyncEventType } from '../src/client/service-events.ts';
 import type { SyncConnectionElement } from '../src/elements/sync-connection.ts';
 import type { Change } from '../src/protocol/change.ts';
-import type { OperationResult, SyncErrorDetail } from '../src/protocol/state.ts';
-import {
-  createSyncElement,
-  deleteDatabase,
-  isLive,
-  postChanges,
-  recordEvents,
-  serverEntities,
-  serverStats,
-  startAgain,
-  startServer,
-  stopServer,
-  uniqueDbName,
-  waitFor,
-  type TestServer,
-} from './helpers/e2e.ts';
+import { compareLSN } from '../src/protocol/lsn.ts';
+import type { OperationResult } from '../src/protocol/state.ts';
+import { createSyncElement, deleteDatabase, isLive, uniqueDbName } from './helpers/e2e.ts';
+import { record, type EventLog, type Recorded } from './helpers/events.ts';
 import { Prng, testSeed } from './helpers/prng.ts';
+import { useReferenceServer } from './helpers/reference-server.ts';
 import { SpyWorkers } from './helpers/spy-worker.ts';
+import { sleep, waitFor, within } from './helpers/wait.ts';
 
 /*
  * Faults against the reference server, run as a child process by the WTR plugin: SIGKILL in the
@@ -28,23 +19,17 @@ import { SpyWorkers } from './helpers/spy-worker.ts';
  */
 
 const FAST = { 'backoff-initial': '50', 'backoff-max': '300' };
-const ALL_EVENTS = [
-  'connected', 'disconnected', 'reconnecting', 'sync_started', 'sync_progress', 'sync_completed', 'changes',
-  'operation_complete', 'operation_error', 'state_change', 'message', 'error',
-];
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-type Detail = { changes: { type: string; entityType: string; entityId: string; data?: unknown }[]; lsn?: string };
 
 describe('<sync-connection> under faults of the reference server', () => {
-  let server: TestServer | undefined;
+  // Each test starts it with the options it needs.
+  const server = useReferenceServer(null);
   let dbName: string;
   const elements: SyncConnectionElement[] = [];
   const spies: SpyWorkers[] = [];
 
-  function mount(url: string, attributes: Record<string, string | boolean> = {}, setup?: (element: SyncConnectionElement) => void): SyncConnectionElement {
-    const element = createSyncElement({ url, 'db-name': dbName, ...FAST, ...attributes });
+  /** A `<sync-connection>` on the test's server and database; `setup` runs before it is inserted. */
+  function mount(setup?: (element: SyncConnectionElement) => void): SyncConnectionElement {
+    const element = createSyncElement({ url: server.wsUrl, 'db-name': dbName, ...FAST });
     setup?.(element);
     elements.push(element);
     document.body.append(element);
@@ -58,8 +43,6 @@ describe('<sync-connection> under faults of the reference server', () => {
   afterEach(async () => {
     for (const element of elements.splice(0)) element.remove();
     for (const spy of spies.splice(0)) spy.terminateAll();
-    if (server) await stopServer(server, 'SIGKILL').catch(() => undefined);
-    server = undefined;
     await deleteDatabase(dbName);
   });
 
@@ -68,45 +51,42 @@ describe('<sync-connection> under faults of the reference server', () => {
     const RECORDS = 20;
     const PER_RECORD = 500;
     // batch-size 50 < 500: each record goes whole and alone, so the catch-up is 20 frames.
-    const srv = server = await startServer({ batchSize: 50 });
+    await server.start({ batchSize: 50 });
     // Every record touches the same 500 entities once: an update carrying the record's number, or
     // (for 1 in 25) a delete. So every entity has exactly RECORDS changes at the server, and an
     // applied update never carries a smaller number than the one before it.
-    const record = (r: number): Change[] => Array.from({ length: PER_RECORD }, (_, i) => {
+    const recordOf = (r: number): Change[] => Array.from({ length: PER_RECORD }, (_, i) => {
       const entityType = i % 2 === 0 ? 'alpha' : 'beta';
       const entityId = `e${i}`;
       return (i + r) % 25 === 0
         ? { type: 'delete' as const, entityType, entityId }
         : { type: 'update' as const, entityType, entityId, data: { v: r, i, text: `record ${r} item ${i}` } };
     });
-    for (let r = 0; r < RECORDS; r++) await postChanges(srv, record(r));
+    for (let r = 0; r < RECORDS; r++) await server.post(recordOf(r));
 
-    let killed: Promise<void> | undefined;
-    let lsnAtKill: string | null = null;
-    const element = mount(srv.wsUrl, {}, (el) => {
-      el.addEventListener('sync_progress', () => {
-        killed ??= (async () => {
-          lsnAtKill = el.getAttribute('last-lsn');
-          await stopServer(srv, 'SIGKILL');
-          await startAgain(srv);
-        })();
-      });
-    });
-    const seen = recordEvents(element, ['changes', 'connected', 'disconnected', 'sync_completed', 'error']);
-    await waitFor(() => killed !== undefined, 'the first sync_progress', 10_000);
-    await killed;
-    const stats = await serverStats(srv);
+    const element = mount();
+    const seen = record(element, ['sync_progress', 'changes', 'connected', 'disconnected', 'sync_completed', 'error']);
+    // Killed as the first of the 20 frames is applied: the catch-up is under way.
+    await seen.waitFor('sync_progress', () => true, { timeout: 10_000 });
+    const lsnAtKill = element.getAttribute('last-lsn');
+    await server.stop('SIGKILL');
+    await server.startAgain();
+    const stats = await server.stats();
     await waitFor(() => isLive(element) && element.getAttribute('last-lsn') === stats.lsn, `live again at ${stats.lsn}`, 15_000);
     console.log(`catch-up kill: last-lsn ${lsnAtKill} when killed, server head ${stats.lsn}, ` +
-      `resumed from ${seen.filter((e) => e.type === 'connected').map((e) => (e.detail as { lastLSN: string }).lastLSN).join(', ')}`);
+      `resumed from ${seen.of('connected').map(({ lastLSN }) => lastLSN).join(', ')}`);
 
-    expect(seen.filter((e) => e.type === 'disconnected').length, 'the kill was seen').to.be.at.least(1);
-    expect(seen.filter((e) => e.type === 'connected').length, 'connected again').to.be.at.least(2);
-    expect(seen.filter((e) => e.type === 'error').map((e) => e.detail)).to.deep.equal([]);
+    expect(seen.count('disconnected'), 'the kill was seen').to.be.at.least(1);
+    const order = seen.types();
+    expect(order.indexOf('disconnected'), 'the socket died before the first catch-up completed')
+      .to.be.lessThan(order.indexOf('sync_completed'));
+    expect(compareLSN(lsnAtKill ?? '0/0', stats.lsn), 'the LSN when killed is short of the head').to.be.lessThan(0);
+    expect(seen.count('connected'), 'connected again').to.be.at.least(2);
+    expect(seen.of('error')).to.deep.equal([]);
     expect(element.getAttribute('last-lsn')).to.equal(stats.lsn);
     expect(stats.changes, 'changes the server holds').to.equal(RECORDS * PER_RECORD);
 
-    const atServer = await serverEntities(srv);
+    const atServer = await server.entities();
     expect(atServer.lsn).to.equal(stats.lsn);
     for (const type of ['alpha', 'beta']) {
       const wanted = atServer.entities.filter((e) => e.entityType === type)
@@ -119,8 +99,8 @@ describe('<sync-connection> under faults of the reference server', () => {
 
     // Every change the client applied, per entity: exactly the RECORDS the server holds, in order.
     const perEntity = new Map<string, { count: number; versions: number[] }>();
-    for (const event of seen.filter((e) => e.type === 'changes')) {
-      for (const change of (event.detail as Detail).changes) {
+    for (const { changes } of seen.of('changes')) {
+      for (const change of changes) {
         const key = `${change.entityType}/${change.entityId}`;
         const entry = perEntity.get(key) ?? { count: 0, versions: [] };
         entry.count += 1;
@@ -141,13 +121,15 @@ describe('<sync-connection> under faults of the reference server', () => {
     const rng = new Prng(seed);
     const COUNT = 200;
     const CYCLES = 5;
-    const srv = server = await startServer();
-    const element = mount(srv.wsUrl);
+    await server.start();
+    const element = mount();
+    const attempts = record(element, ['reconnecting']);
     await waitFor(() => isLive(element), 'live');
 
     // 200 operations in CYCLES + 1 waves; each kill lands after a seeded number of the newest
     // wave's operations settled (0 included: before any was answered), so that every kill finds
-    // operations stored, sent or acknowledged-but-unanswered.
+    // operations stored, sent or acknowledged-but-unanswered. The server stays down until the
+    // client has scheduled a seeded number of reconnections (0: back before it noticed).
     const waves: { from: number; to: number }[] = [];
     for (let w = 0, from = 0; w <= CYCLES; w++) {
       const to = w === CYCLES ? COUNT : from + rng.int(25, 40);
@@ -155,9 +137,9 @@ describe('<sync-connection> under faults of the reference server', () => {
       from = to;
     }
     const waits = waves.slice(0, CYCLES).map(({ from, to }) => rng.int(0, Math.floor((to - from) * 0.5)));
-    const pauses = waits.map(() => rng.int(0, 250));
+    const downFor = waits.map(() => rng.int(0, 3));
     console.log(`operation kills: seed ${seed} (0x${seed.toString(16)}), waves ${waves.map((w) => w.to - w.from).join(', ')}, ` +
-      `kill after ${waits.join(', ')} of each wave settled, down for ${pauses.join(', ')} ms`);
+      `kill after ${waits.join(', ')} of each wave settled, down for ${downFor.join(', ')} reconnection attempts`);
 
     let completed = 0;
     // Resolved from the settling operation's own callback, so the kill starts in that very task.
@@ -185,16 +167,15 @@ describe('<sync-connection> under faults of the reference server', () => {
       queueWave(wave);
       target = before + waits[cycle]!;
       if (completed < target) {
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`timed out waiting for ${target} settled operations (seed ${seed})`)), 15_000);
-          reached = () => { clearTimeout(timer); resolve(); };
-        });
+        await within(new Promise<void>((resolve) => { reached = resolve; }), `${target} settled operations (seed ${seed})`, 15_000);
       }
       target = Infinity;
       atKill.push(wave.to - completed);
-      await stopServer(srv, 'SIGKILL');
-      await sleep(pauses[cycle]!);
-      await startAgain(srv);
+      const from = attempts.entries.length;
+      await server.stop('SIGKILL');
+      const down = downFor[cycle]!;
+      if (down > 0) await attempts.waitFor('reconnecting', ({ attempt }) => attempt >= down, { from });
+      await server.startAgain();
     }
     queueWave(waves[CYCLES]!);
     console.log(`operation kills: unsettled operations at each kill: ${atKill.join(', ')}`);
@@ -205,16 +186,16 @@ describe('<sync-connection> under faults of the reference server', () => {
     const ids = outcomes.map((o) => (o as { result: OperationResult }).result.id);
     expect(ids).to.deep.equal(Array.from({ length: COUNT }, (_, i) => `op-${i}`));
 
-    const stats = await serverStats(srv);
+    const stats = await server.stats();
     expect(stats.operationsApplied, `operations applied at the server (seed ${seed})`).to.equal(COUNT);
-    const atServer = (await serverEntities(srv)).entities.filter((e) => e.entityType === 'op');
+    const atServer = (await server.entities()).entities.filter((e) => e.entityType === 'op');
     expect(atServer.length).to.equal(COUNT);
     for (const entity of atServer) {
       const i = Number(entity.entityId.slice(1));
       expect(entity.data, entity.entityId).to.deep.equal({ i, seed });
     }
     // The client converges on the same entities and LSN.
-    await waitFor(async () => isLive(element) && element.getAttribute('last-lsn') === (await serverStats(srv)).lsn,
+    await waitFor(async () => isLive(element) && element.getAttribute('last-lsn') === (await server.stats()).lsn,
       'the client at the server\'s LSN', 10_000);
     const stored = (await element.getEntities('op')).map((e) => ({ id: e.entityId, data: e.data })).sort((a, b) => a.id.localeCompare(b.id));
     expect(stored).to.deep.equal(atServer.map((e) => ({ id: e.entityId, data: e.data })).sort((a, b) => a.id.localeCompare(b.id)));
@@ -226,19 +207,18 @@ describe('<sync-connection> under faults of the reference server', () => {
   it('catches up past a stored change whose data is nested 3,000 deep (too deep for IndexedDB)', async function () {
     this.timeout(20_000);
     // The reference server refuses data nested deeper than 64 levels unless told otherwise.
-    const srv = server = await startServer({ batchSize: 100, maxDepth: 4_000 });
+    await server.start({ batchSize: 100, maxDepth: 4_000 });
     const depth = 3_000;
-    const body = `{"changes":[{"type":"update","entityType":"p","entityId":"deep","data":${'['.repeat(depth)}${']'.repeat(depth)}}]}`;
-    const response = await fetch(`${srv.httpUrl}/api/changes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const response = await server.postBody(`{"changes":[{"type":"update","entityType":"p","entityId":"deep","data":${'['.repeat(depth)}${']'.repeat(depth)}}]}`);
     expect(response.status).to.equal(200);
-    await postChanges(srv, [{ type: 'update', entityType: 'p', entityId: 'after', data: { ok: true } }]);
-    const { lsn } = await serverStats(srv);
-    const element = mount(srv.wsUrl);
-    const seen = recordEvents(element, ['connected', 'error']);
+    await server.post([{ type: 'update', entityType: 'p', entityId: 'after', data: { ok: true } }]);
+    const { lsn } = await server.stats();
+    const element = mount();
+    const seen = record(element, ['connected', 'error']);
     await waitFor(() => isLive(element) && element.getAttribute('last-lsn') === lsn, `live at ${lsn}`, 10_000)
       .catch((error: Error) => {
-        throw new Error(`${error.message}; ${seen.filter((e) => e.type === 'connected').length} connections, ` +
-          `errors: ${[...new Set(seen.filter((e) => e.type === 'error').map((e) => (e.detail as SyncErrorDetail).message))].join(' | ')}`);
+        throw new Error(`${error.message}; ${seen.count('connected')} connections, ` +
+          `errors: ${[...new Set(seen.of('error').map(({ message }) => message))].join(' | ')}`);
       });
     expect((await element.getEntity('p', 'after'))?.data).to.deep.equal({ ok: true });
   });
@@ -263,7 +243,7 @@ describe('<sync-connection> under faults of the reference server', () => {
     });
 
     /** Everything the page can read back from the element and its storage, as one text. */
-    async function everythingVisible(element: SyncConnectionElement, seen: { detail: unknown }[]): Promise<Record<string, string>> {
+    async function everythingVisible(element: SyncConnectionElement, seen: readonly Recorded<SyncEventType>[]): Promise<Record<string, string>> {
       return {
         attributes: [...element.attributes].map((a) => `${a.name}=${a.value}`).join(' '),
         outerHTML: element.outerHTML,
@@ -276,17 +256,17 @@ describe('<sync-connection> under faults of the reference server', () => {
     }
 
     it('connects with the token, which appears in no attribute, state, event, URL, storage or log', async () => {
-      const srv = server = await startServer({ token: TOKEN });
+      await server.start({ token: TOKEN });
       const spy = new SpyWorkers();
       spies.push(spy);
-      const element = createSyncElement({ url: srv.wsUrl, 'db-name': dbName, ...FAST });
-      element.createWorker = spy.create;
-      elements.push(element);
-      const seen = recordEvents(element, ALL_EVENTS);
-      document.body.append(element);
+      let seen!: EventLog<SyncEventType>;
+      const element = mount((el) => {
+        el.createWorker = spy.create;
+        seen = record(el, SYNC_EVENT_TYPES);
+      });
       element.token = TOKEN; // as frameworks do: a property, right after insertion
       await waitFor(() => isLive(element), 'live with the token');
-      expect((await serverStats(srv)).clients).to.equal(1);
+      expect((await server.stats()).clients).to.equal(1);
 
       // It did travel, where PROTOCOL.md puts it: in the sync frame.
       const syncs = spy.sent.map((text) => JSON.parse(text) as { type: string; token?: string }).filter((f) => f.type === 'sync');
@@ -300,39 +280,39 @@ describe('<sync-connection> under faults of the reference server', () => {
         expect(new URL(url).searchParams.has('token'), 'a token parameter').to.equal(false);
       }
       expect(element.hasAttribute('token')).to.equal(false);
-      for (const [where, text] of Object.entries(await everythingVisible(element, seen))) {
+      for (const [where, text] of Object.entries(await everythingVisible(element, seen.entries))) {
         expect(text.includes(TOKEN), `the token in ${where}`).to.equal(false);
       }
     });
 
     it('a refused token gives status error with close 4001, and the token is in no error, state or URL', async () => {
       const WRONG = 'wrong-token-456';
-      const srv = server = await startServer({ token: TOKEN });
+      await server.start({ token: TOKEN });
       const spy = new SpyWorkers();
       spies.push(spy);
-      const element = createSyncElement({ url: srv.wsUrl, 'db-name': dbName, ...FAST });
-      element.createWorker = spy.create;
-      element.token = WRONG;
-      elements.push(element);
-      const seen = recordEvents(element, ALL_EVENTS);
-      document.body.append(element);
+      let seen!: EventLog<SyncEventType>;
+      const element = mount((el) => {
+        el.createWorker = spy.create;
+        el.token = WRONG;
+        seen = record(el, SYNC_EVENT_TYPES);
+      });
       // The state is published before the events that go with it: wait for both.
       await waitFor(() => element.getAttribute('status') === 'error'
-        && seen.some((e) => e.type === 'error' && (e.detail as SyncErrorDetail).code === 'closed'), 'status error and an error event');
+        && seen.of('error').some(({ code }) => code === 'closed'), 'status error and an error event');
 
-      const errors = seen.filter((e) => e.type === 'error').map((e) => e.detail as SyncErrorDetail);
+      const errors = seen.of('error');
       const closed = errors.find((e) => e.code === 'closed');
       expect(closed, `a closed error among ${safeJson(errors)}`).not.to.equal(undefined);
       expect(closed!.message).to.contain('4001');
-      const disconnected = seen.find((e) => e.type === 'disconnected')?.detail as { code: number; willReconnect: boolean } | undefined;
+      const [disconnected] = seen.of('disconnected');
       expect(disconnected?.code).to.equal(4001);
       expect(disconnected?.willReconnect).to.equal(false);
       expect(element.getState().lastError?.code).to.equal('closed');
-      await sleep(400); // several backoff periods: no retry after a 4001
+      await sleep(400); // a retry would come from the backoff timer (50-300 ms here), so none can be waited for: outlast its cap
       expect(spy.dialled.length, 'dials').to.equal(1);
       expect(element.getAttribute('status')).to.equal('error');
       for (const url of spy.dialled) expect(decodeURIComponent(url)).not.to.contain(WRONG);
-      for (const [where, text] of Object.entries(await everythingVisible(element, seen))) {
+      for (const [where, text] of Object.entries(await everythingVisible(element, seen.entries))) {
         expect(text.includes(WRONG), `the refused token in ${where}`).to.equal(false);
         expect(text.includes(TOKEN), `the server's token in ${where}`).to.equal(false);
       }

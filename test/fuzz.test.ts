@@ -1,10 +1,11 @@
 import { expect } from '@open-wc/testing';
 import '../src/index.ts';
 import type { SyncConnectionElement } from '../src/elements/sync-connection.ts';
-import type { SyncErrorDetail } from '../src/protocol/state.ts';
-import { createSyncElement, deleteDatabase, recordEvents, uniqueDbName, waitFor } from './helpers/e2e.ts';
+import { createSyncElement, deleteDatabase, uniqueDbName } from './helpers/e2e.ts';
+import { record } from './helpers/events.ts';
 import { MockWorkers } from './helpers/mock-worker.ts';
 import { Prng, testSeed } from './helpers/prng.ts';
+import { waitFor } from './helpers/wait.ts';
 
 /*
  * A protocol fuzzer: thousands of random, mutated and hostile server frames go through the mock
@@ -612,7 +613,7 @@ describe('protocol fuzzing through the mock server into the real engine', () => 
 
     element = createSyncElement({ url: MockWorkers.url, 'db-name': dbName, 'backoff-initial': '20', 'backoff-max': '50' });
     element.createWorker = mock.create;
-    const seen = recordEvents(element, ['error', 'message', 'changes', 'disconnected', 'connected']);
+    const seen = record(element, ['error', 'message', 'changes', 'disconnected', 'connected']);
     document.body.append(element);
     const el = element;
     await waitFor(() => el.getAttribute('status') === 'connected', 'status connected');
@@ -621,8 +622,8 @@ describe('protocol fuzzing through the mock server into the real engine', () => 
     const barrier = async (): Promise<void> => {
       const tag = `b${barriers++}`;
       await mock.send({ type: BARRIER_TYPE, tag });
-      await waitFor(() => seen.some((e) => e.type === 'message' && (e.detail as { message: { tag?: string } }).message.tag === tag),
-        `barrier ${tag} (${label})`, 15_000);
+      await seen.waitFor('message', ({ message }) => message.tag === tag, { timeout: 15_000 })
+        .catch((error: Error) => { throw new Error(`barrier ${tag}: ${error.message} (${label})`); });
     };
     let sent = 0;
     while (sent < plan.length) {
@@ -637,27 +638,24 @@ describe('protocol fuzzing through the mock server into the real engine', () => 
     }
 
     const why = (what: string): string => `${what} (${label})`;
-    const errors = seen.filter((e) => e.type === 'error').map((e) => e.detail as SyncErrorDetail);
+    const errors = seen.of('error');
     const count = (code: string) => errors.filter((e) => e.code === code).length;
     const unexpected = errors.filter((e) => !['protocol', 'invalid_change', 'server'].includes(e.code));
     expect(unexpected.map((e) => `${e.code}: ${e.message.slice(0, 200)}`), why('no worker, storage or closed error')).to.deep.equal([]);
     expect(mock.workers.length, why('one worker')).to.equal(1);
     expect(mock.connections, why('the same mock connection')).to.equal(1);
-    expect(seen.filter((e) => e.type === 'disconnected'), why('never disconnected')).to.have.length(0);
+    expect(seen.of('disconnected'), why('never disconnected')).to.have.length(0);
     expect(el.getAttribute('status'), why('still connected')).to.equal('connected');
     expect(count('protocol'), why('every malformed frame reported with code protocol')).to.equal(expected.protocol);
     expect(count('invalid_change'), why('every batch with invalid items reported once')).to.equal(expected.invalidChange);
     expect(count('server'), why('every error / sync_error reported with code server')).to.equal(expected.server);
 
-    const messages = seen.filter((e) => e.type === 'message')
-      .map((e) => (e.detail as { message: { type: string } }).message.type)
-      .filter((type) => type !== BARRIER_TYPE);
+    const messages = seen.of('message').map(({ message }) => message.type).filter((type) => type !== BARRIER_TYPE);
     expect(messages.length, why('one message event per unknown type')).to.equal(expected.unknown.length);
     expect(messages.every((type, i) => type === expected.unknown[i]), why('the unknown frames, in order')).to.equal(true);
 
     // The changes events list exactly the model's applied changes, in order: nothing twice, no replay.
-    const applied = seen.filter((e) => e.type === 'changes')
-      .flatMap((e) => (e.detail as { changes: ModelChange[] }).changes.map(describeChange));
+    const applied = seen.of('changes').flatMap(({ changes }) => changes.map(describeChange));
     expect(applied.length, why('as many changes applied as the model')).to.equal(model.applied.length);
     const firstDiff = applied.findIndex((entry, i) => entry !== model.applied[i]);
     expect(firstDiff, why(`changes events differ from the model at ${firstDiff}: ${applied[firstDiff]} vs ${model.applied[firstDiff]}`)).to.equal(-1);
@@ -690,21 +688,18 @@ describe('protocol fuzzing through the mock server into the real engine', () => 
     this.timeout(20_000);
     element = createSyncElement({ url: MockWorkers.url, 'db-name': dbName, 'backoff-initial': '20', 'backoff-max': '50' });
     element.createWorker = mock.create;
-    document.body.append(element);
     const el = element;
     const depth = 3_000;
     const deep = `{"type":"changes","lsn":"0/10","changes":[{"type":"update","entityType":"d","entityId":"deep","data":${'['.repeat(depth)}${']'.repeat(depth)}}]}`;
     const next = { type: 'changes', lsn: '0/20', changes: [{ type: 'update', entityType: 'd', entityId: 'after', data: 1 }] };
     // The server's part: every new connection is sent what follows the client's LSN (0/0 here).
     let served = 0;
-    const deadline = performance.now() + 8_000;
-    while (el.getAttribute('last-lsn') !== '0/20' && performance.now() < deadline) {
-      if (mock.connections > served && el.getAttribute('status') === 'connected') {
-        served = mock.connections;
-        await mock.send(deep, next);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    el.addEventListener('connected', () => {
+      served += 1;
+      void mock.send(deep, next);
+    });
+    document.body.append(el);
+    await waitFor(() => el.getAttribute('last-lsn') === '0/20', 'last-lsn 0/20', 8_000).catch(() => undefined);
     expect(el.getAttribute('last-lsn'), `after ${served} connection(s)`).to.equal('0/20');
     expect((await el.getEntity('d', 'after'))?.data).to.equal(1);
   });

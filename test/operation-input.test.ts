@@ -1,5 +1,5 @@
 import { expect } from '@open-wc/testing';
-import { SyncError } from '../src/client/errors.ts';
+import { SyncError } from '../src/protocol/errors.ts';
 import { toQueuedOperation } from '../src/client/operation-input.ts';
 
 function rejection(input: unknown, maxBytes?: number): SyncError {

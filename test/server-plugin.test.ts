@@ -1,14 +1,9 @@
 import { expect } from '@open-wc/testing';
-import { executeServerCommand } from '@web/test-runner-commands';
+import type { Change } from '../src/protocol/change.ts';
 import { compareLSN } from '../src/protocol/lsn.ts';
 import { parseServerFrame, type ServerMessage } from '../src/protocol/wire.ts';
-
-interface ServerInfo {
-  id: string;
-  port: number;
-  wsUrl: string;
-  httpUrl: string;
-}
+import { useReferenceServer } from './helpers/reference-server.ts';
+import { within } from './helpers/wait.ts';
 
 /** A browser WebSocket whose frames are checked with the protocol parser and read in order. */
 class Socket {
@@ -48,8 +43,13 @@ class Socket {
   }
 
   /** Frames up to and including the first of `type`. */
-  async until(type: string, timeout = 5000): Promise<ServerMessage[]> {
-    const deadline = performance.now() + timeout;
+  until(type: string, timeout = 5000): Promise<ServerMessage[]> {
+    const reading = this.#read(type);
+    reading.catch(() => undefined); // reported through `within` while it waits; later, to nobody
+    return within(reading, `a "${type}" frame`, timeout);
+  }
+
+  async #read(type: string): Promise<ServerMessage[]> {
     const taken: ServerMessage[] = [];
     for (;;) {
       const frame = this.#frames.shift();
@@ -59,47 +59,28 @@ class Socket {
         continue;
       }
       if (this.#closed) throw new Error(`socket closed before ${type}`);
-      if (performance.now() > deadline) throw new Error(`no ${type} within ${timeout} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 50);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await new Promise<void>((resolve) => { this.#wake = resolve; });
       this.#wake = undefined;
     }
   }
 }
 
-async function post(server: ServerInfo, entityId: string): Promise<string> {
-  const response = await fetch(`${server.httpUrl}/api/changes`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ changes: [{ type: 'update', entityType: 'note', entityId, data: { entityId } }] }),
-  });
-  expect(response.status).to.equal(200);
-  return ((await response.json()) as { lsn: string }).lsn;
-}
+const note = (entityId: string): Change[] => [{ type: 'update', entityType: 'note', entityId, data: { entityId } }];
 
 function replayed(frames: readonly ServerMessage[]): string[] {
   return frames.flatMap((frame) => (frame.type === 'changes' ? frame.changes.map((c) => c.entityId) : []));
 }
 
 describe('reference server plugin', () => {
-  let server: ServerInfo | undefined;
-
-  afterEach(async () => {
-    if (server) await executeServerCommand('server-stop', { id: server.id, signal: 'SIGKILL' });
-    server = undefined;
-  });
+  // Each test starts it itself: starting is part of what it checks.
+  const server = useReferenceServer(null);
 
   it('starts a server a browser can sync with, and restarts it with its data', async () => {
-    server = await executeServerCommand<ServerInfo, { batchSize: number }>('server-start', { batchSize: 1 });
+    await server.start({ batchSize: 1 });
     expect(server.wsUrl).to.equal(`ws://127.0.0.1:${server.port}/api/sync`);
     expect(server.httpUrl).to.equal(`http://127.0.0.1:${server.port}`);
-    await post(server, 'a');
-    const head = await post(server, 'b');
+    await server.post(note('a'));
+    const head = await server.post(note('b'));
 
     const socket = await Socket.open(server.wsUrl);
     socket.send({ type: 'sync', clientId: 'plugin-test', lastLSN: '0/0' });
@@ -109,14 +90,13 @@ describe('reference server plugin', () => {
     expect(replayed(frames)).to.deep.equal(['a', 'b']);
     socket.close();
 
-    const restarted = await executeServerCommand<ServerInfo, { id: string; signal: string }>(
-      'server-restart', { id: server.id, signal: 'SIGKILL' },
-    );
-    expect(restarted.port).to.equal(server.port);
-    const again = await Socket.open(restarted.wsUrl);
+    const port = server.port;
+    await server.restart('SIGKILL');
+    expect(server.port).to.equal(port);
+    const again = await Socket.open(server.wsUrl);
     again.send({ type: 'sync', clientId: 'plugin-test', lastLSN: '0/0' });
     expect(replayed(await again.until('sync_complete'))).to.deep.equal(['a', 'b']);
-    const next = await post(restarted, 'c');
+    const next = await server.post(note('c'));
     expect(compareLSN(next, head)).to.be.greaterThan(0);
     const live = await again.until('changes');
     expect(replayed(live)).to.deep.equal(['c']);
@@ -124,17 +104,29 @@ describe('reference server plugin', () => {
   });
 
   it('stops a server and starts it again on the same port', async () => {
-    server = await executeServerCommand<ServerInfo, Record<string, never>>('server-start', {});
-    const lsn = await post(server, 'kept');
-    await executeServerCommand('server-stop', { id: server.id });
+    await server.start();
+    const lsn = await server.post(note('kept'));
+    const port = server.port;
+    await server.stop();
     let refused = false;
-    await fetch(`${server.httpUrl}/api/stats`).catch(() => {
+    await server.stats().catch(() => {
       refused = true;
     });
     expect(refused).to.equal(true);
-    const again = await executeServerCommand<ServerInfo, { id: string }>('server-start-again', { id: server.id });
-    expect(again.port).to.equal(server.port);
-    const stats = (await (await fetch(`${again.httpUrl}/api/stats`)).json()) as { lsn: string; records: number };
-    expect(stats).to.deep.include({ lsn, records: 1 });
+    await server.startAgain();
+    expect(server.port).to.equal(port);
+    expect(await server.stats()).to.deep.include({ lsn, records: 1 });
+  });
+
+  it('removes a server: its port refuses connections and the handle holds no server', async () => {
+    await server.start();
+    const { httpUrl } = server;
+    await server.remove();
+    let refused = false;
+    await fetch(`${httpUrl}/api/stats`).catch(() => {
+      refused = true;
+    });
+    expect(refused).to.equal(true);
+    expect(() => server.wsUrl).to.throw(/No reference server is running here/);
   });
 });

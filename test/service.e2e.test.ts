@@ -1,24 +1,14 @@
 import { expect } from '@open-wc/testing';
-import { SyncError } from '../src/client/errors.ts';
+import { SyncError } from '../src/protocol/errors.ts';
 import { WorkerSyncService } from '../src/client/sync-service.ts';
 import type { SyncState } from '../src/protocol/state.ts';
 import { compareLSN } from '../src/protocol/lsn.ts';
-import {
-  deleteDatabase,
-  notes,
-  postChanges,
-  serverEntities,
-  serverStats,
-  startAgain,
-  startServer,
-  stopServer,
-  uniqueDbName,
-  waitFor,
-  type TestServer,
-} from './helpers/e2e.ts';
+import { deleteDatabase, uniqueDbName } from './helpers/e2e.ts';
+import { notes, useReferenceServer } from './helpers/reference-server.ts';
+import { sleep, waitFor } from './helpers/wait.ts';
 
 describe('WorkerSyncService without an element, against the reference server', () => {
-  let server: TestServer;
+  const server = useReferenceServer();
   let dbName: string;
   const services: WorkerSyncService[] = [];
 
@@ -28,18 +18,16 @@ describe('WorkerSyncService without an element, against the reference server', (
     return service;
   }
 
-  beforeEach(async () => {
-    server = await startServer();
+  beforeEach(() => {
     dbName = uniqueDbName();
   });
 
   afterEach(async () => {
     for (const service of services.splice(0)) await service.cleanup();
-    await stopServer(server, 'SIGKILL').catch(() => undefined);
     await deleteDatabase(dbName);
   });
 
-  it('initialize loads the stored state without connecting; getState has the seeds\' fields', async () => {
+  it('initialize loads the stored state without connecting; getState has the fields of the older SyncClient\'s state', async () => {
     const service = client();
     await service.initialize();
     const state = service.getState();
@@ -47,12 +35,12 @@ describe('WorkerSyncService without an element, against the reference server', (
     expect(state).to.include({ lastLSN: '0/0', isConnected: false, isConnecting: false, reconnectAttempts: 0, status: 'disconnected', pendingOperations: 0 });
     expect(state.role).to.be.oneOf(['leader', 'follower']);
     expect(service.isConnected()).to.equal(false);
-    expect((await serverStats(server)).clients, 'no socket was opened').to.equal(0);
+    expect((await server.stats()).clients, 'no socket was opened').to.equal(0);
     expect(Object.isFrozen(state), 'the snapshot is immutable').to.equal(true);
   });
 
   it('connect, events through addEventListener and onStateChange, getStatus from the worker, sendSyncMessage', async () => {
-    const lsn = await postChanges(server, notes(2));
+    const lsn = await server.post(notes(2));
     const service = client();
     const seen: string[] = [];
     const removeConnected = service.addEventListener('connected', () => seen.push('connected'));
@@ -88,7 +76,7 @@ describe('WorkerSyncService without an element, against the reference server', (
     const result = await service.queueOperation({ type: 'upsert', payload: { entityType: 'note', entityId: 'a', data: { text: 'hi' } } });
     expect(result.id).to.be.a('string');
     expect(result.lsn, 'acknowledged with the LSN of its change').to.be.a('string');
-    const { entities } = await serverEntities(server);
+    const { entities } = await server.entities();
     expect(entities).to.deep.include({ entityType: 'note', entityId: 'a', data: { text: 'hi' } });
     await waitFor(async () => (await service.getEntity('note', 'a'))?.lsn !== undefined, 'the change applied locally');
     expect(compareLSN(service.getState().lastLSN, result.lsn!)).to.be.at.least(0);
@@ -101,8 +89,8 @@ describe('WorkerSyncService without an element, against the reference server', (
     await waitFor(() => service.isConnected(), 'connected');
     await service.disconnect(true);
     expect(service.getState()).to.include({ status: 'disconnected', isConnected: false });
-    await waitFor(async () => (await serverStats(server)).clients === 0, 'the server to see the socket close');
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await waitFor(async () => (await server.stats()).clients === 0, 'the server to see the socket close');
+    await sleep(400); // a reconnection would come from the backoff timer (50-300 ms), so none can be waited for: outlast its cap
     expect(service.isConnected(), 'no reconnection after disconnect').to.equal(false);
     await service.forceConnect();
     await waitFor(() => service.isConnected(), 'connected after forceConnect', 3000);
@@ -112,7 +100,7 @@ describe('WorkerSyncService without an element, against the reference server', (
     const service = client();
     await service.connect();
     await waitFor(() => service.isConnected(), 'connected');
-    await stopServer(server);
+    await server.stop();
     const queued = [1, 2].map((n) => service.queueOperation({ type: 'upsert', payload: { entityType: 'note', entityId: `c${n}`, data: {} } }));
     const outcomes = Promise.allSettled(queued);
     await waitFor(() => service.getState().pendingOperations === 2, 'two pending');
@@ -120,9 +108,9 @@ describe('WorkerSyncService without an element, against the reference server', (
     const settled = await outcomes;
     expect(settled.map((outcome) => outcome.status)).to.deep.equal(['rejected', 'rejected']);
     expect(String((settled[0] as PromiseRejectedResult).reason)).to.contain('cancelled');
-    await startAgain(server);
+    await server.startAgain();
     await waitFor(() => service.isConnected(), 'reconnected');
-    expect((await serverStats(server)).operationsApplied, 'nothing cleared was sent').to.equal(0);
+    expect((await server.stats()).operationsApplied, 'nothing cleared was sent').to.equal(0);
     expect(service.getState().pendingOperations).to.equal(0);
   });
 
@@ -137,7 +125,7 @@ describe('WorkerSyncService without an element, against the reference server', (
     await waitFor(() => service.isConnected(), 'connected');
     await service.cleanup();
     expect(service.isConnected()).to.equal(false);
-    await waitFor(async () => (await serverStats(server)).clients === 0, 'the socket closed');
+    await waitFor(async () => (await server.stats()).clients === 0, 'the socket closed');
     let error: unknown;
     await service.connect().catch((caught: unknown) => { error = caught; });
     expect(error).to.be.instanceOf(SyncError);
@@ -153,7 +141,7 @@ describe('WorkerSyncService without an element, against the reference server', (
   });
 
   it('storeOperation resolves once stored; operationsSettled waits for what was queued before it; a duplicate id at once is refused', async () => {
-    await stopServer(server);
+    await server.stop();
     const service = client();
     const stored = await service.storeOperation({ id: 'kept', type: 'upsert', payload: { entityType: 'note', entityId: 'k', data: {} } });
     expect(stored.id).to.equal('kept');
@@ -163,13 +151,14 @@ describe('WorkerSyncService without an element, against the reference server', (
     expect(first.status).to.equal('fulfilled');
     expect(second.status, 'the second of two at once').to.equal('rejected');
     expect(String((second as PromiseRejectedResult).reason)).to.contain('already queued');
+    await waitFor(() => service.getState().pendingOperations === 2, 'both in the outbox, with no server');
     let settled = false;
     const all = service.operationsSettled().then(() => { settled = true; });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await service.getStatus(); // a round trip to the worker, after which an early resolution would show
     expect(settled, 'nothing answered yet').to.equal(false);
-    await startAgain(server);
+    await server.startAgain();
     await all;
     expect((await stored.acknowledged).id).to.equal('kept');
-    expect((await serverStats(server)).operationsApplied).to.equal(2);
+    expect((await server.stats()).operationsApplied).to.equal(2);
   });
 });

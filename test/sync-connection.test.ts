@@ -1,9 +1,11 @@
 import { expect } from '@open-wc/testing';
 import '../src/index.ts';
 import type { SyncConnectionElement } from '../src/elements/sync-connection.ts';
-import type { SyncErrorDetail, SyncState } from '../src/protocol/state.ts';
-import { createSyncElement, deleteDatabase, recordEvents, uniqueDbName, waitFor } from './helpers/e2e.ts';
+import type { SyncState } from '../src/protocol/state.ts';
+import { createSyncElement, deleteDatabase, uniqueDbName } from './helpers/e2e.ts';
+import { record } from './helpers/events.ts';
 import { MockWorkers } from './helpers/mock-worker.ts';
+import { sleep, waitFor } from './helpers/wait.ts';
 
 /** <sync-connection> over the real worker engine and a mock-socket server inside the worker. */
 describe('<sync-connection> with a scripted server', () => {
@@ -36,16 +38,17 @@ describe('<sync-connection> with a scripted server', () => {
   it('reports a malformed frame as a protocol error, passes unknown types on, and stays connected', async () => {
     mount();
     await connected();
-    const seen = recordEvents(element, ['error', 'message', 'changes']);
+    const seen = record(element, ['error', 'message', 'changes']);
     await mock.send('{not json', { type: 'custom_hello', greeting: 'hi' },
       { type: 'changes', lsn: '0/10', changes: [{ type: 'update', entityType: 't', entityId: '1', data: { ok: true } }] });
-    await waitFor(() => seen.some((e) => e.type === 'changes'), 'the batch after the bad frame');
-    expect(seen.map((e) => e.type)).to.deep.equal(['error', 'message', 'changes']);
-    expect((seen[0]!.detail as SyncErrorDetail).code).to.equal('protocol');
-    expect(seen[0]!.event.bubbles).to.equal(false);
-    expect((seen[1]!.detail as { message: unknown }).message).to.deep.equal({ type: 'custom_hello', greeting: 'hi' });
-    expect(seen[1]!.event.bubbles).to.equal(true);
-    expect(seen[1]!.event.composed).to.equal(true);
+    await seen.waitFor('changes');
+    expect(seen.types()).to.deep.equal(['error', 'message', 'changes']);
+    const [error, message] = seen.entries;
+    expect(seen.of('error')[0]?.code).to.equal('protocol');
+    expect(error?.event?.bubbles).to.equal(false);
+    expect(seen.of('message')[0]?.message).to.deep.equal({ type: 'custom_hello', greeting: 'hi' });
+    expect(message?.event?.bubbles).to.equal(true);
+    expect(message?.event?.composed).to.equal(true);
     expect(element.getAttribute('status')).to.equal('connected');
     expect(element.getAttribute('last-lsn')).to.equal('0/10');
     expect(mock.connections).to.equal(1);
@@ -54,7 +57,7 @@ describe('<sync-connection> with a scripted server', () => {
   it('skips an invalid change item with an invalid_change error and applies the rest', async () => {
     mount();
     await connected();
-    const errors = recordEvents(element, ['error']);
+    const errors = record(element, ['error']);
     await mock.send({ type: 'changes', lsn: '0/20', changes: [
       { type: 'update', entityType: 't', entityId: 'a', data: 1 },
       { type: 'update', entityType: 't', entityId: 'b' },
@@ -63,16 +66,16 @@ describe('<sync-connection> with a scripted server', () => {
     ] });
     await waitFor(() => element.getAttribute('last-lsn') === '0/20', 'the batch applied');
     expect((await element.getEntities('t')).map((e) => e.entityId)).to.deep.equal(['a', 'd']);
-    expect(errors).to.have.length(1);
-    const detail = errors[0]!.detail as SyncErrorDetail;
-    expect(detail.code).to.equal('invalid_change');
-    expect(detail.message).to.contain('#1').and.contain('#2');
+    expect(errors.entries).to.have.length(1);
+    const [detail] = errors.of('error');
+    expect(detail?.code).to.equal('invalid_change');
+    expect(detail?.message).to.contain('#1').and.contain('#2');
   });
 
   it('fires sync_started, sync_progress and sync_completed with their details, syncing in between', async () => {
     mount();
     await connected();
-    const seen = recordEvents(element, ['sync_started', 'sync_progress', 'sync_completed']);
+    const seen = record(element, ['sync_started', 'sync_progress', 'sync_completed']);
     const syncingDuringProgress: boolean[] = [];
     element.addEventListener('sync_progress', () => syncingDuringProgress.push(element.hasAttribute('syncing')));
     const update = (id: string) => ({ type: 'update', entityType: 't', entityId: id, data: id });
@@ -82,8 +85,8 @@ describe('<sync-connection> with a scripted server', () => {
       { type: 'changes', lsn: '0/30', changes: [update('z')] },
       { type: 'sync_complete', lsn: '0/30' },
     );
-    await waitFor(() => seen.some((e) => e.type === 'sync_completed'), 'sync_completed');
-    expect(seen.map((e) => [e.type, e.detail])).to.deep.equal([
+    await seen.waitFor('sync_completed');
+    expect(seen.entries.map((e) => [e.type, e.detail])).to.deep.equal([
       ['sync_started', { lsn: '0/30', total: 3 }],
       ['sync_progress', { applied: 2, total: 3 }],
       ['sync_progress', { applied: 3, total: 3 }],
@@ -96,15 +99,15 @@ describe('<sync-connection> with a scripted server', () => {
   it('sets status error, fires error with code closed and stops retrying after close code 4001', async () => {
     mount();
     await connected();
-    const seen = recordEvents(element, ['error', 'reconnecting', 'disconnected']);
+    const seen = record(element, ['error', 'reconnecting', 'disconnected']);
     await mock.command({ mock: 'close', code: 4001, reason: 'unauthorized' });
     await waitFor(() => element.getAttribute('status') === 'error', 'status error');
-    const error = seen.find((e) => e.type === 'error')!.detail as SyncErrorDetail;
-    expect(error.code).to.equal('closed');
-    expect(error.message).to.contain('4001').and.contain('unauthorized');
-    expect((seen.find((e) => e.type === 'disconnected')!.detail as { willReconnect: boolean }).willReconnect).to.equal(false);
-    await new Promise((resolve) => setTimeout(resolve, 200)); // many backoff periods
-    expect(seen.filter((e) => e.type === 'reconnecting')).to.have.length(0);
+    const [error] = seen.of('error');
+    expect(error?.code).to.equal('closed');
+    expect(error?.message).to.contain('4001').and.contain('unauthorized');
+    expect(seen.of('disconnected')[0]?.willReconnect).to.equal(false);
+    await sleep(200); // a retry would come from the backoff timer (20-50 ms here), so none can be waited for: outlast it several times
+    expect(seen.of('reconnecting')).to.have.length(0);
     expect(mock.connections).to.equal(1);
     expect(element.getState().lastError?.code).to.equal('closed');
   });
@@ -136,15 +139,15 @@ describe('<sync-connection> with a scripted server', () => {
   it('reports a dead worker, starts a new one, and still settles the operations queued before', async () => {
     mount();
     await connected();
-    const seen = recordEvents(element, ['error', 'connected']);
+    const seen = record(element, ['error', 'connected']);
     const pending = element.queueOperation({ type: 'upsert', id: 'w-1', payload: { n: 1 } });
     await waitFor(() => mock.framesOf('operation').length === 1, 'the operation sent by the first worker');
     // What the page sees when the worker script throws: an ErrorEvent on the Worker object.
     mock.workers[0]!.dispatchEvent(new ErrorEvent('error', { message: 'out of memory', cancelable: true }));
-    await waitFor(() => seen.some((e) => e.type === 'error'), 'a worker error');
-    expect((seen[0]!.detail as SyncErrorDetail).code).to.equal('worker');
+    expect((await seen.waitFor('error')).code).to.equal('worker');
     expect(element.getAttribute('status')).to.equal('error');
-    await waitFor(() => mock.workers.length === 2 && seen.some((e) => e.type === 'connected'), 'a new worker connected');
+    await seen.waitFor('connected');
+    expect(mock.workers).to.have.length(2);
     await waitFor(() => mock.framesOf('operation').length === 2, 'the operation re-sent by the new worker');
     expect(mock.framesOf('operation')[1]!.operation).to.deep.include({ id: 'w-1' });
     await mock.send({ type: 'operation_complete', id: 'w-1', lsn: '0/5' });

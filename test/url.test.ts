@@ -1,5 +1,5 @@
 import { expect } from '@open-wc/testing';
-import { SyncError } from '../src/client/errors.ts';
+import { SyncError } from '../src/protocol/errors.ts';
 import { resolveSyncUrl } from '../src/client/url.ts';
 
 describe('resolveSyncUrl', () => {

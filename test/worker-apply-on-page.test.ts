@@ -1,5 +1,5 @@
 import { expect } from '@open-wc/testing';
-import { sleep, WorkerHarness } from './worker/harness.ts';
+import { WorkerHarness } from './worker/harness.ts';
 
 const FAST = { heartbeatInterval: 5_000, backoffInitial: 10, backoffMax: 40, applyOnPage: true };
 
@@ -39,12 +39,12 @@ describe('sync worker: changes applied by the page (applyOnPage)', () => {
   it('a batch the page could not commit keeps the LSN at the last one it committed, reports storage and resyncs from there', async () => {
     await harness.send({ type: 'changes', changes: [update('1', 'a')], lsn: '0/20' });
     const first = await harness.waitForEvent('apply');
-    // While the page works on the first, two more arrive: they are offered together next.
+    // While the page works on the first, two more arrive (in the engine's socket once `send`
+    // resolves): they are offered together next.
     await harness.send(
       { type: 'changes', changes: [update('2', 'b')], lsn: '0/21' },
       { type: 'changes', changes: [update('3', 'c')], lsn: '0/22' },
     );
-    await sleep(50); // their socket messages are dispatched (the engine is busy, so no barrier)
     await harness.request({ type: 'applied', applyId: first.applyId, count: 1 });
     const second = await harness.waitFor('the second apply', () => harness.eventsOf('apply')[1]);
     expect(second.batches.map((batch) => batch.lsn)).to.deep.equal(['0/21', '0/22']);

@@ -1,6 +1,7 @@
 import { expect } from '@open-wc/testing';
 import type { SyncState } from '../src/protocol/state.ts';
-import { sleep, WorkerHarness } from './worker/harness.ts';
+import { sleep } from './helpers/wait.ts';
+import { WorkerHarness } from './worker/harness.ts';
 import { MOCK_SERVER_URL } from './worker/mock-protocol.ts';
 
 /** Small values so every reconnection happens within a few tens of milliseconds. */
@@ -159,7 +160,7 @@ describe('sync worker: connection', () => {
       const dropped = await harness.waitForEvent('disconnected');
       expect(dropped).to.include({ code, reason: 'unauthorized', willReconnect: false });
       await harness.waitForState('error', (state) => state.status === 'error' && !state.isConnected);
-      await sleep(150); // many backoff periods: no retry may happen
+      await sleep(150); // a retry would come from the backoff timer (10-40 ms here), so none can be waited for: outlast it several times
       expect(harness.connections).to.have.length(1);
       expect(harness.eventsOf('reconnecting')).to.have.length(0);
     });
@@ -182,7 +183,8 @@ describe('sync worker: connection', () => {
     await harness.request({ type: 'connect' });
     const offline = await harness.request<SyncState>({ type: 'get_status' });
     expect(offline).to.include({ status: 'offline', online: false, isConnected: false });
-    await sleep(100);
+    // A dial is reported as the socket is made, so before the answer to the connect request.
+    expect(harness.dials).to.have.length(0);
     expect(harness.connections).to.have.length(0);
     await harness.request({ type: 'network', online: true });
     await harness.waitForFrame('sync');
@@ -195,7 +197,7 @@ describe('sync worker: connection', () => {
     await harness.request({ type: 'network', online: false });
     await harness.mock({ mock: 'close', code: 1001, reason: 'going away' });
     await harness.waitForState('offline', (state) => state.status === 'offline');
-    await sleep(100);
+    await sleep(100); // a retry would come from the backoff timer (10-40 ms here), so none can be waited for: outlast it several times
     expect(harness.connections).to.have.length(1);
     await harness.request({ type: 'network', online: true });
     await harness.waitFor('a second connection', () => harness!.framesOf('sync').find(({ conn }) => conn === 2));
@@ -220,7 +222,7 @@ describe('sync worker: connection', () => {
     expect(dropped).to.include({ code: 1000, willReconnect: false });
     await harness.waitFor('the server saw the close', () => (harness!.closed.includes(1) ? true : undefined));
     await harness.waitForState('disconnected', (state) => state.status === 'disconnected');
-    await sleep(100);
+    await sleep(100); // a reconnection would come from the backoff timer (10-40 ms here), so none can be waited for: outlast it several times
     expect(harness.connections).to.have.length(1);
     await harness.connect();
     expect(harness.connections).to.have.length(2);

@@ -1,6 +1,7 @@
 import { expect } from '@open-wc/testing';
 import type { SyncState } from '../src/protocol/state.ts';
-import { sleep, WorkerHarness } from './worker/harness.ts';
+import { sleep } from './helpers/wait.ts';
+import { WorkerHarness } from './worker/harness.ts';
 
 const FAST = { heartbeatInterval: 5_000, backoffInitial: 10, backoffMax: 40 };
 
@@ -76,7 +77,7 @@ describe('sync worker: the database closed under it', () => {
     expect(await harness.entity('todo', '1')).to.equal(undefined);
     expect(await harness.storedLSN()).to.equal('0/3');
 
-    await sleep(150); // many backoff periods: a restart loop would dial again
+    await sleep(150); // a restart loop would dial again on the backoff timer (10-40 ms here), so none can be waited for: outlast it several times
     await harness.barrier();
     expect(harness.connections).to.have.length(2);
     expect(storageErrors(from)).to.have.length(1);
@@ -91,8 +92,11 @@ describe('sync worker: the database closed under it', () => {
 
     expect(await deleteFromPage(harness.dbName)).to.equal('deleted');
     await harness.waitFor('a storage error', () => storageErrors(from)[0]);
-    await sleep(50);
-    expect(harness.connections).to.have.length(1); // not wanted: it stays disconnected
+    // Answered once the reopened session is ready, that is after it would have dialled.
+    const notConnected = await harness.request({ type: 'sync' }).then(() => 'sent', (error: Error) => error.name);
+    expect(notConnected).to.equal('InvalidStateError');
+    expect(harness.dials).to.have.length(1); // not wanted: it stays disconnected
+    expect(harness.connections).to.have.length(1);
 
     const { frame, conn } = await harness.connect();
     expect(conn).to.equal(2);
@@ -103,7 +107,7 @@ describe('sync worker: the database closed under it', () => {
     await harness.waitForState('lastLSN 0/4', (state) => state.lastLSN === '0/4');
     expect((await harness.entity('todo', '9'))?.data).to.equal('nine!');
 
-    await sleep(150);
+    await sleep(150); // a restart loop would dial again on the backoff timer (10-40 ms here), so none can be waited for: outlast it several times
     await harness.barrier();
     expect(harness.connections).to.have.length(2);
     expect(storageErrors(from)).to.have.length(1);
@@ -124,7 +128,7 @@ describe('sync worker: the database closed under it', () => {
       expect(state).to.include({ status: 'error', isConnected: false });
       const refused = await harness.request({ type: 'connect' }).then(() => 'ok', (error: Error) => error.name);
       expect(refused).to.equal('StorageError');
-      await sleep(150);
+      await sleep(150); // a retry would come from a timer (a backoff of 10-40 ms here), so none can be waited for: outlast it several times
       expect(harness.connections).to.have.length(1);
       expect(storageErrors(from)).to.have.length(2);
     } finally {

@@ -1,6 +1,7 @@
 import { expect } from '@open-wc/testing';
 import type { SyncState } from '../src/protocol/state.ts';
 import type { WorkerEvent, WorkerToPage } from '../src/protocol/worker-messages.ts';
+import { within } from './helpers/wait.ts';
 import { deleteDatabase, uniqueDbName } from './worker/harness.ts';
 
 describe('sync worker: production entry', () => {
@@ -15,17 +16,13 @@ describe('sync worker: production entry', () => {
       else events.push(event.data);
       notify();
     });
-    const until = <T>(check: () => T | undefined): Promise<T> =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('timed out')), 5_000);
-        notify = () => {
-          const value = check();
-          if (value === undefined) return;
-          clearTimeout(timer);
-          resolve(value);
-        };
-        notify();
-      });
+    const until = <T>(what: string, check: () => T | undefined): Promise<T> => within(new Promise((resolve) => {
+      notify = () => {
+        const value = check();
+        if (value !== undefined) resolve(value);
+      };
+      notify();
+    }), what, 5_000);
     try {
       worker.postMessage({
         type: 'init',
@@ -39,11 +36,11 @@ describe('sync worker: production entry', () => {
           backoffMax: 20,
         },
       });
-      const init = await until(() => results.get(1));
+      const init = await until('the answer to init', () => results.get(1));
       if (init.type !== 'result' || !init.ok) throw new Error(`init failed: ${JSON.stringify(init)}`);
       expect((init.value as SyncState).clientId).to.be.a('string').and.not.equal('');
       worker.postMessage({ type: 'connect', requestId: 2 });
-      const retry = await until(() => events.find((event) => event.type === 'reconnecting'));
+      const retry = await until('a reconnecting event', () => events.find((event) => event.type === 'reconnecting'));
       expect(retry).to.include({ type: 'reconnecting', attempt: 1 });
       // A dial that never opened reports only the retry, not a disconnection.
       expect(events.filter((event) => event.type === 'disconnected')).to.have.length(0);

@@ -1,9 +1,10 @@
 import { expect } from '@open-wc/testing';
-import { SyncError } from '../src/client/errors.ts';
+import { SyncError } from '../src/protocol/errors.ts';
 import type { WorkerEndpoint } from '../src/client/worker-endpoint.ts';
 import { SyncWorkerManager } from '../src/client/worker-manager.ts';
 import type { SyncErrorDetail } from '../src/protocol/state.ts';
 import type { PageToWorker, WorkerEvent, WorkerToPage } from '../src/protocol/worker-messages.ts';
+import { waitFor } from './helpers/wait.ts';
 
 /** A worker stand-in over a MessageChannel: the test plays the worker on `port2`. */
 function channelWorker() {
@@ -28,11 +29,6 @@ function channelWorker() {
   };
 }
 
-async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 5));
-  expect(condition()).to.equal(true);
-}
-
 describe('SyncWorkerManager', () => {
   it('matches each answer to its request, whatever the order of answers', async () => {
     const fake = channelWorker();
@@ -40,7 +36,7 @@ describe('SyncWorkerManager', () => {
     manager.start();
     const first = manager.request({ type: 'get_status' });
     const second = manager.request({ type: 'sync' }).then(() => undefined, (error: Error) => error);
-    await until(() => fake.received.length === 2);
+    await waitFor(() => fake.received.length === 2, 'both requests at the worker');
     const [a, b] = fake.received;
     fake.reply({ type: 'result', requestId: b!.requestId, ok: false, error: { name: 'SyncError', message: 'not connected' } });
     fake.reply({ type: 'result', requestId: a!.requestId, ok: true, value: 'A' });
@@ -58,7 +54,7 @@ describe('SyncWorkerManager', () => {
     manager.start();
     fake.reply({ type: 'result', requestId: 999, ok: true });
     fake.reply({ type: 'sync_completed', lsn: '0/10' });
-    await until(() => events.length === 1);
+    await waitFor(() => events.length === 1, 'the event handed on');
     expect(events[0]).to.deep.equal({ type: 'sync_completed', lsn: '0/10' });
     manager.terminate();
   });
@@ -104,5 +100,44 @@ describe('SyncWorkerManager', () => {
     manager.terminate('bye');
     const late = await pending.then(() => undefined, (e: SyncError) => e);
     expect(late?.message).to.equal('bye');
+  });
+
+  it('restarts a worker that died after its delay, preparing each worker it starts', async () => {
+    const fakes: ReturnType<typeof channelWorker>[] = [];
+    const errors: SyncErrorDetail[] = [];
+    let prepared = 0;
+    const manager = new SyncWorkerManager(() => {
+      const fake = channelWorker();
+      fakes.push(fake);
+      return fake.endpoint;
+    }, { onEvent() {}, onWorkerError: (d) => errors.push(d), prepare: async () => { prepared += 1; } }, { restartDelay: 20 });
+    manager.start();
+    await manager.ready;
+    fakes[0]!.crash('boom');
+    expect(manager.running).to.equal(false);
+    expect(errors.map((e) => e.code)).to.deep.equal(['worker']);
+    await waitFor(() => manager.running, 'the worker restarted');
+    await manager.ready;
+    expect(fakes).to.have.length(2);
+    expect(prepared).to.equal(2);
+    manager.terminate();
+  });
+
+  it('starts a worker waiting for its restart at once for whenReady, and none once terminated', async () => {
+    const fakes: ReturnType<typeof channelWorker>[] = [];
+    const manager = new SyncWorkerManager(() => {
+      const fake = channelWorker();
+      fakes.push(fake);
+      return fake.endpoint;
+    }, { onEvent() {}, onWorkerError() {} }, { restartDelay: 60_000 });
+    manager.start();
+    fakes[0]!.crash('boom');
+    await manager.whenReady();
+    expect(fakes, 'started long before the restart delay').to.have.length(2);
+    expect(manager.running).to.equal(true);
+    manager.terminate('bye');
+    const refused = await manager.whenReady().then(() => undefined, (e: SyncError) => e);
+    expect(refused?.code).to.equal('worker');
+    expect(fakes).to.have.length(2);
   });
 });

@@ -1,6 +1,7 @@
 import { expect } from '@open-wc/testing';
 import type { SyncState } from '../src/protocol/state.ts';
-import { sleep, WorkerHarness, type ReceivedFrame } from './worker/harness.ts';
+import { sleep } from './helpers/wait.ts';
+import { WorkerHarness, type ReceivedFrame } from './worker/harness.ts';
 
 const FAST = { heartbeatInterval: 5_000, backoffInitial: 10, backoffMax: 40 };
 
@@ -143,7 +144,7 @@ describe('sync worker: outbox', () => {
     await harness.mock({ mock: 'close', code: 1001, reason: 'restart' });
     const resent = await harness.waitForFrame('operation', ({ conn }) => conn === 2);
     expect(operationIds([resent])).to.deep.equal(['fine']);
-    await sleep(50);
+    await harness.roundTrip();
     expect(operationIds(harness.framesOf('operation').filter(({ conn }) => conn === 2))).to.deep.equal(['fine']);
   });
 
@@ -160,13 +161,14 @@ describe('sync worker: outbox', () => {
     );
     const reported = await harness.waitForEvent('error', (event) => event.code === 'server');
     expect(reported.message).to.contain('stay queued');
-    await sleep(300);
+    await harness.roundTrip();
     expect(harness.eventsOf('operation_error'), 'not rejected').to.have.length(0);
     expect(harness.eventsOf('error').filter((event) => event.code === 'server'), 'one report for the pause').to.have.length(1);
     expect(await harness.outboxIds()).to.deep.equal(['also', 'later']);
     expect(harness.framesOf('operation'), 'nothing re-sent during the pause').to.have.length(2);
     await harness.waitFor('both sent again', () => (harness.framesOf('operation').length === 4 ? true : undefined));
     expect(performance.now() - sent, 'after the pause (1 s)').to.be.greaterThan(900);
+    expect(harness.eventsOf('error').filter((event) => event.code === 'server'), 'one report for the pause, none when it ends').to.have.length(1);
     expect(operationIds(harness.framesOf('operation').slice(2))).to.deep.equal(['later', 'also']);
     await harness.send({ type: 'operation_complete', id: 'later' }, { type: 'operation_complete', id: 'also' });
     await harness.waitFor('both completed', () => (harness.eventsOf('operation_complete').length === 2 ? true : undefined));
@@ -229,7 +231,7 @@ describe('sync worker: outbox', () => {
     await harness.send({ type: 'operation_complete', id: 'fine' });
     await harness.waitFor('fine acknowledged', () => harness.eventsOf('operation_complete').find((event) => event.id === 'fine'));
     await harness.barrier();
-    await sleep(100); // several backoff periods: a loop would dial again
+    await sleep(100); // a retry loop would dial on the backoff timer (10-40 ms here), so none can be waited for: outlast it several times
     expect(harness.oversized).to.have.length(1);
     expect(harness.connections).to.have.length(2);
     expect(harness.eventsOf('operation_error')).to.have.length(0);

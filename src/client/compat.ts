@@ -1,6 +1,6 @@
 import type { OperationResult, SyncState } from '../protocol/state.ts';
 import type { Database } from './database.ts';
-import { SyncError } from './errors.ts';
+import { SyncError } from '../protocol/errors.ts';
 import type { SyncOperation } from './legacy-types.ts';
 import type { NetworkStatus } from './network.ts';
 import { WorkerSyncService } from './sync-service.ts';

@@ -1,5 +1,6 @@
 import { DEFAULT_DB_NAME } from '../db/schema.ts';
-import { clientLockName, LeaderElection, type LockManagerLike } from './leader-election.ts';
+import { tabsName } from '../protocol/tab-messages.ts';
+import { LeaderElection, type LockManagerLike } from './leader-election.ts';
 
 interface LockSnapshot {
   held?: { name?: string }[];
@@ -9,7 +10,7 @@ interface LockSnapshot {
 type QueryableLocks = LockManagerLike & { query?: () => Promise<LockSnapshot> };
 
 /**
- * The seeds' `GlobalConnectionTracker` API on top of the Web Locks election that
+ * The older `SyncClient`'s `GlobalConnectionTracker` API on top of the Web Locks election that
  * `<sync-connection>` uses: "connected" means a tab leads (holds the client's lock), "attempting"
  * means a tab waits in line for it. Nothing is kept in localStorage, so nothing goes stale when a
  * tab dies: the browser releases its locks.
@@ -71,7 +72,7 @@ export class GlobalConnectionTracker {
   }
 
   #name(clientId: string): string {
-    return clientLockName(this.#dbName, clientId);
+    return tabsName(this.#dbName, clientId);
   }
 
   async #query(): Promise<LockSnapshot> {

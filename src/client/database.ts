@@ -1,5 +1,5 @@
 import type { ChangeBatch } from '../protocol/worker-messages.ts';
-import { errorMessage } from './errors.ts';
+import { errorMessage } from '../protocol/errors.ts';
 
 /** What a {@link Database} transaction offers the client: one call per change. */
 export interface DatabaseTransaction {

@@ -1,5 +1,5 @@
 /**
- * The seeds' module-level client and functions. Creating these objects opens nothing: the
+ * The older `SyncClient` API's module-level client and functions. Creating these opens nothing: the
  * worker, the database, the tab channel and the listeners start on first use.
  */
 import type { SyncState } from '../protocol/state.ts';

@@ -1,10 +1,5 @@
 import type { SyncRole } from '../protocol/state.ts';
 
-/** The Web Lock (and BroadcastChannel) name of one client: its database and client id. */
-export function clientLockName(dbName: string, clientId: string): string {
-  return `sync-connection:${dbName}:${clientId}`;
-}
-
 /** The part of `navigator.locks` the election uses. */
 export interface LockManagerLike {
   request(

@@ -1,8 +1,7 @@
 /** The older client's id and resume point as it left them in localStorage. */
-import { seedProgress } from '../db/client-id.ts';
-import type { SyncDB } from '../db/schema.ts';
+import type { LocalStore } from '../db/local-store.ts';
 import { isLSN, normalizeLSN, type LSN } from '../protocol/lsn.ts';
-import { errorMessage } from './errors.ts';
+import { errorMessage } from '../protocol/errors.ts';
 import { LEGACY_CLIENT_ID_KEY, LEGACY_LSN_KEY } from './legacy-types.ts';
 
 export type LegacyStorage = Pick<Storage, 'getItem' | 'removeItem'>;
@@ -47,10 +46,10 @@ export function readLegacyState(storage: LegacyStorage | null): LegacyValues {
  * then removes the keys, so that a database deleted later (a logout) is not seeded again with
  * a stale id and resume point.
  */
-export async function carryLegacyState(db: SyncDB, storage: LegacyStorage | null, includeLSN: boolean): Promise<void> {
+export async function carryLegacyState(store: LocalStore, storage: LegacyStorage | null, includeLSN: boolean): Promise<void> {
   const legacy = readLegacyState(storage);
   if (legacy.clientId === undefined && legacy.lastLSN === undefined) return;
-  await seedProgress(db, {
+  await store.seedProgress({
     ...(legacy.clientId === undefined ? {} : { clientId: legacy.clientId }),
     ...(includeLSN && legacy.lastLSN !== undefined ? { lastLSN: legacy.lastLSN } : {}),
   });

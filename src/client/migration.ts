@@ -2,12 +2,12 @@
  * Helpers for apps moving from the older `SyncClient`: its event listeners, its queued operations,
  * and its client id and resume point.
  */
-import { seedProgress } from '../db/client-id.ts';
-import { DEFAULT_DB_NAME, openSyncDB } from '../db/schema.ts';
+import { LocalStore } from '../db/local-store.ts';
+import { DEFAULT_DB_NAME } from '../db/schema.ts';
 import { isLSN, normalizeLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';
 import type { SyncClientCompat } from './compat.ts';
 import { syncClient, syncClientLegacy } from './default-client.ts';
-import { errorMessage, SyncError } from './errors.ts';
+import { errorMessage, SyncError } from '../protocol/errors.ts';
 import { defaultLegacyStorage, forgetLegacyState, readLegacyState, type LegacyStorage } from './legacy-state.ts';
 import type { LegacySyncState, SyncOperation } from './legacy-types.ts';
 import { SYNC_EVENT_TYPES, type SyncEventDetails, type SyncEventType } from './service-events.ts';
@@ -124,20 +124,20 @@ export async function migrateSyncState(
   if (options.includeLSN === false) lastLSN = undefined;
 
   const dbName = options.dbName || DEFAULT_DB_NAME;
-  let db;
+  let store;
   try {
-    db = await openSyncDB(dbName);
+    store = await LocalStore.open(dbName);
   } catch (cause) {
     throw new SyncError('storage', `Could not open the database "${dbName}" to migrate the state: ${String(cause)}`, { cause });
   }
   try {
-    const seeded = await seedProgress(db, {
+    const seeded = await store.seedProgress({
       ...(clientId === undefined ? {} : { clientId }),
       ...(lastLSN === undefined ? {} : { lastLSN }),
     });
     if (stored.clientId !== undefined || stored.lastLSN !== undefined) forgetLegacyState(storage);
     return { clientId: seeded.clientId, lastLSN: seeded.lastLSN ?? ZERO_LSN, migrated: seeded.wrote, skipped: stored.skipped };
   } finally {
-    db.close();
+    store.close();
   }
 }

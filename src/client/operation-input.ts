@@ -1,5 +1,5 @@
 import type { OperationInput, QueuedOperation } from '../protocol/state.ts';
-import { errorMessage, SyncError } from './errors.ts';
+import { errorMessage, SyncError } from '../protocol/errors.ts';
 
 /** Default upper bound of one operation's frame, in bytes of UTF-8 JSON. */
 export const DEFAULT_MAX_OPERATION_BYTES = 1024 * 1024;

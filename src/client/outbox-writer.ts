@@ -1,6 +1,6 @@
-import type { SyncDB } from '../db/schema.ts';
+import type { LocalStore } from '../db/local-store.ts';
 import type { QueuedOperation } from '../protocol/state.ts';
-import { errorMessage, SyncError } from './errors.ts';
+import { errorMessage, SyncError } from '../protocol/errors.ts';
 
 interface Entry {
   operation: QueuedOperation;
@@ -15,12 +15,12 @@ interface Entry {
  * retried alone, so one duplicate id cannot sink the others.
  */
 export class OutboxWriter {
-  readonly #database: () => Promise<SyncDB>;
+  readonly #store: () => Promise<LocalStore>;
   #queue: Entry[] = [];
   #writing = false;
 
-  constructor(database: () => Promise<SyncDB>) {
-    this.#database = database;
+  constructor(store: () => Promise<LocalStore>) {
+    this.#store = store;
   }
 
   /** Resolves once the operation is durably stored; rejects with a `SyncError`. */
@@ -59,9 +59,7 @@ export class OutboxWriter {
   }
 
   async #add(operations: QueuedOperation[]): Promise<void> {
-    const db = await this.#database();
-    const tx = db.transaction('outbox', 'readwrite', { durability: 'strict' });
-    await Promise.all([...operations.map((operation) => tx.store.add(operation)), tx.done]);
+    await (await this.#store()).addOperations(operations);
   }
 }
 

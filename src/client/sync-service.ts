@@ -1,68 +1,22 @@
-import { readStoredProgress, resolveClientId } from '../db/client-id.ts';
-import { openSyncDB, DEFAULT_DB_NAME, type StoredEntity, type SyncDB } from '../db/schema.ts';
-import {
-  DEFAULT_CONNECTION_OPTIONS,
-  INITIAL_STATE,
-  type ConnectionOptions,
-  type OperationInput,
-  type OperationResult,
-  type QueuedOperation,
-  type SyncErrorDetail,
-  type SyncRole,
-  type SyncState,
-} from '../protocol/state.ts';
-import type { ChangeBatch, WorkerConfig, WorkerEvent } from '../protocol/worker-messages.ts';
-import { errorMessage, OperationRejectedError, reviveError, SyncError } from './errors.ts';
+import { DEFAULT_DB_NAME, type StoredEntity } from '../db/schema.ts';
+import { OperationRejectedError, StorageError, SyncError } from '../protocol/errors.ts';
+import type { OperationInput, OperationResult, QueuedOperation, SyncState } from '../protocol/state.ts';
+import { ClientState } from './client-state.ts';
+import { isDatabase, type Database } from './database.ts';
+import type { LockManagerLike } from './leader-election.ts';
+import { getNetworkStatus, type NetworkStatus } from './network.ts';
 import { DEFAULT_MAX_OPERATION_BYTES, toQueuedOperation } from './operation-input.ts';
 import { OutboxWriter } from './outbox-writer.ts';
-import { SyncEventEmitter, type SyncEventDetails, type SyncEventType } from './service-events.ts';
-import { clientLockName, LeaderElection, type LockManagerLike } from './leader-election.ts';
-import { getNetworkStatus, type NetworkStatus } from './network.ts';
-import { TabChannel, type TabCommand, type TabMessage } from './tab-channel.ts';
+import { listenToPage } from './page-signals.ts';
+import { PageStore } from './page-store.ts';
+import { PendingOperations } from './pending-operations.ts';
+import type { SyncEventDetails, SyncEventType } from './service-events.ts';
+import { DEFAULT_SYNC_URL, workerConfig, type SyncServiceOptions } from './service-options.ts';
+import { isWorkerError, SharedConnection, type ConnectionEvent } from './shared-connection.ts';
 import { resolveSyncUrl } from './url.ts';
-import { createSyncWorker, type WorkerEndpoint } from './worker-endpoint.ts';
-import { applyToDatabase, isDatabase, type Database } from './database.ts';
-import { carryLegacyState, defaultLegacyStorage } from './legacy-state.ts';
-import { SyncWorkerManager } from './worker-manager.ts';
+import { createSyncWorker } from './worker-endpoint.ts';
 
-export interface SyncServiceOptions extends Partial<ConnectionOptions> {
-  /** The sync endpoint: relative, http(s) or ws(s). Default `/api/sync`. */
-  url?: string;
-  /** Default: a random id created once and stored in the database. */
-  clientId?: string;
-  /** IndexedDB database; default `sync-connection`. */
-  dbName?: string;
-  /** Sent to the server in every `sync` frame. */
-  token?: string;
-  /** Largest operation accepted by `queueOperation`, in bytes of JSON. Default 1 MiB. */
-  maxOperationBytes?: number;
-  /** Base for a relative `url`; default the document's base URI. */
-  baseURI?: string;
-  /** Starts the worker; tests and custom builds replace it. */
-  createWorker?: () => WorkerEndpoint;
-  /** Delay before restarting a worker that died, doubling per failure; default 500 ms. */
-  workerRestartDelay?: number;
-  /** The Web Locks the tabs elect their leader with; default `navigator.locks` (none: every tab leads). */
-  locks?: LockManagerLike | null;
-  /**
-   * The app's own store for the server's changes, instead of the built-in IndexedDB store. The
-   * resume point moves only after the database commits a batch.
-   */
-  database?: Database;
-  /**
-   * On first start, carry the older `SyncClient`'s localStorage id (and, with a `database`, its
-   * LSN) into a database that has none, then remove those keys. Set by the compat layer.
-   */
-  legacyState?: boolean;
-}
-
-/** The endpoint a client without a `url` connects to. */
-export const DEFAULT_SYNC_URL = '/api/sync';
-
-interface PendingOperation {
-  resolve(result: OperationResult): void;
-  reject(error: Error): void;
-}
+export { DEFAULT_SYNC_URL, type SyncServiceOptions };
 
 /** An operation stored in the outbox, and the promise of the server's answer to it. */
 export interface StoredOperation {
@@ -70,70 +24,31 @@ export interface StoredOperation {
   acknowledged: Promise<OperationResult>;
 }
 
-const CANCELLED = 'Operation cancelled due to client cleanup';
-
-/** The rejection of an operation whose client went away before the server answered. */
-function stillQueued(): SyncError {
-  return new SyncError(
-    'closed',
-    'The sync client was cleaned up before the server acknowledged the operation; it stays queued and the next client on this database sends it (do not queue it again)',
-  );
-}
-const MAX_WORKER_RESTART_DELAY = 30_000;
-/** How long a follower waits for the leader to answer a command. */
-const COMMAND_TIMEOUT = 5_000;
-
-let warnedNoLocks = false;
-
 /**
- * The sync client without a DOM element. The tabs of one client (one database and client id) that
- * want a connection elect a leader with a Web Lock; only the leader runs the worker and its
- * socket, and tells the others every event over a BroadcastChannel. Every tab writes operations
- * into the shared durable outbox and settles their promises when the server answers.
- * Nothing happens until a method is called.
+ * The sync client without a DOM element: a facade over the connection its tabs share (which tab
+ * leads and runs the worker), the pending operations, the page's signals and the local store.
+ * Every tab writes operations into the shared durable outbox and settles their promises when the
+ * server answers. Nothing happens until a method is called.
  */
 export class WorkerSyncService {
   #options: SyncServiceOptions;
-  readonly #events = new SyncEventEmitter();
-  readonly #pending = new Map<string, PendingOperation>();
-  readonly #manager: SyncWorkerManager;
-  readonly #outbox = new OutboxWriter(() => this.#database());
-  #state: SyncState = INITIAL_STATE;
+  readonly #state = new ClientState();
+  readonly #pending = new PendingOperations();
+  readonly #outbox = new OutboxWriter(() => this.#store.open());
   #ready: Promise<void> | undefined;
-  #db: Promise<SyncDB> | undefined;
+  /** Once started: where the connection is. */
+  #connection: SharedConnection | undefined;
+  #store: PageStore;
+  /** Every listener this client adds to the page. */
   #abort: AbortController | undefined;
   #wantConnected = false;
   /** `disconnect()` was called: queueing an operation does not dial again. */
   #userDisconnected = false;
-  /** queueOperation calls between storing an operation and handing it to the worker. */
-  readonly #handoffs = new Set<Promise<void>>();
-  /** Ids of operations being stored now (not yet in `#pending`). */
-  readonly #storing = new Set<string>();
-  /** One promise per operation queued and not yet answered; settles (never rejects) with it. */
-  readonly #unanswered = new Set<Promise<void>>();
   #closed = false;
-  #workerFailures = 0;
-  #restartTimer: ReturnType<typeof setTimeout> | undefined;
-  #config: WorkerConfig | undefined;
-  #election: LeaderElection | undefined;
-  #channel: TabChannel | undefined;
-  /** Settles when the leader's worker is initialised (and connecting, when wanted). */
-  #leaderReady: Promise<void> | undefined;
-  readonly #asks = new Map<string, { resolve(value: unknown): void; reject(error: Error): void }>();
-  /** Another tab of this client has spoken: a leader then copies its events to the channel. */
-  #audience = false;
 
   constructor(options: SyncServiceOptions = {}) {
     this.#options = { ...options };
-    this.#manager = new SyncWorkerManager(options.createWorker ?? createSyncWorker, {
-      onEvent: (event) => {
-        this.#onWorkerEvent(event);
-        // Copying every event to a channel nobody listens to costs the page ~20% of a burst.
-        if (event.type === 'status') this.#announce();
-        else if (this.#audience && event.type !== 'apply') this.#channel?.post({ kind: 'event', event });
-      },
-      onWorkerError: (detail) => this.#onWorkerDied(detail),
-    });
+    this.#store = new PageStore(() => this.dbName, (detail) => this.#state.emit('error', detail));
   }
 
   /** The database this client reads and writes. */
@@ -157,8 +72,8 @@ export class WorkerSyncService {
   }
 
   /**
-   * Changes options before the client starts (the seeds' `initializeSync(db, config)`); after
-   * `initialize` it throws, as a running client cannot move to another server or database.
+   * Changes options before the client starts (the older `SyncClient`'s `initializeSync(db, config)`);
+   * after `initialize` it throws, as a running client cannot move to another server or database.
    */
   configure(options: SyncServiceOptions): void {
     const current = this.#options;
@@ -175,8 +90,8 @@ export class WorkerSyncService {
   }
 
   /**
-   * Starts the worker and loads the stored state. Safe to call more than once. With `db`, the
-   * server's changes go into that database instead of the built-in store (see {@link Database}).
+   * Loads the stored state and joins the tabs of this client. Safe to call more than once. With
+   * `db`, the server's changes go into that database instead of the built-in store (see {@link Database}).
    */
   initialize(db?: Database): Promise<void> {
     if (this.#closed) return Promise.reject(new SyncError('worker', 'This sync client was cleaned up and cannot start again; create a new one'));
@@ -192,9 +107,9 @@ export class WorkerSyncService {
     }
     if (!this.#ready) {
       const ready: Promise<void> = this.#start().catch((error: unknown) => {
-        // A later call starts afresh; a worker that died is reported by #onWorkerDied.
+        // A later call starts afresh.
         if (this.#ready === ready) this.#ready = undefined;
-        if (!(error instanceof SyncError && error.code === 'worker')) this.#fail(error);
+        if (!isWorkerError(error)) this.#fail(error);
         throw error;
       });
       this.#ready = ready;
@@ -221,13 +136,7 @@ export class WorkerSyncService {
     this.#userDisconnected = false;
     await this.initialize();
     if (this.#closed) throw new SyncError('worker', 'This sync client was cleaned up');
-    const role = await this.#election!.start();
-    if (role === 'leader') {
-      await this.#leaderReady;
-      await this.#manager.request({ type: command });
-    } else {
-      this.#channel?.post({ kind: 'command', command });
-    }
+    await this.#connection!.join(command);
   }
 
   /**
@@ -239,56 +148,49 @@ export class WorkerSyncService {
     this.#userDisconnected = true;
     if (!this.#ready) return;
     await this.#ready;
-    if (this.#manager.running) {
-      await this.#manager.request({ type: 'disconnect', graceful }).catch(() => undefined);
-    }
+    await this.#connection?.disconnect(graceful);
     // A connect() while the socket closed wins: stay in the election.
-    if (!this.#wantConnected) this.#election?.stop();
+    if (!this.#wantConnected) this.#connection?.leave();
   }
 
   /** Asks the server to resend everything after the stored LSN. */
   async sendSyncMessage(): Promise<void> {
     await this.initialize();
-    if (this.#manager.running) await this.#manager.request({ type: 'sync' });
-    else await this.#ask('sync');
+    await this.#connection!.sync();
   }
 
   /** The latest state snapshot (immutable). */
   getState(): SyncState {
-    return this.#state;
+    return this.#state.snapshot;
   }
 
   /** The state as the worker holding the connection has it now (this tab's, or the leader's). */
-  async getStatus(): Promise<SyncState> {
-    await this.#leaderReady?.catch(() => undefined);
-    if (!this.#manager.running) return this.#state;
-    const state = await this.#manager.request<SyncState>({ type: 'get_status' });
-    return Object.freeze({ ...state, role: this.#state.role });
+  getStatus(): Promise<SyncState> {
+    return this.#connection?.status() ?? Promise.resolve(this.#state.snapshot);
   }
 
   isConnected(): boolean {
-    return this.#state.isConnected;
+    return this.#state.snapshot.isConnected;
   }
 
   /** Calls `listener` with every new state; returns the function that unsubscribes it. */
   onStateChange(listener: (state: SyncState) => void): () => void {
-    return this.#events.on('state_change', ({ state }) => listener(state));
+    return this.#state.on('state_change', ({ state }) => listener(state));
   }
 
   /** Listens to one kind of event; returns the function that removes the listener. */
   on<K extends SyncEventType>(type: K, listener: (detail: SyncEventDetails[K]) => void): () => void {
-    return this.#events.on(type, listener);
+    return this.#state.on(type, listener);
   }
 
-  /** The seeds' name for {@link on}: the listener gets the event's detail; returns its remover. */
+  /** The older `SyncClient`'s name for {@link on}: the listener gets the event's detail; returns its remover. */
   addEventListener<K extends SyncEventType>(type: K, listener: (detail: SyncEventDetails[K]) => void): () => void {
-    return this.#events.on(type, listener);
+    return this.#state.on(type, listener);
   }
 
   getNetworkStatus(): NetworkStatus {
     return getNetworkStatus();
   }
-
 
   /**
    * Stores the operation durably, then has the worker send it. Resolves when the server
@@ -304,62 +206,34 @@ export class WorkerSyncService {
    */
   async storeOperation(input: OperationInput): Promise<StoredOperation> {
     const operation = toQueuedOperation(input, this.#options.maxOperationBytes ?? DEFAULT_MAX_OPERATION_BYTES);
-    // Checked and reserved before anything waits, so that the same id queued twice at once
-    // is refused instead of taking the first one's place.
-    if (this.#pending.has(operation.id) || this.#storing.has(operation.id)) {
-      throw new SyncError('operation', `An operation with id ${JSON.stringify(operation.id)} is already queued`);
-    }
-    let settle!: PendingOperation;
-    const settled = new Promise<OperationResult>((resolve, reject) => { settle = { resolve, reject }; });
-    const answered = settled.then(() => undefined, () => undefined);
-    this.#unanswered.add(answered);
-    void answered.then(() => this.#unanswered.delete(answered));
-    this.#storing.add(operation.id);
-    try {
+    const acknowledged = this.#pending.reserve(operation.id);
+    await this.#pending.store(operation.id, async () => {
       await this.initialize();
-      const handoff = this.#handOff(operation, settle);
-      this.#handoffs.add(handoff);
-      try {
-        await handoff;
-      } finally {
-        this.#handoffs.delete(handoff);
-      }
-    } catch (error) {
-      settle.reject(error instanceof Error ? error : new Error(String(error)));
-      throw error;
-    } finally {
-      this.#storing.delete(operation.id);
-    }
-    // The seeds' promise: queueing starts a connection when none is under way, unless the page
-    // closed it on purpose or the server refused us for good.
-    if (this.#state.status === 'disconnected' && !this.#userDisconnected) {
+      await this.#handOff(operation);
+    });
+    // As the older `SyncClient` did: queueing starts a connection when none is under way, unless
+    // the page closed it on purpose or the server refused us for good.
+    if (this.#state.snapshot.status === 'disconnected' && !this.#userDisconnected) {
       this.connect().catch((error: unknown) => this.#reportFailure(error));
     }
-    return { id: operation.id, acknowledged: settled };
+    return { id: operation.id, acknowledged };
   }
 
   /**
    * Resolves once every operation queued on this client so far has been answered: acknowledged,
    * refused, or cleared. Operations queued after the call are not waited for.
    */
-  async operationsSettled(): Promise<void> {
-    await Promise.all([...this.#unanswered]);
+  operationsSettled(): Promise<void> {
+    return this.#pending.settled();
   }
 
-  /** Stores the operation, then tells the worker; from then on `settle` answers for it. */
-  async #handOff(operation: QueuedOperation, settle: PendingOperation): Promise<void> {
+  /** Stores the operation, then tells whoever sends it; from then on its answer settles it. */
+  async #handOff(operation: QueuedOperation): Promise<void> {
     await this.#outbox.write(operation);
-    if (this.#closed) throw stillQueued();
-    this.#pending.set(operation.id, settle);
-    if (!this.#manager.running) {
-      // The leader's worker sends it; if there is none yet, whoever leads next loads it.
-      this.#channel?.post({ kind: 'operation', operation });
-      await this.#countPending();
-      return;
-    }
-    await this.#manager.request({ type: 'operation', operation }).catch(() => {
-      // The record is in the outbox: a restarted worker loads and sends it, so keep waiting.
-    });
+    this.#pending.stored(operation.id);
+    const connection = this.#connection!;
+    await connection.send(operation);
+    if (!connection.leading) await this.#countPending();
   }
 
   /**
@@ -370,80 +244,29 @@ export class WorkerSyncService {
   async clearOperationQueue(): Promise<number> {
     await this.initialize();
     const removed = await this.#clear();
-    if (!this.#manager.running) await this.#countPending();
+    if (!this.#connection!.leading) await this.#countPending();
     return removed.length;
   }
 
   /**
-   * Clears the outbox where it is sent from (this tab's worker, the leader's, or the store when
-   * nobody leads) once the operations being stored here are in it, and rejects the removed
-   * operations' promises in every tab. Resolves with the removed ids.
+   * Clears the outbox where it is sent from, once the operations being stored here are in it,
+   * and rejects the removed operations' promises (in every tab). Resolves with the removed ids.
    */
   async #clear(): Promise<string[]> {
-    await Promise.allSettled([...this.#handoffs]);
-    const removed = this.#manager.running
-      ? await this.#manager.request<string[]>({ type: 'clear_operations' })
-      : await this.#clearWhereSent();
-    this.#cancel(removed);
-    this.#channel?.post({ kind: 'cleared', ids: removed });
+    await this.#pending.whenStored();
+    const removed = await this.#connection!.clearOutbox();
+    this.#pending.cancel(removed);
     return removed;
   }
 
-  /**
-   * A tab without a worker: if nobody leads, clear the store while holding the lock, so that no
-   * tab can start leading (and load the outbox) in the middle; otherwise ask the leader.
-   */
-  async #clearWhereSent(): Promise<string[]> {
-    const locks = this.#locks();
-    if (!locks || !this.#config) return this.#clearStore();
-    let cleared: string[] | undefined;
-    await locks.request(lockName(this.#config), { mode: 'exclusive', ifAvailable: true }, async (lock) => {
-      if (lock) cleared = await this.#clearStore();
-    });
-    return cleared ?? (this.#ask('clear_operations') as Promise<string[]>);
-  }
-
-  /** Clears the outbox directly; only while no worker sends from it. */
-  async #clearStore(): Promise<string[]> {
-    const db = await this.#database();
-    const tx = db.transaction('outbox', 'readwrite');
-    const [ids] = await Promise.all([tx.store.getAllKeys(), tx.store.clear(), tx.done]);
-    return ids;
-  }
-
-  /** A tab without a worker counts the shared outbox itself; the leader's state corrects it. */
+  /** A follower counts the shared outbox itself; the leader's state corrects it. */
   async #countPending(): Promise<void> {
     try {
-      const { pending } = await readStoredProgress(await this.#database());
-      if (!this.#manager.running) this.#setState({ ...this.#state, pendingOperations: pending });
+      const pending = await (await this.#store.open()).countOperations();
+      if (!this.#connection?.leading) this.#state.update({ pendingOperations: pending });
     } catch {
       // The count is a hint; the operation itself is stored.
     }
-  }
-
-  #cancel(ids: readonly string[]): void {
-    for (const id of ids) {
-      this.#pending.get(id)?.reject(new SyncError('operation', CANCELLED));
-      this.#pending.delete(id);
-    }
-  }
-
-  /** Sends a command to the leader and waits for its answer. */
-  #ask(command: TabCommand): Promise<unknown> {
-    const channel = this.#channel;
-    if (!channel) return Promise.reject(new SyncError('closed', 'Not connected: no tab holds the connection'));
-    const id = crypto.randomUUID();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#asks.delete(id);
-        reject(new SyncError('closed', `No tab holding the connection answered "${command}"`));
-      }, COMMAND_TIMEOUT);
-      this.#asks.set(id, {
-        resolve: (value) => { clearTimeout(timer); resolve(value); },
-        reject: (error) => { clearTimeout(timer); reject(error); },
-      });
-      channel.post({ kind: 'command', id, command });
-    });
   }
 
   /**
@@ -452,22 +275,19 @@ export class WorkerSyncService {
    */
   transferPendingTo(next: WorkerSyncService): void {
     if (next.dbName !== this.dbName) return;
-    for (const [id, settle] of this.#pending) next.#pending.set(id, settle);
-    this.#pending.clear();
+    this.#pending.handOver(next.#pending);
   }
 
   /** One synced entity, or `undefined`. */
   async getEntity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {
     this.#assertBuiltInStore();
-    const db = await this.#database();
-    return db.get('entities', [entityType, entityId]);
+    return (await this.#store.open()).entity(entityType, entityId);
   }
 
   /** Every synced entity of one type. */
   async getEntities(entityType: string): Promise<StoredEntity[]> {
     this.#assertBuiltInStore();
-    const db = await this.#database();
-    return db.getAllFromIndex('entities', 'byType', entityType);
+    return (await this.#store.open()).entities(entityType);
   }
 
   #assertBuiltInStore(): void {
@@ -484,22 +304,14 @@ export class WorkerSyncService {
     if (this.#closed) return;
     this.#closed = true;
     this.#wantConnected = false;
-    clearTimeout(this.#restartTimer);
     this.#abort?.abort();
-    this.#election?.stop();
-    this.#channel?.close();
-    this.#channel = undefined;
-    for (const ask of this.#asks.values()) ask.reject(new SyncError('closed', 'The sync client was cleaned up'));
-    this.#asks.clear();
-    this.#manager.terminate('The sync client was cleaned up');
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
-    for (const { reject } of pending) reject(stillQueued());
-    const db = this.#db;
-    this.#db = undefined;
-    if (db) (await db.catch(() => undefined))?.close();
-    this.#setState({ ...this.#state, status: 'disconnected', isConnected: false, isConnecting: false, syncing: false, progress: null });
-    this.#events.clear();
+    this.#connection?.close();
+    this.#pending.close();
+    this.#state.connectionGone();
+    // An operation being stored finishes storing, and stays queued for the next client.
+    await this.#pending.whenStored();
+    await this.#store.close();
+    this.#state.clear();
   }
 
   async #start(): Promise<void> {
@@ -507,46 +319,35 @@ export class WorkerSyncService {
     await Promise.resolve();
     const url = resolveSyncUrl(this.#options.url ?? DEFAULT_SYNC_URL, this.#options.baseURI ?? globalThis.document?.baseURI ?? '');
     if (this.#closed) throw new SyncError('worker', 'This sync client was cleaned up');
-    this.#listenToNetwork();
-    const db = await this.#database();
+    this.#listenToPage();
+    await this.#store.open();
     const { database } = this.#options;
     if (database !== undefined && !isDatabase(database)) {
       throw new SyncError('storage', 'The database must have a transaction(work) method that runs work(tx) in one transaction (see Database)');
     }
-    let clientId: string;
-    let stored: Awaited<ReturnType<typeof readStoredProgress>>;
-    try {
-      if (this.#options.legacyState) await carryLegacyState(db, defaultLegacyStorage(), database !== undefined);
-      clientId = await resolveClientId(db, this.#options.clientId ?? '');
-      stored = await readStoredProgress(db);
-    } catch (cause) {
-      throw new SyncError('storage', `Could not read the stored state: ${errorMessage(cause)}`, { cause });
-    }
+    const stored = await this.#store.startState(this.#options.clientId ?? '', { carry: this.#options.legacyState === true, lsn: database !== undefined });
     // Cleaned up while reading: start no election and open no channel that nobody would close.
     if (this.#closed) throw new SyncError('worker', 'This sync client was cleaned up');
-    const config: WorkerConfig = {
-      ...DEFAULT_CONNECTION_OPTIONS,
-      ...pickConnectionOptions(this.#options),
-      url,
-      clientId,
-      dbName: this.dbName,
-      ...(this.#options.token === undefined ? {} : { token: this.#options.token }),
-      ...(this.#options.database ? { applyOnPage: true } : {}),
-    };
-    this.#config = config;
-    const locks = this.#locks();
-    this.#election = new LeaderElection(lockName(config), (role) => this.#onRole(role), locks);
-    if (locks) {
-      this.#channel = new TabChannel(lockName(config), (message) => this.#onTabMessage(message));
-      this.#channel.post({ kind: 'hello' });
-    } else if (!warnedNoLocks) {
-      warnedNoLocks = true;
-      console.warn('sync-connection: this browser has no Web Locks, so every tab opens its own connection');
-    }
-    this.#setState({
-      ...this.#state,
-      clientId,
-      lastLSN: stored.lastLSN ?? this.#state.lastLSN,
+    const config = workerConfig(this.#options, { url, clientId: stored.clientId, dbName: this.dbName });
+    this.#connection = new SharedConnection(config, {
+      createWorker: this.#options.createWorker ?? createSyncWorker,
+      workerRestartDelay: this.#options.workerRestartDelay ?? 500,
+      locks: this.#locks(),
+      database,
+    }, {
+      state: () => this.#state.snapshot,
+      setState: (state) => this.#state.set(state),
+      connectionGone: (failure, role) => this.#state.connectionGone(failure, role),
+      event: (event) => this.#onEvent(event),
+      failed: (error) => this.#fail(error),
+      wantsConnection: () => this.#wantConnected,
+      clearQueue: () => this.#clear(),
+      cleared: (ids) => this.#pending.cancel(ids),
+      clearStore: async () => (await this.#store.open()).clearOperations(),
+    });
+    this.#state.update({
+      clientId: stored.clientId,
+      ...(stored.lastLSN === undefined ? {} : { lastLSN: stored.lastLSN }),
       pendingOperations: stored.pending,
       role: 'follower',
     });
@@ -557,257 +358,40 @@ export class WorkerSyncService {
     return (globalThis.navigator as Navigator | undefined)?.locks as LockManagerLike | undefined;
   }
 
-  /** The election decided: a leader starts the worker, a tab that stops leading stops it. */
-  #onRole(role: SyncRole): void {
-    if (role === 'leader' && this.#closed) {
-      this.#election?.stop();
-      return;
-    }
-    if (role === 'leader') {
-      this.#channel?.post({ kind: 'leading' });
-      this.#startLeading();
-      return;
-    }
-    this.#leaderReady = undefined;
-    clearTimeout(this.#restartTimer);
-    this.#manager.terminate('This tab no longer holds the connection');
-    this.#setState({
-      ...this.#state, role: 'follower', status: 'disconnected', isConnected: false, isConnecting: false,
-      syncing: false, progress: null,
-    });
-    // Whoever mirrored this tab sees it stop, until the next leader speaks.
-    this.#announce();
-    this.#channel?.post({ kind: 'hello' });
-  }
-
-  /** Tells the other tabs this tab's state, when another tab has spoken (see #audience). */
-  #announce(): void {
-    if (this.#audience) this.#postState();
-  }
-
-  #postState(): void {
-    this.#channel?.post({ kind: 'event', event: { type: 'status', state: this.#state } });
-  }
-
-  /** Runs the leader's worker; a failure other than a dead worker (reported apart) is this tab's error. */
-  #startLeading(): void {
-    this.#leaderReady = this.#startWorker();
-    this.#leaderReady.catch((error: unknown) => {
-      if (!(error instanceof SyncError && error.code === 'worker')) this.#fail(error);
-    });
-  }
-
-  /** Starts and initialises the leader's worker; it connects when this tab wants a connection. */
-  async #startWorker(): Promise<void> {
-    this.#manager.start();
-    const state = await this.#manager.request<SyncState>({ type: 'init', config: this.#config! });
-    this.#setState({ ...state, role: 'leader' });
-    this.#postState();
-    const online = globalThis.navigator?.onLine ?? true;
-    if (!online) await this.#manager.request({ type: 'network', online });
-    if (this.#wantConnected) await this.#manager.request({ type: 'connect' });
-  }
-
-  /** What the other tabs of this client say. */
-  #onTabMessage(message: TabMessage): void {
-    const leading = this.#manager.running;
-    // Every tab says hello when it starts, so whoever leads, now or later, knows it has listeners.
-    if (message.kind === 'hello' || message.kind === 'operation' || message.kind === 'command') this.#audience = true;
-    if (message.kind === 'leading') {
-      if (!leading) this.#channel?.post({ kind: 'hello' });
-      return;
-    }
-    switch (message.kind) {
-      case 'event':
-        if (leading) return;
-        if (message.event.type === 'status') this.#setState({ ...message.event.state, role: 'follower' });
-        else this.#onWorkerEvent(message.event);
-        return;
-      case 'hello':
-        if (leading) this.#postState();
-        return;
-      case 'operation':
-        if (leading) this.#manager.request({ type: 'operation', operation: message.operation }).catch(() => undefined);
-        return;
-      case 'command':
-        if (leading) void this.#runCommand(message.command, message.id);
-        return;
-      case 'reply': {
-        const ask = this.#asks.get(message.id);
-        this.#asks.delete(message.id);
-        if (message.ok) ask?.resolve(message.value);
-        else ask?.reject(reviveError(message.error));
-        return;
-      }
-      case 'cleared':
-        this.#cancel(message.ids);
-        return;
-      default: {
-        const unhandled: never = message;
-        void unhandled;
-      }
-    }
-  }
-
-  /** A follower's command, run by the leader; answered when the follower waits for it. */
-  async #runCommand(command: TabCommand, id: string | undefined): Promise<void> {
-    try {
-      let value: unknown;
-      if (command === 'clear_operations') {
-        value = await this.#clear();
-      } else {
-        await this.#manager.request({ type: command });
-      }
-      if (id) this.#channel?.post({ kind: 'reply', id, ok: true, value });
-    } catch (error) {
-      const { name, message } = error instanceof Error ? error : new Error(String(error));
-      if (id) this.#channel?.post({ kind: 'reply', id, ok: false, error: { name, message } });
-    }
-  }
-
-  #listenToNetwork(): void {
-    if (this.#closed || this.#abort || typeof globalThis.addEventListener !== 'function') return;
+  #listenToPage(): void {
+    if (this.#closed || this.#abort) return;
     this.#abort = new AbortController();
-    const { signal } = this.#abort;
-    const tell = (online: boolean) => {
-      if (!this.#manager.running) return;
-      this.#manager.request({ type: 'network', online }).catch((error: unknown) => this.#reportFailure(error));
-    };
-    globalThis.addEventListener('online', () => tell(true), { signal });
-    globalThis.addEventListener('offline', () => tell(false), { signal });
-    // A frozen page runs nothing, its worker included: hand the connection to another tab
-    // before the freeze, and take part again on resume.
-    globalThis.document?.addEventListener('freeze', () => this.#election?.stop(), { signal });
-    globalThis.document?.addEventListener('resume', () => {
-      if (this.#wantConnected) this.#join('connect').catch((error: unknown) => this.#reportFailure(error));
-    }, { signal });
+    listenToPage({
+      network: (online) => {
+        this.#connection?.network(online).catch((error: unknown) => this.#reportFailure(error));
+      },
+      // A frozen page runs nothing, its worker included: hand the connection to another tab
+      // before the freeze, and take part again on resume.
+      freeze: () => this.#connection?.leave(),
+      resume: () => {
+        if (this.#wantConnected) this.#join('connect').catch((error: unknown) => this.#reportFailure(error));
+      },
+    }, this.#abort.signal);
   }
 
-  #database(): Promise<SyncDB> {
-    if (this.#closed) return Promise.reject(new SyncError('storage', 'This sync client was cleaned up'));
-    this.#db ??= openSyncDB(this.dbName, {
-      onBlocked: () => this.#events.emit('error', {
-        code: 'storage',
-        message: `The database "${this.dbName}" is held open at an older version by another connection; waiting for it to close`,
-      }),
-      onBlocking: () => { this.#db = undefined; },
-      onTerminated: () => { this.#db = undefined; },
-    }).catch((cause: unknown) => {
-      this.#db = undefined;
-      throw new SyncError('storage', `Could not open the database "${this.dbName}": ${errorMessage(cause)}`, { cause });
-    });
-    return this.#db;
-  }
-
-  #onWorkerEvent(event: WorkerEvent): void {
-    switch (event.type) {
-      case 'status':
-        this.#setState({ ...event.state, role: this.#election?.role ?? event.state.role });
-        return;
-      case 'operation_complete': {
-        const { type: _, ...detail } = event;
-        this.#pending.get(event.id)?.resolve(detail);
-        this.#pending.delete(event.id);
-        this.#events.emit('operation_complete', detail);
-        return;
-      }
-      case 'operation_error': {
-        const { type: _, ...detail } = event;
-        this.#pending.get(event.id)?.reject(new OperationRejectedError(event.id, event.message));
-        this.#pending.delete(event.id);
-        this.#events.emit('operation_error', detail);
-        return;
-      }
-      case 'apply':
-        void this.#applyOnPage(event.applyId, event.batches);
-        return;
-      case 'connected':
-        this.#workerFailures = 0;
-        this.#events.emit(event.type, { clientId: event.clientId, lastLSN: event.lastLSN });
-        return;
-      case 'disconnected':
-      case 'reconnecting':
-      case 'sync_started':
-      case 'sync_progress':
-      case 'sync_completed':
-      case 'changes':
-      case 'message':
-      case 'error': {
-        const { type, ...detail } = event;
-        this.#events.emit(type, detail as never);
-        return;
-      }
-      default: {
-        const unhandled: never = event;
-        void unhandled;
-      }
+  /** An event of the worker holding the connection (this tab's, or the leader's). */
+  #onEvent(event: ConnectionEvent): void {
+    if (event.type === 'operation_complete') {
+      this.#pending.resolve(event.id, { id: event.id, ...(event.lsn === undefined ? {} : { lsn: event.lsn }) });
+    } else if (event.type === 'operation_error') {
+      this.#pending.reject(event.id, new OperationRejectedError(event.id, event.message));
     }
+    this.#state.emitWorkerEvent(event);
   }
 
-  /** Commits the worker's batches to the app's Database, then tells the worker how far it got. */
-  async #applyOnPage(applyId: string, batches: ChangeBatch[]): Promise<void> {
-    const { database } = this.#options;
-    const answer = database
-      ? await applyToDatabase(database, batches)
-      : { count: 0, error: 'this tab has no Database to apply the changes to' };
-    await this.#manager.request({ type: 'applied', applyId, ...answer }).catch(() => {
-      // The worker is gone; the next one resumes from the stored LSN and sends these again.
-    });
-  }
-
-  #onWorkerDied(detail: SyncErrorDetail): void {
-    this.#setState({ ...this.#state, status: 'error', isConnected: false, isConnecting: false, syncing: false, progress: null, lastError: detail });
-    this.#announce();
-    this.#events.emit('error', detail);
-    if (this.#closed) return;
-    const base = this.#options.workerRestartDelay ?? 500;
-    const delay = Math.min(MAX_WORKER_RESTART_DELAY, base * 2 ** this.#workerFailures);
-    this.#workerFailures += 1;
-    clearTimeout(this.#restartTimer);
-    this.#restartTimer = setTimeout(() => {
-      if (this.#closed || this.#election?.role !== 'leader') return;
-      this.#startLeading();
-    }, delay);
-  }
-
-  /** Initialisation failed for a reason other than a dead worker: the state and an event say so. */
+  /** Starting failed for a reason other than a dead worker: the state and an event say so. */
   #fail(error: unknown): void {
     if (this.#closed) return;
-    const detail = toDetail(error, error instanceof Error && error.name === 'StorageError' ? 'storage' : 'worker');
-    this.#setState({ ...this.#state, status: 'error', isConnected: false, isConnecting: false, lastError: detail });
-    this.#events.emit('error', detail);
+    this.#state.fail(error, error instanceof StorageError ? 'storage' : 'worker');
   }
 
   #reportFailure(error: unknown): void {
-    if (this.#closed) return;
-    // A dead worker is already reported by #onWorkerDied.
-    if (error instanceof SyncError && error.code === 'worker') return;
-    this.#events.emit('error', toDetail(error, 'worker'));
+    // A dead worker is already reported, when it died.
+    if (!this.#closed && !isWorkerError(error)) this.#state.report(error, 'worker');
   }
-
-  #setState(state: SyncState): void {
-    if (state === this.#state) return;
-    this.#state = Object.isFrozen(state) ? state : Object.freeze({ ...state });
-    this.#events.emit('state_change', { state: this.#state });
-  }
-}
-
-/** The Web Lock and BroadcastChannel name of one client: its database and client id. */
-function lockName(config: WorkerConfig): string {
-  return clientLockName(config.dbName, config.clientId);
-}
-
-function pickConnectionOptions(options: Partial<ConnectionOptions>): Partial<ConnectionOptions> {
-  const picked: Partial<ConnectionOptions> = {};
-  for (const key of ['heartbeatInterval', 'backoffInitial', 'backoffMax'] as const) {
-    const value = options[key];
-    if (typeof value === 'number' && Number.isFinite(value) && value > 0) picked[key] = value;
-  }
-  return picked;
-}
-
-
-function toDetail(error: unknown, fallback: SyncErrorDetail['code']): SyncErrorDetail {
-  if (error instanceof SyncError) return { code: error.code, message: error.message, cause: error.cause };
-  return { code: fallback, message: errorMessage(error), cause: error };
 }

@@ -1,4 +1,4 @@
-import { SyncError } from './errors.ts';
+import { SyncError } from '../protocol/errors.ts';
 
 /**
  * Turns the element's `url` into a WebSocket endpoint: relative and http(s) URLs are resolved

@@ -2,7 +2,7 @@ import { ContextProvider } from '@lit/context';
 import { html, LitElement, type TemplateResult } from 'lit';
 import { property } from 'lit/decorators.js';
 import type { StoredEntity } from '../db/schema.ts';
-import { SyncError } from '../client/errors.ts';
+import { SyncError } from '../protocol/errors.ts';
 import { SYNC_EVENT_TYPES, type SyncEventDetails, type SyncEventType } from '../client/service-events.ts';
 import { getNetworkStatus, type NetworkStatus } from '../client/network.ts';
 import { WorkerSyncService, type SyncServiceOptions } from '../client/sync-service.ts';
@@ -129,7 +129,7 @@ export class SyncConnectionElement extends LitElement {
     super.disconnectedCallback();
     // Moving the element (detached and attached in one task) keeps its client.
     queueMicrotask(() => {
-      if (!this.isConnected) this.#stop();
+      if (!this.isConnected) this.#retire(this.#stop());
     });
   }
 
@@ -137,6 +137,7 @@ export class SyncConnectionElement extends LitElement {
     if (this.isConnected && (this.#settings() !== this.#startedWith || this.database !== this.#startedDatabase)) {
       const previous = this.#stop();
       if (this.url) this.#start(previous);
+      this.#retire(previous);
     }
   }
 
@@ -258,7 +259,7 @@ export class SyncConnectionElement extends LitElement {
     });
   }
 
-  /** Stops the client and returns it, so a successor can take over its pending operations. */
+  /** Detaches the client and returns it, so a successor can take over its pending operations. */
   #stop(): WorkerSyncService | undefined {
     const service = this.#service;
     this.#startedWith = undefined;
@@ -267,10 +268,14 @@ export class SyncConnectionElement extends LitElement {
     this.#service = undefined;
     for (const off of this.#unsubscribe) off();
     this.#unsubscribe = [];
-    // Cleanup runs after the successor took over the pending promises (in the same task).
-    queueMicrotask(() => void service.cleanup());
-    this.#reflect({ ...service.getState(), status: 'disconnected', isConnected: false, isConnecting: false, syncing: false, progress: null });
     return service;
+  }
+
+  /** Cleans a detached client up (after a successor took its pending promises) and shows its last state. */
+  #retire(service: WorkerSyncService | undefined): void {
+    if (!service) return;
+    void service.cleanup();
+    this.#reflect(service.getState());
   }
 
   #forward<K extends SyncEventType>(type: K, detail: SyncEventDetails[K]): void {
@@ -312,9 +317,9 @@ export interface SyncConnectionEventMap {
 }
 
 /**
- * What `addEventListener` on a `<sync-connection>` knows: the DOM's element events and ours. The
- * element's `error` and `message` are typed here only, not in the global `HTMLElementEventMap`
- * (see error-event.ts); the other ten are in both.
+ * What `addEventListener` on a `<sync-connection>` knows: the DOM's element events and ours, ours
+ * winning where a name is in both (`error`, `message`). Only this element's listeners are typed
+ * with them: the global `HTMLElementEventMap`, which every element of the app shares, is left alone.
  */
 export interface SyncConnectionElementEventMap
   extends Omit<HTMLElementEventMap, keyof SyncConnectionEventMap>, SyncConnectionEventMap {}

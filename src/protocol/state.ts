@@ -95,7 +95,7 @@ export interface OperationResult {
   lsn?: LSN;
 }
 
-/** Tunables of the worker's connection; each has the PROTOCOL.md default. */
+/** Tunables of the worker's connection; each has the default of docs/protocol.md. */
 export interface ConnectionOptions {
   /** Milliseconds between pings; two silent intervals mean a dead socket. Default 15000. */
   heartbeatInterval: number;

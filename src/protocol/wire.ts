@@ -1,5 +1,5 @@
 /**
- * The wire protocol (PROTOCOL.md, version 1): JSON text frames over one WebSocket.
+ * The wire protocol (docs/protocol.md): JSON text frames over one WebSocket.
  * Types for both directions and the parsers that turn an untrusted frame into one of them.
  */
 import { isRecord, parseChanges, type Change, type InvalidChange } from './change.ts';
@@ -91,9 +91,8 @@ export interface OperationErrorMessage {
   id: string;
   message: string;
   /**
-   * Not in PROTOCOL.md (an addition of this client and the reference server): the server could
-   * not apply the operation now (its store is down) and nothing was stored; send it again later.
-   * Without it, `operation_error` is final.
+   * Protocol 1.1 (docs/protocol.md): the server could not apply the operation now (its store is
+   * down) and nothing was stored; send it again later. Without it, `operation_error` is final.
    */
   retryable?: boolean;
 }

@@ -3,6 +3,7 @@
  * every request with exactly one `result`. Everything else the worker posts is an event.
  */
 import type { Change, InvalidChange } from './change.ts';
+import type { SerializedError } from './errors.ts';
 import type { LSN } from './lsn.ts';
 import type {
   ConnectionOptions,
@@ -67,10 +68,7 @@ export type PageToWorkerType = PageToWorker['type'];
 
 // ---- worker to page ---------------------------------------------------------------------------
 
-export interface SerializedError {
-  name: string;
-  message: string;
-}
+export type { SerializedError };
 
 export type WorkerResult =
   | { type: 'result'; requestId: number; ok: true; value?: unknown }

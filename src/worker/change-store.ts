@@ -1,11 +1,11 @@
 /**
  * Applies the server's changes to the `entities` store together with the resume point
- * (`meta.lastLSN`), one batch per readwrite transaction (PROTOCOL.md "Guarantees").
+ * (`meta.lastLSN`), one batch per readwrite transaction (docs/protocol.md "Guarantees").
  */
 import type { Change } from '../protocol/change.ts';
 import { compareLSN, isLSN, normalizeLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';
 import type { ResumeStore, StoredEntity, SyncDB } from '../db/schema.ts';
-import { errorMessage, StorageError } from './errors.ts';
+import { errorMessage, StorageError } from '../protocol/errors.ts';
 
 export type ApplyResult =
   /**

@@ -1,15 +1,13 @@
 /**
- * The socket lifecycle (PROTOCOL.md "Connecting", "Heartbeat and reconnection"): dialing with the
+ * The socket lifecycle (docs/protocol.md "Connecting", "Heartbeat and reconnection"): dialing with the
  * resume point in the URL, the `sync` frame after `open`, heartbeat and dead-socket detection,
  * exponential backoff with full jitter, offline handling and the fatal close codes.
  */
 import type { LSN } from '../protocol/lsn.ts';
-import {
-  SyncStatus,
-  type ConnectionOptions,
-  type SyncErrorDetail,
-} from '../protocol/state.ts';
+import type { ConnectionOptions, SyncErrorDetail } from '../protocol/state.ts';
 import type { ClientMessage, SyncMessage } from '../protocol/wire.ts';
+import { snapshotOf, sameSnapshot, type ConnectionSnapshot, type Phase } from './connection-phase.ts';
+import { backoffDelay, buildEndpoint, closeDetails, isFatalCloseCode } from './dialing.ts';
 
 /** The part of `WebSocket` the connection uses; mock-socket's class fits it too. */
 export interface WebSocketLike {
@@ -33,15 +31,6 @@ export interface SyncIdentity {
   clientId: string;
   lastLSN: LSN;
   token?: string;
-}
-
-/** The connection's part of the `SyncState`. */
-export interface ConnectionSnapshot {
-  status: SyncStatus;
-  isConnected: boolean;
-  isConnecting: boolean;
-  reconnectAttempts: number;
-  online: boolean;
 }
 
 export interface CloseInfo {
@@ -80,50 +69,6 @@ export interface ConnectionConfig extends ConnectionOptions {
   listener: ConnectionListener;
 }
 
-type Phase =
-  | 'idle' // not wanted
-  | 'dialing'
-  | 'open'
-  | 'closing' // graceful disconnect flushing
-  | 'waiting' // backoff timer running
-  | 'offline' // wanted, but the network is down
-  | 'failed'; // fatal close or invalid URL; only connect() leaves it
-
-/** Close codes a server uses to say "do not retry". */
-export function isFatalCloseCode(code: number): boolean {
-  return code >= 4000 && code <= 4099;
-}
-
-/** Full jitter: uniform in [0, min(max, initial * 2^attempt)). */
-export function backoffDelay(attempt: number, options: ConnectionOptions, random: () => number): number {
-  const ceiling = Math.min(options.backoffMax, options.backoffInitial * 2 ** attempt);
-  const r = Math.min(1, Math.max(0, random()));
-  return r * ceiling;
-}
-
-/**
- * The URL to dial: `url` with `clientId` and `lastLSN` set (other parameters kept), or
- * `undefined` when `url` is not an absolute ws: or wss: URL.
- */
-export function buildEndpoint(url: string, clientId: string, lastLSN: LSN): string | undefined {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return undefined;
-  }
-  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') return undefined;
-  parsed.hash = '';
-  parsed.searchParams.set('clientId', clientId);
-  parsed.searchParams.set('lastLSN', lastLSN);
-  return parsed.href;
-}
-
-function closeDetails(event: Event): { code: number; reason: string } {
-  const { code, reason } = event as Partial<CloseEvent>;
-  return { code: typeof code === 'number' ? code : 1006, reason: typeof reason === 'string' ? reason : '' };
-}
-
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -146,7 +91,7 @@ export class Connection {
 
   constructor(config: ConnectionConfig) {
     this.#config = config;
-    this.#snapshot = this.#computeSnapshot();
+    this.#snapshot = snapshotOf(this.#phase, this.#attempt, this.#online);
   }
 
   get snapshot(): ConnectionSnapshot {
@@ -412,49 +357,9 @@ export class Connection {
     this.#watchdog = undefined;
   }
 
-  #computeSnapshot(): ConnectionSnapshot {
-    const status = ((): SyncStatus => {
-      switch (this.#phase) {
-        case 'idle':
-          return SyncStatus.disconnected;
-        case 'dialing':
-          return this.#attempt === 0 ? SyncStatus.connecting : SyncStatus.reconnecting;
-        case 'open':
-        case 'closing':
-          return SyncStatus.connected;
-        case 'waiting':
-          return SyncStatus.reconnecting;
-        case 'offline':
-          return SyncStatus.offline;
-        case 'failed':
-          return SyncStatus.error;
-        default: {
-          const unreachable: never = this.#phase;
-          return unreachable;
-        }
-      }
-    })();
-    return {
-      status,
-      isConnected: this.#phase === 'open' || this.#phase === 'closing',
-      isConnecting: this.#phase === 'dialing',
-      reconnectAttempts: this.#attempt,
-      online: this.#online,
-    };
-  }
-
   #emitChange(): void {
-    const next = this.#computeSnapshot();
-    const previous = this.#snapshot;
-    if (
-      next.status === previous.status &&
-      next.isConnected === previous.isConnected &&
-      next.isConnecting === previous.isConnecting &&
-      next.reconnectAttempts === previous.reconnectAttempts &&
-      next.online === previous.online
-    ) {
-      return;
-    }
+    const next = snapshotOf(this.#phase, this.#attempt, this.#online);
+    if (sameSnapshot(next, this.#snapshot)) return;
     this.#snapshot = next;
     this.#config.listener.change(next);
   }

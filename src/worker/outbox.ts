@@ -3,12 +3,13 @@
  * store and then tells the worker; the worker sends them in priority order with a bounded number
  * unacknowledged, deletes each when the server answers, and re-sends the rest after a reconnect.
  */
-import { compareQueued, type SyncDB } from '../db/schema.ts';
+import type { LocalStore } from '../db/local-store.ts';
+import { compareQueued } from '../db/schema.ts';
 import { isRecord } from '../protocol/change.ts';
 import type { LSN } from '../protocol/lsn.ts';
 import type { QueuedOperation } from '../protocol/state.ts';
 import type { OperationMessage } from '../protocol/wire.ts';
-import { errorMessage, StorageError } from './errors.ts';
+import { errorMessage, StorageError } from '../protocol/errors.ts';
 import { OversizeSuspects, TOO_LARGE_MESSAGE } from './oversize.ts';
 
 /** Operations sent and not yet acknowledged on one connection, at most. */
@@ -37,7 +38,7 @@ export interface OutboxListener {
 }
 
 export class Outbox {
-  readonly #db: SyncDB;
+  readonly #store: LocalStore;
   readonly #transport: OutboxTransport;
   readonly #listener: OutboxListener;
   readonly #window: number;
@@ -47,8 +48,10 @@ export class Outbox {
   #waiting: QueuedOperation[] = [];
   /** Sent on the current connection, waiting for the answer. */
   readonly #inFlight = new Set<string>();
-  /** Ids a clear removed; an announcement of one of them is checked against the store. */
-  readonly #cleared = new Set<string>();
+  /** Announced operations waiting for the check that their records exist. */
+  #announced: QueuedOperation[] = [];
+  /** Admissions and clears, one at a time in the order they were asked for. */
+  #turns: Promise<void> = Promise.resolve();
   /** Acknowledged ids whose records wait for the next delete transaction. */
   #nextDeletion: { ids: string[]; done: Promise<void>; resolve(): void } | undefined;
   #deleting = false;
@@ -57,8 +60,8 @@ export class Outbox {
   #pause: ReturnType<typeof setTimeout> | undefined;
   #retryDelay = RETRY_MIN;
 
-  constructor(db: SyncDB, transport: OutboxTransport, listener: OutboxListener, window = DEFAULT_IN_FLIGHT_WINDOW) {
-    this.#db = db;
+  constructor(store: LocalStore, transport: OutboxTransport, listener: OutboxListener, window = DEFAULT_IN_FLIGHT_WINDOW) {
+    this.#store = store;
     this.#transport = transport;
     this.#listener = listener;
     this.#window = Math.max(1, window);
@@ -81,7 +84,7 @@ export class Outbox {
   async load(): Promise<void> {
     let records: QueuedOperation[];
     try {
-      records = await this.#db.getAll('outbox');
+      records = await this.#store.operations();
     } catch (error) {
       throw new StorageError(`Could not read the outbox: ${errorMessage(error)}`);
     }
@@ -89,18 +92,44 @@ export class Outbox {
     this.#listener.pendingChanged(this.#pending.size);
   }
 
-  /** Takes an operation the page has stored; sends it when possible. A known id is ignored. */
-  async add(operation: QueuedOperation): Promise<void> {
-    // Announced after a clear removed its record (another tab's clear won the race): only a
-    // record stored again (the same id queued anew) makes it pending again.
-    if (this.#cleared.has(operation.id)) {
-      const stored = await this.#db.count('outbox', operation.id).catch(() => 0);
-      if (stored === 0) return;
-      this.#cleared.delete(operation.id);
+  /**
+   * Takes an operation a page has stored and announced, if its record is in the outbox; sends it
+   * when possible. A known id is ignored. An announcement can arrive after a clear removed the
+   * record (another tab's clear won the race): checking the store, in turn with the clears,
+   * leaves nothing to remember about what was cleared.
+   */
+  add(operation: QueuedOperation): Promise<void> {
+    if (this.#pending.has(operation.id)) return Promise.resolve();
+    this.#announced.push(operation);
+    return this.#inTurn(() => this.#admit());
+  }
+
+  /** Admits every announcement waiting, with one read of the store. */
+  async #admit(): Promise<void> {
+    const announced = this.#announced;
+    if (announced.length === 0) return;
+    this.#announced = [];
+    let stored: Set<string> | undefined;
+    try {
+      stored = await this.#store.storedOperationIds(announced.map((operation) => operation.id));
+    } catch {
+      // The page stored these a moment ago; a store that cannot be read now is no reason to
+      // leave their promises waiting for a restart.
     }
-    if (!this.#insert(operation)) return;
+    let added = false;
+    for (const operation of announced) {
+      if (stored && !stored.has(operation.id)) continue;
+      if (this.#insert(operation)) added = true;
+    }
+    if (!added) return;
     this.#listener.pendingChanged(this.#pending.size);
     this.pump();
+  }
+
+  #inTurn<T>(work: () => Promise<T>): Promise<T> {
+    const turn = this.#turns.then(work);
+    this.#turns = turn.then(() => undefined, () => undefined);
+    return turn;
   }
 
   /** Sends waiting operations while the socket is open, the window has room and nothing pauses it. */
@@ -192,23 +221,25 @@ export class Outbox {
     this.pump();
   }
 
-  /** Drops every unacknowledged operation, in memory and in the store. Returns the removed ids. */
-  async clear(): Promise<string[]> {
-    const removed = new Set(this.#pending.keys());
-    this.#pending.clear();
-    this.#waiting = [];
-    this.#inFlight.clear();
-    this.#oversize.clear();
-    this.#listener.pendingChanged(0);
-    try {
-      const tx = this.#db.transaction('outbox', 'readwrite');
-      const [keys] = await Promise.all([tx.store.getAllKeys(), tx.store.clear(), tx.done]);
-      for (const key of keys) removed.add(key);
-      for (const id of removed) this.#cleared.add(id);
-    } catch (error) {
-      throw new StorageError(`Could not clear the outbox: ${errorMessage(error)}`);
-    }
-    return [...removed];
+  /**
+   * Drops every unacknowledged operation, in memory and in the store, after the announcements
+   * being checked. Returns the removed ids.
+   */
+  clear(): Promise<string[]> {
+    return this.#inTurn(async () => {
+      const removed = new Set(this.#pending.keys());
+      this.#pending.clear();
+      this.#waiting = [];
+      this.#inFlight.clear();
+      this.#oversize.clear();
+      this.#listener.pendingChanged(0);
+      try {
+        for (const key of await this.#store.clearOperations()) removed.add(key);
+      } catch (error) {
+        throw new StorageError(`Could not clear the outbox: ${errorMessage(error)}`);
+      }
+      return [...removed];
+    });
   }
 
   #insert(operation: QueuedOperation): boolean {
@@ -286,8 +317,7 @@ export class Outbox {
       this.#nextDeletion = undefined;
       try {
         // A lost delete only means a re-send, which the server answers without applying twice.
-        const tx = this.#db.transaction('outbox', 'readwrite', { durability: 'relaxed' });
-        await Promise.all([...batch.ids.map((key) => tx.store.delete(key)), tx.done]);
+        await this.#store.deleteOperations(batch.ids);
       } catch (error) {
         this.#listener.storageError(
           `${batch.ids.length} operation(s) are done but their outbox records could not be deleted: ${errorMessage(error)}`,

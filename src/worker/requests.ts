@@ -1,57 +1,14 @@
 /** Turns an untrusted message from the page into a typed `PageToWorker` request. */
 import { isRecord } from '../protocol/change.ts';
-import { DEFAULT_CONNECTION_OPTIONS, type QueuedOperation } from '../protocol/state.ts';
+import { parseQueuedOperation } from '../protocol/queued-operation.ts';
+import { attempt, bool, fail, finite, nonEmpty, positive, record, text } from '../protocol/shape.ts';
+import { DEFAULT_CONNECTION_OPTIONS } from '../protocol/state.ts';
 import type { PageToWorker, WorkerConfig } from '../protocol/worker-messages.ts';
 
 export type ParsedRequest =
   | { ok: true; request: PageToWorker }
   /** `requestId` is missing when the message cannot be answered at all. */
   | { ok: false; requestId?: number; error: string };
-
-class ShapeError extends Error {}
-
-function fail(message: string): never {
-  throw new ShapeError(message);
-}
-
-function text(obj: Record<string, unknown>, key: string, fallback?: string): string {
-  const value = obj[key];
-  if (value === undefined && fallback !== undefined) return fallback;
-  if (typeof value !== 'string') fail(`"${key}" must be a string`);
-  return value;
-}
-
-function nonEmpty(obj: Record<string, unknown>, key: string): string {
-  const value = text(obj, key);
-  if (value.length === 0) fail(`"${key}" must not be empty`);
-  return value;
-}
-
-function finite(obj: Record<string, unknown>, key: string, fallback: number): number {
-  const value = obj[key];
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value)) fail(`"${key}" must be a finite number`);
-  return value;
-}
-
-function positive(obj: Record<string, unknown>, key: string, fallback: number): number {
-  const value = finite(obj, key, fallback);
-  if (value <= 0) fail(`"${key}" must be positive`);
-  return value;
-}
-
-function bool(obj: Record<string, unknown>, key: string, fallback: boolean): boolean {
-  const value = obj[key];
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') fail(`"${key}" must be a boolean`);
-  return value;
-}
-
-function record(obj: Record<string, unknown>, key: string): Record<string, unknown> {
-  const value = obj[key];
-  if (!isRecord(value)) fail(`"${key}" must be an object`);
-  return value;
-}
 
 function parseConfig(obj: Record<string, unknown>): WorkerConfig {
   const defaults = DEFAULT_CONNECTION_OPTIONS;
@@ -65,19 +22,6 @@ function parseConfig(obj: Record<string, unknown>): WorkerConfig {
     backoffMax: positive(obj, 'backoffMax', defaults.backoffMax),
     ...token,
     ...(obj.applyOnPage === undefined ? {} : { applyOnPage: bool(obj, 'applyOnPage', false) }),
-  };
-}
-
-/** Checks an outbox record the page sent. */
-export function parseQueuedOperation(value: unknown): QueuedOperation {
-  if (!isRecord(value)) fail('operation must be an object');
-  return {
-    id: nonEmpty(value, 'id'),
-    type: nonEmpty(value, 'type'),
-    payload: value.payload,
-    priority: finite(value, 'priority', 0),
-    seq: finite(value, 'seq', 0),
-    queuedAt: finite(value, 'queuedAt', 0),
   };
 }
 
@@ -117,10 +61,6 @@ export function parseRequest(data: unknown): ParsedRequest {
   if (typeof requestId !== 'number' || !Number.isFinite(requestId)) {
     return { ok: false, error: 'request has no numeric "requestId"' };
   }
-  try {
-    return { ok: true, request: parseBody(data, requestId) };
-  } catch (error) {
-    if (error instanceof ShapeError) return { ok: false, requestId, error: error.message };
-    throw error;
-  }
+  const parsed = attempt(() => parseBody(data, requestId));
+  return parsed.ok ? { ok: true, request: parsed.value } : { ok: false, requestId, error: parsed.error };
 }

@@ -1,9 +1,10 @@
 /**
  * The worker's glue: answers the page's requests, owns the `SyncState`, and handles the server's
- * frames one at a time, in order, through the change store and the outbox.
+ * frames one at a time, in order, through the change store and the outbox of the database session.
  */
-import { openSyncDB, type SyncDB } from '../db/schema.ts';
-import type { Change, InvalidChange } from '../protocol/change.ts';
+import { batchChanges, isBatchMessage, type BatchMessage } from '../protocol/batches.ts';
+import type { InvalidChange } from '../protocol/change.ts';
+import { errorMessage, InvalidStateError, RequestError, serializeError, StorageError } from '../protocol/errors.ts';
 import type { LSN } from '../protocol/lsn.ts';
 import {
   INITIAL_STATE,
@@ -12,18 +13,14 @@ import {
   type SyncProgress,
   type SyncState,
 } from '../protocol/state.ts';
-import { parseServerFrame, type ParseResult, type ServerMessage } from '../protocol/wire.ts';
-import type {
-  PageToWorker,
-  WorkerConfig,
-  WorkerToPage,
-} from '../protocol/worker-messages.ts';
-import { ChangeStore, freshBatches, type ApplyResult, type Batch } from './change-store.ts';
-import { Connection, type ConnectionListener, type WebSocketConstructor } from './connection.ts';
-import { errorMessage, InvalidStateError, RequestError, serializeError, StorageError } from './errors.ts';
-import { resolveClientId } from './identity.ts';
-import { DEFAULT_IN_FLIGHT_WINDOW, Outbox, type OutboxListener } from './outbox.ts';
+import type { ParseResult, ServerMessage } from '../protocol/wire.ts';
+import type { PageToWorker, WorkerToPage } from '../protocol/worker-messages.ts';
+import type { ConnectionListener } from './connection.ts';
+import { FrameQueue } from './frame-queue.ts';
+import type { OutboxListener } from './outbox.ts';
+import { PageApply } from './page-apply.ts';
 import { parseRequest } from './requests.ts';
+import { Sessions, type Session, type SessionOptions } from './session.ts';
 import { StatusPosts } from './status-posts.ts';
 
 /** The part of a worker's global scope (or a `MessagePort`) the engine talks through. */
@@ -32,21 +29,7 @@ export interface WorkerEndpointLike {
   addEventListener(type: 'message', listener: (event: MessageEvent) => void): void;
 }
 
-export interface SyncEngineOptions {
-  /** The global `WebSocket` in production; mock-socket's in tests. */
-  WebSocket: WebSocketConstructor;
-  /** Jitter source for the reconnection delay; default `Math.random`. */
-  random?: () => number;
-  /** Operations sent and not yet acknowledged, at most. */
-  inFlightWindow?: number;
-}
-
-interface Session {
-  readonly db: SyncDB;
-  readonly store: ChangeStore;
-  readonly outbox: Outbox;
-  readonly connection: Connection;
-}
+export type SyncEngineOptions = SessionOptions;
 
 /** What an operation whose outbox record went with the database is answered. */
 const OPERATION_LOST =
@@ -61,32 +44,34 @@ export function startSyncWorker(endpoint: WorkerEndpointLike, options: SyncEngin
 
 export class SyncEngine {
   readonly #endpoint: WorkerEndpointLike;
-  readonly #options: SyncEngineOptions;
   #state: SyncState = INITIAL_STATE;
   readonly #statusPosts: StatusPosts;
-  /** What `init` was given; a reopened database uses it again. */
-  #config: WorkerConfig | undefined;
-  /**
-   * Settles when `init` has finished; set while it runs. Replaced by the reopening when the
-   * database is lost, so requests that arrive meanwhile wait for the new session.
-   */
-  #session: Promise<Session> | undefined;
-  /** The same session, once ready; undefined while a lost database is being reopened. */
-  #live: Session | undefined;
+  readonly #sessions: Sessions;
   #online = true;
-  /** Server frames not yet handled, parsed, in arrival order. */
-  #frames: ParseResult<ServerMessage>[] = [];
+  readonly #frames = new FrameQueue();
   #draining = false;
-  /** `apply` events the page has not answered yet (`applyOnPage`). */
-  readonly #applies = new Map<string, (answer: PageApplied) => void>();
-  /** Makes this worker's `apply` ids unlike any other worker's. */
-  readonly #applyPrefix = crypto.randomUUID();
-  #applyCount = 0;
+  readonly #pageApply = new PageApply((event) => this.#post(event));
 
   constructor(endpoint: WorkerEndpointLike, options: SyncEngineOptions) {
     this.#endpoint = endpoint;
-    this.#options = options;
     this.#statusPosts = new StatusPosts(INITIAL_STATE, (state) => endpoint.postMessage({ type: 'status', state }));
+    this.#sessions = new Sessions(options, {
+      listeners: (owner) => ({ connection: this.#connectionListener(owner), outbox: this.#outboxListener(owner) }),
+      opened: ({ connection, clientId, store, outbox }) => {
+        connection.setOnline(this.#online);
+        this.#update({ ...connection.snapshot, clientId, lastLSN: store.lastLSN, pendingOperations: outbox.pendingCount });
+      },
+      lost: (why) => {
+        this.#frames.clear();
+        this.#update({ syncing: false, progress: null });
+        this.#reportError({ code: 'storage', message: `The database was closed: ${why}; reopening it` });
+      },
+      reopenFailed: (error) => {
+        this.#update({ status: SyncStatus.error, isConnected: false, isConnecting: false });
+        this.#reportError({ code: 'storage', message: `Could not reopen the database: ${errorMessage(error)}` });
+      },
+      operationLost: (id) => this.#post({ type: 'operation_error', id, message: OPERATION_LOST }),
+    });
   }
 
   get state(): SyncState {
@@ -114,46 +99,43 @@ export class SyncEngine {
   async #handle(request: PageToWorker): Promise<unknown> {
     switch (request.type) {
       case 'init':
-        return this.#init(request.config);
+        await this.#sessions.init(request.config);
+        return this.#state;
       case 'get_status':
         return this.#state;
       case 'network':
         this.#online = request.online;
         this.#update({ online: request.online });
-        this.#live?.connection.setOnline(request.online);
+        this.#sessions.live?.connection.setOnline(request.online);
         return undefined;
       case 'connect':
-        (await this.#ready()).connection.connect();
+        (await this.#sessions.ready()).connection.connect();
         return undefined;
       case 'force_connect':
-        (await this.#ready()).connection.forceConnect();
+        (await this.#sessions.ready()).connection.forceConnect();
         return undefined;
       case 'disconnect':
-        await (await this.#ready()).connection.disconnect(request.graceful);
+        await (await this.#sessions.ready()).connection.disconnect(request.graceful);
         return undefined;
       case 'send_message': {
-        const { connection, outbox } = await this.#ready();
+        const { connection, outbox } = await this.#sessions.ready();
         if (!connection.isOpen) throw new InvalidStateError('Not connected: the message was not sent');
         if (!outbox.sendFrame(request.payload)) throw new InvalidStateError('The socket refused the message');
         return undefined;
       }
       case 'sync': {
-        const { connection } = await this.#ready();
+        const { connection } = await this.#sessions.ready();
         if (!connection.sendSync()) throw new InvalidStateError('Not connected: sync was not sent');
         return undefined;
       }
       case 'operation':
-        await (await this.#ready()).outbox.add(request.operation);
+        await (await this.#sessions.ready()).outbox.add(request.operation);
         return undefined;
       case 'clear_operations':
-        return (await this.#ready()).outbox.clear();
-      case 'applied': {
-        const settle = this.#applies.get(request.applyId);
-        if (!settle) throw new InvalidStateError(`No batches wait for the answer ${JSON.stringify(request.applyId)}`);
-        this.#applies.delete(request.applyId);
-        settle(request);
+        return (await this.#sessions.ready()).outbox.clear();
+      case 'applied':
+        this.#pageApply.answer(request);
         return undefined;
-      }
       default: {
         const unhandled: never = request;
         throw new RequestError(`Unhandled request ${JSON.stringify(unhandled)}`);
@@ -161,160 +143,33 @@ export class SyncEngine {
     }
   }
 
-  #ready(): Promise<Session> {
-    return this.#session ?? Promise.reject(new InvalidStateError('The worker is not initialized: send init first'));
-  }
-
-  async #init(config: WorkerConfig): Promise<SyncState> {
-    if (this.#session) throw new InvalidStateError('The worker is already initialized');
-    this.#config = config;
-    const session = this.#open(config);
-    this.#session = session;
-    try {
-      await session;
-    } catch (error) {
-      this.#session = undefined;
-      throw error;
-    }
-    return this.#state;
-  }
-
-  async #open(config: WorkerConfig): Promise<Session> {
-    let session: Session | undefined;
-    /** Why the database was closed under us before the session was ready, if it was. */
-    let closedEarly: string | undefined;
-    const lost = (why: string): void => {
-      if (session) this.#databaseLost(session, why);
-      else closedEarly ??= why;
-    };
-    let db: SyncDB;
-    try {
-      db = await openSyncDB(config.dbName, {
-        onBlocking: () => lost('another connection is upgrading or deleting it'),
-        onTerminated: () => lost('the browser closed it'),
-      });
-    } catch (error) {
-      throw new StorageError(`Could not open the database ${JSON.stringify(config.dbName)}: ${errorMessage(error)}`);
-    }
-    try {
-      const clientId = await resolveClientId(db, config.clientId);
-      const store = new ChangeStore(db);
-      await store.load(config.applyOnPage ? 'page' : 'builtin');
-      const connection = new Connection({
-        url: config.url,
-        heartbeatInterval: config.heartbeatInterval,
-        backoffInitial: config.backoffInitial,
-        backoffMax: config.backoffMax,
-        WebSocket: this.#options.WebSocket,
-        random: this.#options.random ?? Math.random,
-        identity: () => ({
-          clientId,
-          lastLSN: store.lastLSN,
-          ...(config.token === undefined ? {} : { token: config.token }),
-        }),
-        listener: this.#connectionListener(() => session),
-      });
-      const outbox = new Outbox(db, connection, this.#outboxListener(() => session), this.#options.inFlightWindow ?? DEFAULT_IN_FLIGHT_WINDOW);
-      await outbox.load();
-      if (closedEarly !== undefined) {
-        throw new StorageError(`The database ${JSON.stringify(config.dbName)} was closed while it was being opened: ${closedEarly}`);
-      }
-      // No await from here on: a `network` request cannot slip in between.
-      connection.setOnline(this.#online);
-      this.#update({
-        ...connection.snapshot,
-        clientId,
-        lastLSN: store.lastLSN,
-        pendingOperations: outbox.pendingCount,
-      });
-      session = { db, store, outbox, connection };
-      this.#live = session;
-      return session;
-    } catch (error) {
-      db.close();
-      throw error;
-    }
-  }
-
-  /**
-   * The database was closed under the live session: another connection upgrades or deletes it
-   * (an app's `indexedDB.deleteDatabase` on logout), or the browser closed it. Every later
-   * transaction on it would fail, so the session ends: its connection stops, one `storage` error
-   * is reported, and the database is opened again as a fresh session (a deleted one comes back
-   * empty: LSN 0/0, a new client id unless configured), which connects if the old one was wanted.
-   *
-   * Reopening at once does not get in the way of the request that closed it: IndexedDB serves the
-   * opens and deletes of one database in the order they were made, and the versionchange that
-   * closed this one is sent while that request is already being served, so the new open waits
-   * until the deletion or upgrade went through.
-   */
-  #databaseLost(lost: Session, why: string): void {
-    if (lost !== this.#live) return; // already handled
-    const wanted = lost.connection.wanted;
-    lost.connection.stop('database closed', wanted);
-    this.#live = undefined;
-    this.#frames = [];
-    this.#update({ syncing: false, progress: null });
-    this.#reportError({ code: 'storage', message: `The database was closed: ${why}; reopening it` });
-    lost.db.close();
-    const reopened = this.#reopen(lost, wanted);
-    this.#session = reopened;
-    // Reported by #reopen; requests waiting on it are answered with the error.
-    reopened.catch(() => {});
-  }
-
-  /** Opens the database again after a loss, once: a failure is reported, and the worker stays down. */
-  async #reopen(lost: Session, wanted: boolean): Promise<Session> {
-    const config = this.#config;
-    if (!config) throw new InvalidStateError('The worker is not initialized');
-    let session: Session;
-    try {
-      session = await this.#open(config);
-    } catch (error) {
-      this.#update({ status: SyncStatus.error, isConnected: false, isConnecting: false });
-      this.#reportError({ code: 'storage', message: `Could not reopen the database: ${errorMessage(error)}` });
-      throw error;
-    }
-    // An operation whose record is gone with the database is never sent: its promise must not hang.
-    for (const id of lost.outbox.pendingIds()) {
-      if (!session.outbox.has(id)) this.#post({ type: 'operation_error', id, message: OPERATION_LOST });
-    }
-    if (wanted) session.connection.connect();
-    return session;
-  }
-
-  /** False for a session that was lost: its late callbacks change nothing. Open while opening. */
-  #current(session: Session | undefined): boolean {
-    return session === undefined || session === this.#live;
-  }
-
   #connectionListener(owner: () => Session | undefined): ConnectionListener {
     return {
       change: (snapshot) => {
-        if (this.#current(owner())) this.#update(snapshot);
+        if (this.#sessions.current(owner())) this.#update(snapshot);
       },
       open: () => {
         const session = owner();
-        if (!this.#current(session)) return;
+        if (!this.#sessions.current(session)) return;
         this.#update({ lastError: null });
         this.#post({ type: 'connected', clientId: this.#state.clientId, lastLSN: this.#state.lastLSN });
         session?.outbox.pump();
       },
       message: (data) => {
-        if (this.#current(owner())) this.#enqueue(data);
+        if (this.#sessions.current(owner())) this.#enqueue(data);
       },
       close: (info) => {
         const session = owner();
-        if (!this.#current(session)) return;
+        if (!this.#sessions.current(session)) return;
         session?.outbox.connectionClosed(info.code);
         this.#update({ syncing: false, progress: null });
         this.#post({ type: 'disconnected', ...info });
       },
       reconnecting: (info) => {
-        if (this.#current(owner())) this.#post({ type: 'reconnecting', ...info });
+        if (this.#sessions.current(owner())) this.#post({ type: 'reconnecting', ...info });
       },
       error: (detail) => {
-        if (this.#current(owner())) this.#reportError(detail);
+        if (this.#sessions.current(owner())) this.#reportError(detail);
       },
     };
   }
@@ -325,11 +180,11 @@ export class SyncEngine {
       completed: (id, lsn) => this.#post({ type: 'operation_complete', id, ...(lsn === undefined ? {} : { lsn }) }),
       failed: (id, message) => this.#post({ type: 'operation_error', id, message }),
       pendingChanged: (count) => {
-        if (this.#current(owner())) this.#update({ pendingOperations: count });
+        if (this.#sessions.current(owner())) this.#update({ pendingOperations: count });
       },
       // A lost session's deletes fail with its database: that loss is reported once already.
       storageError: (message) => {
-        if (this.#current(owner())) this.#reportError({ code: 'storage', message });
+        if (this.#sessions.current(owner())) this.#reportError({ code: 'storage', message });
       },
     };
   }
@@ -337,24 +192,28 @@ export class SyncEngine {
   // ---- server frames, one at a time ------------------------------------------------------------
 
   #enqueue(data: unknown): void {
-    this.#frames.push(parseServerFrame(data));
+    this.#frames.push(data);
     if (!this.#draining) void this.#drain();
   }
 
   async #drain(): Promise<void> {
-    const session = this.#live;
+    const session = this.#sessions.live;
     if (!session || this.#draining) return;
     this.#draining = true;
     try {
-      while (this.#frames.length > 0 && session === this.#live) {
+      while (session === this.#sessions.live) {
+        const step = this.#frames.next();
+        if (!step) break;
         try {
-          const { batches, after } = this.#takeGroup();
-          if (batches.length === 0) {
-            await this.#handleFrame(session, this.#frames.shift()!);
+          if (step.kind === 'frame') {
+            await this.#handleFrame(session, step.frame);
             continue;
           }
-          await this.#applyBatches(session, batches);
-          for (const frame of after) await this.#handleFrame(session, frame);
+          for (const { message, invalid } of step.batches) {
+            if (invalid.length > 0) this.#reportInvalid(message.type, invalid);
+          }
+          await this.#applyBatches(session, step.batches.map(({ message }) => message));
+          for (const frame of step.after) await this.#handleFrame(session, frame);
         } catch (error) {
           this.#frameFailed(session, error);
         }
@@ -363,7 +222,7 @@ export class SyncEngine {
       this.#draining = false;
     }
     // The session was lost while a write ran: frames of the next one may be waiting.
-    if (this.#frames.length > 0) void this.#drain();
+    if (this.#frames.size > 0) void this.#drain();
   }
 
   /**
@@ -372,12 +231,12 @@ export class SyncEngine {
    */
   #frameFailed(session: Session, error: unknown): void {
     // A write to a database that was lost meanwhile: the loss is reported already.
-    if (error instanceof StorageError && session !== this.#live) return;
+    if (error instanceof StorageError && session !== this.#sessions.live) return;
     if (!(error instanceof StorageError)) {
       this.#reportError({ code: 'worker', message: `A server frame could not be handled: ${errorMessage(error)}` });
       return;
     }
-    this.#frames = [];
+    this.#frames.clear();
     this.#reportError({ code: 'storage', message: error.message });
     session.connection.restart('storage error');
   }
@@ -389,6 +248,7 @@ export class SyncEngine {
     }
     const { message, invalid } = parsed;
     if (invalid.length > 0) this.#reportInvalid(message.type, invalid);
+    if (isBatchMessage(message)) return this.#applyBatches(session, [message]);
     switch (message.type) {
       case 'sync_request':
         session.connection.sendSync();
@@ -396,12 +256,6 @@ export class SyncEngine {
       case 'sync_start':
         this.#syncStarted(message.lsn, message.total);
         return;
-      case 'changes':
-      case 'batch_update':
-      case 'sync_data':
-      case 'entity_update':
-      case 'entity_delete':
-        return this.#applyBatches(session, [message]);
       case 'sync_complete':
         this.#update({ syncing: false, progress: null });
         session.connection.resetBackoff();
@@ -449,40 +303,14 @@ export class SyncEngine {
     });
   }
 
-  /**
-   * Takes the batch frames at the head of the queue (up to a size), so that frames which arrived
-   * while the last transaction ran are written in one transaction. Acknowledgements between them
-   * come along and are handled, in order, after the commit: an ack never overtakes its change.
-   */
-  #takeGroup(): { batches: BatchMessage[]; after: ParseResult<ServerMessage>[] } {
-    const batches: BatchMessage[] = [];
-    const after: ParseResult<ServerMessage>[] = [];
-    let size = 0;
-    while (size < MAX_CHANGES_PER_TRANSACTION) {
-      const head = this.#frames[0];
-      if (!head?.ok) break;
-      if (isBatchMessage(head.message)) {
-        if (head.invalid.length > 0) this.#reportInvalid(head.message.type, head.invalid);
-        batches.push(head.message);
-        size += batchChanges(head.message).length;
-      } else if (batches.length > 0 && isAnswer(head.message)) {
-        after.push(head);
-      } else {
-        break;
-      }
-      this.#frames.shift();
-    }
-    return { batches, after };
-  }
-
   async #applyBatches(session: Session, messages: BatchMessage[]): Promise<void> {
     if (!this.#state.syncing && messages.some((message) => message.type === 'sync_data')) this.#syncStarted();
     const batches = messages.map((message) => ({ changes: batchChanges(message), lsn: message.lsn }));
-    const { results, failure } = this.#config?.applyOnPage
-      ? await this.#applyOnPage(session, batches)
+    const { results, failure } = this.#sessions.config?.applyOnPage
+      ? await this.#pageApply.apply(session.store, batches)
       : { results: await session.store.applyBatches(batches), failure: undefined };
     // Committed to a database that was lost since: the page was told it starts over.
-    if (session !== this.#live) return;
+    if (session !== this.#sessions.live) return;
     // The state catches up with the whole commit before the first event: one status for all.
     const events: NonStatusMessage[] = [];
     results.forEach((result, index) => {
@@ -509,56 +337,6 @@ export class SyncEngine {
     });
     for (const event of events) this.#post(event);
     if (failure) throw failure;
-  }
-
-  /**
-   * Hands the batches that are not replays to the page, which commits them to its own database
-   * one transaction each, then stores the resume point of the last one it committed. A batch the
-   * page could not commit fails the group from there on, and its LSN is not stored.
-   */
-  async #applyOnPage(session: Session, batches: Batch[]): Promise<{ results: ApplyResult[]; failure: StorageError | undefined }> {
-    const before = session.store.lastLSN;
-    const fresh = freshBatches(batches, before);
-    const results: ApplyResult[] = batches.map(() => ({ applied: false, lastLSN: before }));
-    if (fresh.length === 0) return { results, failure: undefined };
-    const applyId = `${this.#applyPrefix}/${++this.#applyCount}`;
-    const answered = new Promise<PageApplied>((resolve) => this.#applies.set(applyId, resolve));
-    this.#post({
-      type: 'apply',
-      applyId,
-      batches: fresh.map(({ index, lsn }) => {
-        const changes = [...batches[index]!.changes];
-        return lsn === undefined ? { changes } : { changes, lsn };
-      }),
-    });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const { count, error } = await Promise.race([
-      answered,
-      new Promise<Pick<PageApplied, 'count' | 'error'>>((resolve) => {
-        timer = setTimeout(() => {
-          // A late answer then matches nothing; the batches come again after the reconnect.
-          this.#applies.delete(applyId);
-          resolve({ count: 0, error: `the page's Database did not finish within ${APPLY_TIMEOUT / 1000} s` });
-        }, APPLY_TIMEOUT);
-      }),
-    ]);
-    clearTimeout(timer);
-    const committed = fresh.slice(0, Math.min(count, fresh.length));
-    let last = before;
-    for (const { index, lsn } of committed) {
-      if (lsn !== undefined) last = lsn;
-      results[index] = { applied: true, lastLSN: last, unstorable: [] };
-    }
-    if (last !== before) await session.store.saveLSN(last);
-    const failed = fresh[committed.length];
-    if (failed === undefined) return { results, failure: undefined };
-    const at = batches[failed.index]!.lsn;
-    return {
-      results,
-      failure: new StorageError(
-        `The page's database did not apply the batch${at === undefined ? '' : ` at ${at}`}: ${error ?? 'no reason given'}`,
-      ),
-    };
   }
 
   #reportInvalid(frameType: ServerMessage['type'], invalid: InvalidChange[]): void {
@@ -596,54 +374,5 @@ export class SyncEngine {
   }
 }
 
-/** The page's answer to an `apply` event. */
-type PageApplied = Extract<PageToWorker, { type: 'applied' }>;
-
 /** Everything the engine posts itself; `status` goes through {@link StatusPosts}. */
 type NonStatusMessage = Exclude<WorkerToPage, { type: 'status' }>;
-
-type BatchMessage = Extract<ServerMessage, { type: 'changes' | 'batch_update' | 'sync_data' | 'entity_update' | 'entity_delete' }>;
-
-/** How long the page's Database may take over one `apply` before the batches count as failed. */
-const APPLY_TIMEOUT = 60_000;
-
-/** Batch frames queued together are written in one transaction, up to about this many changes. */
-const MAX_CHANGES_PER_TRANSACTION = 5_000;
-
-function isBatchMessage(message: ServerMessage): message is BatchMessage {
-  switch (message.type) {
-    case 'changes':
-    case 'batch_update':
-    case 'sync_data':
-    case 'entity_update':
-    case 'entity_delete':
-      return true;
-    default:
-      return false;
-  }
-}
-
-/** Frames that answer the client and depend on nothing stored after them. */
-function isAnswer(message: ServerMessage): boolean {
-  return message.type === 'operation_complete' || message.type === 'operation_error' || message.type === 'pong';
-}
-
-function batchChanges(message: BatchMessage): Change[] {
-  switch (message.type) {
-    case 'changes':
-      return message.changes;
-    case 'batch_update':
-    case 'sync_data':
-      return message.data;
-    case 'entity_update':
-      return [{
-        type: 'update', entityType: message.entityType, entityId: message.entityId, data: message.data,
-        ...(message.timestamp === undefined ? {} : { timestamp: message.timestamp }),
-      }];
-    case 'entity_delete':
-      return [{
-        type: 'delete', entityType: message.entityType, entityId: message.entityId,
-        ...(message.timestamp === undefined ? {} : { timestamp: message.timestamp }),
-      }];
-  }
-}

@@ -61,6 +61,9 @@ import 'sync-connection';
 import { SyncConnectionElement, SyncCompletedEvent, SyncErrorEvent } from 'sync-connection/element';
 import { WorkerSyncService } from 'sync-connection/service';
 import { syncClient, SyncClientCompat, migrateSyncState } from 'sync-connection/compat';
+// @ts-expect-error the older SyncClient API is sync-connection/compat's alone, not the main entry's
+import { syncClient as notInTheMainEntry } from 'sync-connection';
+void notInTheMainEntry;
 
 // HTMLElementTagNameMap: querySelector and createElement know the elements.
 const sync = document.querySelector('sync-connection');
@@ -74,7 +77,7 @@ if (sync) {
   // @ts-expect-error url is a string
   element.url = 42;
 
-  // HTMLElementEventMap: the event's class and its detail.
+  // The element's own addEventListener: the event's class and its detail.
   sync.addEventListener('sync_completed', (e) => {
     const event: SyncCompletedEvent = e;
     const lsn: string = e.detail.lsn;
@@ -101,6 +104,11 @@ if (sync) {
   sync.addEventListener('custom-event', (e) => e.type);
   // @ts-expect-error an image's error event stays the DOM's ErrorEvent
   document.createElement('img').addEventListener('error', (e) => e.detail);
+  // The app's other elements do not get the element's event types (no global HTMLElementEventMap entries).
+  // @ts-expect-error <body> hears a bubbling "changes" as a plain Event
+  document.body.addEventListener('changes', (e) => e.detail.changes);
+  // @ts-expect-error the same for any other element
+  document.createElement('div').addEventListener('sync_completed', (e) => e.detail.lsn);
 
   // The methods.
   void sync.connect();
@@ -316,6 +324,29 @@ describe('the packed package', () => {
     // The check itself sees a copy where there is one: the self-contained bundle has lit inside.
     const bundle = await readFile(join(installed, 'dist/sync-connection.js'), 'utf8');
     assert.match(bundle, /litHtmlVersions/);
+  });
+
+  it('keeps the older SyncClient API out of the main entry and the self-contained bundle', async () => {
+    /** The files a module of the tarball imports statically, itself included. */
+    const graph = async (path, seen = new Set()) => {
+      if (seen.has(path)) return seen;
+      seen.add(path);
+      const code = await readFile(join(installed, path), 'utf8');
+      // Minified code too: `import{a as b}from"./chunk.js"`.
+      for (const [, specifier] of code.matchAll(/(?:^|[;\s}])(?:import|export)\s*(?:[^'"]*?from\s*)?['"](\.[^'"]+)['"]/g)) {
+        await graph(relative(installed, join(installed, dirname(path), specifier)).split('\\').join('/'), seen);
+      }
+      return seen;
+    };
+    const text = async (paths) => (await Promise.all([...paths].map((path) => readFile(join(installed, path), 'utf8')))).join('\n');
+    // Messages only the compat layer and the migration helpers have.
+    const COMPAT_ONLY = [/Unknown sync event/, /An operation must be an object/];
+    const compat = await text(await graph('dist/lib/compat.js'));
+    for (const pattern of COMPAT_ONLY) assert.match(compat, pattern, 'the check finds it where it is');
+    for (const entry of ['dist/lib/index.js', 'dist/sync-connection.js']) {
+      const code = await text(await graph(entry));
+      for (const pattern of COMPAT_ONLY) assert.doesNotMatch(code, pattern, `${entry} carries the compat layer (${pattern})`);
+    }
   });
 
   it('marks exactly the modules that register the elements as sideEffects', async () => {

@@ -8,9 +8,10 @@
  * - `server-stop` `{ id, signal?: 'SIGTERM' | 'SIGKILL' }` stops it and keeps its data.
  * - `server-restart` `{ id, signal? }` stops it and starts it again on the same port and data.
  * - `server-start-again` `{ id }` starts a stopped server on the same port and data.
+ * - `server-remove` `{ id }` kills it (SIGKILL), deletes its data directory and forgets it.
  *
  * start, restart and start-again answer `{ id, port, wsUrl, httpUrl, dataDir }`; stop answers
- * `{ id, stopped: true }`. `token`, when given, is the token every `sync` must carry (else 4001).
+ * `{ id, stopped: true }`, remove `{ id, removed: true }` (also for an id it no longer knows). `token`, when given, is the token every `sync` must carry (else 4001).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -68,6 +69,15 @@ export function referenceServerPlugin() {
       const server = find(payload);
       if (!server.child) await launch(server);
       return describe(server);
+    },
+    async 'server-remove'(payload) {
+      const server = servers.get(payload?.id);
+      if (server) {
+        servers.delete(server.id);
+        await stop(server, 'SIGKILL');
+        await rm(server.dataDir, { recursive: true, force: true });
+      }
+      return { id: payload?.id, removed: true };
     },
   };
 
@@ -132,7 +142,7 @@ async function launch(server) {
     } catch (error) {
       const busy = server.port !== 0 && /EADDRINUSE/.test(String(error?.message));
       if (!busy || Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setTimeout(resolve, 100)); // nothing tells when the old port is free again: try again shortly
     }
   }
 }
@@ -158,7 +168,7 @@ function spawnServer(server) {
   const exited = new Promise((resolve) => child.once('exit', () => resolve()));
 
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
+    const timer = setTimeout(() => { // a deadline for the first line, not a wait
       child.kill('SIGKILL');
       reject(new Error(`reference server did not start within ${START_TIMEOUT_MS} ms: ${stderr}`));
     }, START_TIMEOUT_MS);
@@ -195,7 +205,7 @@ async function stop(server, signal) {
   const { child, exited } = server;
   if (!child || !exited) return;
   child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS); // a grace period, then the kill
   await exited;
   clearTimeout(timer);
   server.child = undefined;

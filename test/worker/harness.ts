@@ -2,17 +2,15 @@
  * Page-side helper for the worker tests: starts `mock-sync-worker.ts` with its own database,
  * sends `PageToWorker` requests, drives the mock server and records everything that comes back.
  */
+import type { SyncWorkerManager } from '../../src/client/worker-manager.ts';
 import { openSyncDB, type StoredEntity, type SyncDB } from '../../src/db/schema.ts';
 import { DEFAULT_CONNECTION_OPTIONS, type QueuedOperation } from '../../src/protocol/state.ts';
-import type {
-  PageToWorker,
-  WorkerConfig,
-  WorkerEvent,
-  WorkerToPage,
-} from '../../src/protocol/worker-messages.ts';
+import type { WorkerConfig, WorkerEvent, WorkerToPage } from '../../src/protocol/worker-messages.ts';
+import { within } from '../helpers/wait.ts';
 import { isMockMessage, MOCK_SERVER_URL, type MockCommand, type MockReport } from './mock-protocol.ts';
 
-type Request = PageToWorker extends infer M ? (M extends { requestId: number } ? Omit<M, 'requestId'> : never) : never;
+/** A request as the page's worker manager sends it, before it gets its `requestId`. */
+type Request = Parameters<SyncWorkerManager['request']>[0];
 type Command = MockCommand extends infer M ? (M extends { id: number } ? Omit<M, 'id'> : never) : never;
 type EventOf<K extends WorkerEvent['type']> = Extract<WorkerEvent, { type: K }>;
 
@@ -36,8 +34,6 @@ interface Settle {
 
 const WAIT_MS = 5_000;
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 export function uniqueDbName(): string {
   return `worker-test-${crypto.randomUUID()}`;
 }
@@ -47,6 +43,8 @@ export class WorkerHarness {
   readonly config: WorkerConfig;
   readonly events: WorkerEvent[] = [];
   readonly connections: { conn: number; url: string }[] = [];
+  /** The URL of every socket the engine created, refused ones included, reported as it creates it. */
+  readonly dials: string[] = [];
   readonly frames: ReceivedFrame[] = [];
   readonly closed: number[] = [];
   /** Frames the mock server refused as over its `max_payload` (it closed with 1009). */
@@ -103,7 +101,10 @@ export class WorkerHarness {
     });
   }
 
-  /** Makes the mock server send frames, all in one task (a string goes as raw text). */
+  /**
+   * Makes the mock server send frames, all in one task (a string goes as raw text). Resolves once
+   * the engine's socket has dispatched them: mock-socket delivers a server's frames synchronously.
+   */
   send(...frames: unknown[]): Promise<void> {
     return this.mock({ mock: 'send', frames });
   }
@@ -120,24 +121,18 @@ export class WorkerHarness {
   waitFor<T>(what: string, check: () => T | undefined, timeout = WAIT_MS): Promise<T> {
     const first = check();
     if (first !== undefined) return Promise.resolve(first);
-    return new Promise<T>((resolve, reject) => {
-      const watcher = (): void => {
+    let watcher!: () => void;
+    const found = new Promise<T>((resolve) => {
+      watcher = () => {
         const value = check();
-        if (value === undefined) return;
-        cleanup();
-        resolve(value);
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        const recent = this.events.slice(-8).map((event) => event.type).join(', ');
-        reject(new Error(`timed out waiting for ${what} (recent events: ${recent})`));
-      }, timeout);
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        this.#watchers.delete(watcher);
+        if (value !== undefined) resolve(value);
       };
       this.#watchers.add(watcher);
     });
+    const recent = (): string => this.events.slice(-8).map((event) => event.type).join(', ');
+    return within(found, what, timeout)
+      .catch((error: Error) => { throw new Error(`${error.message} (recent events: ${recent()})`); })
+      .finally(() => this.#watchers.delete(watcher));
   }
 
   /** The first event of `type` at index `from` or later that satisfies `match`. */
@@ -178,6 +173,19 @@ export class WorkerHarness {
     const tag = crypto.randomUUID();
     await this.send({ type: 'test_barrier', tag });
     await this.waitForEvent('message', (event) => event.message.tag === tag);
+  }
+
+  /**
+   * A frame each way: the {@link barrier}, then a frame the engine sends, seen at the server. By
+   * then every frame the engine sent before it is at the server too (one socket keeps its order),
+   * including what it sent in answer to the server's earlier frames. Needs an open connection.
+   */
+  async roundTrip(): Promise<void> {
+    await this.barrier();
+    const tag = crypto.randomUUID();
+    const from = this.frames.length;
+    await this.request({ type: 'send_message', payload: { type: 'test_barrier', tag } });
+    await this.waitForFrame('test_barrier', ({ frame }) => frame.tag === tag, from);
   }
 
   // ---- the database, seen from the page ---------------------------------------------------------
@@ -255,6 +263,9 @@ export class WorkerHarness {
         else pending?.reject(new Error(report.error ?? 'mock command failed'));
         return;
       }
+      case 'dial':
+        this.dials.push(report.url);
+        return;
       case 'connection':
         this.connections.push({ conn: report.conn, url: report.url });
         return;

@@ -31,6 +31,12 @@ export type MockCommand =
 /** Worker to page: command replies and what the mock server saw. */
 export type MockReport =
   | { mock: 'reply'; id: number; ok: boolean; error?: string }
+  /**
+   * The engine created a socket to `url`. Reported from the socket's constructor, so it comes
+   * before anything the worker posts after that (a request's answer included); `connection` comes
+   * only once mock-socket opens it, a few milliseconds later.
+   */
+  | { mock: 'dial'; url: string }
   /** A socket connected; `conn` counts from 1 in this worker. */
   | { mock: 'connection'; conn: number; url: string }
   /** A frame the server received: parsed JSON, or the raw text when it is not JSON. */

@@ -125,10 +125,14 @@ scope.addEventListener('message', (event) => {
 
 // ---- the engine, with mock-socket's WebSocket -------------------------------------------------
 
-/** mock-socket's socket, with the `bufferedAmount` the `buffered` command sets while it is open. */
+/**
+ * mock-socket's socket, with the `bufferedAmount` the `buffered` command sets while it is open,
+ * reporting each dial as it is made.
+ */
 class BufferingWebSocket extends WebSocket {
   constructor(url: string) {
     super(url);
+    report({ mock: 'dial', url });
     Object.defineProperty(this, 'bufferedAmount', {
       get: () => (this.readyState === WebSocket.OPEN ? bufferedAmount : 0),
     });

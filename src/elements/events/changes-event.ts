@@ -9,9 +9,3 @@ export class ChangesEvent extends SyncEvent<SyncEventDetails['changes']> {
     super(ChangesEvent.eventName, detail);
   }
 }
-
-declare global {
-  interface HTMLElementEventMap {
-    'changes': ChangesEvent;
-  }
-}

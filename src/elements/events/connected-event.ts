@@ -9,9 +9,3 @@ export class ConnectedEvent extends SyncEvent<SyncEventDetails['connected']> {
     super(ConnectedEvent.eventName, detail);
   }
 }
-
-declare global {
-  interface HTMLElementEventMap {
-    'connected': ConnectedEvent;
-  }
-}

@@ -9,9 +9,3 @@ export class DisconnectedEvent extends SyncEvent<SyncEventDetails['disconnected'
     super(DisconnectedEvent.eventName, detail);
   }
 }
-
-declare global {
-  interface HTMLElementEventMap {
-    'disconnected': DisconnectedEvent;
-  }
-}

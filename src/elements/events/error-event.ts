@@ -12,7 +12,3 @@ export class SyncErrorEvent extends SyncEvent<SyncErrorDetail> {
     super(SyncErrorEvent.eventName, detail, { bubbles: false, composed: false });
   }
 }
-
-// Not in `HTMLElementEventMap`: the DOM types `error` there as ErrorEvent, for every element, and
-// a different type breaks lib.dom.d.ts for apps that check libraries (skipLibCheck false).
-// `SyncConnectionElement`'s own addEventListener types it (`SyncConnectionElementEventMap`).

@@ -9,8 +9,3 @@ export class SyncMessageEvent extends SyncEvent<SyncEventDetails['message']> {
     super(SyncMessageEvent.eventName, detail);
   }
 }
-
-// Not in `HTMLElementEventMap`: <body>'s and <frameset>'s event maps extend it and the window's,
-// which types `message` as MessageEvent; a different type there breaks lib.dom.d.ts for apps that
-// check libraries (skipLibCheck false). `SyncConnectionElement`'s own addEventListener types it
-// (`SyncConnectionElementEventMap`).

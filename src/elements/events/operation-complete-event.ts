@@ -9,9 +9,3 @@ export class OperationCompleteEvent extends SyncEvent<SyncEventDetails['operatio
     super(OperationCompleteEvent.eventName, detail);
   }
 }
-
-declare global {
-  interface HTMLElementEventMap {
-    'operation_complete': OperationCompleteEvent;
-  }
-}

@@ -9,9 +9,3 @@ export class OperationErrorEvent extends SyncEvent<SyncEventDetails['operation_e
     super(OperationErrorEvent.eventName, detail);
   }
 }
-
-declare global {
-  interface HTMLElementEventMap {
-    'operation_error': OperationErrorEvent;
-  }
-}

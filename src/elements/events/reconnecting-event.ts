@@ -9,9 +9,3 @@ export class ReconnectingEvent extends SyncEvent<SyncEventDetails['reconnecting'
     super(ReconnectingEvent.eventName, detail);
   }
 }
-
-declare global {
-  interface HTMLElementEventMap {
-    'reconnecting': ReconnectingEvent;
-  }
-}

@@ -9,9 +9,3 @@ export class StateChangeEvent extends SyncEvent<SyncEventDetails['state_change']
     super(StateChangeEvent.eventName, detail);
   }
 }
-
-declare global {
-  interface HTMLElementEventMap {
-    'state_change': StateChangeEvent;
-  }
-}

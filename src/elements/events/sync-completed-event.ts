@@ -9,9 +9,3 @@ export class SyncCompletedEvent extends SyncEvent<SyncEventDetails['sync_complet
     super(SyncCompletedEvent.eventName, detail);
   }
 }
-
-declare global {
-  interface HTMLElementEventMap {
-    'sync_completed': SyncCompletedEvent;
-  }
-}

@@ -9,9 +9,3 @@ export class SyncProgressEvent extends SyncEvent<SyncEventDetails['sync_progress
     super(SyncProgressEvent.eventName, detail);
   }
 }
-
-declare global {
-  interface HTMLElementEventMap {
-    'sync_progress': SyncProgressEvent;
-  }
-}

@@ -9,9 +9,3 @@ export class SyncStartedEvent extends SyncEvent<SyncEventDetails['sync_started']
     super(SyncStartedEvent.eventName, detail);
   }
 }
-
-declare global {
-  interface HTMLElementEventMap {
-    'sync_started': SyncStartedEvent;
-  }
-}

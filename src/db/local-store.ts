@@ -1,0 +1,166 @@
+/**
+ * The local store as the page and the worker both use it: the only code that reads or writes the
+ * `outbox`, and the one place the stored client id and resume point are read at start. The
+ * worker's change store writes `entities` and the resume point with each batch (worker/change-store.ts).
+ */
+import type { LSN } from '../protocol/lsn.ts';
+import type { QueuedOperation } from '../protocol/state.ts';
+import type { IDBPObjectStore, StoreNames } from 'idb';
+import { openSyncDB, type OpenOptions, type StoredEntity, type SyncDB, type SyncDBSchema } from './schema.ts';
+
+/** What is stored for one client when it starts. */
+export interface StartState {
+  clientId: string;
+  /** The resume point, `undefined` before the first batch. */
+  lastLSN: LSN | undefined;
+  /** Operations in the outbox. */
+  pending: number;
+}
+
+const ignore = (): void => {};
+
+function storedLSN(value: unknown): LSN | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function storedClientId(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+/** `configured` when non-empty, else the stored id, else a new random id stored now. */
+async function resolveClientId<Stores extends ArrayLike<StoreNames<SyncDBSchema>>>(
+  meta: IDBPObjectStore<SyncDBSchema, Stores, 'meta', 'readwrite'>,
+  configured: string,
+): Promise<string> {
+  if (configured.length > 0) return configured;
+  const stored = storedClientId(await meta.get('clientId'));
+  if (stored !== undefined) return stored;
+  const created = crypto.randomUUID();
+  meta.put(created, 'clientId').catch(ignore);
+  return created;
+}
+
+export class LocalStore {
+  /** Opens (creating or upgrading) the database `name`. */
+  static async open(name: string, options: OpenOptions = {}): Promise<LocalStore> {
+    return new LocalStore(await openSyncDB(name, options));
+  }
+
+  /** The connection, for the worker's change store. */
+  readonly db: SyncDB;
+
+  constructor(db: SyncDB) {
+    this.db = db;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  // ---- entities (read) ---------------------------------------------------------------------------
+
+  entity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {
+    return this.db.get('entities', [entityType, entityId]);
+  }
+
+  entities(entityType: string): Promise<StoredEntity[]> {
+    return this.db.getAllFromIndex('entities', 'byType', entityType);
+  }
+
+  // ---- the outbox --------------------------------------------------------------------------------
+
+  /**
+   * Stores operations in one transaction with strict durability: all of them or, when one fails
+   * (an id already queued: `ConstraintError`), none.
+   */
+  async addOperations(operations: readonly QueuedOperation[]): Promise<void> {
+    const tx = this.db.transaction('outbox', 'readwrite', { durability: 'strict' });
+    await Promise.all([...operations.map((operation) => tx.store.add(operation)), tx.done]);
+  }
+
+  /** Every operation in the outbox. */
+  operations(): Promise<QueuedOperation[]> {
+    return this.db.getAll('outbox');
+  }
+
+  /** Which of `ids` have a record in the outbox now. */
+  async storedOperationIds(ids: readonly string[]): Promise<Set<string>> {
+    const tx = this.db.transaction('outbox', 'readonly');
+    const [keys] = await Promise.all([Promise.all(ids.map((id) => tx.store.getKey(id))), tx.done]);
+    return new Set(keys.filter((key): key is string => key !== undefined));
+  }
+
+  /** Deletes records of answered operations. Relaxed: a lost delete only means a re-send. */
+  async deleteOperations(ids: readonly string[]): Promise<void> {
+    const tx = this.db.transaction('outbox', 'readwrite', { durability: 'relaxed' });
+    await Promise.all([...ids.map((id) => tx.store.delete(id)), tx.done]);
+  }
+
+  /** Empties the outbox; answers the ids it held. */
+  async clearOperations(): Promise<string[]> {
+    const tx = this.db.transaction('outbox', 'readwrite');
+    const [ids] = await Promise.all([tx.store.getAllKeys(), tx.store.clear(), tx.done]);
+    return ids;
+  }
+
+  async countOperations(): Promise<number> {
+    return this.db.count('outbox');
+  }
+
+  // ---- the client's progress --------------------------------------------------------------------
+
+  /**
+   * The client id to use (`configured` when non-empty, else the stored one, else a new random id
+   * stored now), the resume point and the number of queued operations, in one transaction, so
+   * that two tabs starting together agree on the id.
+   */
+  async startState(configured: string): Promise<StartState> {
+    const tx = this.db.transaction(['meta', 'outbox'], 'readwrite');
+    const meta = tx.objectStore('meta');
+    const [clientId, lastLSN, pending] = await Promise.all([
+      resolveClientId(meta, configured),
+      meta.get('lastLSN'),
+      tx.objectStore('outbox').count(),
+      tx.done,
+    ]);
+    return { clientId, lastLSN: storedLSN(lastLSN), pending };
+  }
+
+  /** The client id alone, resolved as {@link startState} does. */
+  async clientId(configured: string): Promise<string> {
+    if (configured.length > 0) return configured;
+    const tx = this.db.transaction('meta', 'readwrite');
+    const [clientId] = await Promise.all([resolveClientId(tx.store, configured), tx.done]);
+    return clientId;
+  }
+
+  /**
+   * Writes a client id and a resume point carried over from an older client, each only where the
+   * database has none yet, in one readwrite transaction. Answers what is stored afterwards and
+   * which of the two were written.
+   */
+  async seedProgress(
+    seed: { clientId?: string; lastLSN?: LSN },
+  ): Promise<{ clientId: string | undefined; lastLSN: LSN | undefined; wrote: ('clientId' | 'lastLSN')[] }> {
+    const tx = this.db.transaction('meta', 'readwrite');
+    const [storedId, stored] = await Promise.all([tx.store.get('clientId'), tx.store.get('lastLSN')]);
+    let clientId = storedClientId(storedId);
+    let lastLSN = storedLSN(stored);
+    const wrote: ('clientId' | 'lastLSN')[] = [];
+    if (clientId === undefined && seed.clientId) {
+      clientId = seed.clientId;
+      tx.store.put(clientId, 'clientId').catch(ignore);
+      wrote.push('clientId');
+    }
+    if (lastLSN === undefined && seed.lastLSN !== undefined) {
+      lastLSN = seed.lastLSN;
+      tx.store.put(lastLSN, 'lastLSN').catch(ignore);
+      // An older client's LSN describes the app's own database, where that client wrote; a
+      // built-in store (empty) that finds it starts from 0/0 instead.
+      tx.store.put('page', 'lsnStore').catch(ignore);
+      wrote.push('lastLSN');
+    }
+    await tx.done;
+    return { clientId, lastLSN, wrote };
+  }
+}
