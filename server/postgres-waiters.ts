@@ -9,12 +9,15 @@ interface Waiter {
 export class StampWaiters {
   readonly #waiters = new Map<string, Set<Waiter>>();
 
-  /** Waits for `writeId`'s record; `cancel` stops waiting (the promise then never settles). */
+  /** Waits for `writeId`'s record; `cancel` stops waiting. */
   waitFor(writeId: string): { promise: Promise<StoredRecord>; cancel(): void } {
     let waiter!: Waiter;
     const promise = new Promise<StoredRecord>((resolve, reject) => {
       waiter = { resolve, reject };
     });
+    // A writer that stopped waiting (cancel) after its record was already refused or the store
+    // failed must not leave an unhandled rejection behind; those who wait still get it.
+    promise.catch(() => {});
     let set = this.#waiters.get(writeId);
     if (!set) this.#waiters.set(writeId, (set = new Set()));
     set.add(waiter);
