@@ -130,6 +130,11 @@ async function measure(name: string, serverArgs: string[], awaitSync: boolean, l
   }
 }
 
+/** KiB the server holds per live client: what holding them added to its RSS, divided by their number. */
+function perClientKiB({ ready, rssHeldMiB, rssIdleMiB }: Measured): number {
+  return ready.live > 0 ? ((rssHeldMiB - rssIdleMiB) * 1024) / ready.live : 0;
+}
+
 export async function run(): Promise<Row[]> {
   const live = new Set<ChildProcess>();
   // A last resort should this process exit with children still running.
@@ -149,6 +154,7 @@ export async function run(): Promise<Row[]> {
     return [
       { what: `WebSocket clients held live of ${n} dialled (open after the changes)`, ours: ours.result.live, baseline: baseline.result.live, unit: '', better: 'higher', baselineName },
       { what: `server RSS holding ${n} clients`, ours: ours.rssHeldMiB, baseline: baseline.rssHeldMiB, unit: 'MiB', better: 'lower', baselineName },
+      { what: `server RSS per live client (held minus idle, over ${n})`, ours: perClientKiB(ours), baseline: perClientKiB(baseline), unit: 'KiB', better: 'lower', baselineName },
       { what: `${fanout}: delivery p50 (${CHANGES} changes)`, ours: ours.result.p50, baseline: baseline.result.p50, unit: 'ms', better: 'lower', baselineName },
       { what: `${fanout}: delivery p99 (${CHANGES} changes)`, ours: ours.result.p99, baseline: baseline.result.p99, unit: 'ms', better: 'lower', baselineName },
       { what: `${fanout}: until the last client had it, worst of ${CHANGES}`, ours: ours.result.lastArrivalMax, baseline: baseline.result.lastArrivalMax, unit: 'ms', better: 'lower', baselineName },

@@ -1,22 +1,10 @@
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
-/** One complete line of the log, without its newline; `end` is the byte offset just after it. */
-export interface LogLine {
-  text: string;
-  end: number;
-}
-
-export interface OpenedLog {
-  log: AppendLog;
-  lines: LogLine[];
-  /** Bytes of an incomplete last line that were cut away (a write torn by a crash). */
-  truncatedBytes: number;
-}
-
 /** What the log needs of an open file; a `node:fs/promises` FileHandle is one. */
 export interface LogFile {
-  readFile(): Promise<Buffer>;
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  stat(): Promise<{ size: number }>;
   truncate(length: number): Promise<void>;
   write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
   datasync(): Promise<void>;
@@ -26,7 +14,7 @@ export interface LogFile {
 /** Opens an existing file for reading and writing (tests pass one whose writes can fail). */
 export type OpenLogFile = (path: string) => Promise<LogFile>;
 
-const openForUpdate: OpenLogFile = (path) => open(path, 'r+');
+export const openForUpdate: OpenLogFile = (path) => open(path, 'r+');
 
 interface PendingWrite {
   bytes: Buffer;
@@ -34,15 +22,17 @@ interface PendingWrite {
   reject: (error: Error) => void;
 }
 
-const NEWLINE = 0x0a;
+/** The most bytes one group commit writes (more than this wait for the next group). */
+export const MAX_GROUP_BYTES = 16 * 1024 * 1024;
 
 /**
- * An append-only file of newline-terminated lines with group commit: appends that arrive while a
- * write is under way are written and fsynced together, and each append's promise settles only
- * once its bytes are on disk. After a failed write or fsync the log refuses every further append
- * for good: what reached the disk is then unknown (a torn line, or pages the kernel dropped), and
- * only reopening the file, which reads it back and cuts a torn line, can tell. Its owner must
- * stop acknowledging writes and reopen it (in practice: restart the process).
+ * The writing end of an append-only file, with group commit: appends that arrive while a write is
+ * under way are written and fsynced together (up to MAX_GROUP_BYTES, or one append alone), and
+ * each append's promise settles only once its bytes are on disk. After a failed write or fsync
+ * the log refuses every further append for good: what reached the disk is then unknown (a torn
+ * record, or pages the kernel dropped), and only reopening the file, which checks it and cuts a
+ * torn tail, can tell. Its owner must stop acknowledging writes and reopen it (in practice:
+ * restart the process).
  */
 export class AppendLog {
   readonly #file: LogFile;
@@ -55,32 +45,11 @@ export class AppendLog {
   #failure: Error | null = null;
   #closed = false;
 
-  private constructor(file: LogFile, size: number) {
+  /** Appends to `file` from `size` on: everything before is taken as durable. */
+  constructor(file: LogFile, size: number) {
     this.#file = file;
     this.#end = size;
     this.#durableEnd = size;
-  }
-
-  /** Opens (creating it if needed) the log at `path`, cuts a torn last line and reads the rest. */
-  static async open(path: string, openFile: OpenLogFile = openForUpdate): Promise<OpenedLog> {
-    await mkdir(dirname(path), { recursive: true });
-    const created = await createIfMissing(path);
-    if (created) await syncDirectory(dirname(path));
-    const file = await openFile(path);
-    try {
-      const content = await file.readFile();
-      const lastNewline = content.lastIndexOf(NEWLINE);
-      const keep = lastNewline + 1;
-      const truncatedBytes = content.length - keep;
-      if (truncatedBytes > 0) {
-        await file.truncate(keep);
-        await file.datasync();
-      }
-      return { log: new AppendLog(file, keep), lines: splitLines(content, keep), truncatedBytes };
-    } catch (error) {
-      await file.close();
-      throw error;
-    }
   }
 
   /** Offset just after everything appended so far (durable or not). */
@@ -88,16 +57,19 @@ export class AppendLog {
     return this.#end;
   }
 
+  /** Offset just after the last byte known to be durable. */
+  get durableEnd(): number {
+    return this.#durableEnd;
+  }
+
   /**
-   * Queues `bytes` (which must end with a newline) for writing. Returns the offset just after them
-   * at once, and a promise that settles when they are durable. Promises settle in append order.
+   * Queues `bytes` for writing. Returns the offset just after them at once, and a promise that
+   * settles when they are durable. Promises settle in append order.
    */
   append(bytes: Buffer): { end: number; durable: Promise<void> } {
     if (this.#closed) throw new Error('log is closed');
     if (this.#failure) throw new Error(`log failed earlier: ${this.#failure.message}`);
-    if (bytes.length === 0 || bytes[bytes.length - 1] !== NEWLINE) {
-      throw new Error('a log entry must end with a newline');
-    }
+    if (bytes.length === 0) throw new Error('nothing to append');
     this.#end += bytes.length;
     const durable = new Promise<void>((resolve, reject) => {
       this.#pending.push({ bytes, resolve, reject });
@@ -123,12 +95,22 @@ export class AppendLog {
     await this.#file.close();
   }
 
+  /** The appends of the next write: the oldest first, as many as fit in MAX_GROUP_BYTES. */
+  #takeGroup(): PendingWrite[] {
+    let count = 0;
+    let bytes = 0;
+    while (count < this.#pending.length && (count === 0 || bytes + this.#pending[count]!.bytes.length <= MAX_GROUP_BYTES)) {
+      bytes += this.#pending[count]!.bytes.length;
+      count += 1;
+    }
+    return this.#pending.splice(0, count);
+  }
+
   async #drain(): Promise<void> {
     // Let the appends of the current turn of the event loop join the first group.
     await new Promise<void>((resolve) => setImmediate(resolve));
     while (this.#pending.length > 0) {
-      const group = this.#pending;
-      this.#pending = [];
+      const group = this.#takeGroup();
       const bytes = group.length === 1 ? group[0]!.bytes : Buffer.concat(group.map((w) => w.bytes));
       try {
         await writeFully(this.#file, bytes, this.#durableEnd);
@@ -157,19 +139,23 @@ export class AppendLog {
   }
 }
 
-async function createIfMissing(path: string): Promise<boolean> {
+/** Creates an empty file at `path` (its directory too) when there is none; true if it did. */
+export async function createIfMissing(path: string): Promise<boolean> {
+  await mkdir(dirname(path), { recursive: true });
+  let file: FileHandle;
   try {
-    const file = await open(path, 'wx');
-    await file.close();
-    return true;
+    file = await open(path, 'wx');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw error;
   }
+  await file.close();
+  await syncDirectory(dirname(path));
+  return true;
 }
 
 /** Makes a new directory entry durable (POSIX; a no-op where directories cannot be opened). */
-async function syncDirectory(path: string): Promise<void> {
+export async function syncDirectory(path: string): Promise<void> {
   let dir: FileHandle | undefined;
   try {
     dir = await open(path, 'r');
@@ -187,15 +173,4 @@ async function writeFully(file: LogFile, bytes: Buffer, position: number): Promi
     const { bytesWritten } = await file.write(bytes, offset, bytes.length - offset, position + offset);
     offset += bytesWritten;
   }
-}
-
-function splitLines(content: Buffer, length: number): LogLine[] {
-  const lines: LogLine[] = [];
-  let start = 0;
-  while (start < length) {
-    const newline = content.indexOf(NEWLINE, start);
-    lines.push({ text: content.toString('utf8', start, newline), end: newline + 1 });
-    start = newline + 1;
-  }
-  return lines;
 }

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
+import { DEFAULT_LIMITS } from './limits.ts';
 import { isStoreUrl } from './open-store.ts';
-import type { SyncServerOptions } from './sync-server.ts';
+import type { SyncServerOptions } from './server-options.ts';
 
 export interface CliOptions {
   server: SyncServerOptions & { port: number; host: string; dataDir: string };
@@ -24,10 +25,26 @@ export const USAGE = `Usage: node --import tsx server/main.ts [options]
   --batch-size N         most changes per replay frame (default 1000)
   --max-payload BYTES    largest incoming WebSocket frame (default 1048576)
   --max-buffered BYTES   unsent bytes after which a client is dropped (default 16777216)
+  --max-buffered-messages N
+                         unsent frames after which a client is dropped (default 10000)
+  --stall-timeout-ms N   a client that leaves frames unread this long is dropped (default 30000)
+  --memory-budget BYTES  what frames waiting to be sent and request bodies may hold in all;
+                         past it the clients holding most are dropped (default 268435456)
+  --max-connections N    most open connections, HTTP and WebSocket (default 10000)
+  --auth-timeout-ms N    a WebSocket without an authorized sync this long is closed (default 10000)
+  --max-body BYTES       largest POST /api/changes body (default 4194304)
+  --max-depth N          deepest nesting of objects and arrays in a change's data (default 64)
+  --headers-timeout-ms N a request's headers must arrive within this (default 10000)
+  --request-timeout-ms N a whole request, body included, must arrive within this (default 30000)
   --heartbeat-ms N       protocol ping interval, 0 = off (default 30000)
+  --recover-log          open a damaged embedded log by cutting it at the first damaged record,
+                         keeping every record before it; the rest is moved to
+                         <data-dir>/sync.log.damaged-<offset>. Without it such a log refuses
+                         to open (a torn tail from a crash is always cut, and said)
   --sync-request         send sync_request when a socket opens
   --exit-on-stdin-end    shut down when stdin closes
-Environment: SYNC_TOKEN, when set, is the token every sync must carry (else 4001).
+Environment: SYNC_TOKEN, when set, is the token every sync must carry (else 4001); set but
+empty, the server refuses to start.
 If the change log cannot be written (a disk error), the server closes every socket with 1011
 and exits with code 1, so that a supervisor restarts it; clients re-send what was not
 acknowledged once it is back. If PostgreSQL cannot be reached, the server keeps its clients,
@@ -35,9 +52,10 @@ answers operations with operation_error until the database is back, and carries 
 
 const VALUE_FLAGS = new Set([
   'port', 'host', 'data-dir', 'store', 'static-dir', 'batch-size', 'max-payload', 'max-buffered',
-  'heartbeat-ms',
+  'max-buffered-messages', 'stall-timeout-ms', 'memory-budget', 'max-connections', 'auth-timeout-ms',
+  'max-body', 'max-depth', 'headers-timeout-ms', 'request-timeout-ms', 'heartbeat-ms',
 ]);
-const SWITCHES = new Set(['sync-request', 'exit-on-stdin-end']);
+const SWITCHES = new Set(['sync-request', 'exit-on-stdin-end', 'recover-log']);
 
 /** Reads the command line and environment; returns an error text for anything it cannot use. */
 export function parseCliOptions(
@@ -76,8 +94,24 @@ export function parseCliOptions(
   const maxPayload = integer('max-payload', 1024 * 1024, 1);
   const maxBufferedBytes = integer('max-buffered', 16 * 1024 * 1024, 1);
   const heartbeatInterval = integer('heartbeat-ms', 30_000, 0);
-  for (const value of [port, batchSize, maxPayload, maxBufferedBytes, heartbeatInterval]) {
+  const maxBufferedMessages = integer('max-buffered-messages', 10_000, 1);
+  const stallTimeout = integer('stall-timeout-ms', 30_000, 1);
+  const memoryBudget = integer('memory-budget', 256 * 1024 * 1024, 1);
+  const maxConnections = integer('max-connections', 10_000, 1);
+  const authTimeout = integer('auth-timeout-ms', 10_000, 1);
+  const maxBodyBytes = integer('max-body', 4 * 1024 * 1024, 1);
+  const maxDepth = integer('max-depth', DEFAULT_LIMITS.maxDepth, 1);
+  const headersTimeout = integer('headers-timeout-ms', 10_000, 1);
+  const requestTimeout = integer('request-timeout-ms', 30_000, 1);
+  const numbers = [
+    port, batchSize, maxPayload, maxBufferedBytes, heartbeatInterval, maxBufferedMessages, stallTimeout,
+    memoryBudget, maxConnections, authTimeout, maxBodyBytes, maxDepth, headersTimeout, requestTimeout,
+  ];
+  for (const value of numbers) {
     if (typeof value === 'string') return { error: value };
+  }
+  if (env.SYNC_TOKEN === '') {
+    return { error: 'SYNC_TOKEN is set but empty: that would turn authentication off. Unset it to run without authentication, or give it a value' };
   }
 
   const storeUrl = values.get('store') ?? env.SYNC_STORE;
@@ -94,12 +128,22 @@ export function parseCliOptions(
       batchSize: batchSize as number,
       maxPayload: maxPayload as number,
       maxBufferedBytes: maxBufferedBytes as number,
+      maxBufferedMessages: maxBufferedMessages as number,
+      stallTimeout: stallTimeout as number,
+      memoryBudget: memoryBudget as number,
+      maxConnections: maxConnections as number,
+      authTimeout: authTimeout as number,
+      maxBodyBytes: maxBodyBytes as number,
+      limits: { maxDepth: maxDepth as number },
+      headersTimeout: headersTimeout as number,
+      requestTimeout: requestTimeout as number,
       heartbeatInterval: heartbeatInterval as number,
       syncRequestOnConnect: switches.has('sync-request'),
+      recoverLog: switches.has('recover-log'),
       ...(storeUrl ? { storeUrl } : {}),
     },
     exitOnStdinEnd: switches.has('exit-on-stdin-end'),
   };
-  if (env.SYNC_TOKEN) options.token = env.SYNC_TOKEN;
+  if (env.SYNC_TOKEN !== undefined) options.token = env.SYNC_TOKEN;
   return options;
 }

@@ -1,5 +1,4 @@
 import type { RawData, WebSocket } from 'ws';
-import type { Change } from '../src/protocol/change.ts';
 import { formatLSN, parseLSN } from '../src/protocol/lsn.ts';
 import {
   parseClientFrame,
@@ -8,8 +7,12 @@ import {
   type SyncMessage,
   type WireOperation,
 } from '../src/protocol/wire.ts';
-import { operationToEdit } from './operations.ts';
-import { StoreRefusedError, StoreUnavailableError, type StoredRecord, type SyncStore, type WriteSequence } from './sync-store.ts';
+import { errorMessage } from '../src/protocol/errors.ts';
+import { changesFrame } from './changes-frame.ts';
+import type { InputLimits } from './limits.ts';
+import type { SharedFrame, SocketQueue } from './outbound.ts';
+import { OperationWriter } from './operation-writer.ts';
+import type { StoredRecord, SyncStore } from './sync-store.ts';
 
 /** Decides whether a `sync` may proceed. The token must never be logged or echoed. */
 export type Authenticate = (
@@ -21,9 +24,12 @@ export interface ConnectionSettings {
   store: SyncStore;
   /** Most changes in one replay frame (a bigger record still goes whole, alone). */
   batchSize: number;
-  /** A client whose unsent bytes exceed this is terminated. */
-  maxBufferedBytes: number;
+  /** Where this socket's frames wait to be written; it drops a client that does not keep up. */
+  queue: SocketQueue;
+  /** Ms a socket has to send an authorized `sync`; it is closed with 1008 after. */
+  authTimeout: number;
   authenticate?: Authenticate;
+  limits: InputLimits;
   /** Called for every `operation` frame received, repeats included. */
   onOperationFrame(): void;
   now(): number;
@@ -44,13 +50,21 @@ type ServerFrame = KnownServerMessage | ResetMessage;
 /** `idle`: no sync yet; `replaying`: catching up from the log; `live`: gets every new record. */
 type Phase = 'idle' | 'replaying' | 'live';
 
+/**
+ * `none`: nothing but a `sync` may come; `checking`: a `sync` is being authenticated and later
+ * frames wait behind it; `granted`: an authorized `sync` was seen.
+ */
+type Access = 'none' | 'checking' | 'granted';
+
 const OPEN = 1;
 const CLOSE_UNAUTHORIZED = 4001;
+/** A retried close: the client may try again (it may just have been slow). */
+const CLOSE_POLICY = 1008;
+/** Ms a refused client gets to answer the close before its socket is destroyed. */
+const REFUSED_CLOSE_GRACE_MS = 1000;
 /** An ordinary (retried) close: the client reconnects and re-sends what was not acknowledged. */
 export const CLOSE_STORE_UNAVAILABLE = 1011;
 export const STORE_UNAVAILABLE_REASON = 'store unavailable';
-/** Ms after which a deferred operation that was not sent again (the client cleared it) stops holding back the rest. */
-export const DEFERRED_EXPIRY_MS = 60_000;
 
 /** The server's side of one WebSocket: answers frames, replays the log, then streams records. */
 export class SyncConnection {
@@ -65,49 +79,87 @@ export class SyncConnection {
   #announced = 0n;
   /** Bumped by every `sync` and by close; a replay stops when it no longer matches. */
   #generation = 0;
-  #authorized: boolean;
+  #access: Access = 'none';
+  #refused = false;
+  /** Frames waiting behind a `sync` being authenticated, and their bytes: bounded like the queue. */
+  #waiting = { frames: 0, bytes: 0 };
   /** Frames are dispatched one after another, so an operation waits for an earlier sync's auth. */
   #inbox: Promise<void> = Promise.resolve();
+  readonly #queue: SocketQueue;
   /** `operation_complete` answers held until the client has been sent the change itself. */
   #heldAcks: { position: bigint; message: OperationCompleteMessage }[] = [];
-  /**
-   * Ids answered `retryable` on this connection, with when. While any is outstanding every other
-   * operation is deferred too, without being tried: the client sends the deferred ones again in
-   * their order, so an operation never lands before one the client sent earlier.
-   */
-  #deferred = new Map<string, number>();
-  /** This client's writes commit in the order they arrived (see SyncStore.append). */
-  readonly #writes: WriteSequence = {};
+  readonly #writer: OperationWriter;
 
   constructor(socket: WebSocket, settings: ConnectionSettings) {
     this.#socket = socket;
     this.#settings = settings;
-    this.#lowWater = Math.max(1, Math.min(1 << 20, Math.floor(settings.maxBufferedBytes / 4)));
-    this.#authorized = settings.authenticate === undefined;
+    this.#queue = settings.queue;
+    this.#lowWater = Math.max(1, Math.min(1 << 20, Math.floor(settings.queue.limits.maxBufferedBytes / 4)));
+    this.#writer = new OperationWriter(settings.store, settings.limits, settings.now);
     this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    const deadline = setTimeout(() => {
+      if (this.#access !== 'granted') this.#refuse(CLOSE_POLICY, `no authorized sync within ${settings.authTimeout} ms`);
+    }, settings.authTimeout);
     socket.once('close', () => {
+      clearTimeout(deadline);
       this.#generation += 1;
       this.#phase = 'idle';
       this.#heldAcks = [];
     });
   }
 
-  /** Handles one incoming frame. Never throws; a bad frame is answered with `error`. */
+  /**
+   * Handles one incoming frame. Never throws. Before an authorized `sync` anything else closes the
+   * socket with 4001; after it, a bad frame is answered with `error`.
+   */
   receive(data: RawData, isBinary: boolean): void {
+    if (this.#refused) return;
     const frame = isBinary ? data : rawToText(data);
+    if (this.#access === 'none') {
+      const parsed = parseClientFrame(frame);
+      if (!parsed.ok || parsed.message.type !== 'sync') {
+        this.#refuse(CLOSE_UNAUTHORIZED, 'unauthorized: the first frame must be a sync');
+        return;
+      }
+      this.#access = 'checking';
+    } else if (this.#access === 'checking' && !this.#wait(frame)) {
+      return;
+    }
     this.#inbox = this.#inbox
       .then(() => this.#dispatch(frame))
-      .catch((error: unknown) => this.#send({ type: 'error', message: describe(error) }));
+      .catch((error: unknown) => this.#send({ type: 'error', message: errorMessage(error) }));
   }
 
-  /** Offers a newly durable record; `frame` gives its `changes` frame, serialized once for all. */
-  deliver(record: StoredRecord, frame: () => string): void {
+  /** Offers a newly durable record; `frame` gives its `changes` frame, built once for all. */
+  deliver(record: StoredRecord, frame: () => SharedFrame): void {
     if (this.#phase === 'replaying') {
       if (record.position > this.#announced) this.#announced = record.position;
     } else if (this.#phase === 'live' && record.position > this.#cursor) {
-      this.#sendText(frame());
+      void this.#queue.send(frame());
       this.#advance(record.position);
     }
+  }
+
+  /**
+   * Closes a socket that was not let in, without waiting long for its client's close frame: one
+   * that never reads would otherwise be held for ws's 30 s close timeout.
+   */
+  #refuse(code: number, reason: string): void {
+    this.#refused = true;
+    this.#socket.close(code, reason);
+    // Nothing it sends is read any more.
+    this.#socket.pause();
+    setTimeout(() => this.#socket.terminate(), REFUSED_CLOSE_GRACE_MS).unref();
+  }
+
+  /** Counts a frame that waits for the sync's authentication; false (socket closed) past the socket's limits. */
+  #wait(frame: string | RawData): boolean {
+    const { maxBufferedBytes, maxBufferedMessages } = this.#queue.limits;
+    this.#waiting.frames += 1;
+    this.#waiting.bytes += typeof frame === 'string' ? frame.length : Buffer.byteLength(frame as Buffer);
+    if (this.#waiting.frames <= maxBufferedMessages && this.#waiting.bytes <= maxBufferedBytes) return true;
+    this.#refuse(CLOSE_POLICY, 'too many frames before the sync was authorized');
+    return false;
   }
 
   /** Sends a frame outside the protocol's replies (e.g. `sync_request`). */
@@ -116,6 +168,8 @@ export class SyncConnection {
   }
 
   async #dispatch(frame: unknown): Promise<void> {
+    // Frames that waited behind a sync that was refused go nowhere.
+    if (this.#refused) return;
     const parsed = parseClientFrame(frame);
     if (!parsed.ok) {
       this.#send({ type: 'error', message: parsed.error });
@@ -151,15 +205,16 @@ export class SyncConnection {
         allowed = false;
       }
       if (!allowed) {
-        this.#authorized = false;
-        this.#socket.close(CLOSE_UNAUTHORIZED, 'unauthorized');
+        this.#access = 'none';
+        this.#refuse(CLOSE_UNAUTHORIZED, 'unauthorized');
         return;
       }
-      this.#authorized = true;
     }
+    this.#access = 'granted';
+    this.#waiting = { frames: 0, bytes: 0 };
     const from = parseLSN(message.lastLSN) ?? 0n;
     this.#replay(from, generation).catch((error: unknown) => {
-      if (!this.#stale(generation)) this.#send({ type: 'sync_error', message: describe(error) });
+      if (!this.#stale(generation)) this.#send({ type: 'sync_error', message: errorMessage(error) });
     });
   }
 
@@ -212,11 +267,9 @@ export class SyncConnection {
         this.#advance(until);
         break;
       }
-      const changes: readonly Change[] =
-        records.length === 1 ? last.changes : records.flatMap((record) => record.changes);
-      const written = this.#sendText(JSON.stringify({ type: 'changes', changes, lsn: last.lsn }));
+      const written = this.#queue.send(changesFrame(records, last.lsn));
       this.#advance(last.position);
-      if (this.#socket.bufferedAmount > this.#lowWater) await Promise.race([written, this.#closed]);
+      if (this.#queue.bytes > this.#lowWater) await Promise.race([written, this.#closed]);
       if (this.#stale(generation)) return false;
     }
     return true;
@@ -224,59 +277,26 @@ export class SyncConnection {
 
   #operation(operation: WireOperation): void {
     this.#settings.onOperationFrame();
-    if (!this.#authorized) {
-      this.#send({ type: 'error', message: `operation ${operation.id} arrived before an authorized sync` });
-      return;
-    }
-    const edit = operationToEdit(operation, this.#settings.now());
-    if (typeof edit === 'string') {
-      this.#send({ type: 'operation_error', id: operation.id, message: edit });
-      return;
-    }
-    if (this.#holdBack(operation.id)) {
-      this.#defer(operation.id, 'an operation sent before it was deferred and has not been sent again yet; nothing was stored, so it can be sent again after that one');
-      return;
-    }
-    this.#settings.store.append([edit], operation.id, this.#writes).then(
-      ({ lsn, position }) => this.#acknowledge(position, { type: 'operation_complete', id: operation.id, lsn }),
-      (error: unknown) => {
-        // The store is down for a while and this write was certainly not applied: the client is
-        // kept (it still gets what the store delivers once back) and told so plainly.
-        if (error instanceof StoreUnavailableError) {
-          this.#defer(operation.id, error.message);
+    if (this.#access !== 'granted') return;
+    void this.#writer.write(operation).then((outcome) => {
+      switch (outcome.kind) {
+        case 'applied':
+          this.#acknowledge(outcome.position, { type: 'operation_complete', id: operation.id, lsn: outcome.lsn });
           return;
-        }
-        // The store can never hold this write: rejected for good, like an invalid payload.
-        if (error instanceof StoreRefusedError) {
-          this.#send({ type: 'operation_error', id: operation.id, message: `operation rejected: ${error.message}` });
+        case 'rejected':
+          this.#send({ type: 'operation_error', id: operation.id, message: outcome.message, ...(outcome.retryable ? { retryable: true } : {}) });
           return;
+        case 'store-failed':
+          // Closing is the one answer the protocol has that makes the client re-send every
+          // unacknowledged operation: on its next connection, to a working store.
+          this.#socket.close(CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON);
+          return;
+        default: {
+          const unexpected: never = outcome;
+          throw new Error(`unhandled outcome ${JSON.stringify(unexpected)}`);
         }
-        // The store failed for good: not stored, so never acknowledged, and no operation_error
-        // either (that means "rejected for good, do not retry"). Closing is the one answer the
-        // protocol has that makes the client re-send every unacknowledged operation: on its next
-        // connection, to a working store.
-        this.#socket.close(CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON);
-      },
-    );
-  }
-
-  /**
-   * True when `id` must wait behind a deferred operation. A deferred id that comes back is tried
-   * (the client re-sends in order, so it is the next in line); one not seen again for
-   * DEFERRED_EXPIRY_MS was dropped by the client and holds nothing back any longer.
-   */
-  #holdBack(id: string): boolean {
-    const now = this.#settings.now();
-    for (const [deferredId, at] of this.#deferred) {
-      if (now - at > DEFERRED_EXPIRY_MS) this.#deferred.delete(deferredId);
-    }
-    if (this.#deferred.delete(id)) return false;
-    return this.#deferred.size > 0;
-  }
-
-  #defer(id: string, why: string): void {
-    this.#deferred.set(id, this.#settings.now());
-    this.#send({ type: 'operation_error', id, message: `operation not applied: ${why}`, retryable: true });
+      }
+    });
   }
 
   /** Answers an operation once the client has been sent its change (at once if not syncing). */
@@ -304,15 +324,7 @@ export class SyncConnection {
   }
 
   #send(message: ServerFrame): void {
-    void this.#sendText(JSON.stringify(message));
-  }
-
-  /** Sends one frame; resolves when it is written. Terminates a client that does not keep up. */
-  #sendText(text: string): Promise<void> {
-    if (this.#socket.readyState !== OPEN) return Promise.resolve();
-    const written = new Promise<void>((resolve) => this.#socket.send(text, () => resolve()));
-    if (this.#socket.bufferedAmount > this.#settings.maxBufferedBytes) this.#socket.terminate();
-    return written;
+    void this.#queue.send(JSON.stringify(message));
   }
 }
 
@@ -324,8 +336,4 @@ function rawToText(data: RawData): string {
 
 function max(a: bigint, b: bigint): bigint {
   return a > b ? a : b;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -48,7 +48,7 @@ export function resolveEdits(edits: readonly Edit[], valueOf: (entityType: strin
   });
 }
 
-/** One entity's key: distinct for distinct (type, id) pairs, whatever characters they hold. */
+/** One entity's key: distinct for distinct (type, id) pairs, whatever characters they hold (the type's length comes first). */
 export function entityKey(entityType: string, entityId: string): string {
-  return JSON.stringify([entityType, entityId]);
+  return `${entityType.length}:${entityType}${entityId}`;
 }

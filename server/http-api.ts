@@ -1,31 +1,34 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isRecord, parseChanges } from '../src/protocol/change.ts';
+import { errorMessage } from '../src/protocol/errors.ts';
+import { editProblem, type InputLimits } from './limits.ts';
+import { readJson } from './http-body.ts';
+import { sendEntityPage, type SnapshotGate } from './http-entities.ts';
+import { CORS_HEADERS, HttpError, sendJson } from './http-error.ts';
+import type { MemoryBudget } from './outbound.ts';
 import { withTimestamp } from './operations.ts';
 import { StoreRefusedError, StoreUnavailableError, type SyncStore } from './sync-store.ts';
 
 export interface ApiContext {
   store: SyncStore;
+  /** Request bodies are counted in it while they are read. */
+  budget: MemoryBudget;
   maxBodyBytes: number;
   /** True once the server is shutting down: writes are refused. */
   closing(): boolean;
   /** The error that made the store fail for good, if it has: writes are refused. */
   storeFailure(): Error | undefined;
+  limits: InputLimits;
+  /** Lets a few entity pages be read at once. */
+  snapshots: SnapshotGate;
+  /** Ms a response may wait for its client to read before it is dropped. */
+  stallTimeout: number;
   /** Counters the server keeps beside the store's. */
-  counters(): { operationFramesReceived: number; clients: number };
+  counters(): { operationFramesReceived: number; clients: number; clientsDropped: number; bytesHeld: number };
   now(): number;
 }
 
-const CORS_HEADERS = {
-  'Access-Control-Allow-Origin': '*',
-  'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
-  'Access-Control-Allow-Headers': 'Content-Type',
-};
 
-class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
 
 /**
  * Handles `/api/stats`, `/api/entities` and `/api/changes`; returns false for any other path so
@@ -53,31 +56,38 @@ export async function handleApi(
     }
     const handler = route[request.method ?? ''];
     if (!handler) throw new HttpError(405, `${request.method} is not allowed on ${pathname}`);
-    sendJson(response, 200, await handler(request, context));
+    const answer = await handler(request, response, context);
+    if (answer !== STREAMED) sendJson(response, 200, answer);
   } catch (error) {
     const status = error instanceof HttpError ? error.status : 500;
-    const message = error instanceof Error ? error.message : String(error);
-    if (!response.headersSent) sendJson(response, status, { error: message });
+    const message = errorMessage(error);
+    if (!response.headersSent) sendJson(response, status, { error: message }, error instanceof HttpError ? error.headers : {});
     else response.destroy();
   }
   return true;
 }
 
-type Handler = (request: IncomingMessage, context: ApiContext) => Promise<unknown>;
+/** What a handler returns when it wrote its answer itself. */
+const STREAMED = Symbol('streamed');
+
+type Handler = (request: IncomingMessage, response: ServerResponse, context: ApiContext) => Promise<unknown>;
 
 const ROUTES: Readonly<Record<string, Readonly<Record<string, Handler>>>> = {
   '/api/stats': {
-    GET: async (_request, { store, counters }) => ({ ...(await store.stats()), ...counters() }),
+    GET: async (_request, _response, { store, counters }) => ({ ...(await store.stats()), ...counters() }),
   },
   '/api/entities': {
-    GET: async (_request, { store }) => await store.entities(),
+    GET: async (request, response, { store, snapshots, stallTimeout }) => {
+      await sendEntityPage(request, response, store, { gate: snapshots, stallTimeout });
+      return STREAMED;
+    },
   },
   '/api/changes': {
-    POST: async (request, { store, maxBodyBytes, closing, storeFailure, now }) => {
+    POST: async (request, _response, { store, budget, maxBodyBytes, closing, storeFailure, limits, now }) => {
       if (closing()) throw new HttpError(503, 'the server is shutting down');
       const failed = storeFailure();
       if (failed) throw new HttpError(503, `store unavailable: ${failed.message}`);
-      const body = await readJson(request, maxBodyBytes);
+      const body = await readJson(request, maxBodyBytes, budget);
       if (!isRecord(body) || !Array.isArray(body.changes) || body.changes.length === 0) {
         throw new HttpError(400, 'expected { "changes": [ ...at least one change ] }');
       }
@@ -86,6 +96,11 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Handler>>>> = {
         const reasons = invalid.slice(0, 5).map(({ index, reason }) => `#${index}: ${reason}`);
         throw new HttpError(400, `invalid changes: ${reasons.join('; ')}`);
       }
+      const overLimit = changes.flatMap((change, index) => {
+        const problem = editProblem(change, limits);
+        return problem === undefined ? [] : [`#${index}: ${problem}`];
+      });
+      if (overLimit.length > 0) throw new HttpError(400, `changes over a limit: ${overLimit.slice(0, 5).join('; ')}`);
       const timestamp = now();
       try {
         const { lsn } = await store.append(changes.map((change) => withTimestamp(change, timestamp)));
@@ -96,42 +111,10 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Handler>>>> = {
         // Not durable, so not acknowledged; an unavailable or failed store is a 503 the caller
         // may retry later.
         if (error instanceof StoreUnavailableError || store.failure) {
-          throw new HttpError(503, error instanceof Error ? error.message : String(error));
+          throw new HttpError(503, errorMessage(error));
         }
         throw error;
       }
     },
   },
 };
-
-function readJson(request: IncomingMessage, limit: number): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      // Past the limit the rest is read and dropped, so the 413 answer can still be sent.
-      if (size > limit) reject(new HttpError(413, `body larger than ${limit} bytes`));
-      else chunks.push(chunk);
-    });
-    request.on('error', reject);
-    request.on('end', () => {
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-      } catch {
-        reject(new HttpError(400, 'body is not valid JSON'));
-      }
-    });
-  });
-}
-
-function sendJson(response: ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value);
-  response.writeHead(status, {
-    ...CORS_HEADERS,
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(body),
-    'Cache-Control': 'no-store',
-  });
-  response.end(body);
-}

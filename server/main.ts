@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { errorMessage } from '../src/protocol/errors.ts';
 import { parseCliOptions, USAGE } from './cli-options.ts';
 import { redactUrl } from './postgres-errors.ts';
 import { createSyncServer } from './sync-server.ts';
@@ -22,6 +23,7 @@ try {
   server = await createSyncServer({
     ...parsed.server,
     ...(parsed.token === undefined ? {} : { authenticate: requireToken(parsed.token) }),
+    onStoreNotice: (message) => process.stderr.write(`sync server: ${message}\n`),
     // The store refuses every write after a disk error; reopening it (a new process) reads back
     // what is durable. So exit non-zero for a supervisor to restart the server.
     onStoreFailure: (error) => {
@@ -39,7 +41,7 @@ try {
     },
   });
 } catch (error) {
-  process.stderr.write(`sync server failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`sync server failed to start: ${errorMessage(error)}\n`);
   process.exit(1);
 }
 const running = server;
@@ -49,7 +51,7 @@ function shutdown(why: string): void {
   running.close().then(
     () => process.exit(exitCode),
     (error: unknown) => {
-      process.stderr.write(`sync server: shutdown failed: ${String(error)}\n`);
+      process.stderr.write(`sync server: shutdown failed: ${errorMessage(error)}\n`);
       process.exit(1);
     },
   );
@@ -70,4 +72,7 @@ const wildcard = parsed.server.host === '0.0.0.0' || parsed.server.host === '::'
 const url = wildcard ? `http://127.0.0.1:${running.port}` : running.url;
 process.stdout.write(`${JSON.stringify({ event: 'listening', port: running.port, url })}\n`);
 const where = parsed.server.storeUrl === undefined ? `data in ${parsed.server.dataDir}` : `store ${redactUrl(parsed.server.storeUrl)}`;
-process.stderr.write(`sync server listening on ${url} (ws ${url.replace('http', 'ws')}/api/sync), ${where}\n`);
+const access = parsed.token === undefined
+  ? 'authentication OFF: any client may sync (set SYNC_TOKEN to require a token)'
+  : 'clients authenticate with the token in SYNC_TOKEN';
+process.stderr.write(`sync server listening on ${url} (ws ${url.replace('http', 'ws')}/api/sync), ${where}, ${access}\n`);

@@ -1,9 +1,14 @@
+import type { OpenReport } from './log-open.ts';
 import { FileSyncStore } from './store.ts';
 import type { SyncStore } from './sync-store.ts';
 
 export interface StoreLocation {
   /** The embedded log's directory. */
   dataDir?: string;
+  /** Embedded log: cut it at the first damaged record, keeping what precedes (see FileSyncStore.open). */
+  recoverLog?: boolean;
+  /** Told, in a sentence, what opening the store found and did (a torn tail cut, damage set aside, an import). */
+  onStoreNotice?: (message: string) => void;
   /** A `postgres://` or `postgresql://` URL: the state lives in that database instead. */
   storeUrl?: string;
 }
@@ -22,6 +27,15 @@ export async function openStore(location: StoreLocation): Promise<SyncStore> {
     return PostgresSyncStore.open(location.storeUrl);
   }
   if (location.dataDir === undefined) throw new Error('createSyncServer needs dataDir, storeUrl or store');
-  const { store } = await FileSyncStore.open(location.dataDir);
+  const { store, report } = await FileSyncStore.open(location.dataDir, { recover: location.recoverLog === true });
+  for (const notice of describeReport(report)) location.onStoreNotice?.(notice);
   return store;
+}
+
+function describeReport({ torn, recovered, imported }: OpenReport): string[] {
+  const notices: string[] = [];
+  if (imported) notices.push(`imported ${imported.records} records from the version-1 log, kept as ${imported.keptAt}${imported.tornBytes > 0 ? ` (a torn last line of ${imported.tornBytes} bytes left out)` : ''}`);
+  if (torn) notices.push(`the log ended in ${torn.bytes} unreadable bytes at byte ${torn.offset} (${torn.reason}): an interrupted write, never acknowledged; cut`);
+  if (recovered) notices.push(`--recover-log: cut the log at byte ${recovered.offset} (${recovered.reason}); the ${recovered.bytes} bytes from there were moved to ${recovered.savedTo}`);
+  return notices;
 }

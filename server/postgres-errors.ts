@@ -44,3 +44,15 @@ export function describe(error: unknown): string {
   if (error instanceof Error) return error.message || (error as { code?: string }).code || error.name;
   return String(error);
 }
+
+/** The replication slot was dropped (42704) or invalidated (55000) under the stamper. */
+export function isSlotGone(error: unknown): boolean {
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+  return (code === '42704' || code === '55000') && error instanceof Error && /replication slot/i.test(error.message);
+}
+
+/** SQLSTATE 22 (data exception) and 54 (program limit exceeded): this value can never be stored. */
+export function isRefusal(error: unknown): boolean {
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && /^(22|54)/.test(code);
+}

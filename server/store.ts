@@ -1,129 +1,96 @@
-import { join } from 'node:path';
 import type { Change } from '../src/protocol/change.ts';
 import { formatLSN, type LSN } from '../src/protocol/lsn.ts';
-import { AppendLog, type OpenLogFile } from './append-log.ts';
+import { AppendLog, type LogFile } from './append-log.ts';
+import type { DataDirLock } from './data-dir-lock.ts';
 import { entityKey, resolveEdits, type Edit } from './edit.ts';
-import { decodeEntry, encodeEntry } from './log-codec.ts';
-import type {
-  AppendResult,
-  Entity,
-  EntitySnapshot,
-  ReadOptions,
-  StoreStats,
-  StoredRecord,
-  SyncStore,
+import { entityPage } from './entity-pages.ts';
+import { LogIndex } from './log-index.ts';
+import { MAX_RECORD_BYTES, RECORD_HEADER_BYTES } from './log-format.ts';
+import { CorruptRecordError, readFrames, walkHeaders, type Frame } from './log-reader.ts';
+import { openLog, type LogOpenOptions, type OpenReport } from './log-open.ts';
+import { decodeChanges, decodeIndex, encodeRecord, type RecordIndex } from './record-codec.ts';
+import {
+  PAGE_BYTES,
+  StoreRefusedError,
+  type AppendResult,
+  type EntityPage,
+  type PageOptions,
+  type ReadOptions,
+  type StoreStats,
+  type StoredRecord,
+  type SyncStore,
 } from './sync-store.ts';
 
-const LOG_FILE = 'changes.log';
-
-export interface FileStoreOptions {
-  /** Opens the log file for reading and writing; default `fs.promises.open(path, 'r+')`. */
-  openFile?: OpenLogFile;
-}
+export type { LogOpenOptions as FileStoreOptions } from './log-open.ts';
 
 export interface OpenStoreResult {
   store: FileSyncStore;
-  /** Bytes of a torn last line that were cut away on open. */
+  /** Bytes of a torn tail (an interrupted write) that were cut away on open. */
   truncatedBytes: number;
+  /** What opening found and did (a torn tail cut, damage cut on request, a log imported), for the operator. */
+  report: OpenReport;
 }
 
+/** Boundaries remembered as known (ends of records just read), so most reads need no walk. */
+const KNOWN_BOUNDARIES = 4096;
+
 /**
- * A {@link SyncStore} kept in one append-only file of JSON lines in a data directory. A record's
- * LSN is the byte offset just after its line, so the first record's LSN is above `0/0`. On open
- * the file is read back whole: records, entities and applied operation ids live in memory.
+ * A {@link SyncStore} in one checksummed, append-only file in a data directory (see log-format.ts),
+ * with an exclusive lock on the directory. A record's LSN is its end offset plus the file's base.
+ * On open the file is read once, as a stream, to check every record and build the in-memory index
+ * (log-index.ts); the data itself stays on disk and is read back in pages.
  */
 export class FileSyncStore implements SyncStore {
+  readonly #file: LogFile;
   readonly #log: AppendLog;
-  readonly #records: StoredRecord[] = [];
-  /** `#changeTotals[i]` = changes in records 0..i, for counting a range in O(log n). */
-  readonly #changeTotals: number[] = [];
-  readonly #entities = new Map<string, Entity>();
+  readonly #index: LogIndex;
+  readonly #lock: DataDirLock;
   /** Entities written by appends not yet durable: their value once those are, and how many. */
   readonly #pending = new Map<string, { value: unknown; appends: number }>();
-  readonly #applied = new Map<string, bigint>();
   readonly #inFlight = new Map<string, Promise<AppendResult>>();
   readonly #listeners = new Set<(record: StoredRecord) => void>();
   readonly #failureListeners = new Set<(error: Error) => void>();
+  readonly #boundaries = new Set<number>();
+  /** Appends are prepared one after another, in call order (a patch reads what came before). */
+  #preparing: Promise<unknown> = Promise.resolve();
   #failure: Error | undefined;
-  #headPosition = 0n;
   #closed = false;
 
-  private constructor(log: AppendLog) {
-    this.#log = log;
+  private constructor(file: LogFile, index: LogIndex, lock: DataDirLock) {
+    this.#file = file;
+    this.#index = index;
+    this.#lock = lock;
+    this.#log = new AppendLog(file, index.end);
   }
 
-  static async open(dir: string, options: FileStoreOptions = {}): Promise<OpenStoreResult> {
-    const path = join(dir, LOG_FILE);
-    const { log, lines, truncatedBytes } = await AppendLog.open(path, options.openFile);
-    const store = new FileSyncStore(log);
-    try {
-      for (const line of lines) {
-        const entry = decodeEntry(line.text);
-        if (typeof entry === 'string') {
-          throw new Error(`corrupt record in ${path} ending at byte ${line.end}: ${entry}`);
-        }
-        store.#commit(recordAt(BigInt(line.end), entry.changes, entry.operationId));
-      }
-    } catch (error) {
-      await log.close();
-      throw error;
-    }
-    return { store, truncatedBytes };
+  /** Opens (creating it if needed) the store in `dir`; throws, saying why and what to do, when it cannot. */
+  static async open(dir: string, options: LogOpenOptions = {}): Promise<OpenStoreResult> {
+    const { file, index, lock, report } = await openLog(dir, options);
+    return { store: new FileSyncStore(file, index, lock), truncatedBytes: report.truncatedBytes, report };
   }
 
   get head(): LSN {
-    return formatLSN(this.#headPosition);
+    return formatLSN(this.#index.head);
   }
 
   get headPosition(): bigint {
-    return this.#headPosition;
+    return this.#index.head;
   }
 
   get failure(): Error | undefined {
     return this.#failure;
   }
 
-  // Records take their place in the log in call order, so every caller's writes stay in order, and
-  // a patch is merged into the value every earlier append (durable or not) leaves.
   append(edits: readonly Edit[], operationId?: string): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Error('store is closed'));
     if (edits.length === 0) return Promise.reject(new Error('a record needs at least one change'));
     if (operationId !== undefined) {
-      const position = this.#applied.get(operationId);
-      if (position !== undefined) {
-        return Promise.resolve({ lsn: formatLSN(position), position, duplicate: true });
-      }
       const first = this.#inFlight.get(operationId);
       if (first) return first.then((result) => ({ ...result, duplicate: true }));
     }
-    if (this.#failure) return Promise.reject(unavailable(this.#failure));
-    let written: { end: number; durable: Promise<void> };
-    let changes: Change[];
-    try {
-      changes = resolveEdits(edits, (entityType, entityId) => this.#latestValue(entityKey(entityType, entityId)));
-      written = this.#log.append(encodeEntry(changes, operationId));
-    } catch (error) {
-      const failure = this.#log.failure;
-      if (failure) {
-        this.#fail(failure);
-        return Promise.reject(unavailable(failure));
-      }
-      return Promise.reject(error);
-    }
-    const record = recordAt(BigInt(written.end), changes, operationId);
-    this.#holdPending(changes);
-    const result = written.durable.then(
-      (): AppendResult => {
-        this.#releasePending(changes);
-        this.#commit(record);
-        return { lsn: record.lsn, position: record.position, duplicate: false };
-      },
-      (error: unknown): never => {
-        const failure = error instanceof Error ? error : new Error(String(error));
-        this.#fail(failure);
-        throw unavailable(failure);
-      },
-    );
+    const prepared = this.#preparing.then(() => this.#prepare(edits, operationId));
+    this.#preparing = prepared.catch(() => {});
+    const result = prepared.then((step) => step.durable);
     if (operationId !== undefined) {
       this.#inFlight.set(operationId, result);
       const forget = () => this.#inFlight.delete(operationId);
@@ -132,42 +99,42 @@ export class FileSyncStore implements SyncStore {
     return result;
   }
 
-  async changesAfter(after: bigint, { until, maxChanges }: ReadOptions): Promise<StoredRecord[]> {
-    const out: StoredRecord[] = [];
-    let count = 0;
-    for (let i = this.#firstAfter(after); i < this.#records.length; i += 1) {
-      const record = this.#records[i]!;
-      if (record.position > until) break;
-      if (out.length > 0 && count + record.changes.length > maxChanges) break;
-      out.push(record);
-      count += record.changes.length;
-    }
-    return out;
+  async changesAfter(after: bigint, { until, maxChanges, maxBytes = PAGE_BYTES }: ReadOptions): Promise<StoredRecord[]> {
+    const from = await this.#boundaryAfter(after);
+    const to = this.#index.offset(until);
+    if (from >= to) return [];
+    const frames = await readFrames(this.#file, from, to, maxBytes, maxChanges);
+    const last = frames.at(-1);
+    if (last) this.#remember(last.end);
+    return frames.map((frame) => this.#decode(frame));
   }
 
   async countChangesAfter(after: bigint, until: bigint): Promise<number> {
-    const first = this.#firstAfter(after);
-    const end = this.#firstAfter(until);
-    if (end <= first) return 0;
-    const before = first === 0 ? 0 : this.#changeTotals[first - 1]!;
-    return this.#changeTotals[end - 1]! - before;
+    const from = await this.#boundaryAfter(after);
+    const to = await this.#boundaryAfter(until);
+    return to <= from ? 0 : (await this.#changesBefore(to)) - (await this.#changesBefore(from));
   }
 
   async latestPosition(): Promise<bigint> {
-    return this.#headPosition;
+    return this.#index.head;
   }
 
-  async entities(): Promise<EntitySnapshot> {
-    return { lsn: this.head, entities: [...this.#entities.values()] };
+  entities(page: PageOptions): Promise<EntityPage> {
+    return entityPage(page, {
+      file: this.#file,
+      index: this.#index,
+      head: this.head,
+      decode: (frame) => this.#decode(frame),
+    });
   }
 
   async stats(): Promise<StoreStats> {
     return {
       lsn: this.head,
-      records: this.#records.length,
-      changes: this.#changeTotals.at(-1) ?? 0,
-      entities: this.#entities.size,
-      operationsApplied: this.#applied.size,
+      records: this.#index.records,
+      changes: this.#index.changes,
+      entities: this.#index.entityCount,
+      operationsApplied: this.#index.operationCount,
     };
   }
 
@@ -187,20 +154,91 @@ export class FileSyncStore implements SyncStore {
   }
 
   async flush(): Promise<void> {
+    await this.#preparing;
     await this.#log.flush();
   }
 
   async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
+    await this.#preparing;
     await this.#log.close();
+    await this.#lock.release();
     this.#listeners.clear();
     this.#failureListeners.clear();
   }
 
-  /** The value of an entity once every append made so far is durable; undefined when absent. */
-  #latestValue(key: string): unknown {
-    const pending = this.#pending.get(key);
-    return pending ? pending.value : this.#entities.get(key)?.data;
+  /** Checks, resolves and queues one append; its `durable` settles when it is on disk. */
+  async #prepare(edits: readonly Edit[], operationId: string | undefined): Promise<{ durable: Promise<AppendResult> }> {
+    if (operationId !== undefined) {
+      const found = await this.#findOperation(operationId);
+      if (found !== undefined) return { durable: Promise.resolve({ lsn: formatLSN(found), position: found, duplicate: true }) };
+    }
+    if (this.#failure) throw unavailable(this.#failure);
+    if (this.#closed) throw new Error('store is closed');
+    const values = await this.#valuesOf(edits);
+    const changes = resolveEdits(edits, (entityType, entityId) => values.get(entityKey(entityType, entityId)));
+    const bytes = encodeRecord(changes, operationId);
+    if (bytes.length - RECORD_HEADER_BYTES > MAX_RECORD_BYTES) {
+      throw new StoreRefusedError(`the record would be ${bytes.length} bytes, over the ${MAX_RECORD_BYTES}-byte limit of the log`);
+    }
+    let written: { end: number; durable: Promise<void> };
+    try {
+      written = this.#log.append(bytes);
+    } catch (error) {
+      const failure = this.#log.failure;
+      if (!failure) throw error;
+      this.#fail(failure);
+      throw unavailable(failure);
+    }
+    this.#holdPending(changes);
+    const start = written.end - bytes.length;
+    const index: RecordIndex = { keys: changes.map((change) => [change.entityType, change.entityId, change.type === 'update']) };
+    if (operationId !== undefined) index.operationId = operationId;
+    const durable = written.durable.then(
+      (): AppendResult => {
+        this.#releasePending(changes);
+        const record = this.#commit(start, written.end, index, changes);
+        return { lsn: record.lsn, position: record.position, duplicate: false };
+      },
+      (error: unknown): never => {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        this.#fail(failure);
+        throw unavailable(failure);
+      },
+    );
+    return { durable };
+  }
+
+  /** The LSN of the record that applied `operationId`, if one did. */
+  async #findOperation(operationId: string): Promise<bigint | undefined> {
+    for (const start of this.#index.operationCandidates(operationId)) {
+      const [frame] = await readFrames(this.#file, start, this.#index.end, 0);
+      if (frame && decodeIndexOrThrow(frame).operationId === operationId) return this.#index.position(frame.end);
+    }
+    return undefined;
+  }
+
+  /** The current values of the entities the patches among `edits` touch, counting appends not yet durable. */
+  async #valuesOf(edits: readonly Edit[]): Promise<Map<string, unknown>> {
+    const values = new Map<string, unknown>();
+    for (const edit of edits) {
+      if (edit.type !== 'patch') continue;
+      const key = entityKey(edit.entityType, edit.entityId);
+      const pending = this.#pending.get(key);
+      if (pending) {
+        values.set(key, pending.value);
+        continue;
+      }
+      const start = this.#index.entityRecord(key);
+      if (start === undefined) continue;
+      const [frame] = await readFrames(this.#file, start, this.#index.end, 0);
+      const changes = frame ? this.#decode(frame).changes : [];
+      for (const change of changes) {
+        if (entityKey(change.entityType, change.entityId) === key && change.type === 'update') values.set(key, change.data);
+      }
+    }
+    return values;
   }
 
   #holdPending(changes: readonly Change[]): void {
@@ -219,6 +257,51 @@ export class FileSyncStore implements SyncStore {
     }
   }
 
+  #commit(start: number, end: number, index: RecordIndex, changes: Change[]): StoredRecord {
+    this.#index.add(start, end, index);
+    this.#remember(end);
+    const position = this.#index.position(end);
+    const record: StoredRecord = { lsn: formatLSN(position), position, changes };
+    if (index.operationId !== undefined) record.operationId = index.operationId;
+    for (const listener of this.#listeners) {
+      try {
+        listener(record);
+      } catch (error) {
+        process.emitWarning(`sync store listener failed: ${String(error)}`);
+      }
+    }
+    return record;
+  }
+
+  #decode(frame: Frame): StoredRecord {
+    return new LogRecord(frame, this.#index.position(frame.end));
+  }
+
+  /** The file offset of the first record whose LSN is above `position` (the end if none). */
+  async #boundaryAfter(position: bigint): Promise<number> {
+    const offset = this.#index.offset(position);
+    if (offset >= this.#index.end || this.#boundaries.has(offset)) return offset;
+    const { start } = this.#index.checkpointBefore(offset);
+    for await (const record of walkHeaders(this.#file, start, this.#index.end)) {
+      if (record.end > offset) return record.start;
+    }
+    return this.#index.end;
+  }
+
+  /** Changes in the records before the boundary `offset`. */
+  async #changesBefore(offset: number): Promise<number> {
+    if (offset >= this.#index.end) return this.#index.changes;
+    const checkpoint = this.#index.checkpointBefore(offset);
+    let changes = checkpoint.changesBefore;
+    for await (const record of walkHeaders(this.#file, checkpoint.start, offset)) changes += record.changeCount;
+    return changes;
+  }
+
+  #remember(boundary: number): void {
+    if (this.#boundaries.size >= KNOWN_BOUNDARIES) this.#boundaries.clear();
+    this.#boundaries.add(boundary);
+  }
+
   /** Records the first write failure and tells the failure listeners, once. */
   #fail(error: Error): void {
     if (this.#failure) return;
@@ -231,50 +314,49 @@ export class FileSyncStore implements SyncStore {
       }
     }
   }
+}
 
-  /** Index of the first record whose position is greater than `after`. */
-  #firstAfter(after: bigint): number {
-    let low = 0;
-    let high = this.#records.length;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if (this.#records[mid]!.position > after) high = mid;
-      else low = mid + 1;
-    }
-    return low;
+function decodeIndexOrThrow(frame: Frame): RecordIndex {
+  const index = decodeIndex(frame.index, frame.header.changeCount);
+  if (typeof index === 'string') throw new CorruptRecordError(frame.start, index);
+  return index;
+}
+
+/**
+ * A record read from the log: its changes are parsed (and checked against its index) only when
+ * asked for; a catch-up sends the body's JSON as it is, already checked by its checksum.
+ */
+class LogRecord implements StoredRecord {
+  readonly lsn: LSN;
+  readonly position: bigint;
+  readonly changesJson: string;
+  readonly #frame: Frame;
+  #index: RecordIndex | undefined;
+  #changes: Change[] | undefined;
+
+  constructor(frame: Frame, position: bigint) {
+    this.#frame = frame;
+    this.position = position;
+    this.lsn = formatLSN(position);
+    this.changesJson = frame.body.toString('utf8');
   }
 
-  #commit(record: StoredRecord): void {
-    if (record.position <= this.#headPosition) {
-      throw new Error(`record ${record.lsn} is not after the head ${this.head}`);
-    }
-    this.#records.push(record);
-    this.#changeTotals.push((this.#changeTotals.at(-1) ?? 0) + record.changes.length);
-    this.#headPosition = record.position;
-    for (const change of record.changes) applyChange(this.#entities, change);
-    if (record.operationId !== undefined) this.#applied.set(record.operationId, record.position);
-    for (const listener of this.#listeners) {
-      try {
-        listener(record);
-      } catch (error) {
-        process.emitWarning(`sync store listener failed: ${String(error)}`);
-      }
-    }
+  get operationId(): string | undefined {
+    return this.#recordIndex().operationId;
+  }
+
+  get changes(): Change[] {
+    if (this.#changes) return this.#changes;
+    const changes = decodeChanges(this.#recordIndex(), this.changesJson);
+    if (typeof changes === 'string') throw new CorruptRecordError(this.#frame.start, changes);
+    return (this.#changes = changes);
+  }
+
+  #recordIndex(): RecordIndex {
+    return (this.#index ??= decodeIndexOrThrow(this.#frame));
   }
 }
 
 function unavailable(cause: Error): Error {
   return new Error(`store unavailable: ${cause.message}`, { cause });
-}
-
-function recordAt(position: bigint, changes: Change[], operationId?: string): StoredRecord {
-  const record: StoredRecord = { lsn: formatLSN(position), position, changes };
-  if (operationId !== undefined) record.operationId = operationId;
-  return record;
-}
-
-function applyChange(entities: Map<string, Entity>, change: Change): void {
-  const key = entityKey(change.entityType, change.entityId);
-  if (change.type === 'delete') entities.delete(key);
-  else entities.set(key, { entityType: change.entityType, entityId: change.entityId, data: change.data });
 }

@@ -3,64 +3,19 @@ import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ServerStats } from '../src/protocol/http.ts';
-import {
-  CLOSE_STORE_UNAVAILABLE,
-  STORE_UNAVAILABLE_REASON,
-  SyncConnection,
-  type Authenticate,
-} from './connection.ts';
+import { CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON, SyncConnection } from './connection.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { handleApi } from './http-api.ts';
-import { serveStatic } from './static-files.ts';
+import { SnapshotGate } from './http-entities.ts';
 import { openStore } from './open-store.ts';
+import { MemoryBudget, SharedFrame } from './outbound.ts';
+import { resolveOptions, type SyncServerOptions } from './server-options.ts';
+import { serveStatic } from './static-files.ts';
 import type { StoredRecord, SyncStore } from './sync-store.ts';
 
-export const SYNC_PATH = '/api/sync';
+export type { SyncServerOptions } from './server-options.ts';
 
-export interface SyncServerOptions {
-  /** 0 (the default) picks a free port. */
-  port?: number;
-  /** Default `127.0.0.1`. */
-  host?: string;
-  /** Where the embedded log lives; required unless `storeUrl` or `store` is given. */
-  dataDir?: string;
-  /** A `postgres://` URL: keep the state in that database (shared with other instances) instead. */
-  storeUrl?: string;
-  /** A store to use instead of opening one. It is flushed, not closed. */
-  store?: SyncStore;
-  /**
-   * Root of the static files: `/`, `/index.html` and files under `/dist/`, `/bench/` and
-   * `/examples/` (never dotfiles, never `dataDir`); none when absent.
-   */
-  staticDir?: string;
-  /** Largest incoming WebSocket frame; a bigger one closes the socket with 1009. Default 1 MiB. */
-  maxPayload?: number;
-  /** Most changes in one replay frame. Default 1000. */
-  batchSize?: number;
-  /** Unsent bytes after which a client is terminated. Default 16 MiB. */
-  maxBufferedBytes?: number;
-  /** Largest `POST /api/changes` body. Default 16 MiB. */
-  maxBodyBytes?: number;
-  /** Ms between protocol-level pings; a socket silent for a whole round is dropped. 0 = off. Default 30000. */
-  heartbeatInterval?: number;
-  /** Send `sync_request` as soon as a socket opens. Default false. */
-  syncRequestOnConnect?: boolean;
-  /** Called for every `sync`; false closes the socket with 4001 "unauthorized". */
-  authenticate?: Authenticate;
-  /** Clock for change timestamps. Default `Date.now`. */
-  now?: () => number;
-  /**
-   * Called once when the store fails for good (a disk error). By then every socket has been
-   * closed with 1011 "store unavailable", and from then on new sockets are closed the same way
-   * and `POST /api/changes` answers 503, until the process reopens the store (restarts).
-   */
-  onStoreFailure?: (error: Error) => void;
-  /**
-   * Called when the store becomes temporarily unavailable (with why) and when it is back (with
-   * undefined). Meanwhile the clients stay connected and operations get `operation_error`.
-   */
-  onStoreAvailability?: (unavailable: Error | undefined) => void;
-}
+export const SYNC_PATH = '/api/sync';
 
 export type { ServerStats };
 
@@ -82,14 +37,19 @@ const SOCKET_CLOSE_GRACE_MS = 1000;
 
 /** Opens the store and starts an HTTP + WebSocket sync server; resolves once it is listening. */
 export async function createSyncServer(options: SyncServerOptions): Promise<SyncServer> {
+  const settings = resolveOptions(options);
   const ownsStore = options.store === undefined;
   const store = options.store ?? (await openStore(options));
-  const now = options.now ?? Date.now;
   // The data is never served, even when the data directory lies inside a served folder.
   const hiddenDirs = options.dataDir === undefined ? [] : [resolvePath(options.dataDir)];
   const connections = new Map<WebSocket, SyncConnection>();
   let operationFramesReceived = 0;
+  let clientsDropped = 0;
   let closing = false;
+  const budget = new MemoryBudget(settings.outbound, () => {
+    clientsDropped += 1;
+  });
+  budget.start();
   // Once the store has failed nothing can be acknowledged, so no client is kept: closed with 1011,
   // each one reconnects with backoff and re-sends its unacknowledged operations to a server that
   // has reopened the store (a restarted process). A live client that could no longer write would
@@ -108,23 +68,33 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     stopWatchingAvailability();
   };
 
-  const counters = () => ({ operationFramesReceived, clients: connections.size });
+  const counters = () => ({ operationFramesReceived, clients: connections.size, clientsDropped, bytesHeld: budget.held });
   const stats = async (): Promise<ServerStats> => ({ ...(await store.stats()), ...counters() });
 
-  const http = createServer((request, response) => {
+  const http = createServer({
+    headersTimeout: settings.headersTimeout,
+    requestTimeout: settings.requestTimeout,
+    // How often the two timeouts above are checked (Node's default is every 30 s).
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, settings.headersTimeout / 4)),
+  }, (request, response) => {
     void route(request, response);
   });
+  http.maxConnections = settings.maxConnections;
+  const api = {
+    store,
+    budget,
+    maxBodyBytes: settings.maxBodyBytes,
+    closing: () => closing,
+    storeFailure: () => storeFailure,
+    limits: settings.limits,
+    snapshots: new SnapshotGate(),
+    stallTimeout: settings.outbound.stallTimeout,
+    counters,
+    now: settings.now,
+  };
   async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
     try {
-      const context = {
-        store,
-        maxBodyBytes: options.maxBodyBytes ?? 16 * 1024 * 1024,
-        closing: () => closing,
-        storeFailure: () => storeFailure,
-        counters,
-        now,
-      };
-      if (await handleApi(request, response, context)) return;
+      if (await handleApi(request, response, api)) return;
       if (options.staticDir !== undefined) {
         await serveStatic(request, response, options.staticDir, { hidden: hiddenDirs });
       } else {
@@ -137,15 +107,8 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   }
   http.on('clientError', (_error, socket) => socket.destroy());
 
-  const wss = new WebSocketServer({
-    server: http,
-    path: SYNC_PATH,
-    maxPayload: options.maxPayload ?? 1024 * 1024,
-  });
-  const stopHeartbeat =
-    (options.heartbeatInterval ?? 30_000) > 0
-      ? startHeartbeat(wss, options.heartbeatInterval ?? 30_000)
-      : () => {};
+  const wss = new WebSocketServer({ server: http, path: SYNC_PATH, maxPayload: settings.maxPayload });
+  const stopHeartbeat = settings.heartbeatInterval > 0 ? startHeartbeat(wss, settings.heartbeatInterval) : () => {};
 
   wss.on('connection', (socket) => {
     if (closing) {
@@ -158,13 +121,15 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     }
     const connection = new SyncConnection(socket, {
       store,
-      batchSize: options.batchSize ?? 1000,
-      maxBufferedBytes: options.maxBufferedBytes ?? 16 * 1024 * 1024,
+      batchSize: settings.batchSize,
+      queue: budget.queueFor(socket),
+      authTimeout: settings.authTimeout,
       authenticate: options.authenticate,
+      limits: settings.limits,
       onOperationFrame: () => {
         operationFramesReceived += 1;
       },
-      now,
+      now: settings.now,
     });
     connections.set(socket, connection);
     socket.on('message', (data, isBinary) => {
@@ -176,12 +141,11 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     if (options.syncRequestOnConnect) connection.send({ type: 'sync_request' });
   });
 
-  // A record's frame is the same for every live client: serialize it once.
+  // A record's frame is the same for every live client: built once, held once.
   const unsubscribe = store.subscribe((record: StoredRecord) => {
-    let frame: string | undefined;
-    const serialize = () =>
-      (frame ??= JSON.stringify({ type: 'changes', changes: record.changes, lsn: record.lsn }));
-    for (const connection of connections.values()) connection.deliver(record, serialize);
+    let frame: SharedFrame | undefined;
+    const build = () => (frame ??= new SharedFrame(JSON.stringify({ type: 'changes', changes: record.changes, lsn: record.lsn })));
+    for (const connection of connections.values()) connection.deliver(record, build);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -192,6 +156,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     });
   }).catch(async (error: unknown) => {
     stopHeartbeat();
+    budget.stop();
     unsubscribe();
     stopWatchingStore();
     if (ownsStore) await store.close();
@@ -213,6 +178,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     await Promise.all(sockets.map((socket) => closedWithin(socket, SOCKET_CLOSE_GRACE_MS)));
     unsubscribe();
     stopWatchingStore();
+    budget.stop();
     await new Promise<void>((resolve) => wss.close(() => resolve()));
     http.closeAllConnections();
     await stoppedListening;

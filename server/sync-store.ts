@@ -10,6 +10,11 @@ export interface StoredRecord {
   changes: readonly Change[];
   /** The id of the client operation this record applied, if it came from one. */
   operationId?: string;
+  /**
+   * `changes` as the JSON array text the store read them as, when it has it: a frame can then be
+   * put together without parsing and serializing them again.
+   */
+  changesJson?: string;
 }
 
 export interface AppendResult {
@@ -26,10 +31,26 @@ export interface Entity {
   data: unknown;
 }
 
-/** The entities as of one LSN: exactly what replaying the log up to `lsn` gives. */
-export interface EntitySnapshot {
+/**
+ * One page of the entities. `lsn`: the log position the page was read at (pages read later may
+ * reflect later writes). `next`: the cursor for the following page; absent on the last one.
+ */
+export interface EntityPage {
   lsn: LSN;
   entities: Entity[];
+  next?: string;
+}
+
+export interface PageOptions {
+  /** Most entities in the page. */
+  limit: number;
+  /** A `next` cursor from the page before; absent for the first page. */
+  after?: string;
+}
+
+/** A page cursor that this store did not hand out (or no longer can follow). */
+export class InvalidCursorError extends Error {
+  override readonly name = 'InvalidCursorError';
 }
 
 export interface StoreStats {
@@ -46,7 +67,12 @@ export interface ReadOptions {
   until: bigint;
   /** Whole records holding at most this many changes in total (at least one record). */
   maxChanges: number;
+  /** Whole records of about this many bytes in total (at least one record). Default 1 MiB. */
+  maxBytes?: number;
 }
+
+/** What a page of reads holds by default, in bytes (at least one record or entity). */
+export const PAGE_BYTES = 1024 * 1024;
 
 /**
  * Thrown by `append` when the store cannot take writes right now but may again later (its
@@ -105,11 +131,12 @@ export interface SyncStore {
    * with the whole merged value.
    */
   append(edits: readonly Edit[], operationId?: string, sequence?: WriteSequence): Promise<AppendResult>;
-  /** The records after position `after`, in LSN order, bounded by `options`. */
+  /** The records after position `after`, in LSN order, bounded by `options`: one page, read from storage. */
   changesAfter(after: bigint, options: ReadOptions): Promise<StoredRecord[]>;
   /** How many changes the records in (`after`, `until`] hold. */
   countChangesAfter(after: bigint, until: bigint): Promise<number>;
-  entities(): Promise<EntitySnapshot>;
+  /** One page of the current entities, in an order of the store's choosing that `next` follows. */
+  entities(page: PageOptions): Promise<EntityPage>;
   stats(): Promise<StoreStats>;
   /** Calls `listener` with every record that becomes durable from now on. Returns unsubscribe. */
   subscribe(listener: (record: StoredRecord) => void): () => void;

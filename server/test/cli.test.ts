@@ -67,6 +67,7 @@ async function assertKept(t: { after(fn: () => void): void }, dataDir: string, a
   const stats = await getJson(`${second.url}/api/stats`);
   const client = await TestClient.open(`ws://127.0.0.1:${second.port}/api/sync`, t);
   const [id, lsn] = [...acknowledged.entries()][0]!;
+  await client.sync(lsn);
   client.send(upsert(id));
   assert.deepEqual(await client.next(), { type: 'operation_complete', id, lsn });
   assert.equal((await getJson(`${second.url}/api/stats`)).records, stats.records);
@@ -119,9 +120,10 @@ test('a disk error closes the sockets with 1011, exits 1 saying why, and loses n
   const second = await assertKept(t, dataDir, acknowledged);
   // An operation that was never acknowledged is applied when the client re-sends it.
   const again = await TestClient.open(`ws://127.0.0.1:${second.port}/api/sync`, t);
+  await again.sync('0/0');
   const unacknowledged = sent.find((id) => !acknowledged.has(id))!;
   again.send(operation(unacknowledged));
-  assert.equal((await again.next()).type, 'operation_complete', 'the re-sent operation is acknowledged');
+  assert.equal((await again.until('operation_complete')).at(-1)!.type, 'operation_complete', 'the re-sent operation is acknowledged');
 });
 
 test('with the default static root, only the page and its folders are served', BOUNDED, async (t) => {
@@ -171,6 +173,13 @@ test('options come from flags, then the environment, then defaults', () => {
     [flags.server.port, flags.server.host, flags.server.dataDir, flags.server.batchSize, flags.server.maxPayload, flags.server.syncRequestOnConnect],
     [0, '0.0.0.0', '/d', 7, 2048, true],
   );
+  const limited = parseCliOptions(['--max-depth', '4000', '--max-connections', '50', '--auth-timeout-ms', '500', '--recover-log'], {}, '/srv');
+  assert.ok(!('error' in limited), 'no error');
+  assert.deepEqual(
+    [limited.server.limits, limited.server.maxConnections, limited.server.authTimeout, limited.server.recoverLog],
+    [{ maxDepth: 4000 }, 50, 500, true],
+  );
+  assert.equal(defaults.server.recoverLog, false, 'a damaged log is not cut unless asked');
   const postgres = parseCliOptions(['--store', 'postgres://u@db/sync'], {}, '/srv');
   assert.ok(!('error' in postgres), 'no error');
   assert.equal(postgres.server.storeUrl, 'postgres://u@db/sync');
@@ -178,7 +187,7 @@ test('options come from flags, then the environment, then defaults', () => {
   assert.ok(!('error' in postgresFromEnv), 'no error');
   assert.equal(postgresFromEnv.server.storeUrl, 'postgresql://db/x');
   assert.equal(defaults.server.storeUrl, undefined, 'the embedded log by default');
-  for (const bad of [['--store', 'mysql://db'], ['--store', '/var/lib/db'], ['--port', '70000'], ['--batch-size', '0'], ['--nope'], ['stray'], ['--port']]) {
+  for (const bad of [['--store', 'mysql://db'], ['--store', '/var/lib/db'], ['--port', '70000'], ['--batch-size', '0'], ['--max-depth', '0'], ['--nope'], ['stray'], ['--port']]) {
     assert.ok('error' in parseCliOptions(bad, {}, '/srv'), `${bad.join(' ')} is refused`);
   }
 });

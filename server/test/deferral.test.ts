@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Change } from '../../src/protocol/change.ts';
 import type { ServerMessage } from '../../src/protocol/wire.ts';
-import { DEFERRED_EXPIRY_MS } from '../connection.ts';
+import { DEFERRED_EXPIRY_MS } from '../operation-writer.ts';
 import { FileSyncStore } from '../store.ts';
 import { StoreUnavailableError, type AppendResult, type SyncStore } from '../sync-store.ts';
 import { startServer, tempDir, TestClient, wsUrl } from './helpers.ts';
@@ -66,7 +66,7 @@ test('after a deferred operation, later ones on the connection are deferred too 
   client.send(operation('delete-2', 'delete'));
   const second = await answers(client, 2);
   assert.deepEqual([...second.values()].map((frame) => frame.type), ['operation_complete', 'operation_complete'], 'both applied now');
-  const snapshot = await inner.entities();
+  const snapshot = await inner.entities({ limit: 100 });
   assert.deepEqual(snapshot.entities, [], 'the delete came last: the entity is gone');
 });
 

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptionsWithStdioTuple } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,7 +37,8 @@ export function diskThatFills(): { openFile: OpenLogFile; fillDisk(): void } {
   const openFile: OpenLogFile = async (path) => {
     const file = await open(path, 'r+');
     const faulty: LogFile = {
-      readFile: () => file.readFile(),
+      read: (buffer, offset, length, position) => file.read(buffer, offset, length, position),
+      stat: () => file.stat(),
       truncate: (length) => file.truncate(length),
       datasync: () => file.datasync(),
       close: () => file.close(),
@@ -72,6 +74,21 @@ export async function postChanges(baseUrl: string, changes: unknown): Promise<{ 
 export async function getJson(url: string): Promise<Record<string, unknown>> {
   const response = await fetch(url);
   return (await response.json()) as Record<string, unknown>;
+}
+
+/** Every entity, following `next` from page to page. */
+export async function allEntities(baseUrl: string, limit?: number): Promise<{ entityType: string; entityId: string; data: unknown }[]> {
+  const entities: { entityType: string; entityId: string; data: unknown }[] = [];
+  let after: string | undefined;
+  do {
+    const query = new URLSearchParams();
+    if (limit !== undefined) query.set('limit', String(limit));
+    if (after !== undefined) query.set('after', after);
+    const page = await getJson(`${baseUrl}/api/entities?${query}`);
+    entities.push(...(page.entities as typeof entities));
+    after = page.next as string | undefined;
+  } while (after !== undefined);
+  return entities;
 }
 
 /** Polls `check` until it returns true, failing after `ms`. */
@@ -242,4 +259,30 @@ export async function startCli(
   const listening = JSON.parse(first) as { event: string; port: number; url: string };
   if (listening.event !== 'listening') throw new Error(`unexpected first line: ${first}`);
   return { child, pid: child.pid!, port: listening.port, url: listening.url, exited, stderr: () => stderr, output: () => output };
+}
+
+/** A process's resident set size in MiB, from /proc (Linux). */
+export function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1];
+  if (kib === undefined) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(kib) / 1024;
+}
+
+/** Samples `rssMiB(pid)` every 50 ms until stopped; `stop()` returns the highest value seen. */
+export function watchRss(pid: number): { stop(): number } {
+  let peak = rssMiB(pid);
+  const timer = setInterval(() => {
+    try {
+      peak = Math.max(peak, rssMiB(pid));
+    } catch {
+      // the process is gone; the last value stands
+    }
+  }, 50);
+  return {
+    stop() {
+      clearInterval(timer);
+      return peak;
+    },
+  };
 }

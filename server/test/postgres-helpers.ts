@@ -205,9 +205,19 @@ export async function startPartitionProxy(
   t: { after(fn: () => Promise<void>): void },
   /** The server's unix socket path (or a TCP port on 127.0.0.1). */
   target: string | number,
-): Promise<{ port: number; url(directUrl: string): string; partition(): void; heal(): void }> {
+): Promise<{
+  port: number;
+  url(directUrl: string): string;
+  partition(): void;
+  heal(): void;
+  /** Connections held unanswered by the partition right now. */
+  held(): number;
+  /** Connections let through by `heal()` that are still open. */
+  healedOpen(): number;
+}> {
   const cut = new Set<Socket>();
   const held: (() => void)[] = [];
+  const healed = new Set<Socket>();
   let partitioned = false;
   const sockets = new Set<Socket>();
   const server = createServer((downstream) => {
@@ -239,8 +249,15 @@ export async function startPartitionProxy(
       });
       pairs.push([downstream, upstream]);
     };
-    if (partitioned) held.push(link);
-    else link();
+    if (partitioned) {
+      held.push(() => {
+        healed.add(downstream);
+        downstream.once('close', () => healed.delete(downstream));
+        link();
+      });
+    } else {
+      link();
+    }
   });
   const pairs: [Socket, Socket][] = [];
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -269,5 +286,7 @@ export async function startPartitionProxy(
       partitioned = false;
       for (const link of held.splice(0)) link();
     },
+    held: () => held.length,
+    healedOpen: () => healed.size,
   };
 }

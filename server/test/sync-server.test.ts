@@ -87,13 +87,13 @@ test('a sync from the head replays nothing, and a second sync on the same socket
   assert.deepEqual(changeFrames(again).flatMap((b) => b.changes.map((c) => c.entityId)), ['1', '2']);
 });
 
-test('the log survives a restart, also with a torn last line', BOUNDED, async (t) => {
+test('the log survives a restart, also with a torn last record', BOUNDED, async (t) => {
   const dataDir = await tempDir(t);
   const first = await startServer(t, { dataDir });
   await postChanges(first.url, [update('doc', '1', { v: 1 })]);
   const { body } = await postChanges(first.url, [update('doc', '2', { v: 2 })]);
   await first.close();
-  await appendFile(join(dataDir, 'changes.log'), '{"changes":[{"type":"upd');
+  await appendFile(join(dataDir, 'sync.log'), '{"changes":[{"type":"upd');
 
   const second = await startServer(t, { dataDir });
   const entities = await getJson(`${second.url}/api/entities`);
@@ -136,9 +136,10 @@ test('a repeated operation id is answered again and applied once, also across a 
   assert.equal(stats.operationFramesReceived, 1);
 });
 
-test('garbage gets an error frame and the connection stays open', BOUNDED, async (t) => {
+test('after a sync, garbage gets an error frame and the connection stays open', BOUNDED, async (t) => {
   const server = await startServer(t, { dataDir: await tempDir(t) });
   const client = await TestClient.open(wsUrl(server), t);
+  await client.sync('0/0');
   const garbage = [
     'not json',
     '[1,2]',
@@ -212,6 +213,7 @@ test('changes appended during a replay are delivered exactly once, in order', BO
     preloaded += changes.length;
   }
   const writer = await TestClient.open(wsUrl(server), t);
+  await writer.sync('0/0');
   const reader = await TestClient.open(wsUrl(server), t);
   reader.send({ type: 'sync', clientId: 'reader', lastLSN: '0/0' });
   reader.socket.pause();
@@ -368,7 +370,8 @@ test('static files: only the page, /dist/, /bench/ and /examples/, never dotfile
     assert.match(answer.type, type, `${path} has its content type`);
   }
   for (const path of [
-    '/data/changes.log',
+    '/data/sync.log',
+    '/data/lock',
     '/.git/HEAD',
     '/.env',
     '/package.json',
@@ -395,7 +398,7 @@ test('the data directory is not served even inside a served folder', BOUNDED, as
   await writeFile(join(root, 'examples', 'demo.html'), '<!doctype html>');
   const server = await startServer(t, { dataDir: join(root, 'examples', 'data'), staticDir: root });
   await postChanges(server.url, [update('a', '1', 1)]);
-  const log = await fetch(`${server.url}/examples/data/changes.log`);
+  const log = await fetch(`${server.url}/examples/data/sync.log`);
   await log.body?.cancel();
   assert.equal(log.status, 404, 'the log is not served');
   const demo = await fetch(`${server.url}/examples/demo.html`);
@@ -435,6 +438,7 @@ test('sync_request is sent on connect when asked for, and the query string is ig
 test('the heartbeat drops a socket that answers no pings and keeps one that does', BOUNDED, async (t) => {
   const server = await startServer(t, { dataDir: await tempDir(t), heartbeatInterval: 50 });
   const healthy = await TestClient.open(wsUrl(server), t);
+  await healthy.sync('0/0');
   const { WebSocket } = await import('ws');
   const silent = new WebSocket(wsUrl(server), { autoPong: false });
   t.after(() => silent.terminate());
@@ -461,7 +465,7 @@ test('a sync during a replay restarts it from the new lastLSN', BOUNDED, async (
   // Paused, the client cannot take the first replay whole, so the second sync lands inside it.
   client.socket.pause();
   client.send({ type: 'sync', clientId: 'c', lastLSN: '0/0' });
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await eventually(async () => (await server.stats()).bytesHeld > 0, 5000, 'the first replay under way');
   client.send({ type: 'sync', clientId: 'c', lastLSN: lsns[149] });
   client.socket.resume();
   const frames = await client.until('sync_complete');

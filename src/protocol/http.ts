@@ -17,12 +17,20 @@ export interface ServerStats {
   operationFramesReceived: number;
   /** Sockets open now. */
   clients: number;
+  /** Clients dropped since the process started for not keeping up (unread frames, a stall, the server's memory). */
+  clientsDropped: number;
+  /** Bytes held now by frames waiting to be sent and request bodies being read. */
+  bytesHeld: number;
 }
 
-/** `GET /api/entities`: every entity as of one LSN. */
+/**
+ * `GET /api/entities[?limit=N][&after=CURSOR]`: one page of the entities, read at `lsn`. `next`,
+ * when present, is the `after` of the following page.
+ */
 export interface EntitiesAnswer {
   lsn: LSN;
   entities: { entityType: string; entityId: string; data: unknown }[];
+  next?: string;
 }
 
 /** `POST /api/changes`: the LSN the appended changes got. */

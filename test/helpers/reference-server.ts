@@ -12,6 +12,7 @@ export interface ServerOptions {
   batchSize?: number;
   maxPayload?: number;
   maxBuffered?: number;
+  maxDepth?: number;
   heartbeatMs?: number;
   syncRequest?: boolean;
   token?: string;

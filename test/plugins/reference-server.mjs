@@ -3,7 +3,7 @@
  * so browser tests can start, stop (gracefully or with SIGKILL) and restart them with
  * `executeServerCommand` from '@web/test-runner-commands':
  *
- * - `server-start` `{ batchSize?, maxPayload?, maxBuffered?, heartbeatMs?, syncRequest?, token? }`
+ * - `server-start` `{ batchSize?, maxPayload?, maxBuffered?, maxDepth?, heartbeatMs?, syncRequest?, token? }`
  *   starts a server on a free port with a fresh data directory.
  * - `server-stop` `{ id, signal?: 'SIGTERM' | 'SIGKILL' }` stops it and keeps its data.
  * - `server-restart` `{ id, signal? }` stops it and starts it again on the same port and data.
@@ -32,6 +32,7 @@ const NUMBER_FLAGS = {
   batchSize: '--batch-size',
   maxPayload: '--max-payload',
   maxBuffered: '--max-buffered',
+  maxDepth: '--max-depth',
   heartbeatMs: '--heartbeat-ms',
 };
 

@@ -1,0 +1,144 @@
+import { entityKey } from './edit.ts';
+import { HashIndex, hashText } from './hash-index.ts';
+import { FILE_HEADER_BYTES } from './log-format.ts';
+import type { RecordIndex } from './record-codec.ts';
+
+/** Bytes of log between two checkpoints: a read from an arbitrary boundary walks at most this far. */
+const CHECKPOINT_BYTES = 64 * 1024;
+
+/**
+ * What the embedded store keeps in memory about its log, rebuilt from the records' indexes on
+ * open: where each live entity's latest value lies, where each operation id was applied (by a
+ * 53-bit hash, whatever the id's length), a sparse list of record boundaries with the changes
+ * before each, and counts. Never the data itself.
+ */
+export class LogIndex {
+  readonly base: bigint;
+  /** Offset just after the last record. */
+  end = FILE_HEADER_BYTES;
+  records = 0;
+  changes = 0;
+  readonly #operations = new HashIndex();
+  /** Entity key -> start of the record that holds its latest (update) change. */
+  readonly #entities = new Map<string, number>();
+  /** Start of a record -> how many entities it holds the latest value of (absent: none). */
+  readonly #liveCount = new Map<number, number>();
+  /** Starts of records holding some entity's latest value, ascending (with some that no longer do). */
+  #liveStarts: number[] = [];
+  readonly #checkpoints: { start: number; changesBefore: number }[] = [{ start: FILE_HEADER_BYTES, changesBefore: 0 }];
+
+  constructor(base: bigint) {
+    this.base = base;
+  }
+
+  /** The LSN of the record that ends at `end`. */
+  position(end: number): bigint {
+    return this.base + BigInt(end);
+  }
+
+  /** The file offset an LSN points at (clamped to the records' range). */
+  offset(position: bigint): number {
+    const offset = position - this.base;
+    if (offset < BigInt(FILE_HEADER_BYTES)) return FILE_HEADER_BYTES;
+    return offset > BigInt(this.end) ? this.end : Number(offset);
+  }
+
+  /** The last record's LSN; before any, the base (0/0 for a new log). */
+  get head(): bigint {
+    return this.records === 0 ? this.base : this.position(this.end);
+  }
+
+  get entityCount(): number {
+    return this.#entities.size;
+  }
+
+  get operationCount(): number {
+    return this.#operations.size;
+  }
+
+  /** Takes in the record at [`start`, `end`). */
+  add(start: number, end: number, index: RecordIndex): void {
+    if (start !== this.end) throw new Error(`record at ${start} does not follow the log's end ${this.end}`);
+    const last = this.#checkpoints.at(-1)!;
+    if (start - last.start >= CHECKPOINT_BYTES) this.#checkpoints.push({ start, changesBefore: this.changes });
+    for (const [entityType, entityId, isUpdate] of index.keys) {
+      const key = entityKey(entityType, entityId);
+      const before = this.#entities.get(key);
+      if (before === start && isUpdate) continue;
+      if (before !== undefined) this.#forget(before);
+      if (isUpdate) {
+        this.#entities.set(key, start);
+        this.#count(start);
+      } else {
+        this.#entities.delete(key);
+      }
+    }
+    if (index.operationId !== undefined) this.#operations.add(hashText(index.operationId), start);
+    this.records += 1;
+    this.changes += index.keys.length;
+    this.end = end;
+  }
+
+  /** Starts of the records whose operation id may be `operationId` (same hash). */
+  operationCandidates(operationId: string): number[] {
+    return this.#operations.get(hashText(operationId));
+  }
+
+  /** Start of the record holding the entity's latest value; undefined when it does not exist. */
+  entityRecord(key: string): number | undefined {
+    return this.#entities.get(key);
+  }
+
+  /** The first record at or after `offset` that holds some entity's latest value. */
+  nextLiveRecord(offset: number): number | undefined {
+    let low = 0;
+    let high = this.#liveStarts.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (this.#liveStarts[mid]! < offset) low = mid + 1;
+      else high = mid;
+    }
+    for (let i = low; i < this.#liveStarts.length; i += 1) {
+      if (this.#liveCount.has(this.#liveStarts[i]!)) return this.#liveStarts[i];
+    }
+    return undefined;
+  }
+
+  #count(start: number): void {
+    const count = this.#liveCount.get(start) ?? 0;
+    this.#liveCount.set(start, count + 1);
+    if (count === 0 && this.#liveStarts.at(-1) !== start) this.#liveStarts.push(start);
+  }
+
+  #forget(start: number): void {
+    const count = this.#liveCount.get(start)! - 1;
+    if (count > 0) {
+      this.#liveCount.set(start, count);
+      return;
+    }
+    this.#liveCount.delete(start);
+    // Dropped from the list once most of its entries no longer hold anything.
+    if (this.#liveStarts.length > 64 && this.#liveStarts.length > 2 * this.#liveCount.size) {
+      this.#liveStarts = this.#liveStarts.filter((live) => this.#liveCount.has(live));
+    }
+  }
+
+  /** The last checkpoint at or before `offset`. */
+  checkpointBefore(offset: number): { start: number; changesBefore: number } {
+    let low = 0;
+    let high = this.#checkpoints.length - 1;
+    while (low < high) {
+      const mid = (low + high + 1) >>> 1;
+      if (this.#checkpoints[mid]!.start <= offset) low = mid;
+      else high = mid - 1;
+    }
+    return this.#checkpoints[low]!;
+  }
+
+  /** Rough bytes this index holds, for the stats. */
+  get bytes(): number {
+    let keys = 0;
+    for (const key of this.#entities.keys()) keys += 2 * key.length + 40;
+    return this.#operations.bytes + keys + this.#checkpoints.length * 32 + this.#liveStarts.length * 8 + this.#liveCount.size * 40;
+  }
+}

@@ -1,0 +1,141 @@
+import type pg from 'pg';
+import { parseChanges } from '../src/protocol/change.ts';
+import { formatLSN, parseLSN } from '../src/protocol/lsn.ts';
+import { NAMES } from './postgres-schema.ts';
+import type { Queryable } from './postgres-writes.ts';
+import {
+  InvalidCursorError,
+  PAGE_BYTES,
+  type EntityPage,
+  type PageOptions,
+  type ReadOptions,
+  type StoreStats,
+  type StoredRecord,
+} from './sync-store.ts';
+
+/** Most rows one read of the change log fetches. */
+export const PAGE_ROWS = 500;
+
+export interface LogRow {
+  lsn: string;
+  write_id: string;
+  operation_id: string | null;
+  changes: unknown;
+  refused: string | null;
+}
+
+const LOG_COLUMNS = 'lsn::text AS lsn, write_id, operation_id, changes, refused';
+
+export function toRecord(row: LogRow): StoredRecord {
+  const position = parseLSN(row.lsn);
+  if (position === undefined) throw new Error(`malformed LSN ${row.lsn} in the change log`);
+  const { changes } = parseChanges(Array.isArray(row.changes) ? row.changes : []);
+  const record: StoredRecord = { lsn: formatLSN(position), position, changes };
+  if (row.operation_id !== null) record.operationId = row.operation_id;
+  return record;
+}
+
+export async function readHead(db: Queryable): Promise<bigint> {
+  const result = await db.query<{ head: string }>(`SELECT coalesce(max(lsn), '0/0')::text AS head FROM ${NAMES.changeLog}`);
+  return parseLSN(result.rows[0]!.head) ?? 0n;
+}
+
+/** The rows after `after` (any, refused ones included), for announcing them. */
+export async function rowsAfter(db: Queryable, after: bigint): Promise<LogRow[]> {
+  const result = await db.query<LogRow>(
+    `SELECT ${LOG_COLUMNS} FROM ${NAMES.changeLog} WHERE lsn > $1 ORDER BY lsn LIMIT ${PAGE_ROWS}`,
+    [formatLSN(after)],
+  );
+  return result.rows;
+}
+
+/** One page of records after `after`: bounded in rows, changes and (by the size of their JSON) bytes. */
+export async function readChanges(db: Queryable, after: bigint, { until, maxChanges, maxBytes = PAGE_BYTES }: ReadOptions): Promise<StoredRecord[]> {
+  if (until <= after) return [];
+  // The running size is summed in the database, so a page of huge records is never fetched whole.
+  const result = await db.query<LogRow>(
+    `SELECT ${LOG_COLUMNS} FROM (
+       SELECT *, sum(octet_length(changes::text)) OVER (ORDER BY lsn) AS running FROM ${NAMES.changeLog}
+        WHERE lsn > $1 AND lsn <= $2 AND refused IS NULL ORDER BY lsn LIMIT $3
+     ) page WHERE running - octet_length(changes::text) < $4 ORDER BY lsn`,
+    [formatLSN(after), formatLSN(until), Math.max(1, Math.min(maxChanges, PAGE_ROWS)), maxBytes],
+  );
+  const records: StoredRecord[] = [];
+  let count = 0;
+  for (const row of result.rows) {
+    const record = toRecord(row);
+    if (records.length > 0 && count + record.changes.length > maxChanges) break;
+    records.push(record);
+    count += record.changes.length;
+  }
+  return records;
+}
+
+export async function countChanges(db: Queryable, after: bigint, until: bigint): Promise<number> {
+  if (until <= after) return 0;
+  const result = await db.query<{ count: string }>(
+    `SELECT coalesce(sum(change_count), 0)::text AS count FROM ${NAMES.changeLog} WHERE lsn > $1 AND lsn <= $2`,
+    [formatLSN(after), formatLSN(until)],
+  );
+  return Number(result.rows[0]!.count);
+}
+
+/**
+ * One page of entities in (entity type, entity id) order after the cursor (those two, as JSON in
+ * base64url), read in one snapshot with the log's head: the stamper changes both in one
+ * transaction. Bounded by `limit` and, by the size of their JSON, PAGE_BYTES.
+ */
+export async function readEntityPage(client: pg.PoolClient, { limit, after }: PageOptions): Promise<EntityPage> {
+  const from = after === undefined ? undefined : parseCursor(after);
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  const head = await readHead(client);
+  const rows = await client.query<{ entity_type: string; entity_id: string; data: unknown; fetched: string }>(
+    `SELECT entity_type, entity_id, data, fetched FROM (
+       SELECT entity_type, entity_id, data, count(*) OVER () AS fetched,
+              sum(octet_length(data::text)) OVER (ORDER BY entity_type, entity_id) - octet_length(data::text) AS before
+         FROM (SELECT * FROM ${NAMES.entities} WHERE $1::boolean OR (entity_type, entity_id) > ($2, $3)
+                ORDER BY entity_type, entity_id LIMIT $4 + 1) fetched_rows
+     ) page WHERE before < $5 ORDER BY entity_type, entity_id`,
+    [from === undefined, from?.[0] ?? '', from?.[1] ?? '', limit, PAGE_BYTES],
+  );
+  await client.query('COMMIT');
+  const inPage = rows.rows.slice(0, limit);
+  const entities = inPage.map((row) => ({ entityType: row.entity_type, entityId: row.entity_id, data: row.data }));
+  const page: EntityPage = { lsn: formatLSN(head), entities };
+  const last = entities.at(-1);
+  if (last && Number(rows.rows[0]!.fetched) > entities.length) {
+    page.next = Buffer.from(JSON.stringify([last.entityType, last.entityId])).toString('base64url');
+  }
+  return page;
+}
+
+function parseCursor(cursor: string): [string, string] {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw new InvalidCursorError('malformed cursor');
+  }
+  if (!Array.isArray(value) || value.length !== 2 || typeof value[0] !== 'string' || typeof value[1] !== 'string') {
+    throw new InvalidCursorError('malformed cursor');
+  }
+  return [value[0], value[1]];
+}
+
+export async function readStats(db: Queryable): Promise<StoreStats> {
+  const result = await db.query<{ lsn: string; records: string; changes: string; entities: string; operations: string }>(
+    `SELECT coalesce((SELECT max(lsn) FROM ${NAMES.changeLog}), '0/0')::text AS lsn,
+            (SELECT count(*) FROM ${NAMES.changeLog})::text AS records,
+            (SELECT coalesce(sum(change_count), 0) FROM ${NAMES.changeLog})::text AS changes,
+            (SELECT count(*) FROM ${NAMES.entities})::text AS entities,
+            (SELECT count(operation_id) FROM ${NAMES.writes})::text AS operations`,
+  );
+  const row = result.rows[0]!;
+  return {
+    lsn: row.lsn,
+    records: Number(row.records),
+    changes: Number(row.changes),
+    entities: Number(row.entities),
+    operationsApplied: Number(row.operations),
+  };
+}

@@ -1,0 +1,116 @@
+import type { Authenticate } from './connection.ts';
+import { DEFAULT_LIMITS, type InputLimits } from './limits.ts';
+import type { OutboundLimits } from './outbound.ts';
+import type { SyncStore } from './sync-store.ts';
+
+export interface SyncServerOptions {
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  /** Default `127.0.0.1`. */
+  host?: string;
+  /** Where the embedded log lives; required unless `storeUrl` or `store` is given. */
+  dataDir?: string;
+  /**
+   * Embedded log: open a damaged log by cutting it at the first damaged record, keeping every
+   * record before it (the rest is moved to `sync.log.damaged-<offset>`). Off by default: a damaged
+   * log refuses to open, saying where.
+   */
+  recoverLog?: boolean;
+  /** Told what opening the store found and did: a torn tail cut, damage set aside, a log imported. */
+  onStoreNotice?: (message: string) => void;
+  /** A `postgres://` URL: keep the state in that database (shared with other instances) instead. */
+  storeUrl?: string;
+  /** A store to use instead of opening one. It is flushed, not closed. */
+  store?: SyncStore;
+  /**
+   * Root of the static files: `/`, `/index.html` and files under `/dist/`, `/bench/` and
+   * `/examples/` (never dotfiles, never `dataDir`); none when absent.
+   */
+  staticDir?: string;
+  /** Largest incoming WebSocket frame; a bigger one closes the socket with 1009. Default 1 MiB. */
+  maxPayload?: number;
+  /** Most changes in one replay frame. Default 1000. */
+  batchSize?: number;
+  /** Bytes queued for one client (unsent) after which it is dropped. Default 16 MiB. */
+  maxBufferedBytes?: number;
+  /** Frames queued for one client (unsent) after which it is dropped. Default 10,000. */
+  maxBufferedMessages?: number;
+  /** Ms a client may leave frames unread before it is dropped. Default 30,000. */
+  stallTimeout?: number;
+  /**
+   * Bytes that frames waiting to be sent (a broadcast once, however many clients wait for it)
+   * and request bodies being read may hold in all; past it the clients holding most are dropped
+   * and bodies are refused with 503. Default 256 MiB.
+   */
+  memoryBudget?: number;
+  /** Most open connections (HTTP and WebSocket); more are closed at once. Default 10,000. */
+  maxConnections?: number;
+  /** Ms a WebSocket has to send an authorized `sync`; it is closed with 1008 after. Default 10,000. */
+  authTimeout?: number;
+  /** Ms a client has to send a request's headers (slowloris). Default 10,000. */
+  headersTimeout?: number;
+  /** Ms a client has to send a whole request, body included. Default 30,000. */
+  requestTimeout?: number;
+  /** Largest `POST /api/changes` body. Default 4 MiB. */
+  maxBodyBytes?: number;
+  /** Ms between protocol-level pings; a socket silent for a whole round is dropped. 0 = off. Default 30000. */
+  heartbeatInterval?: number;
+  /** Send `sync_request` as soon as a socket opens. Default false. */
+  syncRequestOnConnect?: boolean;
+  /** Called for every `sync`; false closes the socket with 4001 "unauthorized". */
+  authenticate?: Authenticate;
+  /** What one write may hold (ids, types, nesting, size); each over-limit write is refused, naming the limit. */
+  limits?: Partial<InputLimits>;
+  /** Clock for change timestamps. Default `Date.now`. */
+  now?: () => number;
+  /**
+   * Called once when the store fails for good (a disk error). By then every socket has been
+   * closed with 1011 "store unavailable", and from then on new sockets are closed the same way
+   * and `POST /api/changes` answers 503, until the process reopens the store (restarts).
+   */
+  onStoreFailure?: (error: Error) => void;
+  /**
+   * Called when the store becomes temporarily unavailable (with why) and when it is back (with
+   * undefined). Meanwhile the clients stay connected and operations get `operation_error`.
+   */
+  onStoreAvailability?: (unavailable: Error | undefined) => void;
+}
+
+/** The options with every default filled in. */
+export interface ResolvedOptions {
+  batchSize: number;
+  maxPayload: number;
+  maxBodyBytes: number;
+  heartbeatInterval: number;
+  maxConnections: number;
+  authTimeout: number;
+  headersTimeout: number;
+  requestTimeout: number;
+  outbound: OutboundLimits;
+  limits: InputLimits;
+  now: () => number;
+}
+
+const MiB = 1024 * 1024;
+
+export function resolveOptions(options: SyncServerOptions): ResolvedOptions {
+  return {
+    batchSize: options.batchSize ?? 1000,
+    maxPayload: options.maxPayload ?? MiB,
+    maxBodyBytes: options.maxBodyBytes ?? 4 * MiB,
+    heartbeatInterval: options.heartbeatInterval ?? 30_000,
+    maxConnections: options.maxConnections ?? 10_000,
+    authTimeout: options.authTimeout ?? 10_000,
+    // Node refuses a headers timeout longer than the whole request's.
+    headersTimeout: Math.min(options.headersTimeout ?? 10_000, options.requestTimeout ?? 30_000),
+    requestTimeout: options.requestTimeout ?? 30_000,
+    outbound: {
+      maxBufferedBytes: options.maxBufferedBytes ?? 16 * MiB,
+      maxBufferedMessages: options.maxBufferedMessages ?? 10_000,
+      stallTimeout: options.stallTimeout ?? 30_000,
+      memoryBudget: options.memoryBudget ?? 256 * MiB,
+    },
+    limits: { ...DEFAULT_LIMITS, ...options.limits },
+    now: options.now ?? Date.now,
+  };
+}
