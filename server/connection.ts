@@ -35,17 +35,8 @@ export interface ConnectionSettings {
   now(): number;
 }
 
-/**
- * (1.1) The server's log does not continue from the client's resume point: the client discards its
- * entities and resume point, keeps its queued operations and syncs again from 0/0.
- */
-export interface ResetMessage {
-  type: 'reset';
-  reason?: string;
-}
-
 /** What this server sends. */
-type ServerFrame = KnownServerMessage | ResetMessage;
+type ServerFrame = KnownServerMessage;
 
 /** `idle`: no sync yet; `replaying`: catching up from the log; `live`: gets every new record. */
 type Phase = 'idle' | 'replaying' | 'live';
