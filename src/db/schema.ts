@@ -3,11 +3,12 @@
  * (which reads entities and writes the outbox).
  */
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
+import type { Change } from '../protocol/change.ts';
 import type { LSN } from '../protocol/lsn.ts';
 import type { QueuedOperation } from '../protocol/state.ts';
 
 export const DEFAULT_DB_NAME = 'sync-connection';
-export const DB_VERSION = 1;
+export const DB_VERSION = 2;
 
 /** An entity as the change store keeps it. */
 export interface StoredEntity {
@@ -23,9 +24,19 @@ export interface StoredEntity {
 /** Where the changes up to the resume point are: the built-in `entities`, or the page's own Database. */
 export type ResumeStore = 'builtin' | 'page';
 
+/**
+ * One commit of the server's changes, kept whole until it is folded into `entities`: a batch costs
+ * one record, whatever its size. Each batch keeps its own LSN, which the entities it writes carry.
+ */
+export interface StoredSegment {
+  batches: { changes: Change[]; lsn?: LSN }[];
+}
+
 export interface MetaValues {
   /** Resume point: every change up to it is in the store `lsnStore` names. Written with its batch. */
   lastLSN: LSN;
+  /** The key of the last segment folded into `entities` (and deleted); written with that fold. */
+  foldedThrough: number;
   /** Which store `lastLSN` belongs to; absent means `builtin`. */
   lsnStore: ResumeStore;
   clientId: string;
@@ -44,6 +55,11 @@ export interface SyncDBSchema extends DBSchema {
   outbox: {
     key: string;
     value: QueuedOperation;
+  };
+  /** The server's commits not yet folded into `entities`, in commit order. */
+  segments: {
+    key: number;
+    value: StoredSegment;
   };
 }
 
@@ -72,6 +88,7 @@ export async function openSyncDB(name: string, options: OpenOptions = {}): Promi
         entities.createIndex('byType', 'entityType');
       }
       if (!database.objectStoreNames.contains('meta')) database.createObjectStore('meta');
+      if (!database.objectStoreNames.contains('segments')) database.createObjectStore('segments', { autoIncrement: true });
       if (!database.objectStoreNames.contains('outbox')) {
         database.createObjectStore('outbox', { keyPath: 'id' });
       }

@@ -194,7 +194,12 @@ function parseEvent(obj: Record<string, unknown>): TabEvent {
     case 'sync_completed':
       return { type, lsn: lsn(obj, 'lsn') };
     case 'changes':
-      return { type, changes: parseChangeList(obj), ...optional(obj, 'lsn', lsn), ...optional(obj, 'settled', (o, key) => parseIds(o[key])) };
+      return {
+        type, changes: parseChangeList(obj), ...optional(obj, 'lsn', lsn),
+        ...optional(obj, 'settled', (o, key) => parseIds(o[key])), ...optional(obj, 'segment', count),
+      };
+    case 'folded':
+      return { type, through: count(obj, 'through') };
     default:
       fail(`unknown event type ${JSON.stringify(type)?.slice(0, 60)}`);
   }

@@ -114,9 +114,12 @@ export type WorkerEvent =
   | { type: 'apply'; applyId: string; batches: ChangeBatch[] }
   /**
    * Changes that were applied to the store, in order, in one commit; `settled` are acknowledged
-   * operations whose records that commit deleted, as the stored state now covers them.
+   * operations whose records that commit deleted, as the stored state now covers them; `segment`
+   * is the record the commit wrote its changes to, until they are folded.
    */
-  | { type: 'changes'; changes: Change[]; lsn?: LSN; settled?: string[] };
+  | { type: 'changes'; changes: Change[]; lsn?: LSN; settled?: string[]; segment?: number }
+  /** Segments up to and including `through` were folded into `entities` and deleted. */
+  | { type: 'folded'; through: number };
 
 export type WorkerToPage = WorkerResult | WorkerEvent;
 

@@ -77,8 +77,8 @@ export class StoreWrites {
       for (const id of batchOperations(message)) session.outbox.carriedBy(id, message.lsn);
     }
     const covering = session.outbox.coveredBy(highestLSN(batches) ?? session.store.lastLSN);
-    const { results, settled, failure } = host.onPage()
-      ? await this.#pageApply.apply(session.store, batches, covering)
+    const { results, settled, segment, failure } = host.onPage()
+      ? { ...await this.#pageApply.apply(session.store, batches, covering), segment: undefined }
       : { ...await session.store.applyBatches(batches, covering), failure: undefined };
     // Committed to a database that was lost since: the page was told it starts over.
     if (session !== host.live()) {
@@ -100,7 +100,9 @@ export class StoreWrites {
           message: `Skipped ${result.unstorable.length} change(s) the local store cannot hold: ${result.unstorable.map((item) => item.reason).join('; ')}`,
         }, result.unstorable);
       }
-      events.push({ type: 'changes', changes, ...(lsn === undefined ? {} : { lsn: result.lastLSN }) });
+      events.push({
+        type: 'changes', changes, ...(lsn === undefined ? {} : { lsn: result.lastLSN }), ...(segment === undefined ? {} : { segment }),
+      });
       lastChanges = events.length - 1;
       const { progress, syncing } = host.state();
       if (!syncing || !progress) {

@@ -74,12 +74,22 @@ export class SyncEngine {
     this.#endpoint = endpoint;
     this.#statusPosts = new StatusPosts(INITIAL_STATE, (state) => endpoint.postMessage({ type: 'status', state }));
     this.#sessions = new Sessions(options, {
-      listeners: (owner) => ({ connection: this.#connectionListener(owner), outbox: this.#outboxListener(owner) }),
-      opened: ({ connection, clientId, store, outbox }) => {
+      listeners: (owner) => ({
+        connection: this.#connectionListener(owner),
+        outbox: this.#outboxListener(owner),
+        folder: {
+          idle: () => this.#frames.size === 0 && !this.#draining,
+          folded: (through) => { if (this.#sessions.current(owner())) this.#post({ type: 'folded', through }); },
+          failed: (message) => { if (this.#sessions.current(owner())) this.#reportError({ code: 'storage', message }); },
+        },
+      }),
+      opened: (session) => {
+        const { connection, clientId, store, outbox } = session;
         connection.setOnline(this.#online);
         this.#update({ ...connection.snapshot, clientId, lastLSN: store.lastLSN, pendingOperations: outbox.pendingCount });
         if (this.#reopening) this.#post({ type: 'store_reopened' });
         this.#reopening = false;
+        session.folder.request(); // what an earlier worker stored and did not fold
       },
       lost: (why) => {
         this.#reopening = true;
@@ -252,6 +262,7 @@ export class SyncEngine {
     }
     // The session was lost while a write ran: frames of the next one may be waiting.
     if (this.#frames.size > 0) void this.#drain();
+    else this.#sessions.live?.folder.request();
   }
 
   /**
