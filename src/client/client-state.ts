@@ -66,7 +66,8 @@ export class ClientState {
         this.#events.emit('operation_complete', { id: event.id, ...(event.lsn === undefined ? {} : { lsn: event.lsn }) });
         return;
       case 'store_reopened':
-        return; // the `error` (code storage) that said the database was closed is the page's news
+      case 'folded':
+        return; // inside the client: the page's news is elsewhere (an `error`; nothing)
       default: {
         const { type, ...detail } = event;
         this.#events.emit(type, detail as never);

@@ -6,7 +6,7 @@
 import type { LSN } from '../protocol/lsn.ts';
 import type { QueuedOperation } from '../protocol/state.ts';
 import type { IDBPObjectStore, StoreNames } from 'idb';
-import { openSyncDB, type OpenOptions, type StoredEntity, type SyncDB, type SyncDBSchema } from './schema.ts';
+import { openSyncDB, type OpenOptions, type StoredEntity, type StoredSegment, type SyncDB, type SyncDBSchema } from './schema.ts';
 
 /** What is stored for one client when it starts. */
 export interface StartState {
@@ -18,6 +18,10 @@ export interface StartState {
 }
 
 const ignore = (): void => {};
+
+function segmentKey(value: unknown): number {
+  return typeof value === 'number' && Number.isSafeInteger(value) ? value : 0;
+}
 
 function storedLSN(value: unknown): LSN | undefined {
   return typeof value === 'string' ? value : undefined;
@@ -67,15 +71,46 @@ export class LocalStore {
     return this.db.getAllFromIndex('entities', 'byType', entityType);
   }
 
-  /** Every entity of one type and the resume point, read in one transaction: the same commit. */
-  async typeSnapshot(entityType: string): Promise<{ entities: StoredEntity[]; lsn: LSN | undefined }> {
+  /**
+   * One folded entity and the last segment folded into `entities`, read in one transaction: the
+   * segments after it hold what is newer.
+   */
+  async entityAt(entityType: string, entityId: string): Promise<{ entity: StoredEntity | undefined; foldedThrough: number }> {
     const tx = this.db.transaction(['entities', 'meta'], 'readonly');
-    const [entities, lsn] = await Promise.all([
-      tx.objectStore('entities').index('byType').getAll(entityType),
-      tx.objectStore('meta').get('lastLSN'),
+    const [entity, folded] = await Promise.all([
+      tx.objectStore('entities').get([entityType, entityId]),
+      tx.objectStore('meta').get('foldedThrough'),
       tx.done,
     ]);
-    return { entities, lsn: storedLSN(lsn) };
+    return { entity, foldedThrough: segmentKey(folded) };
+  }
+
+  /** Every folded entity of one type and the last segment folded, read in one transaction. */
+  async typeSnapshot(entityType: string): Promise<{ entities: StoredEntity[]; foldedThrough: number }> {
+    const tx = this.db.transaction(['entities', 'meta'], 'readonly');
+    const [entities, folded] = await Promise.all([
+      tx.objectStore('entities').index('byType').getAll(entityType),
+      tx.objectStore('meta').get('foldedThrough'),
+      tx.done,
+    ]);
+    return { entities, foldedThrough: segmentKey(folded) };
+  }
+
+  /**
+   * What is written and not folded yet: the outbox and the segments, read in one transaction, so
+   * that a commit that settled an operation and stored its effect is seen whole or not at all.
+   */
+  async unfolded(): Promise<{ operations: QueuedOperation[]; segments: [number, StoredSegment][]; foldedThrough: number }> {
+    const tx = this.db.transaction(['outbox', 'segments', 'meta'], 'readonly');
+    const segmentStore = tx.objectStore('segments');
+    const [operations, keys, values, folded] = await Promise.all([
+      tx.objectStore('outbox').getAll(),
+      segmentStore.getAllKeys(),
+      segmentStore.getAll(),
+      tx.objectStore('meta').get('foldedThrough'),
+      tx.done,
+    ]);
+    return { operations, segments: keys.map((key, at) => [key, values[at]!]), foldedThrough: segmentKey(folded) };
   }
 
   // ---- the outbox --------------------------------------------------------------------------------
