@@ -335,8 +335,8 @@ describe('live queries, first read against buffered changes', () => {
     const reading = new Promise<void>((resolve) => { runRead = resolve; });
     const live = new LiveQueries({
       layer: new PendingLayer(),
-      // The read returns the committed store and the resume point it read with it, as LocalStore.typeSnapshot does.
-      load: async () => { await reading; return { entities: [...store.values()], lsn: '0/3' }; },
+      // The read returns the committed store with every commit the page heard of (LocalView merges them).
+      load: async () => { await reading; return [...store.values()]; },
       report: () => undefined,
     });
     const calls: (readonly SyncEntity[])[] = [];

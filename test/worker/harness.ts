@@ -3,6 +3,7 @@
  * sends `PageToWorker` requests, drives the mock server and records everything that comes back.
  */
 import type { SyncWorkerManager } from '../../src/client/worker-manager.ts';
+import { storedEntity } from '../../src/db/records.ts';
 import { openSyncDB, type StoredEntity, type SyncDB } from '../../src/db/schema.ts';
 import { DEFAULT_CONNECTION_OPTIONS, type QueuedOperation } from '../../src/protocol/state.ts';
 import type { WorkerConfig, WorkerEvent, WorkerToPage } from '../../src/protocol/worker-messages.ts';
@@ -200,8 +201,28 @@ export class WorkerHarness {
     return this.#db;
   }
 
+  /**
+   * One entity as the store holds it: its folded record, or the latest change to it in a segment
+   * not folded yet (what a page reads through its recent changes).
+   */
   async entity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {
-    return (await this.database()).get('entities', [entityType, entityId]);
+    const db = await this.database();
+    const tx = db.transaction(['entities', 'segments'], 'readonly');
+    const [folded, segments] = await Promise.all([
+      tx.objectStore('entities').get([entityType, entityId]),
+      tx.objectStore('segments').getAll(),
+      tx.done,
+    ]);
+    let found: { entity: StoredEntity | undefined } | undefined;
+    for (const { batches } of segments) {
+      for (const { changes, lsn } of batches) {
+        for (const change of changes) {
+          if (change.entityType !== entityType || change.entityId !== entityId) continue;
+          found = { entity: change.type === 'update' ? storedEntity(change, lsn) : undefined };
+        }
+      }
+    }
+    return found ? found.entity : folded;
   }
 
   async storedLSN(): Promise<unknown> {
