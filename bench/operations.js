@@ -28,6 +28,8 @@ function upsert(prefix, i) {
 async function rawSocket(prefix, count, sequential) {
   const socket = new WebSocket(`${wsUrl}?clientId=${prefix}&lastLSN=0%2F0`);
   const acks = new Map();
+  let live;
+  const caughtUp = new Promise((resolve) => { live = resolve; });
   await new Promise((resolve, reject) => {
     socket.onopen = resolve;
     socket.onerror = reject;
@@ -35,7 +37,11 @@ async function rawSocket(prefix, count, sequential) {
   socket.onmessage = (event) => {
     const frame = JSON.parse(event.data);
     if (frame.type === 'operation_complete') acks.get(frame.id)?.();
+    else if (frame.type === 'sync_complete') live();
   };
+  // A server takes operations only after a sync (docs/protocol.md section 5), as the element sends one.
+  socket.send(JSON.stringify({ type: 'sync', clientId: prefix, lastLSN: '0/0' }));
+  await caughtUp;
   const send = (i) => new Promise((resolve) => {
     const op = upsert(prefix, i);
     acks.set(op.id, resolve);
