@@ -406,6 +406,20 @@ describe('sync worker: connection', () => {
     expect(malformed).to.equal('RequestError');
     const unknown = await harness.request({ type: 'launch' } as never).then(() => 'ok', (error: Error) => error.name);
     expect(unknown).to.equal('RequestError');
+    const signals = await Promise.all([
+      harness.request({ type: 'visibility' } as never),
+      harness.request({ type: 'visibility', visible: 'hidden' } as never),
+      harness.request({ type: 'wake' } as never),
+      harness.request({ type: 'wake', reason: 'blur' } as never),
+    ].map((answer) => answer.then(() => 'ok', (error: Error) => `${error.name}: ${error.message}`)));
+    expect(signals).to.deep.equal([
+      'RequestError: "visible" must be a boolean',
+      'RequestError: "visible" must be a boolean',
+      'RequestError: "reason" must be one of visible, focus',
+      'RequestError: "reason" must be one of visible, focus',
+    ]);
+    // Before init they change nothing and fail nothing: they only matter to a connection.
+    expect(await harness.request({ type: 'wake', reason: 'focus' }).then(() => 'ok')).to.equal('ok');
     const state = await harness.request<SyncState>({ type: 'init', config: harness.config });
     expect(state.clientId).to.not.equal('');
     const twice = await harness.request({ type: 'init', config: harness.config }).then(() => 'ok', (error: Error) => error.name);
