@@ -26,7 +26,13 @@ describe('reconnection schedule', () => {
     expect(retryDelay(visible(5, 4_000), DEFAULTS, fixed(0))).to.equal(500);
     expect(retryDelay(visible(5, 4_000), DEFAULTS, fixed(0.5))).to.equal(750);
     expect(retryDelay(visible(5, 4_000), DEFAULTS, fixed(1))).to.equal(1_000);
-    expect(retryDelay(visible(0), DEFAULTS, fixed(0))).to.equal(250);
+  });
+
+  it('draws every first retry after a drop with full jitter, visible or not', () => {
+    expect(retryDelay(visible(0), DEFAULTS, fixed(0))).to.equal(0);
+    expect(retryDelay(visible(0), DEFAULTS, fixed(0.5))).to.equal(250);
+    expect(retryDelay(visible(0, 600_000), DEFAULTS, fixed(1))).to.equal(500);
+    expect(retryDelay(visible(1), DEFAULTS, fixed(0))).to.equal(500);
   });
 
   it('a visible page lets the ceiling grow to a tenth of the outage age past that, up to backoff-max', () => {
@@ -50,6 +56,7 @@ describe('reconnection schedule', () => {
 
   it('keeps a jitter source that strays outside [0, 1] inside the range', () => {
     expect(retryDelay(visible(2), DEFAULTS, fixed(-3))).to.equal(500);
+    expect(retryDelay(visible(0), DEFAULTS, fixed(-3))).to.equal(0);
     expect(retryDelay(visible(2), DEFAULTS, fixed(7))).to.equal(1_000);
     expect(retryDelay(hidden(2), DEFAULTS, fixed(-3))).to.equal(0);
     expect(retryDelay(hidden(2), DEFAULTS, fixed(7))).to.equal(2_000);

@@ -140,8 +140,9 @@ describe('sync worker: connection', () => {
     await harness.mock({ mock: 'refuse', on: true });
     await harness.request({ type: 'connect' });
     await harness.waitFor('seven retries', () => (harness!.eventsOf('reconnecting').length >= 7 ? true : undefined));
-    // Equal jitter: half the ceiling plus random() times the other half, so 0.75 of 10, then of 20.
-    expect(harness.eventsOf('reconnecting').slice(0, 7).map((event) => event.delay)).to.deep.equal([7.5, 15, 15, 15, 15, 15, 15]);
+    // The first retry full jitter, 0.5 of 10; then equal jitter, half the ceiling plus random()
+    // times the other half: 0.75 of 20.
+    expect(harness.eventsOf('reconnecting').slice(0, 7).map((event) => event.delay)).to.deep.equal([5, 15, 15, 15, 15, 15, 15]);
 
     // Four seconds into the outage a tenth of its age, 400 ms, is the ceiling.
     await harness.mock({ mock: 'clock', at: 4_000 });
@@ -155,7 +156,7 @@ describe('sync worker: connection', () => {
     const from = harness.events.length;
     await harness.mock({ mock: 'close', code: 1011, reason: 'restart' });
     const retry = await harness.waitForEvent('reconnecting', () => true, from);
-    expect(retry).to.include({ attempt: 1, delay: 7.5 });
+    expect(retry).to.include({ attempt: 1, delay: 5 });
   });
 
   it('after the network comes back, a failed dial retries as early in an outage', async () => {

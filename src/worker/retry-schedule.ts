@@ -6,10 +6,11 @@
  *   from `backoffInitial` at every attempt up to `backoffMax`.
  * - A visible page keeps the same doubling but holds the ceiling at `2 × backoffInitial` (1 s by
  *   default) while the outage is young, and past that lets it grow with the outage's age, to a
- *   tenth of it. It draws with equal jitter, uniformly in the upper half of the ceiling: for the
- *   same wait after the server's return that needs fewer dials than full jitter (Chromium delays a
- *   page's new WebSockets more after every handshake that failed), and it still spreads clients
- *   that lost the server at the same instant over the whole range.
+ *   tenth of it. From its second retry on it draws with equal jitter, uniformly in the upper half
+ *   of the ceiling: for the same wait after the server's return that needs fewer dials than full
+ *   jitter (Chromium delays a page's new WebSockets more after every handshake that failed).
+ * - Every first retry after a drop is drawn with full jitter: the drop is what all the clients of
+ *   a server that went away have in common, so their first retries get the widest spread.
  *
  * Pure functions: the worker's connection and the recovery benchmark's simulated clients use them.
  */
@@ -39,7 +40,7 @@ export const FOCUS_WAKE_MS = 5_000;
 
 type Timing = Pick<ConnectionOptions, 'backoffInitial' | 'backoffMax'>;
 
-/** The range the next delay is drawn from: `[ceiling / 2, ceiling)` when visible, else `[0, ceiling)`. */
+/** The range the next delay is drawn from: `[ceiling / 2, ceiling)` for a visible page's later retries, else `[0, ceiling)`. */
 export function retryCeiling({ attempt, outageAge, visible }: RetryState, { backoffInitial, backoffMax }: Timing): number {
   const doubling = Math.min(backoffMax, backoffInitial * 2 ** attempt);
   if (!visible) return doubling;
@@ -50,5 +51,5 @@ export function retryCeiling({ attempt, outageAge, visible }: RetryState, { back
 export function retryDelay(state: RetryState, timing: Timing, random: () => number): number {
   const ceiling = retryCeiling(state, timing);
   const r = Math.min(1, Math.max(0, random()));
-  return state.visible ? ceiling / 2 + (r * ceiling) / 2 : r * ceiling;
+  return state.visible && state.attempt > 0 ? ceiling / 2 + (r * ceiling) / 2 : r * ceiling;
 }
