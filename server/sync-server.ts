@@ -110,7 +110,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   const wss = new WebSocketServer({ server: http, path: SYNC_PATH, maxPayload: settings.maxPayload });
   const stopHeartbeat = settings.heartbeatInterval > 0 ? startHeartbeat(wss, settings.heartbeatInterval) : () => {};
 
-  wss.on('connection', (socket) => {
+  wss.on('connection', (socket, request) => {
     if (closing) {
       socket.close(CLOSE_GOING_AWAY, 'server shutting down');
       return;
@@ -122,7 +122,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     const connection = new SyncConnection(socket, {
       store,
       batchSize: settings.batchSize,
-      queue: budget.queueFor(socket),
+      queue: budget.queueFor(socket, request.socket),
       authTimeout: settings.authTimeout,
       authenticate: options.authenticate,
       limits: settings.limits,
