@@ -8,7 +8,8 @@ import { errorMessage, InvalidStateError, StorageError } from '../protocol/error
 import type { QueuedOperation } from '../protocol/state.ts';
 import type { WorkerConfig } from '../protocol/worker-messages.ts';
 import { ChangeStore } from './change-store.ts';
-import { Connection, type ConnectionListener, type WebSocketConstructor } from './connection.ts';
+import { Connection } from './connection.ts';
+import type { ConnectionListener, WebSocketConstructor } from './connection-types.ts';
 import { Folder, type FolderHost } from './folding.ts';
 import { DEFAULT_IN_FLIGHT_WINDOW, Outbox, type OutboxListener } from './outbox.ts';
 
