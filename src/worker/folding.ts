@@ -13,6 +13,13 @@ import type { LSN } from '../protocol/lsn.ts';
 
 /** About this many changes per fold transaction (a whole segment at least). */
 const FOLD_CHANGES = 500;
+/**
+ * A fold starts once no commit came for this long, so that it does not hold IndexedDB while a
+ * burst of commits and outbox writes is under way; but never later than {@link MAX_DELAY_MS}
+ * after the first commit waiting, so that a steady stream is folded too.
+ */
+const QUIET_MS = 100;
+const MAX_DELAY_MS = 2_000;
 
 const ignore = (): void => {};
 
@@ -30,21 +37,37 @@ export class Folder {
   readonly #host: FolderHost;
   #running = false;
   #closed = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the first request not yet run came. */
+  #since: number | undefined;
 
   constructor(db: SyncDB, host: FolderHost) {
     this.#db = db;
     this.#host = host;
   }
 
-  /** Folds what there is, while the worker stays idle. Safe to call at any time. */
+  /** Folds what there is once the worker is quiet, while it stays idle. Safe to call at any time. */
   request(): void {
-    if (this.#running || this.#closed) return;
-    this.#running = true;
-    void this.#run();
+    if (this.#closed) return;
+    const now = Date.now();
+    this.#since ??= now;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#since = undefined;
+      this.#start();
+    }, Math.max(0, Math.min(QUIET_MS, this.#since + MAX_DELAY_MS - now)));
   }
 
   close(): void {
     this.#closed = true;
+    clearTimeout(this.#timer);
+  }
+
+  #start(): void {
+    if (this.#running || this.#closed) return;
+    this.#running = true;
+    void this.#run();
   }
 
   async #run(): Promise<void> {
