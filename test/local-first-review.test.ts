@@ -2,6 +2,7 @@ import { expect } from '@open-wc/testing';
 import '../src/index.ts';
 import { LiveQueries } from '../src/client/live-queries.ts';
 import { PendingLayer, type SyncEntity } from '../src/client/pending-layer.ts';
+import { removeFromGroups } from '../src/db/outbox-groups.ts';
 import { openSyncDB, type StoredEntity } from '../src/db/schema.ts';
 import type { SyncConnectionElement } from '../src/elements/sync-connection.ts';
 import { SyncError } from '../src/protocol/errors.ts';
@@ -310,7 +311,7 @@ describe('local-first reads, adversarial sequences', () => {
     void tx.objectStore('entities').put({ entityType: 'note', entityId: 'n1', data: { by: 'follower' }, lsn: '0/10' });
     void tx.objectStore('entities').put({ entityType: 'note', entityId: 'n2', data: { by: 'someone else' }, lsn: '0/10' });
     void tx.objectStore('meta').put('0/10', 'lastLSN');
-    void tx.objectStore('outbox').delete('w1');
+    await removeFromGroups(tx.objectStore('outbox'), [{ id: 'w1' }]);
     await tx.done;
     db.close();
     closeLeader();

@@ -32,6 +32,16 @@ export interface StoredSegment {
   batches: { changes: Change[]; lsn?: LSN }[];
 }
 
+/**
+ * Operations stored in one transaction, kept as one outbox record: a burst costs one record, not
+ * one each. `ids` lists theirs, for the index that finds an operation's record and refuses an id
+ * that is queued already. An acknowledged operation leaves its record; the last one deletes it.
+ */
+export interface StoredGroup {
+  ids: string[];
+  operations: QueuedOperation[];
+}
+
 export interface MetaValues {
   /** Resume point: every change up to it is in the store `lsnStore` names. Written with its batch. */
   lastLSN: LSN;
@@ -53,8 +63,9 @@ export interface SyncDBSchema extends DBSchema {
     value: MetaValues[keyof MetaValues];
   };
   outbox: {
-    key: string;
-    value: QueuedOperation;
+    key: number;
+    value: StoredGroup;
+    indexes: { byId: string };
   };
   /** The server's commits not yet folded into `entities`, in commit order. */
   segments: {
@@ -80,7 +91,13 @@ export interface OpenOptions {
  */
 export async function openSyncDB(name: string, options: OpenOptions = {}): Promise<SyncDB> {
   const db = await openDB<SyncDBSchema>(name, DB_VERSION, {
-    upgrade(database) {
+    async upgrade(database, oldVersion, _newVersion, transaction) {
+      // Version 1 kept one outbox record per operation, keyed by its id: they become one group.
+      let older: QueuedOperation[] = [];
+      if (oldVersion === 1 && database.objectStoreNames.contains('outbox')) {
+        older = await (transaction.objectStore('outbox') as unknown as { getAll(): Promise<QueuedOperation[]> }).getAll();
+        database.deleteObjectStore('outbox');
+      }
       if (!database.objectStoreNames.contains('entities')) {
         const entities = database.createObjectStore('entities', {
           keyPath: ['entityType', 'entityId'],
@@ -90,7 +107,9 @@ export async function openSyncDB(name: string, options: OpenOptions = {}): Promi
       if (!database.objectStoreNames.contains('meta')) database.createObjectStore('meta');
       if (!database.objectStoreNames.contains('segments')) database.createObjectStore('segments', { autoIncrement: true });
       if (!database.objectStoreNames.contains('outbox')) {
-        database.createObjectStore('outbox', { keyPath: 'id' });
+        const outbox = database.createObjectStore('outbox', { autoIncrement: true });
+        outbox.createIndex('byId', 'ids', { unique: true, multiEntry: true });
+        if (older.length > 0) await outbox.add({ ids: older.map(({ id }) => id), operations: older });
       }
     },
     blocked() {

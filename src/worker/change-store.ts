@@ -8,6 +8,7 @@ import type { Change } from '../protocol/change.ts';
 import { compareLSN, isLSN, normalizeLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';
 import type { ResumeStore, StoredSegment, SyncDB } from '../db/schema.ts';
 import { errorMessage, StorageError } from '../protocol/errors.ts';
+import { removeFromGroups } from '../db/outbox-groups.ts';
 import type { Covered } from './acknowledged.ts';
 
 export type ApplyResult =
@@ -247,17 +248,16 @@ async function addSegment(
   return segments.add(kept);
 }
 
-/** Deletes, in `tx`, the outbox records of the operations a resume point of `upTo` covers. */
+/**
+ * Takes, in `tx`, the operations a resume point of `upTo` covers out of the outbox; answers their
+ * ids. The transaction fails if that does.
+ */
 function deleteCovered(
-  tx: { objectStore(name: 'outbox'): { delete(key: string): Promise<unknown> } },
+  tx: { objectStore(name: 'outbox'): Parameters<typeof removeFromGroups>[0] },
   covering: readonly Covered[],
   upTo: LSN,
 ): string[] {
-  const settled: string[] = [];
-  for (const { id, lsn } of covering) {
-    if (compareLSN(lsn, upTo) > 0) continue;
-    tx.objectStore('outbox').delete(id).catch(ignore);
-    settled.push(id);
-  }
-  return settled;
+  const settled = covering.filter(({ lsn }) => compareLSN(lsn, upTo) <= 0);
+  if (settled.length > 0) removeFromGroups(tx.objectStore('outbox'), settled).catch(ignore);
+  return settled.map(({ id }) => id);
 }
