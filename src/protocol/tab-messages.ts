@@ -183,9 +183,15 @@ function parseEvent(obj: Record<string, unknown>): TabEvent {
       return { type, ...parseErrorDetail(obj), ...invalid };
     }
     case 'operation_complete':
-      return { type, id: nonEmpty(obj, 'id'), ...optional(obj, 'lsn', lsn), ...(obj.settled === true ? { settled: true } : {}) };
+      return {
+        type, id: nonEmpty(obj, 'id'), ...optional(obj, 'lsn', lsn), ...(obj.settled === true ? { settled: true } : {}),
+        ...optional(obj, 'pending', count),
+      };
     case 'operation_error':
-      return { type, id: nonEmpty(obj, 'id'), message: text(obj, 'message'), entities: list(obj, 'entities').map(parseEntityRef) };
+      return {
+        type, id: nonEmpty(obj, 'id'), message: text(obj, 'message'), entities: list(obj, 'entities').map(parseEntityRef),
+        ...optional(obj, 'pending', count),
+      };
     case 'sync_reset':
       return { type, ...optional(obj, 'reason', text) };
     case 'store_reopened':

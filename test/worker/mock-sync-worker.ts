@@ -167,8 +167,11 @@ const endpoint: WorkerEndpointLike = {
   },
 };
 
+const window = new URL(scope.location.href).searchParams.get('window');
+
 startSyncWorker(endpoint, {
   WebSocket: BufferingWebSocket,
+  ...(window === null ? {} : { inFlightWindow: Number(window) }),
   random: () => randomValue ?? Math.random(),
   now: () => clockValue ?? performance.now(),
 });
