@@ -124,15 +124,16 @@ export class PostgresAppender {
   async #duplicate(operationId: string): Promise<AppendResult> {
     const found = await this.#link.read((db) => findOperation(db, operationId));
     if (!found) throw new Error(`operation ${operationId} conflicted but was not found`);
-    if (found.lsn !== null) return settled(found, true);
+    const fingerprint = found.fingerprint === null ? {} : { fingerprint: found.fingerprint };
+    if (found.lsn !== null) return { ...settled(found, true), ...fingerprint };
     const stamped = this.#waiters.waitFor(found.writeId);
     const again = await this.#link.read((db) => writeStatus(db, found.writeId));
     if (again && again.lsn !== null) {
       stamped.cancel();
-      return settled(again, true);
+      return { ...settled(again, true), ...fingerprint };
     }
     const record = await stamped.promise;
-    return { lsn: record.lsn, position: record.position, duplicate: true };
+    return { lsn: record.lsn, position: record.position, duplicate: true, ...fingerprint };
   }
 }
 
