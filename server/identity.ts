@@ -44,7 +44,7 @@ const MAX_SCOPES = 10_000;
 
 /** The identity an authenticate hook returned, or why it is not one (a refusal). */
 export function toIdentity(value: unknown): Identity | string {
-  if (value === true) return EVERYONE;
+  if (value === true || value === EVERYONE) return EVERYONE;
   if (value === false || value === null || value === undefined) return 'refused';
   if (!isRecord(value) || typeof value.id !== 'string' || !Array.isArray(value.scopes)) {
     return 'authenticate returned neither an identity ({ id, scopes }) nor null';
@@ -89,4 +89,27 @@ export function operationKey(identityId: string, operationId: string): string {
 /** Says why an app's hook failed, with every occurrence of the token cut out. */
 export function withoutToken(message: string, token: string | undefined): string {
   return token === undefined || token.length === 0 ? message : message.replaceAll(token, '[token]');
+}
+
+/**
+ * Who `token` belongs to, by `authenticate` (everyone's identity without one); undefined when it
+ * is refused. A hook that throws or answers nonsense refuses too, and is logged as `who`, never
+ * with the token.
+ */
+export async function identify(
+  authenticate: Authenticate | undefined,
+  token: string | undefined,
+  context: AuthenticateContext,
+  who: string,
+): Promise<Identity | undefined> {
+  if (!authenticate) return EVERYONE;
+  let identity: Identity | string;
+  try {
+    identity = toIdentity(await authenticate(token, context));
+  } catch (error) {
+    identity = `authenticate threw: ${error instanceof Error ? error.message : String(error)}`;
+  }
+  if (typeof identity !== 'string') return identity;
+  if (identity !== 'refused') process.emitWarning(`sync server: refused ${who}: ${withoutToken(identity, token)}`);
+  return undefined;
 }
