@@ -1,4 +1,4 @@
-import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Authenticate, Identity } from './identity.ts';
 
 export interface JwtOptions {
@@ -31,8 +31,14 @@ export function jwtAuthenticator(options: JwtOptions): Authenticate {
   const claim = options.scopesClaim ?? 'scopes';
   return async (token) => {
     if (token === undefined || token.length === 0) return null;
-    const { payload } = await verify(token);
-    return identityOf(payload, claim);
+    try {
+      return identityOf((await verify(token)).payload, claim);
+    } catch (error) {
+      // A token that fails a check is an ordinary refusal; anything else (the keys cannot be
+      // fetched) is the server's trouble, and logged.
+      if (error instanceof errors.JOSEError && !(error instanceof errors.JWKSTimeout)) return null;
+      throw error;
+    }
   };
 }
 

@@ -3,6 +3,7 @@ import { formatLSN, parseLSN } from '../src/protocol/lsn.ts';
 import { describe, isCancelled, isConnectionError, isPoolBusy, isRefusal } from './postgres-errors.ts';
 import type { PostgresLink } from './postgres-link.ts';
 import type { StampWaiters } from './postgres-waiters.ts';
+import { refusalFrom } from './scopes.ts';
 import { findOperation, writeRecord, writeStatus, type Write, type WriteState } from './postgres-writes.ts';
 import { StoreRefusedError, StoreUnavailableError, type AppendResult, type StoredRecord, type WriteSequence } from './sync-store.ts';
 
@@ -139,7 +140,7 @@ export class PostgresAppender {
 
 /** The answer for a write already stamped: its record's LSN, or why it was refused. */
 function settled(state: WriteState, duplicate: boolean): AppendResult {
-  if (state.refused !== null) throw new StoreRefusedError(state.refused);
+  if (state.refused !== null) throw refusalFrom(state.refused);
   const position = state.lsn === null ? undefined : parseLSN(state.lsn);
   if (position === undefined) throw new Error(`malformed LSN ${state.lsn} in the change log`);
   return { lsn: formatLSN(position), position, duplicate };

@@ -7,7 +7,7 @@ import { describe, isConnectionError } from './postgres-errors.ts';
 import { NAMES } from './postgres-schema.ts';
 import { decodeWrite, salvageWriteId, type Write } from './postgres-writes.ts';
 import { encodeScopes } from './postgres-reads.ts';
-import { ScopeRefusal, scopeChanges, touchedScopes, type ChangeScope, type ScopeOf } from './scopes.ts';
+import { refusalText, ScopeRefusal, scopeChanges, touchedScopes, type ChangeScope, type ScopeOf } from './scopes.ts';
 
 export interface StampOptions {
   slot: string;
@@ -192,7 +192,7 @@ async function resolveRecords(session: pg.Client, records: PendingRecord[], scop
       scopes = scopeChanges(changes, (key) => entities.get(key)?.scope, scopeOf, record.write.allowedScopes);
     } catch (error) {
       if (!(error instanceof ScopeRefusal)) throw error;
-      record.refused = error.message;
+      record.refused = refusalText(error);
       continue;
     }
     for (const [i, change] of changes.entries()) {

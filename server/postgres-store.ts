@@ -11,6 +11,7 @@ import { NAMES, prepareDatabase, slotLost } from './postgres-schema.ts';
 import { stampOnce, type StampOptions } from './postgres-stamper.ts';
 import { StampWaiters } from './postgres-waiters.ts';
 import { refuseWrite, type Write } from './postgres-writes.ts';
+import { refusalFrom } from './scopes.ts';
 import {
   StoreRefusedError,
   StoreUnavailableError,
@@ -304,7 +305,7 @@ export class PostgresSyncStore implements SyncStore {
     this.#headPosition = record.position;
     if (row.refused !== null) {
       // Nothing to send: its writer is told, for good, why it was not applied.
-      this.#waiters.reject(row.write_id, new StoreRefusedError(row.refused));
+      this.#waiters.reject(row.write_id, refusalFrom(row.refused));
       return;
     }
     for (const listener of this.#listeners) {

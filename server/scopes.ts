@@ -29,6 +29,18 @@ export const MAX_SCOPE_BYTES = 1024;
 /** A write that `scopeOf` or the writer's scopes do not let the store take: nothing is stored. */
 export class ScopeRefusal extends StoreRefusedError {}
 
+/** How a store that keeps a refusal as text marks one of scopes, so that it reads back as a {@link ScopeRefusal}. */
+const SCOPE_REFUSAL_MARK = 'scope refusal: ';
+
+export function refusalText(error: StoreRefusedError): string {
+  return error instanceof ScopeRefusal ? `${SCOPE_REFUSAL_MARK}${error.message}` : error.message;
+}
+
+/** The error a refusal kept as text stands for. */
+export function refusalFrom(text: string): StoreRefusedError {
+  return text.startsWith(SCOPE_REFUSAL_MARK) ? new ScopeRefusal(text.slice(SCOPE_REFUSAL_MARK.length)) : new StoreRefusedError(text);
+}
+
 /**
  * The scopes of `changes` (already resolved: whole values), in order. `current` gives an entity's
  * scope before this write (undefined: it does not exist). With `allowed` (the writer's scopes), a

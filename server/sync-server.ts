@@ -144,7 +144,10 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     path: SYNC_PATH,
     maxPayload: settings.maxPayload,
     // A page of another origin, or a name the server does not answer to (DNS rebinding), never gets a socket.
-    verifyClient: ({ req }: { req: IncomingMessage }) => hostAllowed(req, access) && originAllowed(req, access),
+    verifyClient: ({ req }: { req: IncomingMessage }, answer: (allowed: boolean, code?: number, reason?: string) => void) => {
+      if (hostAllowed(req, access) && originAllowed(req, access)) answer(true);
+      else answer(false, 403, 'Forbidden');
+    },
   });
   const stopHeartbeat = settings.heartbeatInterval > 0 ? startHeartbeat(wss, settings.heartbeatInterval) : () => {};
 
