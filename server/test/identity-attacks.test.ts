@@ -9,7 +9,7 @@ import { SignJWT } from 'jose';
 import { WebSocket } from 'ws';
 import { createSyncServer, type SyncServer, type SyncServerOptions } from '../sync-server.ts';
 import { FileSyncStore } from '../store.ts';
-import { allEntities, tempDir, TestClient, wsUrl } from './helpers.ts';
+import { allEntities, eventually, startCli, tempDir, TestClient, wsUrl } from './helpers.ts';
 import { answerTo, note, scopedOptions, scopeOf, SECRET, seen, syncedAs, tokenFor } from './identity-helpers.ts';
 import { startPostgresCluster, type PostgresCluster } from './postgres-cluster.ts';
 
@@ -216,4 +216,37 @@ test('embedded log: the scope index and the entities\' scopes come back from the
   // The default rule reads the scope back too: alice may no longer write m1.
   alice.client.send(note('steal', 'm1', { scope: 'alice' }));
   assert.match(JSON.stringify((await answerTo(alice.client, 'steal')).answer), /not allowed/);
+});
+
+test('CLI: SYNC_JWT_SECRET makes clients authenticate with JWTs (a short secret, or one beside SYNC_TOKEN, is refused at start); --demo prints its users\' tokens, and bob never sees alice\'s private notes', BOUNDED, async (t) => {
+  for (const env of [{ SYNC_JWT_SECRET: 'short' }, { SYNC_JWT_SECRET: SECRET, SYNC_TOKEN: 'x' }]) {
+    const refused = await startCli(t, ['--data-dir', await tempDir(t)], { env }).then(() => 'started', (error: unknown) => String(error));
+    assert.match(refused, /SYNC_JWT_SECRET/);
+  }
+  const cli = await startCli(t, ['--data-dir', await tempDir(t)], { env: { SYNC_JWT_SECRET: SECRET } });
+  await eventually(() => /clients authenticate with JWTs signed with SYNC_JWT_SECRET/.test(cli.stderr()), 5000, 'the start-up line');
+  const port = { port: cli.port };
+  const served = await TestClient.open(wsUrl(port), t);
+  served.send({ type: 'sync', clientId: 'c', lastLSN: '0/0', token: await tokenFor('carol', ['*']) });
+  assert.equal((await served.until('sync_complete')).at(-1)?.type, 'sync_complete');
+  const refused = await TestClient.open(wsUrl(port), t);
+  refused.send({ type: 'sync', clientId: 'c', lastLSN: '0/0', token: await tokenFor('carol', ['*'], { secret: 'another secret that is long enough!!' }) });
+  assert.equal((await refused.closed).code, 4001);
+
+  const demo = await startCli(t, ['--data-dir', await tempDir(t), '--demo']);
+  await eventually(() => /open http:\/\/\S+#alice=/.test(demo.stderr()), 5000, 'the demo address');
+  const tokens = new URLSearchParams(/open http:\/\/\S+#(\S+)/.exec(demo.stderr())![1]);
+  const [alice, bob] = [tokens.get('alice')!, tokens.get('bob')!];
+  const demoPort = { port: demo.port };
+  const asAlice = await TestClient.open(wsUrl(demoPort), t);
+  asAlice.send({ type: 'sync', clientId: 'alice', lastLSN: '0/0', token: alice });
+  await asAlice.until('sync_complete');
+  const noteOf = (id: string, data: unknown) => ({ type: 'operation', operation: { id, type: 'upsert', payload: { entityType: 'notes', entityId: id, data } } });
+  asAlice.send(noteOf('secret', { text: 'mine', private: true, owner: 'alice' }));
+  asAlice.send(noteOf('hello', { text: 'hello', owner: 'alice' }));
+  asAlice.send(noteOf('forged', { text: 'as bob', private: true, owner: 'bob' }));
+  assert.match(JSON.stringify((await answerTo(asAlice, 'forged')).answer), /not allowed/, 'alice cannot write into bob\'s private notes');
+  const asBob = await TestClient.open(wsUrl(demoPort), t);
+  asBob.send({ type: 'sync', clientId: 'bob', lastLSN: '0/0', token: bob });
+  assert.deepEqual(seen(await asBob.until('sync_complete')), ['hello update']);
 });
