@@ -16,6 +16,10 @@ export interface ServerOptions {
   heartbeatMs?: number;
   syncRequest?: boolean;
   token?: string;
+  /** Clients authenticate with JWTs signed with this secret (SYNC_JWT_SECRET). */
+  jwtSecret?: string;
+  /** The demo: users alice and bob, notes shared or private to their owner (--demo). */
+  demo?: boolean;
 }
 
 /** How the plugin answers `server-start`, `server-restart` and `server-start-again`. */
