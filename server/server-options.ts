@@ -94,7 +94,7 @@ export interface SyncServerOptions {
   allowedHosts?: readonly string[];
   /**
    * Ms between the rounds that move the resume point of clients that were sent nothing because
-   * every new record was outside their scopes (one empty batch each, shared). Default 1000.
+   * every new record was outside their scopes (one empty batch each, shared). Default 5000.
    */
   resumeAdvanceInterval?: number;
   /** What one write may hold (ids, types, nesting, size); each over-limit write is refused, naming the limit. */
@@ -151,6 +151,6 @@ export function resolveOptions(options: SyncServerOptions): ResolvedOptions {
     },
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     now: options.now ?? Date.now,
-    resumeAdvanceInterval: options.resumeAdvanceInterval ?? 1000,
+    resumeAdvanceInterval: options.resumeAdvanceInterval ?? 5000,
   };
 }

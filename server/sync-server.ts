@@ -44,6 +44,8 @@ export interface SyncServer {
 }
 
 const CLOSE_GOING_AWAY = 1001;
+/** Connections whose resume point one turn of the event loop moves. */
+const ADVANCE_SLICE = 256;
 const SOCKET_CLOSE_GRACE_MS = 1000;
 
 /** Opens the store and starts an HTTP + WebSocket sync server; resolves once it is listening. */
@@ -185,12 +187,22 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   // A record's frame is the same for every live client that sees the same of it: built once, held once.
   const unsubscribe = store.subscribe((record: StoredRecord) => subscribers.publish(record));
   // Clients that were offered nothing (every new record was outside their scopes) get one shared
-  // empty batch at the head now and then, so that they never replay what they may not see.
+  // empty batch at the head now and then, so that they never replay what they may not see. A few
+  // hundred at a time, so that live records are not held up behind thousands of them.
+  let sweeping = false;
   const advancing = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
     const head = store.headPosition;
     let frame: SharedFrame | undefined;
     const build = () => (frame ??= new SharedFrame(JSON.stringify({ type: 'changes', changes: [], lsn: formatLSN(head) })));
-    for (const connection of subscribers.scoped()) connection.advanceTo(head, build);
+    const behind = [...subscribers.scoped()];
+    const sweep = (from: number) => {
+      for (const connection of behind.slice(from, from + ADVANCE_SLICE)) connection.advanceTo(head, build);
+      if (from + ADVANCE_SLICE < behind.length && !closing) setImmediate(sweep, from + ADVANCE_SLICE);
+      else sweeping = false;
+    };
+    sweep(0);
   }, settings.resumeAdvanceInterval);
   advancing.unref();
 
