@@ -70,3 +70,11 @@ export async function nextChanges(client: TestClient): Promise<Extract<ServerMes
     if (frame.type === 'changes') return frame;
   }
 }
+
+/** The next `changes` frame that holds changes (empty batches only move the resume point). */
+export async function nextVisible(client: TestClient): Promise<Extract<ServerMessage, { type: 'changes' }>> {
+  for (;;) {
+    const frame = await nextChanges(client);
+    if (frame.changes.length > 0) return frame;
+  }
+}
