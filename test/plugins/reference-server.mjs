@@ -11,7 +11,7 @@
  * - `server-remove` `{ id }` kills it (SIGKILL), deletes its data directory and forgets it.
  *
  * start, restart and start-again answer `{ id, port, wsUrl, httpUrl, dataDir }`; stop answers
- * `{ id, stopped: true }`, remove `{ id, removed: true }` (also for an id it no longer knows). `token`, when given, is the token every `sync` must carry (else 4001); `jwtSecret`, the secret of the JWTs clients authenticate with (SYNC_JWT_SECRET); `demo` runs the demo's users and scopes (--demo).
+ * `{ id, stopped: true }`, remove `{ id, removed: true }` (also for an id it no longer knows). `token`, when given, is the token every `sync` must carry (else 4001); `jwtSecret`, the secret of the JWTs clients authenticate with (SYNC_JWT_SECRET); `demo` runs the demo's users and scopes (--demo); `origin`, the test page's origin, is allowed to read the API (--allowed-origin).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -115,6 +115,8 @@ function serverFlags(options) {
   }
   if (options.syncRequest === true) flags.push('--sync-request');
   if (options.demo === true) flags.push('--demo');
+  // The test page's origin, for a server that authenticates (it answers no other page).
+  if (typeof options.origin === 'string' && /^https?:\/\/[^/\s]+$/.test(options.origin)) flags.push('--allowed-origin', options.origin);
   return flags;
 }
 
