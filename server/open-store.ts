@@ -1,4 +1,5 @@
 import type { OpenReport } from './log-open.ts';
+import type { ScopeOf } from './scopes.ts';
 import { FileSyncStore } from './store.ts';
 import type { SyncStore } from './sync-store.ts';
 
@@ -11,6 +12,8 @@ export interface StoreLocation {
   onStoreNotice?: (message: string) => void;
   /** A `postgres://` or `postgresql://` URL: the state lives in that database instead. */
   storeUrl?: string;
+  /** Names each entity's scope as writes are resolved. */
+  scopeOf?: ScopeOf;
 }
 
 /** True when `url` names a store this server can open. */
@@ -24,10 +27,13 @@ export async function openStore(location: StoreLocation): Promise<SyncStore> {
     if (!isStoreUrl(location.storeUrl)) throw new Error('the store URL must start with postgres:// or postgresql://');
     // Loaded only when asked for: the embedded log does not need the `pg` driver installed.
     const { PostgresSyncStore } = await import('./postgres-store.ts');
-    return PostgresSyncStore.open(location.storeUrl);
+    return PostgresSyncStore.open(location.storeUrl, location.scopeOf === undefined ? {} : { scopeOf: location.scopeOf });
   }
   if (location.dataDir === undefined) throw new Error('createSyncServer needs dataDir, storeUrl or store');
-  const { store, report } = await FileSyncStore.open(location.dataDir, { recover: location.recoverLog === true });
+  const { store, report } = await FileSyncStore.open(location.dataDir, {
+    recover: location.recoverLog === true,
+    ...(location.scopeOf === undefined ? {} : { scopeOf: location.scopeOf }),
+  });
   for (const notice of describeReport(report)) location.onStoreNotice?.(notice);
   return store;
 }
