@@ -41,16 +41,32 @@ export function deleteDatabase(name, timeoutMs = 15_000) {
   });
 }
 
-/** What a variant left in its database: how many entities and the stored LSN. */
+/**
+ * What a variant left in its database: how many entities and the stored LSN. The element's store
+ * keeps commits as segments until it folds them into `entities` (src/worker/folding.ts): an entity
+ * counts whether it is folded or still in a segment.
+ */
 export async function inspect(name) {
-  const db = await openDatabase(name);
+  const db = await request(indexedDB.open(name));
   try {
-    const tx = db.transaction(['entities', 'meta'], 'readonly');
-    const [entities, lastLSN] = await Promise.all([
-      request(tx.objectStore('entities').count()),
+    const stores = ['entities', 'meta', ...(db.objectStoreNames.contains('segments') ? ['segments'] : [])];
+    const tx = db.transaction(stores, 'readonly');
+    const [keys, lastLSN, segments] = await Promise.all([
+      request(tx.objectStore('entities').getAllKeys()),
       request(tx.objectStore('meta').get('lastLSN')),
+      stores.includes('segments') ? request(tx.objectStore('segments').getAll()) : [],
     ]);
-    return { entities, lastLSN };
+    const present = new Set(keys.map((key) => JSON.stringify(key)));
+    for (const { batches } of segments) {
+      for (const { changes } of batches) {
+        for (const change of changes) {
+          const key = JSON.stringify([change.entityType, change.entityId]);
+          if (change.type === 'update') present.add(key);
+          else present.delete(key);
+        }
+      }
+    }
+    return { entities: present.size, lastLSN };
   } finally {
     db.close();
   }

@@ -78,13 +78,26 @@ async function ours({ dbName }) {
   document.body.append(sync);
   const detail = await completed;
   const timing = await finish(started, main);
+  // Readable from here on; the worker folds the commits into one record per entity afterwards.
+  while (await unfolded(dbName) > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+  const foldedSeconds = (performance.now() - started) / 1000;
   afterwards = async () => {
     const stored = await inspect(dbName);
     sync.remove();
     await new Promise((resolve) => setTimeout(resolve, 100));
     return { stored, deleted: await deleteDatabase(dbName) };
   };
-  return { ...timing, completedAt: detail.lsn };
+  return { ...timing, foldedSeconds, completedAt: detail.lsn };
+}
+
+/** How many segments (commits not folded into `entities` yet) the element's database holds. */
+async function unfolded(dbName) {
+  const db = await request(indexedDB.open(dbName));
+  try {
+    return await request(db.transaction('segments', 'readonly').objectStore('segments').count());
+  } finally {
+    db.close();
+  }
 }
 
 /** The put a page-side design awaits for every change. */

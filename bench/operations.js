@@ -24,10 +24,36 @@ function upsert(prefix, i) {
   return { type: 'upsert', id: `${prefix}-${i}`, payload: { entityType: prefix, entityId: String(i), data: { i, text: 'x'.repeat(100) } } };
 }
 
-/** The baseline: operation frames over a raw socket, acknowledged by the same server. */
-async function rawSocket(prefix, count, sequential) {
+/** A database with one store, for the durable baseline. */
+async function openScratch(name) {
+  await new Promise((resolve) => { const r = indexedDB.deleteDatabase(name); r.onsuccess = r.onerror = r.onblocked = resolve; });
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(name, 1);
+    request.onupgradeneeded = () => request.result.createObjectStore('outbox', { keyPath: 'id' });
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+/** One strict-durability put, resolved once committed. */
+function durablePut(db, value) {
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction('outbox', 'readwrite', { durability: 'strict' });
+    tx.objectStore('outbox').put(value);
+    tx.oncomplete = resolve;
+    tx.onerror = tx.onabort = () => reject(tx.error);
+  });
+}
+
+/**
+ * The baseline: operation frames over a raw socket, acknowledged by the same server. With `db`,
+ * each operation is first put durably in it: the least a client that stores before it sends pays.
+ */
+async function rawSocket(prefix, count, sequential, db) {
   const socket = new WebSocket(`${wsUrl}?clientId=${prefix}&lastLSN=0%2F0`);
   const acks = new Map();
+  let live;
+  const caughtUp = new Promise((resolve) => { live = resolve; });
   await new Promise((resolve, reject) => {
     socket.onopen = resolve;
     socket.onerror = reject;
@@ -35,12 +61,19 @@ async function rawSocket(prefix, count, sequential) {
   socket.onmessage = (event) => {
     const frame = JSON.parse(event.data);
     if (frame.type === 'operation_complete') acks.get(frame.id)?.();
+    else if (frame.type === 'sync_complete') live();
   };
-  const send = (i) => new Promise((resolve) => {
+  // A server takes operations only after a sync (docs/protocol.md section 5), as the element sends one.
+  socket.send(JSON.stringify({ type: 'sync', clientId: prefix, lastLSN: '0/0' }));
+  await caughtUp;
+  const send = async (i) => {
     const op = upsert(prefix, i);
-    acks.set(op.id, resolve);
-    socket.send(JSON.stringify({ type: 'operation', operation: op }));
-  });
+    if (db) await durablePut(db, op);
+    return new Promise((resolve) => {
+      acks.set(op.id, resolve);
+      socket.send(JSON.stringify({ type: 'operation', operation: op }));
+    });
+  };
   const result = await measure(count, sequential, send);
   socket.close();
   return result;
@@ -86,6 +119,7 @@ export async function run({ burst, sequential }) {
     sequential: {
       ours: await element('seq', sequential, true),
       baseline: await rawSocket('raw-seq', sequential, true),
+      durable: await rawSocket('raw-durable-seq', sequential, true, await openScratch('bench-durable')),
     },
   };
 }

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 
 /** A frame's bytes, built once and handed to every socket it goes to: in memory once, however many hold it. */
@@ -62,9 +63,9 @@ export class MemoryBudget {
     this.#timer = undefined;
   }
 
-  /** A queue for `socket`, forgotten when the socket closes. */
-  queueFor(socket: WebSocket): SocketQueue {
-    const queue = new SocketQueue(socket, this);
+  /** A queue for `socket` (over the TCP socket `stream`), forgotten when the socket closes. */
+  queueFor(socket: WebSocket, stream?: Socket): SocketQueue {
+    const queue = new SocketQueue(socket, this, stream);
     this.#queues.add(queue);
     socket.once('close', () => queue.release());
     return queue;
@@ -128,10 +129,13 @@ export class SocketQueue {
   #released = false;
   /** performance.now() when the oldest queued frame was queued or the last one was written. */
   #since = 0;
+  readonly #stream: Socket | undefined;
+  #corked = false;
 
-  constructor(socket: WebSocket, budget: MemoryBudget) {
+  constructor(socket: WebSocket, budget: MemoryBudget, stream?: Socket) {
     this.#socket = socket;
     this.#budget = budget;
+    this.#stream = stream;
   }
 
   get bytes(): number {
@@ -161,6 +165,7 @@ export class SocketQueue {
     if (this.#pending.length === 0) this.#since = performance.now();
     this.#pending.push(shared ? { shared, bytes, counted } : { bytes, counted });
     this.#bytes += bytes;
+    this.#cork();
     const written = new Promise<void>((resolve) => {
       this.#socket.send(shared ? shared.bytes : (frame as string), { binary: false }, () => {
         this.#written();
@@ -173,6 +178,21 @@ export class SocketQueue {
     if (this.#bytes > maxBufferedBytes && this.#pending.length > 1) this.drop('buffered bytes');
     else if (this.#pending.length > maxBufferedMessages) this.drop('buffered messages');
     return written;
+  }
+
+  /**
+   * Holds the frames sent in this turn of the event loop and writes them together at its end: a
+   * burst of answers costs one system call, not one per frame.
+   */
+  #cork(): void {
+    const stream = this.#stream;
+    if (!stream || this.#corked) return;
+    this.#corked = true;
+    stream.cork();
+    process.nextTick(() => {
+      this.#corked = false;
+      stream.uncork();
+    });
   }
 
   /** Terminates the socket and gives back everything it held. */

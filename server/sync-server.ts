@@ -167,7 +167,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
       request,
       subscribers,
       batchSize: settings.batchSize,
-      queue: budget.queueFor(socket),
+      queue: budget.queueFor(socket, request.socket),
       authTimeout: settings.authTimeout,
       ...(options.authenticate === undefined ? {} : { authenticate: options.authenticate }),
       onOperationFrame: () => {

@@ -48,9 +48,10 @@ describe('<sync-connection> under faults of the reference server', () => {
 
   it('ends with exactly the server\'s entities and LSN, nothing applied twice, when the server is killed mid catch-up', async function () {
     this.timeout(30_000);
-    const RECORDS = 20;
+    // Enough that the catch-up, stored a commit per record, is still under way at its first progress.
+    const RECORDS = 80;
     const PER_RECORD = 500;
-    // batch-size 50 < 500: each record goes whole and alone, so the catch-up is 20 frames.
+    // batch-size 50 < 500: each record goes whole and alone, so the catch-up is 80 frames.
     await server.start({ batchSize: 50 });
     // Every record touches the same 500 entities once: an update carrying the record's number, or
     // (for 1 in 25) a delete. So every entity has exactly RECORDS changes at the server, and an
@@ -66,7 +67,7 @@ describe('<sync-connection> under faults of the reference server', () => {
 
     const element = mount();
     const seen = record(element, ['sync_progress', 'changes', 'connected', 'disconnected', 'sync_completed', 'error']);
-    // Killed as the first of the 20 frames is applied: the catch-up is under way.
+    // Killed as the first of the 80 frames is applied: the catch-up is under way.
     await seen.waitFor('sync_progress', () => true, { timeout: 10_000 });
     const lsnAtKill = element.getAttribute('last-lsn');
     await server.stop('SIGKILL');

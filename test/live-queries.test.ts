@@ -18,7 +18,7 @@ function setup(records: StoredEntity[] = []) {
       reads += 1;
       const snapshot = [...store.values()].filter((record) => record.entityType === entityType);
       if (hold) await hold;
-      return { entities: snapshot, lsn: undefined };
+      return snapshot;
     },
     report: (error: unknown, code: 'observer' | 'storage') => { reported.push({ error, code }); },
   };

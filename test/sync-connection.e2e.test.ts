@@ -3,6 +3,7 @@ import '../src/index.ts';
 import { OperationRejectedError, SyncError } from '../src/protocol/errors.ts';
 import type { SyncConnectionElement } from '../src/elements/sync-connection.ts';
 import { compareLSN } from '../src/protocol/lsn.ts';
+import { DEFAULT_IN_FLIGHT_WINDOW } from '../src/worker/outbox.ts';
 import type { OperationResult } from '../src/protocol/state.ts';
 import { createSyncElement, deleteDatabase, isLive, uniqueDbName } from './helpers/e2e.ts';
 import { record } from './helpers/events.ts';
@@ -268,8 +269,8 @@ describe('<sync-connection> against the reference server', () => {
     it('applies every operation exactly once when the server is killed in the middle of a stream', async () => {
       const element = mount();
       await liveAt(element);
-      // More than the worker keeps in flight at once (64): the stream takes many round trips.
-      const count = 200;
+      // More than the worker keeps in flight at once: the stream takes more than one round trip.
+      const count = DEFAULT_IN_FLIGHT_WINDOW + 100;
       const seen = record(element, ['operation_complete', 'disconnected']);
       const all = Array.from({ length: count }, (_, i) => element.queueOperation({
         type: 'upsert', id: `kill-${i}`, payload: { entityType: 'k', entityId: `k${i}`, data: { i } },

@@ -1,4 +1,5 @@
 import { expect } from '@open-wc/testing';
+import { LocalStore } from '../src/db/local-store.ts';
 import { openSyncDB } from '../src/db/schema.ts';
 import type { SyncConnectionElement } from '../src/elements/sync-connection.ts';
 import { deleteDatabase, uniqueDbName } from './helpers/e2e.ts';
@@ -296,7 +297,7 @@ describe('one connection per client across tabs', () => {
     const store = async (operation: QueuedOperation): Promise<void> => {
       const db = await openSyncDB(dbName);
       try {
-        await db.add('outbox', operation);
+        await new LocalStore(db).addOperations([operation]);
       } finally {
         db.close();
       }

@@ -1,4 +1,5 @@
 import { expect } from '@open-wc/testing';
+import { DB_VERSION } from '../src/db/schema.ts';
 import type { SyncState } from '../src/protocol/state.ts';
 import { sleep } from './helpers/wait.ts';
 import { WorkerHarness } from './worker/harness.ts';
@@ -116,7 +117,7 @@ describe('sync worker: the database closed under it', () => {
   it('does not block a newer version\'s upgrade, and stops with an error instead of looping when it cannot reopen', async () => {
     await caughtUp();
     const from = harness.events.length;
-    const upgraded = await upgradeFromPage(harness.dbName, 2);
+    const upgraded = await upgradeFromPage(harness.dbName, DB_VERSION + 1); // a newer version of the app
     try {
       const errors = await harness.waitFor('two storage errors', () => {
         const found = storageErrors(from);

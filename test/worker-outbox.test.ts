@@ -56,9 +56,14 @@ describe('sync worker: outbox', () => {
     await harness.send({ type: 'operation_complete', id: 'op-1', lsn: '0/9' }, { type: 'operation_complete', id: 'op-2' });
     await harness.waitFor('both answered', () => (harness.eventsOf('operation_complete').length === 2 ? true : undefined));
     expect(harness.eventsOf('operation_complete')).to.deep.equal([
-      { type: 'operation_complete', id: 'op-1', lsn: '0/9', settled: true },
-      { type: 'operation_complete', id: 'op-2', settled: true },
+      { type: 'operation_complete', id: 'op-1', lsn: '0/9', pending: 1 },
+      { type: 'operation_complete', id: 'op-2', pending: 0 },
     ]);
+    // Answered at once; each leaves the pending layer once its record is gone.
+    await harness.waitFor('both settled', () => {
+      const settled = harness.eventsOf('changes').flatMap((event) => event.settled ?? []);
+      return settled.includes('op-1') && settled.includes('op-2') ? true : undefined;
+    });
     expect(await harness.outboxIds()).to.deep.equal([]);
     await harness.waitForState('none pending', (state) => state.pendingOperations === 0);
   });
@@ -70,7 +75,7 @@ describe('sync worker: outbox', () => {
     await harness.waitForFrame('operation');
     // The server acknowledges before it sends the change (a server may answer in either order).
     await harness.send({ type: 'operation_complete', id: 'op-1', lsn: '0/9' });
-    expect(await harness.waitForEvent('operation_complete')).to.deep.equal({ type: 'operation_complete', id: 'op-1', lsn: '0/9' });
+    expect(await harness.waitForEvent('operation_complete')).to.deep.equal({ type: 'operation_complete', id: 'op-1', lsn: '0/9', pending: 0 });
     await harness.waitForState('none pending', (state) => state.pendingOperations === 0);
     expect(await harness.outboxIds(), 'kept until the store shows its effect').to.deep.equal(['op-1']);
     await harness.send({ type: 'changes', changes: [{ type: 'update', entityType: 'todo', entityId: 'b', data: 0 }], lsn: '0/5' });
@@ -100,7 +105,7 @@ describe('sync worker: outbox', () => {
     expect(operationIds([again])).to.deep.equal(['op-1']);
     await harness.waitForState('one pending', (state) => state.pendingOperations === 1);
     await harness.send({ type: 'operation_complete', id: 'op-1' });
-    await harness.waitForEvent('operation_complete', (event) => event.settled === true);
+    await harness.waitForEvent('changes', (event) => (event.settled ?? []).includes('op-1'));
     expect(await harness.outboxIds()).to.deep.equal([]);
   });
 
@@ -138,11 +143,12 @@ describe('sync worker: outbox', () => {
     await harness.send({ type: 'operation_complete', id: 'a' }, { type: 'operation_complete', id: 'c' });
     await harness.waitFor('three completions', () =>
       (harness.eventsOf('operation_complete').length === 3 ? true : undefined));
+    await harness.waitForSettled('a', 'b', 'c');
     expect(await harness.outboxIds()).to.deep.equal([]);
   });
 
-  it('keeps at most 64 unacknowledged, so a later high-priority operation overtakes queued ones', async () => {
-    harness = await WorkerHarness.start({ config: FAST });
+  it('keeps at most its window (here 64) unacknowledged, so a later high-priority operation overtakes queued ones', async () => {
+    harness = await WorkerHarness.start({ config: FAST, inFlightWindow: 64 });
     await harness.connect();
     for (let i = 0; i < 70; i += 1) await harness.queue({ id: `low-${i}`, seq: i });
     await harness.waitFor('64 operations', () => (harness.framesOf('operation').length === 64 ? true : undefined));
@@ -164,7 +170,7 @@ describe('sync worker: outbox', () => {
     const raw = await harness.waitForFrame('chat');
     expect(raw.frame).to.deep.equal({ type: 'chat', text: 'hi' });
     const done = await harness.waitForEvent('operation_complete');
-    expect(done).to.deep.equal({ type: 'operation_complete', id: 'chat-1', settled: true });
+    expect(done).to.deep.equal({ type: 'operation_complete', id: 'chat-1', settled: true, pending: 0 });
     expect(await harness.outboxIds()).to.deep.equal([]);
     expect(harness.framesOf('operation')).to.have.length(0);
   });
@@ -186,7 +192,7 @@ describe('sync worker: outbox', () => {
     await harness.waitFor('two operations', () => (harness.framesOf('operation').length === 2 ? true : undefined));
     await harness.send({ type: 'operation_error', id: 'doomed', message: 'title too long' });
     const failed = await harness.waitForEvent('operation_error');
-    expect(failed).to.deep.equal({ type: 'operation_error', id: 'doomed', message: 'title too long', entities: [] });
+    expect(failed).to.deep.equal({ type: 'operation_error', id: 'doomed', message: 'title too long', entities: [], pending: 1 });
     expect(await harness.outboxIds()).to.deep.equal(['fine']);
     await harness.mock({ mock: 'close', code: 1001, reason: 'restart' });
     const resent = await harness.waitForFrame('operation', ({ conn }) => conn === 2);
@@ -211,14 +217,16 @@ describe('sync worker: outbox', () => {
     await harness.roundTrip();
     expect(harness.eventsOf('operation_error'), 'not rejected').to.have.length(0);
     expect(harness.eventsOf('error').filter((event) => event.code === 'server'), 'one report for the pause').to.have.length(1);
-    expect(await harness.outboxIds()).to.deep.equal(['also', 'later']);
+    expect(await harness.outboxIds(), 'both kept, in the order queued').to.deep.equal(['later', 'also']);
     expect(harness.framesOf('operation'), 'nothing re-sent during the pause').to.have.length(2);
     await harness.waitFor('both sent again', () => (harness.framesOf('operation').length === 4 ? true : undefined));
     expect(performance.now() - sent, 'after the pause (1 s)').to.be.greaterThan(900);
     expect(harness.eventsOf('error').filter((event) => event.code === 'server'), 'one report for the pause, none when it ends').to.have.length(1);
     expect(operationIds(harness.framesOf('operation').slice(2))).to.deep.equal(['later', 'also']);
     await harness.send({ type: 'operation_complete', id: 'later' }, { type: 'operation_complete', id: 'also' });
-    await harness.waitFor('both completed', () => (harness.eventsOf('operation_complete').length === 2 ? true : undefined));
+    await harness.waitFor('both completed and settled', () =>
+      (harness.eventsOf('changes').flatMap((event) => event.settled ?? []).length === 2 ? true : undefined));
+    expect(harness.eventsOf('operation_complete')).to.have.length(2);
     expect(await harness.outboxIds()).to.deep.equal([]);
   });
 
@@ -243,6 +251,7 @@ describe('sync worker: outbox', () => {
       id: 'big',
       message: 'The server refused the operation as too large (close 1009)',
       entities: [],
+      pending: 2,
     });
     expect(harness.oversized.map(({ conn }) => conn)).to.deep.equal([1, 2]);
     const next = await harness.waitForFrame('operation', ({ conn }) => conn === 3);
@@ -301,7 +310,7 @@ describe('sync worker: outbox', () => {
     expect(operationIds([again])).to.deep.equal(['lone']);
     expect(harness.oversized.map(({ conn }) => conn)).to.deep.equal([2]);
     await harness.send({ type: 'operation_complete', id: 'lone' });
-    await harness.waitForEvent('operation_complete');
+    await harness.waitForSettled('lone');
     expect(harness.eventsOf('operation_error')).to.have.length(0);
     expect(await harness.outboxIds()).to.deep.equal([]);
   });

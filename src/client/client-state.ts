@@ -53,6 +53,10 @@ export class ClientState {
 
   /** Emits an event of the worker holding the connection as this client's event of that name. */
   emitWorkerEvent(event: ConnectionEvent): void {
+    // An answer says how many operations stay unanswered: the state first, then the event.
+    if ((event.type === 'operation_complete' || event.type === 'operation_error') && event.pending !== undefined) {
+      this.update({ pendingOperations: event.pending });
+    }
     if (event.type === 'connected') {
       this.#events.emit('connected', { clientId: event.clientId, lastLSN: event.lastLSN });
       return;
@@ -65,8 +69,12 @@ export class ClientState {
       case 'operation_complete':
         this.#events.emit('operation_complete', { id: event.id, ...(event.lsn === undefined ? {} : { lsn: event.lsn }) });
         return;
+      case 'operation_error':
+        this.#events.emit('operation_error', { id: event.id, message: event.message, entities: event.entities });
+        return;
       case 'store_reopened':
-        return; // the `error` (code storage) that said the database was closed is the page's news
+      case 'folded':
+        return; // inside the client: the page's news is elsewhere (an `error`; nothing)
       default: {
         const { type, ...detail } = event;
         this.#events.emit(type, detail as never);

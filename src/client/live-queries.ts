@@ -8,26 +8,21 @@ import type { StoredEntity } from '../db/schema.ts';
 import { storedEntity } from '../db/records.ts';
 import type { Change } from '../protocol/change.ts';
 import type { EntityRef } from '../protocol/effects.ts';
-import { compareLSN, type LSN } from '../protocol/lsn.ts';
+import type { LSN } from '../protocol/lsn.ts';
 import { LiveQuery, type EntityDelta, type ObserveListener, type ObserveOptions } from './live-query.ts';
 import type { PendingLayer, SyncEntity } from './pending-layer.ts';
 
-/** The records of one type as one read of the store found them, and the resume point it read with them. */
-export interface TypeSnapshot {
-  entities: StoredEntity[];
-  lsn: LSN | undefined;
-}
-
 export interface LiveQuerySource {
-  /** The server's records of one type and the stored resume point, read together. */
-  load(entityType: string): Promise<TypeSnapshot>;
+  /**
+   * The server's records of one type, as the store holds them with every commit this page has
+   * heard of: the commits heard while it reads need not be applied again.
+   */
+  load(entityType: string): Promise<StoredEntity[]>;
   readonly layer: PendingLayer;
   /** A filter, sort or listener threw (`observer`), or a type could not be read (`storage`). */
   report(error: unknown, code: 'observer' | 'storage'): void;
 }
 
-/** What happened to the store while a type was being read, replayed once it is. */
-type Missed = { kind: 'changes'; changes: readonly Change[]; lsn: LSN | undefined } | { kind: 'reset' };
 
 /** Two records a reader cannot tell apart: the same entity, value, position and pending mark. */
 export function sameRecord(a: SyncEntity, b: SyncEntity): boolean {
@@ -44,8 +39,8 @@ class LiveType {
   /** The ids whose visible record differs from the base (the layer touches them); undefined = absent. */
   readonly #overrides = new Map<string, SyncEntity | undefined>();
   readonly queries = new Set<LiveQuery>();
-  /** Set while the type is being read: what the store went through meanwhile. */
-  #missed: Missed[] | undefined;
+  /** Set while the type is being read: whether the store was emptied meanwhile (a reset). */
+  #resetWhileReading: boolean | undefined;
   #loaded = false;
   #closed = false;
 
@@ -65,34 +60,27 @@ class LiveType {
    */
   async read(): Promise<void> {
     for (;;) {
-      this.#missed = [];
-      const snapshot = await this.#source.load(this.#entityType);
+      this.#resetWhileReading = false;
+      const records = await this.#source.load(this.#entityType);
       if (this.#closed) return;
-      const missed = this.#missed;
-      this.#missed = undefined;
+      const reset = this.#resetWhileReading;
+      this.#resetWhileReading = undefined;
       // A reset while reading: the read may have seen either log; read again.
-      if (missed.some((event) => event.kind === 'reset')) continue;
-      this.#take(snapshot, missed);
+      if (reset) continue;
+      this.#take(records);
       return;
     }
   }
 
   close(): void {
     this.#closed = true;
-    this.#missed = undefined;
+    this.#resetWhileReading = undefined;
   }
 
-  #take(snapshot: TypeSnapshot, missed: Missed[]): void {
+  #take(records: readonly StoredEntity[]): void {
     const before = this.#loaded ? new Map([...this.visible()].map((record) => [record.entityId, record])) : undefined;
-    this.#base = new Map(snapshot.entities.map((record) => [record.entityId, record]));
+    this.#base = new Map(records.map((record) => [record.entityId, record]));
     this.#overrides.clear();
-    for (const event of missed) {
-      // What the read saw already: a batch at or below the resume point it read. Replaying it
-      // over a later commit would show half of that commit.
-      if (event.kind === 'changes' && !(event.lsn !== undefined && snapshot.lsn !== undefined && compareLSN(event.lsn, snapshot.lsn) <= 0)) {
-        this.#applyToBase(event.changes, event.lsn);
-      }
-    }
     for (const id of this.#source.layer.touchedIds(this.#entityType)) this.#refresh(id);
     if (!before) {
       this.#loaded = true;
@@ -116,11 +104,8 @@ class LiveType {
   }
 
   serverChanges(changes: readonly Change[], lsn: LSN | undefined): void {
-    if (this.#missed) {
-      this.#missed.push({ kind: 'changes', changes, lsn });
-      return;
-    }
-    if (!this.#loaded) return;
+    // While reading, the read brings every commit heard meanwhile.
+    if (this.#resetWhileReading !== undefined || !this.#loaded) return;
     const deltas: EntityDelta[] = [];
     for (const change of changes) {
       const before = this.#visible(change.entityId);
@@ -132,7 +117,8 @@ class LiveType {
   }
 
   layerChanged(ids: Iterable<string>): void {
-    if (this.#missed || !this.#loaded) return; // the layer is read as it is when the read ends
+    // The layer is read as it is when the read ends.
+    if (this.#resetWhileReading !== undefined || !this.#loaded) return;
     const deltas: EntityDelta[] = [];
     for (const id of ids) {
       const before = this.#visible(id);
@@ -144,8 +130,8 @@ class LiveType {
 
   /** The store was emptied (a `reset`): only what the layer adds stays visible. */
   reset(): void {
-    if (this.#missed) {
-      this.#missed.push({ kind: 'reset' });
+    if (this.#resetWhileReading !== undefined) {
+      this.#resetWhileReading = true;
       return;
     }
     if (!this.#loaded) return;

@@ -13,6 +13,7 @@ import type { QueuedOperation } from '../protocol/state.ts';
 import { LiveQueries } from './live-queries.ts';
 import { checkObserveArguments, type ObserveListener, type ObserveOptions } from './live-query.ts';
 import { PendingLayer, type SyncEntity } from './pending-layer.ts';
+import { RecentChanges } from './recent-changes.ts';
 
 /** What the view needs of its client. */
 export interface LocalViewHost {
@@ -34,6 +35,8 @@ const GONE_REMEMBERED = 10_000;
 export class LocalView {
   readonly #host: LocalViewHost;
   readonly #layer = new PendingLayer();
+  /** The committed changes not folded into `entities` yet. */
+  readonly #recent = new RecentChanges();
   readonly #live: LiveQueries;
   /** Set by the first read: the client started (if it can), then the layer loaded. */
   #loaded: Promise<void> | undefined;
@@ -56,9 +59,9 @@ export class LocalView {
       layer: this.#layer,
       load: async (entityType) => {
         await this.#ready();
-        const snapshot = await (await host.store()).typeSnapshot(entityType);
-        this.#heard ??= snapshot.lsn;
-        return snapshot;
+        const { entities, foldedThrough } = await (await host.store()).typeSnapshot(entityType);
+        // Every commit this page heard of is in the recent changes: the read brought up to date.
+        return this.#recent.merge(entityType, entities, foldedThrough);
       },
       report: (error, code) => host.report(error, code),
     });
@@ -88,7 +91,8 @@ export class LocalView {
   async #readOutbox(): Promise<void> {
     const removed = this.#watch();
     try {
-      const operations = await (await this.#host.store()).operations();
+      const { operations, segments, foldedThrough } = await (await this.#host.store()).unfolded();
+      this.#recent.load(segments, foldedThrough);
       const stored = new Set(operations.map((operation) => operation.id));
       this.remove([...this.#layer.ids()].filter((id) => !stored.has(id) && !this.#unstored.has(id)));
       this.#touch(operations.filter((operation) => !removed.has(operation.id)));
@@ -222,9 +226,13 @@ export class LocalView {
 
   // ---- the server's state -------------------------------------------------------------------------
 
-  /** One batch the worker committed; `settled` operations left the outbox in the same commit. */
-  committed(changes: readonly Change[], lsn: LSN | undefined, settled: readonly string[] = []): void {
+  /**
+   * One batch the worker committed (in segment `segment`); `settled` operations left the outbox in
+   * the same commit.
+   */
+  committed(changes: readonly Change[], lsn: LSN | undefined, settled: readonly string[] = [], segment?: number): void {
     if (lsn !== undefined) this.#heard = lsn;
+    if (segment !== undefined) this.#recent.apply(changes, lsn, segment);
     for (const watcher of this.#watchers) for (const id of settled) watcher.add(id);
     this.#forget(settled);
     const touched = this.#layer.remove(settled);
@@ -239,6 +247,7 @@ export class LocalView {
    */
   reset(): void {
     this.#heard = undefined;
+    this.#recent.clear();
     this.#live.reset();
     this.#live.layerChanged(this.#layer.unacknowledgeAll());
   }
@@ -260,6 +269,8 @@ export class LocalView {
   async resync(): Promise<void> {
     if (this.#loaded === undefined || this.#closed) return;
     this.#heard = undefined;
+    // The store may be another one now (deleted and opened again): its segments count from 1.
+    this.#recent.clear();
     try {
       await this.#readOutbox();
     } catch (error) {
@@ -270,17 +281,24 @@ export class LocalView {
 
   // ---- reads --------------------------------------------------------------------------------------
 
+  /** Segments up to `through` are in `entities` now. */
+  folded(through: number): void {
+    this.#recent.folded(through);
+  }
+
   /** One entity as this client sees it; see `WorkerSyncService.getEntity`. */
   async entity(entityType: string, entityId: string): Promise<SyncEntity | undefined> {
     await this.#ready();
-    const base = await (await this.#host.store()).entity(entityType, entityId);
-    return this.#layer.overlay(entityType, entityId, base);
+    const { entity, foldedThrough } = await (await this.#host.store()).entityAt(entityType, entityId);
+    const recent = this.#recent.get(entityType, entityId, foldedThrough);
+    return this.#layer.overlay(entityType, entityId, recent ? recent.record : entity);
   }
 
   /** Every entity of one type as this client sees it, by entity id. */
   async entities(entityType: string): Promise<SyncEntity[]> {
     await this.#ready();
-    const bases: SyncEntity[] = await (await this.#host.store()).entities(entityType);
+    const { entities, foldedThrough } = await (await this.#host.store()).typeSnapshot(entityType);
+    const bases: SyncEntity[] = this.#recent.merge(entityType, entities, foldedThrough);
     const touched = new Set(this.#layer.touchedIds(entityType));
     if (touched.size === 0) return bases;
     const visible: SyncEntity[] = [];

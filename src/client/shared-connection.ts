@@ -57,6 +57,9 @@ export class SharedConnection {
   readonly #host: ConnectionHost;
   readonly #manager: SyncWorkerManager;
   readonly #tabs: TabCoordinator;
+  /** Operations this tab stored in this task, for its worker. */
+  #storedHere: QueuedOperation[] = [];
+  #handedOver: Promise<void> | undefined;
 
   constructor(config: WorkerConfig, options: SharedConnectionOptions, host: ConnectionHost) {
     this.#config = config;
@@ -153,13 +156,21 @@ export class SharedConnection {
   }
 
   /** Has a stored operation sent: by this tab's worker, or by the leader's. */
-  async send(operation: QueuedOperation): Promise<void> {
+  send(operation: QueuedOperation): Promise<void> {
     // The leader's worker sends it; if there is none yet, whoever leads next loads it.
     this.#tabs.storedOperation(operation);
-    if (!this.leading) return;
-    await this.#manager.request({ type: 'operation', operation }).catch(() => {
-      // The record is in the outbox: a restarted worker loads and sends it, so keep waiting.
+    if (!this.leading) return Promise.resolve();
+    // Those stored in one task go to the worker in one message.
+    this.#storedHere.push(operation);
+    this.#handedOver ??= Promise.resolve().then(() => {
+      const operations = this.#storedHere;
+      this.#storedHere = [];
+      this.#handedOver = undefined;
+      return this.#manager.request({ type: 'stored', operations }).then(() => undefined, () => {
+        // The records are in the outbox: a restarted worker loads and sends them, so keep waiting.
+      });
     });
+    return this.#handedOver;
   }
 
   /**

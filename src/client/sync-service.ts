@@ -377,7 +377,8 @@ export class WorkerSyncService {
   #onEvent(event: ConnectionEvent): void {
     if (event.type === 'operation_complete') this.#writes.acknowledged(event.id, event.lsn, event.settled === true);
     else if (event.type === 'operation_error') this.#writes.refused(event.id, event.message);
-    else if (event.type === 'changes') this.#view.committed(event.changes, event.lsn, event.settled);
+    else if (event.type === 'changes') this.#view.committed(event.changes, event.lsn, event.settled, event.segment);
+    else if (event.type === 'folded') this.#view.folded(event.through);
     else if (event.type === 'sync_reset') this.#view.reset();
     else if (event.type === 'store_reopened') void this.#view.resync();
     this.#state.emitWorkerEvent(event);

@@ -6,7 +6,8 @@
 import type { LSN } from '../protocol/lsn.ts';
 import type { QueuedOperation } from '../protocol/state.ts';
 import type { IDBPObjectStore, StoreNames } from 'idb';
-import { openSyncDB, type OpenOptions, type StoredEntity, type SyncDB, type SyncDBSchema } from './schema.ts';
+import { addGroups, allOperations, keepOnly, removeFromGroups, type OutboxEntry } from './outbox-groups.ts';
+import { openSyncDB, type OpenOptions, type StoredEntity, type StoredSegment, type SyncDB, type SyncDBSchema } from './schema.ts';
 
 /** What is stored for one client when it starts. */
 export interface StartState {
@@ -18,6 +19,10 @@ export interface StartState {
 }
 
 const ignore = (): void => {};
+
+function segmentKey(value: unknown): number {
+  return typeof value === 'number' && Number.isSafeInteger(value) ? value : 0;
+}
 
 function storedLSN(value: unknown): LSN | undefined {
   return typeof value === 'string' ? value : undefined;
@@ -67,70 +72,109 @@ export class LocalStore {
     return this.db.getAllFromIndex('entities', 'byType', entityType);
   }
 
-  /** Every entity of one type and the resume point, read in one transaction: the same commit. */
-  async typeSnapshot(entityType: string): Promise<{ entities: StoredEntity[]; lsn: LSN | undefined }> {
+  /**
+   * One folded entity and the last segment folded into `entities`, read in one transaction: the
+   * segments after it hold what is newer.
+   */
+  async entityAt(entityType: string, entityId: string): Promise<{ entity: StoredEntity | undefined; foldedThrough: number }> {
     const tx = this.db.transaction(['entities', 'meta'], 'readonly');
-    const [entities, lsn] = await Promise.all([
-      tx.objectStore('entities').index('byType').getAll(entityType),
-      tx.objectStore('meta').get('lastLSN'),
+    const [entity, folded] = await Promise.all([
+      tx.objectStore('entities').get([entityType, entityId]),
+      tx.objectStore('meta').get('foldedThrough'),
       tx.done,
     ]);
-    return { entities, lsn: storedLSN(lsn) };
+    return { entity, foldedThrough: segmentKey(folded) };
+  }
+
+  /** Every folded entity of one type and the last segment folded, read in one transaction. */
+  async typeSnapshot(entityType: string): Promise<{ entities: StoredEntity[]; foldedThrough: number }> {
+    const tx = this.db.transaction(['entities', 'meta'], 'readonly');
+    const [entities, folded] = await Promise.all([
+      tx.objectStore('entities').index('byType').getAll(entityType),
+      tx.objectStore('meta').get('foldedThrough'),
+      tx.done,
+    ]);
+    return { entities, foldedThrough: segmentKey(folded) };
+  }
+
+  /**
+   * What is written and not folded yet: the outbox and the segments, read in one transaction, so
+   * that a commit that settled an operation and stored its effect is seen whole or not at all.
+   */
+  async unfolded(): Promise<{ operations: QueuedOperation[]; segments: [number, StoredSegment][]; foldedThrough: number }> {
+    const tx = this.db.transaction(['outbox', 'segments', 'meta'], 'readonly');
+    const segmentStore = tx.objectStore('segments');
+    const [operations, keys, values, folded] = await Promise.all([
+      allOperations(tx.objectStore('outbox')),
+      segmentStore.getAllKeys(),
+      segmentStore.getAll(),
+      tx.objectStore('meta').get('foldedThrough'),
+      tx.done,
+    ]);
+    return { operations, segments: keys.map((key, at) => [key, values[at]!]), foldedThrough: segmentKey(folded) };
   }
 
   // ---- the outbox --------------------------------------------------------------------------------
 
   /**
-   * Stores operations in one transaction with strict durability: all of them or, when one fails
-   * (an id already queued: `ConstraintError`), none.
+   * Stores operations in one transaction with strict durability, as few records: all of them or,
+   * when one fails (an id already queued: `ConstraintError`), none. Each then knows its record.
    */
   async addOperations(operations: readonly QueuedOperation[]): Promise<void> {
     const tx = this.db.transaction('outbox', 'readwrite', { durability: 'strict' });
-    await Promise.all([...operations.map((operation) => tx.store.add(operation)), tx.done]);
+    await Promise.all([addGroups(tx.store, operations), tx.done]);
   }
 
   /** Every operation in the outbox. */
-  operations(): Promise<QueuedOperation[]> {
-    return this.db.getAll('outbox');
+  async operations(): Promise<QueuedOperation[]> {
+    const tx = this.db.transaction('outbox', 'readonly');
+    const [operations] = await Promise.all([allOperations(tx.store), tx.done]);
+    return operations;
   }
 
   /** The records of those of `ids` that are in the outbox now. */
   async operationsByIds(ids: readonly string[]): Promise<QueuedOperation[]> {
     const tx = this.db.transaction('outbox', 'readonly');
-    const [records] = await Promise.all([Promise.all(ids.map((id) => tx.store.get(id))), tx.done]);
-    return records.filter((record): record is QueuedOperation => record !== undefined);
+    const byId = tx.store.index('byId');
+    const [groups] = await Promise.all([Promise.all(ids.map((id) => byId.get(id))), tx.done]);
+    return ids.flatMap((id, at) => groups[at]?.operations.filter((operation) => operation.id === id) ?? []);
   }
 
   /** Which of `ids` have a record in the outbox now. */
   async storedOperationIds(ids: readonly string[]): Promise<Set<string>> {
     const tx = this.db.transaction('outbox', 'readonly');
-    const [keys] = await Promise.all([Promise.all(ids.map((id) => tx.store.getKey(id))), tx.done]);
-    return new Set(keys.filter((key): key is string => key !== undefined));
+    const byId = tx.store.index('byId');
+    const [keys] = await Promise.all([Promise.all(ids.map((id) => byId.getKey(id))), tx.done]);
+    return new Set(ids.filter((_, at) => keys[at] !== undefined));
   }
 
-  /** Deletes records of answered operations. Relaxed: a lost delete only means a re-send. */
-  async deleteOperations(ids: readonly string[]): Promise<void> {
+  /** Deletes answered operations from their records. Relaxed: a lost delete only means a re-send. */
+  async deleteOperations(entries: readonly OutboxEntry[]): Promise<void> {
     const tx = this.db.transaction('outbox', 'readwrite', { durability: 'relaxed' });
-    await Promise.all([...ids.map((id) => tx.store.delete(id)), tx.done]);
+    await Promise.all([removeFromGroups(tx.store, entries), tx.done]);
   }
 
   /**
-   * Empties the outbox, but for the records of `keep` (operations the server has acknowledged,
-   * whose effects must show until the store does); answers the ids removed.
+   * Empties the outbox, but for the operations in `keep` (acknowledged by the server, whose
+   * effects must show until the store does); answers the ids removed.
    */
   async clearOperations(keep: ReadonlySet<string> = new Set()): Promise<string[]> {
     const tx = this.db.transaction('outbox', 'readwrite');
-    if (keep.size === 0) {
-      const [ids] = await Promise.all([tx.store.getAllKeys(), tx.store.clear(), tx.done]);
-      return ids;
-    }
-    const ids = (await tx.store.getAllKeys()).filter((id) => !keep.has(id));
-    await Promise.all([...ids.map((id) => tx.store.delete(id)), tx.done]);
-    return ids;
+    const [keys, groups] = await Promise.all([tx.store.getAllKeys(), tx.store.getAll()]);
+    const removed: string[] = [];
+    groups.forEach((group, at) => {
+      const kept = keepOnly(group, (id) => keep.has(id));
+      removed.push(...group.ids.filter((id) => !keep.has(id)));
+      if (kept.ids.length === group.ids.length) return;
+      if (kept.ids.length === 0) tx.store.delete(keys[at]!).catch(ignore);
+      else tx.store.put(kept, keys[at]!).catch(ignore);
+    });
+    await tx.done;
+    return removed;
   }
 
   async countOperations(): Promise<number> {
-    return this.db.count('outbox');
+    return this.db.countFromIndex('outbox', 'byId');
   }
 
   // ---- the client's progress --------------------------------------------------------------------
@@ -146,7 +190,7 @@ export class LocalStore {
     const [clientId, lastLSN, pending] = await Promise.all([
       resolveClientId(meta, configured),
       meta.get('lastLSN'),
-      tx.objectStore('outbox').count(),
+      tx.objectStore('outbox').index('byId').count(),
       tx.done,
     ]);
     return { clientId, lastLSN: storedLSN(lastLSN), pending };

@@ -3,11 +3,12 @@
  * (which reads entities and writes the outbox).
  */
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
+import type { Change } from '../protocol/change.ts';
 import type { LSN } from '../protocol/lsn.ts';
 import type { QueuedOperation } from '../protocol/state.ts';
 
 export const DEFAULT_DB_NAME = 'sync-connection';
-export const DB_VERSION = 1;
+export const DB_VERSION = 2;
 
 /** An entity as the change store keeps it. */
 export interface StoredEntity {
@@ -23,9 +24,29 @@ export interface StoredEntity {
 /** Where the changes up to the resume point are: the built-in `entities`, or the page's own Database. */
 export type ResumeStore = 'builtin' | 'page';
 
+/**
+ * One commit of the server's changes, kept whole until it is folded into `entities`: a batch costs
+ * one record, whatever its size. Each batch keeps its own LSN, which the entities it writes carry.
+ */
+export interface StoredSegment {
+  batches: { changes: Change[]; lsn?: LSN }[];
+}
+
+/**
+ * Operations stored in one transaction, kept as one outbox record: a burst costs one record, not
+ * one each. `ids` lists theirs, for the index that finds an operation's record and refuses an id
+ * that is queued already. An acknowledged operation leaves its record; the last one deletes it.
+ */
+export interface StoredGroup {
+  ids: string[];
+  operations: QueuedOperation[];
+}
+
 export interface MetaValues {
   /** Resume point: every change up to it is in the store `lsnStore` names. Written with its batch. */
   lastLSN: LSN;
+  /** The key of the last segment folded into `entities` (and deleted); written with that fold. */
+  foldedThrough: number;
   /** Which store `lastLSN` belongs to; absent means `builtin`. */
   lsnStore: ResumeStore;
   clientId: string;
@@ -42,8 +63,14 @@ export interface SyncDBSchema extends DBSchema {
     value: MetaValues[keyof MetaValues];
   };
   outbox: {
-    key: string;
-    value: QueuedOperation;
+    key: number;
+    value: StoredGroup;
+    indexes: { byId: string };
+  };
+  /** The server's commits not yet folded into `entities`, in commit order. */
+  segments: {
+    key: number;
+    value: StoredSegment;
   };
 }
 
@@ -64,7 +91,13 @@ export interface OpenOptions {
  */
 export async function openSyncDB(name: string, options: OpenOptions = {}): Promise<SyncDB> {
   const db = await openDB<SyncDBSchema>(name, DB_VERSION, {
-    upgrade(database) {
+    async upgrade(database, oldVersion, _newVersion, transaction) {
+      // Version 1 kept one outbox record per operation, keyed by its id: they become one group.
+      let older: QueuedOperation[] = [];
+      if (oldVersion === 1 && database.objectStoreNames.contains('outbox')) {
+        older = await (transaction.objectStore('outbox') as unknown as { getAll(): Promise<QueuedOperation[]> }).getAll();
+        database.deleteObjectStore('outbox');
+      }
       if (!database.objectStoreNames.contains('entities')) {
         const entities = database.createObjectStore('entities', {
           keyPath: ['entityType', 'entityId'],
@@ -72,8 +105,11 @@ export async function openSyncDB(name: string, options: OpenOptions = {}): Promi
         entities.createIndex('byType', 'entityType');
       }
       if (!database.objectStoreNames.contains('meta')) database.createObjectStore('meta');
+      if (!database.objectStoreNames.contains('segments')) database.createObjectStore('segments', { autoIncrement: true });
       if (!database.objectStoreNames.contains('outbox')) {
-        database.createObjectStore('outbox', { keyPath: 'id' });
+        const outbox = database.createObjectStore('outbox', { autoIncrement: true });
+        outbox.createIndex('byId', 'ids', { unique: true, multiEntry: true });
+        if (older.length > 0) await outbox.add({ ids: older.map(({ id }) => id), operations: older });
       }
     },
     blocked() {

@@ -42,6 +42,14 @@ function toValue(lsn: LSN | bigint): bigint {
 
 /** Negative when `a` < `b`, zero when equal, positive when `a` > `b`. Throws on a malformed LSN. */
 export function compareLSN(a: LSN | bigint, b: LSN | bigint): number {
+  if (typeof a === 'string' && typeof b === 'string') {
+    // Each half is at most 32 bits, exact as a number: the hot path needs no BigInt.
+    const x = LSN_PATTERN.exec(a);
+    const y = LSN_PATTERN.exec(b);
+    if (!x) throw new TypeError(`Malformed LSN: ${JSON.stringify(a)}`);
+    if (!y) throw new TypeError(`Malformed LSN: ${JSON.stringify(b)}`);
+    return parseInt(x[1]!, 16) - parseInt(y[1]!, 16) || parseInt(x[2]!, 16) - parseInt(y[2]!, 16);
+  }
   const x = toValue(a);
   const y = toValue(b);
   return x < y ? -1 : x > y ? 1 : 0;

@@ -15,6 +15,7 @@ export function parseQueuedOperation(value: unknown): QueuedOperation {
     seq: finite(value, 'seq', 0),
     queuedAt: finite(value, 'queuedAt', 0),
     ...(value.effects === undefined ? {} : { effects: parseEffects(list(value, 'effects')) }),
+    ...(value.group === undefined ? {} : { group: groupKey(value.group) }),
   };
 }
 
@@ -25,4 +26,9 @@ export function parseEffects(items: readonly unknown[]): Effect[] {
     if (typeof effect === 'string') fail(`effect #${index}: ${effect}`);
     return effect;
   });
+}
+
+function groupKey(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) fail('group must be a positive integer');
+  return value;
 }

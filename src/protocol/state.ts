@@ -98,6 +98,8 @@ export interface QueuedOperation {
   queuedAt: number;
   /** The effects a custom type declared (never for `upsert`, `patch`, `delete`). */
   effects?: Effect[];
+  /** The key of the outbox record holding it (operations stored together share one); set once stored. */
+  group?: number;
 }
 
 /** What `queueOperation` resolves with. */

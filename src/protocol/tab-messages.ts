@@ -183,9 +183,15 @@ function parseEvent(obj: Record<string, unknown>): TabEvent {
       return { type, ...parseErrorDetail(obj), ...invalid };
     }
     case 'operation_complete':
-      return { type, id: nonEmpty(obj, 'id'), ...optional(obj, 'lsn', lsn), ...(obj.settled === true ? { settled: true } : {}) };
+      return {
+        type, id: nonEmpty(obj, 'id'), ...optional(obj, 'lsn', lsn), ...(obj.settled === true ? { settled: true } : {}),
+        ...optional(obj, 'pending', count),
+      };
     case 'operation_error':
-      return { type, id: nonEmpty(obj, 'id'), message: text(obj, 'message'), entities: list(obj, 'entities').map(parseEntityRef) };
+      return {
+        type, id: nonEmpty(obj, 'id'), message: text(obj, 'message'), entities: list(obj, 'entities').map(parseEntityRef),
+        ...optional(obj, 'pending', count),
+      };
     case 'sync_reset':
       return { type, ...optional(obj, 'reason', text) };
     case 'store_reopened':
@@ -197,7 +203,12 @@ function parseEvent(obj: Record<string, unknown>): TabEvent {
     case 'sync_completed':
       return { type, lsn: lsn(obj, 'lsn') };
     case 'changes':
-      return { type, changes: parseChangeList(obj), ...optional(obj, 'lsn', lsn), ...optional(obj, 'settled', (o, key) => parseIds(o[key])) };
+      return {
+        type, changes: parseChangeList(obj), ...optional(obj, 'lsn', lsn),
+        ...optional(obj, 'settled', (o, key) => parseIds(o[key])), ...optional(obj, 'segment', count),
+      };
+    case 'folded':
+      return { type, through: count(obj, 'through') };
     default:
       fail(`unknown event type ${JSON.stringify(type)?.slice(0, 60)}`);
   }

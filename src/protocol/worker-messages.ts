@@ -53,8 +53,13 @@ export type PageToWorker =
   /** Sends a fresh `sync` frame. */
   | (Request & { type: 'sync' })
   | (Request & { type: 'get_status' })
-  /** An operation the page has already stored in the outbox; the worker sends it. */
+  /**
+   * An operation a page has already stored in the outbox (this tab's, or another tab's that this
+   * one heard of); the worker sends it once it has checked that its record is there.
+   */
   | (Request & { type: 'operation'; operation: QueuedOperation })
+  /** Operations this tab's page has just stored, in the order queued; the worker sends them. */
+  | (Request & { type: 'stored'; operations: QueuedOperation[] })
   /** Removes every unacknowledged operation from the outbox. Answers the removed ids. */
   | (Request & { type: 'clear_operations' })
   /** A new token for every later `sync` (an app renews its access token); none without `token`. */
@@ -100,13 +105,17 @@ export type WorkerEvent =
   | { type: 'message'; message: Record<string, unknown> }
   | ({ type: 'error' } & SyncErrorDetail & { invalid?: InvalidChange[] })
   /**
+   * The server acknowledged the operation. `pending` (on this and `operation_error`) is the number
+   * of operations still unacknowledged after it: an answer carries its own change of the state, so
+   * a burst of answers needs no state post each.
+   *
    * The server acknowledged the operation. With `settled`, its record is gone and so is its place
    * in the pending layer; without, it stays in the layer until a commit covers `lsn` (`changes`
    * names it in `settled`).
    */
-  | { type: 'operation_complete'; id: string; lsn?: LSN; settled?: true }
+  | { type: 'operation_complete'; id: string; lsn?: LSN; settled?: true; pending?: number }
   /** The operation was refused for good and removed; `entities` are those its effects touched. */
-  | { type: 'operation_error'; id: string; message: string; entities: EntityRef[] }
+  | { type: 'operation_error'; id: string; message: string; entities: EntityRef[]; pending?: number }
   /** The server's log does not continue from the resume point: the store was emptied. */
   | { type: 'sync_reset'; reason?: string }
   /**
@@ -124,9 +133,12 @@ export type WorkerEvent =
   | { type: 'apply'; applyId: string; batches: ChangeBatch[] }
   /**
    * Changes that were applied to the store, in order, in one commit; `settled` are acknowledged
-   * operations whose records that commit deleted, as the stored state now covers them.
+   * operations whose records that commit deleted, as the stored state now covers them; `segment`
+   * is the record the commit wrote its changes to, until they are folded.
    */
-  | { type: 'changes'; changes: Change[]; lsn?: LSN; settled?: string[] };
+  | { type: 'changes'; changes: Change[]; lsn?: LSN; settled?: string[]; segment?: number }
+  /** Segments up to and including `through` were folded into `entities` and deleted. */
+  | { type: 'folded'; through: number };
 
 export type WorkerToPage = WorkerResult | WorkerEvent;
 

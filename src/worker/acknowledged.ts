@@ -12,6 +12,8 @@ import type { QueuedOperation } from '../protocol/state.ts';
 export interface Covered {
   id: string;
   lsn: LSN;
+  /** Its outbox record. */
+  group?: number;
 }
 
 export class Acknowledged {
@@ -37,7 +39,9 @@ export class Acknowledged {
   /** The operations a commit that brings the resume point to `upTo` covers. */
   coveredBy(upTo: LSN): Covered[] {
     const covered: Covered[] = [];
-    for (const [id, { lsn }] of this.#waiting) if (compareLSN(lsn, upTo) <= 0) covered.push({ id, lsn });
+    for (const [id, { lsn, operation }] of this.#waiting) {
+      if (compareLSN(lsn, upTo) <= 0) covered.push({ id, lsn, ...(operation.group === undefined ? {} : { group: operation.group }) });
+    }
     return covered;
   }
 

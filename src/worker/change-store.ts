@@ -1,12 +1,14 @@
 /**
- * Applies the server's changes to the `entities` store together with the resume point
- * (`meta.lastLSN`), one batch per readwrite transaction (docs/protocol.md "Guarantees").
+ * Stores the server's changes together with the resume point (`meta.lastLSN`), one commit per
+ * readwrite transaction (docs/protocol.md "Guarantees"). A commit is one record in `segments`,
+ * whatever its size (IndexedDB's cost is per record, not per byte); `Folder` later moves segments
+ * into `entities`, one record per entity.
  */
 import type { Change } from '../protocol/change.ts';
 import { compareLSN, isLSN, normalizeLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';
-import type { ResumeStore, SyncDB } from '../db/schema.ts';
-import { storedEntity } from '../db/records.ts';
+import type { ResumeStore, StoredSegment, SyncDB } from '../db/schema.ts';
 import { errorMessage, StorageError } from '../protocol/errors.ts';
+import { removeFromGroups } from '../db/outbox-groups.ts';
 import type { Covered } from './acknowledged.ts';
 
 export type ApplyResult =
@@ -88,14 +90,14 @@ export class ChangeStore {
    */
   async load(store: ResumeStore = 'builtin'): Promise<LSN> {
     try {
-      const tx = this.#db.transaction(['meta', 'entities'], 'readwrite');
+      const tx = this.#db.transaction(['meta', 'entities', 'segments'], 'readwrite');
       const meta = tx.objectStore('meta');
       const [lsn, owner] = await Promise.all([meta.get('lastLSN'), meta.get('lsnStore')]);
       const reached = storedLSN(lsn);
       const belongsTo: ResumeStore = owner === 'page' ? 'page' : 'builtin';
       if (belongsTo !== store && reached !== ZERO_LSN) {
         meta.delete('lastLSN').catch(ignore);
-        if (store === 'builtin') tx.objectStore('entities').clear().catch(ignore);
+        if (store === 'builtin') emptyEntities(tx);
         this.#lastLSN = ZERO_LSN;
       } else {
         this.#lastLSN = reached;
@@ -139,8 +141,8 @@ export class ChangeStore {
    */
   async reset(): Promise<void> {
     try {
-      const tx = this.#db.transaction(['entities', 'meta'], 'readwrite');
-      tx.objectStore('entities').clear().catch(ignore);
+      const tx = this.#db.transaction(['entities', 'segments', 'meta'], 'readwrite');
+      emptyEntities(tx);
       tx.objectStore('meta').delete('lastLSN').catch(ignore);
       await tx.done;
     } catch (error) {
@@ -151,16 +153,20 @@ export class ChangeStore {
 
   /**
    * Writes batches in order, each with its `lsn` (when given) as the new resume point, all in ONE
-   * transaction: either every batch is stored with the LSN of the last one, or nothing is. A
-   * batch whose `lsn` is not greater than the LSN before it is a replay and is skipped whole.
-   * The records of the `covering` operations the new resume point covers are deleted in the same
-   * transaction (`settled`). Throws a {@link StorageError} when the transaction fails; then
+   * transaction and ONE segment record: either every batch is stored with the LSN of the last
+   * one, or nothing is. A batch whose `lsn` is not greater than the LSN before it is a replay and
+   * is skipped whole. The records of the `covering` operations the new resume point covers are
+   * deleted in the same transaction (`settled`). `segment` is the new segment's key, if the
+   * batches carried changes. Throws a {@link StorageError} when the transaction fails; then
    * nothing was written.
    */
-  async applyBatches(batches: readonly Batch[], covering: readonly Covered[] = []): Promise<{ results: ApplyResult[]; settled: string[] }> {
+  async applyBatches(
+    batches: readonly Batch[],
+    covering: readonly Covered[] = [],
+  ): Promise<{ results: ApplyResult[]; settled: string[]; segment: number | undefined }> {
     let tx;
     try {
-      tx = this.#db.transaction(covering.length > 0 ? ['entities', 'meta', 'outbox'] : ['entities', 'meta'], 'readwrite');
+      tx = this.#db.transaction(covering.length > 0 ? ['segments', 'meta', 'outbox'] : ['segments', 'meta'], 'readwrite');
     } catch (error) {
       throw new StorageError(`Could not start a transaction: ${errorMessage(error)}`);
     }
@@ -169,30 +175,29 @@ export class ChangeStore {
     let last: LSN | undefined;
     try {
       const meta = tx.objectStore('meta');
-      const entities = tx.objectStore('entities');
       let current = storedLSN(await meta.get('lastLSN'));
       const results: ApplyResult[] = batches.map(() => ({ applied: false, lastLSN: current }));
+      const segment: StoredSegment = { batches: [] };
+      /** The batch each of the segment's comes from. */
+      const from: number[] = [];
       for (const { index: at, lsn: target } of freshBatches(batches, current)) {
-        // Issue every request, then wait for the commit once: awaiting each put is ~3x slower.
-        const unstorable: Unstorable[] = [];
-        batches[at]!.changes.forEach((change, index) => {
-          try {
-            if (change.type === 'update') entities.put(storedEntity(change, target)).catch(ignore);
-            else entities.delete([change.entityType, change.entityId]).catch(ignore);
-          } catch (error) {
-            // Thrown before any request exists: the transaction goes on without this change.
-            if (!isUnstorable(error)) throw error;
-            unstorable.push({ index, reason: `${change.entityType}/${change.entityId} cannot be stored: ${errorMessage(error)}` });
-          }
-        });
+        from.push(at);
+        segment.batches.push(target === undefined ? { changes: [...batches[at]!.changes] } : { changes: [...batches[at]!.changes], lsn: target });
         if (target !== undefined) current = last = target;
-        results[at] = { applied: true, lastLSN: current, unstorable };
+        results[at] = { applied: true, lastLSN: current, unstorable: [] };
+      }
+      let key: number | undefined;
+      if (segment.batches.some((batch) => batch.changes.length > 0)) {
+        key = await addSegment(tx.objectStore('segments'), segment, (index, unstorable) => {
+          const result = results[from[index]!];
+          if (result?.applied) result.unstorable = unstorable;
+        });
       }
       if (last !== undefined) meta.put(last, 'lastLSN').catch(ignore);
       const settled = deleteCovered(tx, covering, current);
       await done;
       this.#lastLSN = current;
-      return { results, settled };
+      return { results, settled, segment: key };
     } catch (error) {
       try {
         tx.abort();
@@ -204,17 +209,55 @@ export class ChangeStore {
   }
 }
 
-/** Deletes, in `tx`, the outbox records of the operations a resume point of `upTo` covers. */
+/** Empties the entity store: the folded entities and the segments not folded yet. */
+function emptyEntities(tx: { objectStore(name: 'entities' | 'segments'): { clear(): Promise<unknown> } }): void {
+  tx.objectStore('entities').clear().catch(ignore);
+  tx.objectStore('segments').clear().catch(ignore);
+}
+
+/**
+ * Adds the segment and answers its key. A change IndexedDB cannot clone fails the whole record:
+ * then each change is tried alone, those that cannot be cloned are left out (and reported through
+ * `unstorable(batchIndex, list)`), and the rest is added.
+ */
+async function addSegment(
+  segments: { add(value: StoredSegment): Promise<number> },
+  segment: StoredSegment,
+  unstorable: (batch: number, list: Unstorable[]) => void,
+): Promise<number> {
+  try {
+    return await segments.add(segment);
+  } catch (error) {
+    if (!isUnstorable(error)) throw error;
+  }
+  const kept: StoredSegment = { batches: segment.batches.map((batch, at) => {
+    const refused: Unstorable[] = [];
+    const changes = batch.changes.filter((change, index) => {
+      try {
+        structuredClone(change);
+        return true;
+      } catch (error) {
+        if (!isUnstorable(error)) throw error;
+        refused.push({ index, reason: `${change.entityType}/${change.entityId} cannot be stored: ${errorMessage(error)}` });
+        return false;
+      }
+    });
+    if (refused.length > 0) unstorable(at, refused);
+    return { ...batch, changes };
+  }) };
+  return segments.add(kept);
+}
+
+/**
+ * Takes, in `tx`, the operations a resume point of `upTo` covers out of the outbox; answers their
+ * ids. The transaction fails if that does.
+ */
 function deleteCovered(
-  tx: { objectStore(name: 'outbox'): { delete(key: string): Promise<unknown> } },
+  tx: { objectStore(name: 'outbox'): Parameters<typeof removeFromGroups>[0] },
   covering: readonly Covered[],
   upTo: LSN,
 ): string[] {
-  const settled: string[] = [];
-  for (const { id, lsn } of covering) {
-    if (compareLSN(lsn, upTo) > 0) continue;
-    tx.objectStore('outbox').delete(id).catch(ignore);
-    settled.push(id);
-  }
-  return settled;
+  const settled = covering.filter(({ lsn }) => compareLSN(lsn, upTo) <= 0);
+  if (settled.length > 0) removeFromGroups(tx.objectStore('outbox'), settled).catch(ignore);
+  return settled.map(({ id }) => id);
 }

@@ -4,75 +4,19 @@
  * retries on the schedule of retry-schedule.ts brought forward by the page's signals, offline
  * handling and the fatal close codes.
  */
-import type { LSN } from '../protocol/lsn.ts';
-import type { ConnectionOptions, SyncErrorDetail } from '../protocol/state.ts';
 import type { ClientMessage, SyncMessage } from '../protocol/wire.ts';
 import type { WakeReason } from '../protocol/worker-messages.ts';
 import { snapshotOf, sameSnapshot, type ConnectionSnapshot, type Phase } from './connection-phase.ts';
 import { buildEndpoint, closeDetails, isFatalCloseCode } from './dialing.ts';
+import type { ConnectionConfig, RetryInfo, WebSocketLike } from './connection-types.ts';
+import { Heartbeat } from './heartbeat.ts';
 import { FOCUS_WAKE_MS, retryDelay, VISIBLE_WAKE_MS, type RetryState } from './retry-schedule.ts';
-
-/** The part of `WebSocket` the connection uses; mock-socket's class fits it too. */
-export interface WebSocketLike {
-  readonly readyState: number;
-  readonly bufferedAmount: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  addEventListener(type: 'open' | 'message' | 'close' | 'error', listener: (event: Event) => void): void;
-}
-
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
 const OPEN = 1;
 const NORMAL_CLOSURE = 1000;
 /** How long a graceful disconnect waits for buffered frames to leave. */
 const FLUSH_LIMIT_MS = 5_000;
 const FLUSH_POLL_MS = 10;
-
-/** What the connection puts in the endpoint and in every `sync` frame. */
-export interface SyncIdentity {
-  clientId: string;
-  lastLSN: LSN;
-  token?: string;
-}
-
-export interface CloseInfo {
-  code: number;
-  reason: string;
-  willReconnect: boolean;
-}
-
-/** A retry is scheduled after `delay` ms; `attempt` counts from 1. */
-export interface RetryInfo {
-  attempt: number;
-  delay: number;
-}
-
-export interface ConnectionListener {
-  /** Some field of the snapshot changed. */
-  change(snapshot: ConnectionSnapshot): void;
-  /** The socket opened and the `sync` frame was sent. */
-  open(): void;
-  /** A frame arrived, as the socket delivered it (not yet parsed). */
-  message(data: unknown): void;
-  /** The socket is gone, closed by either side. */
-  close(info: CloseInfo): void;
-  reconnecting(info: RetryInfo): void;
-  /** `invalid_url`, or `closed` for a fatal close code. */
-  error(detail: SyncErrorDetail): void;
-}
-
-export interface ConnectionConfig extends ConnectionOptions {
-  /** Absolute ws: or wss: URL, without the resume parameters. */
-  url: string;
-  WebSocket: WebSocketConstructor;
-  /** A number in [0, 1): the jitter source. */
-  random: () => number;
-  /** Milliseconds on a monotonic clock: the outage's age and the waits the page's signals shorten. */
-  now: () => number;
-  identity: () => SyncIdentity;
-  listener: ConnectionListener;
-}
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -98,12 +42,16 @@ export class Connection {
   #wait: { since: number; due: number; drawn: RetryState } = { since: 0, due: 0, drawn: { attempt: 0, outageAge: 0, visible: true } };
   #socket: WebSocketLike | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
-  #pingTimer: ReturnType<typeof setInterval> | undefined;
-  #watchdog: ReturnType<typeof setTimeout> | undefined;
+  readonly #heartbeat: Heartbeat;
   #snapshot: ConnectionSnapshot;
 
   constructor(config: ConnectionConfig) {
     this.#config = config;
+    this.#heartbeat = new Heartbeat(
+      config.heartbeatInterval,
+      () => this.send({ type: 'ping' }),
+      () => this.#abandon(NORMAL_CLOSURE, 'heartbeat timeout'),
+    );
     this.#snapshot = snapshotOf(this.#phase, this.#attempt, this.#online);
   }
 
@@ -293,13 +241,13 @@ export class Connection {
     this.#socket = socket;
     this.#phase = 'dialing';
     // A handshake that hangs is dead too: the same two-interval limit applies before `open`.
-    this.#armWatchdog();
+    this.#heartbeat.watch();
     socket.addEventListener('open', () => {
       if (this.#socket === socket) this.#opened();
     });
     socket.addEventListener('message', (event) => {
       if (this.#socket !== socket) return;
-      this.#armWatchdog();
+      this.#heartbeat.heard();
       this.#config.listener.message((event as MessageEvent).data);
     });
     socket.addEventListener('close', (event) => {
@@ -313,7 +261,7 @@ export class Connection {
   #opened(): void {
     this.#phase = 'open';
     this.sendSync();
-    this.#startHeartbeat();
+    this.#heartbeat.start();
     this.#emitChange();
     this.#config.listener.open();
   }
@@ -340,7 +288,7 @@ export class Connection {
     // flush makes the drop lead to a retry, and its close must still be reported (the outbox
     // re-sends what was in flight only when it hears of it).
     const wasOpen = this.#phase === 'open' || this.#phase === 'closing';
-    this.#stopHeartbeat();
+    this.#heartbeat.stop();
     this.#socket = undefined;
     const listener = this.#config.listener;
     if (fatal) {
@@ -396,28 +344,6 @@ export class Connection {
   #clearRetry(): void {
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
-  }
-
-  #startHeartbeat(): void {
-    this.#stopHeartbeat();
-    this.#pingTimer = setInterval(() => this.send({ type: 'ping' }), this.#config.heartbeatInterval);
-    this.#armWatchdog();
-  }
-
-  /** Two heartbeat intervals without any frame mean the socket is dead. */
-  #armWatchdog(): void {
-    if (this.#watchdog !== undefined) clearTimeout(this.#watchdog);
-    this.#watchdog = setTimeout(() => {
-      this.#watchdog = undefined;
-      this.#abandon(NORMAL_CLOSURE, 'heartbeat timeout');
-    }, 2 * this.#config.heartbeatInterval);
-  }
-
-  #stopHeartbeat(): void {
-    if (this.#pingTimer !== undefined) clearInterval(this.#pingTimer);
-    if (this.#watchdog !== undefined) clearTimeout(this.#watchdog);
-    this.#pingTimer = undefined;
-    this.#watchdog = undefined;
   }
 
   #emitChange(): void {

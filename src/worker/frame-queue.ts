@@ -4,7 +4,13 @@
  */
 import { batchChanges, isBatchMessage, type BatchMessage } from '../protocol/batches.ts';
 import type { InvalidChange } from '../protocol/change.ts';
-import { parseServerFrame, type ParseResult, type ServerMessage } from '../protocol/wire.ts';
+import {
+  type OperationCompleteMessage,
+  type OperationErrorMessage,
+  type ParseResult,
+  type PongMessage,
+  type ServerMessage,
+} from '../protocol/wire.ts';
 
 /** Batch frames queued together are written in one transaction, up to about this many changes. */
 const MAX_CHANGES_PER_TRANSACTION = 5_000;
@@ -22,7 +28,9 @@ export type FrameStep =
   };
 
 /** Frames that answer the client and depend on nothing stored after them. */
-function isAnswer(message: ServerMessage): boolean {
+export function isAnswer(
+  message: ServerMessage,
+): message is OperationCompleteMessage | OperationErrorMessage | PongMessage {
   return message.type === 'operation_complete' || message.type === 'operation_error' || message.type === 'pong';
 }
 
@@ -33,9 +41,8 @@ export class FrameQueue {
     return this.#frames.length;
   }
 
-  /** Parses a frame as the socket delivered it and queues the result. */
-  push(data: unknown): void {
-    this.#frames.push(parseServerFrame(data));
+  push(frame: ParseResult<ServerMessage>): void {
+    this.#frames.push(frame);
   }
 
   clear(): void {

@@ -10,11 +10,12 @@ import { compareLSN, type LSN } from '../protocol/lsn.ts';
 import type { QueuedOperation } from '../protocol/state.ts';
 import type { OperationMessage } from '../protocol/wire.ts';
 import { errorMessage, StorageError } from '../protocol/errors.ts';
+import type { OutboxEntry } from '../db/outbox-groups.ts';
 import { Acknowledged, type Covered } from './acknowledged.ts';
 import { OversizeSuspects, TOO_LARGE_MESSAGE } from './oversize.ts';
 
 /** Operations sent and not yet acknowledged on one connection, at most. */
-export const DEFAULT_IN_FLIGHT_WINDOW = 64;
+export const DEFAULT_IN_FLIGHT_WINDOW = 1024;
 
 /** The first and the longest pause after the server defers an operation (`retryable`). */
 const RETRY_MIN = 1_000;
@@ -32,6 +33,8 @@ export interface OutboxTransport {
 export interface OutboxListener {
   /** Acknowledged; `settled` when its record is gone, else a commit covering `lsn` will delete it. */
   completed(id: string, lsn: LSN | undefined, settled: boolean): void;
+  /** The records of these acknowledged operations are gone: the store shows what they did. */
+  settled(ids: string[]): void;
   failed(operation: QueuedOperation, message: string): void;
   /** The number of unacknowledged operations changed. */
   pendingChanged(count: number): void;
@@ -57,7 +60,7 @@ export class Outbox {
   /** Admissions and clears, one at a time in the order they were asked for. */
   #turns: Promise<void> = Promise.resolve();
   /** Acknowledged ids whose records wait for the next delete transaction. */
-  #nextDeletion: { ids: string[]; done: Promise<void>; resolve(): void } | undefined;
+  #nextDeletion: { entries: OutboxEntry[]; done: Promise<void>; resolve(): void } | undefined;
   #deleting = false;
   readonly #oversize = new OversizeSuspects();
   /** Set while sending pauses because the server deferred an operation; clears itself. */
@@ -106,6 +109,22 @@ export class Outbox {
     if (this.#pending.has(operation.id) || this.#acknowledged.has(operation.id)) return Promise.resolve();
     this.#announced.push(operation);
     return this.#inTurn(() => this.#admit());
+  }
+
+  /**
+   * Takes operations the page that runs this worker has just stored: no other tab's clear can
+   * have come between, so nothing is read; still in turn with this page's clears.
+   */
+  addStored(operations: readonly QueuedOperation[]): Promise<void> {
+    return this.#inTurn(async () => {
+      let added = false;
+      for (const operation of operations) {
+        if (!this.#acknowledged.has(operation.id) && this.#insert(operation)) added = true;
+      }
+      if (!added) return;
+      this.#listener.pendingChanged(this.#pending.size);
+      this.pump();
+    });
   }
 
   /** Admits every announcement waiting, with one read of the store. */
@@ -192,12 +211,10 @@ export class Outbox {
     const operation = this.#pending.get(id);
     if (!operation || !this.#forget(id)) return;
     this.#retryDelay = RETRY_MIN;
-    if (lsn !== undefined && compareLSN(lsn, stored) > 0) {
-      this.#acknowledged.add(operation, lsn, true);
-      this.#listener.completed(id, lsn, false);
-    } else {
-      void this.#deleteRecord(id).then(() => this.#listener.completed(id, lsn, true));
-    }
+    // Answered now; it leaves the pending layer once the store shows it and its record is gone.
+    this.#listener.completed(id, lsn, false);
+    if (lsn !== undefined && compareLSN(lsn, stored) > 0) this.#acknowledged.add(operation, lsn, true);
+    else void this.#deleteRecord(operation).then(() => this.#listener.settled([id]));
     this.pump();
   }
 
@@ -314,11 +331,15 @@ export class Outbox {
 
   /** Removes `id` from memory; false when it is not pending. */
   #forget(id: string): boolean {
-    if (!this.#pending.delete(id)) return false;
-    this.#inFlight.delete(id);
+    const operation = this.#pending.get(id);
+    if (!operation) return false;
+    this.#pending.delete(id);
     this.#oversize.settled(id);
-    const at = this.#waiting.findIndex((operation) => operation.id === id);
-    if (at >= 0) this.#waiting.splice(at, 1);
+    // One in flight is not waiting: answers to a burst do not scan the operations behind it.
+    if (!this.#inFlight.delete(id)) {
+      const at = this.#insertionIndex(operation) - 1;
+      if (this.#waiting[at] === operation) this.#waiting.splice(at, 1);
+    }
     this.#listener.pendingChanged(this.#pending.size);
     return true;
   }
@@ -327,7 +348,7 @@ export class Outbox {
   #fail(id: string, message: string): boolean {
     const operation = this.#pending.get(id);
     if (!operation || !this.#forget(id)) return false;
-    void this.#deleteRecord(id).then(() => this.#listener.failed(operation, message));
+    void this.#deleteRecord(operation).then(() => this.#listener.failed(operation, message));
     return true;
   }
 
@@ -340,7 +361,7 @@ export class Outbox {
     }
     if (!this.sendFrame(payload)) return false;
     this.#forget(id);
-    void this.#deleteRecord(id).then(() => this.#listener.completed(id, undefined, true));
+    void this.#deleteRecord(operation).then(() => this.#listener.completed(id, undefined, true));
     return true;
   }
 
@@ -349,15 +370,15 @@ export class Outbox {
    * so a burst of acknowledgements costs a few transactions, not one each. Resolves once the
    * batch holding `id` has committed (or failed, which is reported).
    */
-  #deleteRecord(id: string): Promise<void> {
+  #deleteRecord(operation: QueuedOperation): Promise<void> {
     let batch = this.#nextDeletion;
     if (!batch) {
       let resolve!: () => void;
       const done = new Promise<void>((r) => { resolve = r; });
-      batch = this.#nextDeletion = { ids: [], done, resolve };
+      batch = this.#nextDeletion = { entries: [], done, resolve };
       if (!this.#deleting) void this.#drainDeletions();
     }
-    batch.ids.push(id);
+    batch.entries.push(operation);
     return batch.done;
   }
 
@@ -368,10 +389,10 @@ export class Outbox {
       this.#nextDeletion = undefined;
       try {
         // A lost delete only means a re-send, which the server answers without applying twice.
-        await this.#store.deleteOperations(batch.ids);
+        await this.#store.deleteOperations(batch.entries);
       } catch (error) {
         this.#listener.storageError(
-          `${batch.ids.length} operation(s) are done but their outbox records could not be deleted: ${errorMessage(error)}`,
+          `${batch.entries.length} operation(s) are done but their outbox records could not be deleted: ${errorMessage(error)}`,
         );
       }
       batch.resolve();

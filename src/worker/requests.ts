@@ -1,7 +1,7 @@
 /** Turns an untrusted message from the page into a typed `PageToWorker` request. */
 import { isRecord } from '../protocol/change.ts';
 import { parseQueuedOperation } from '../protocol/queued-operation.ts';
-import { attempt, bool, fail, finite, nonEmpty, oneOf, positive, record, text } from '../protocol/shape.ts';
+import { attempt, bool, fail, finite, list, nonEmpty, oneOf, positive, record, text } from '../protocol/shape.ts';
 import { DEFAULT_CONNECTION_OPTIONS } from '../protocol/state.ts';
 import { WAKE_REASONS, type PageToWorker, type WorkerConfig } from '../protocol/worker-messages.ts';
 
@@ -42,6 +42,8 @@ function parseBody(obj: Record<string, unknown>, requestId: number): PageToWorke
       return { type, requestId, payload: record(obj, 'payload') };
     case 'operation':
       return { type, requestId, operation: parseQueuedOperation(obj.operation) };
+    case 'stored':
+      return { type, requestId, operations: list(obj, 'operations').map(parseQueuedOperation) };
     case 'network':
       return { type, requestId, online: bool(obj, 'online', true) };
     case 'visibility':

@@ -8,7 +8,9 @@ import { errorMessage, InvalidStateError, StorageError } from '../protocol/error
 import type { QueuedOperation } from '../protocol/state.ts';
 import type { WorkerConfig } from '../protocol/worker-messages.ts';
 import { ChangeStore } from './change-store.ts';
-import { Connection, type ConnectionListener, type WebSocketConstructor } from './connection.ts';
+import { Connection } from './connection.ts';
+import type { ConnectionListener, WebSocketConstructor } from './connection-types.ts';
+import { Folder, type FolderHost } from './folding.ts';
 import { DEFAULT_IN_FLIGHT_WINDOW, Outbox, type OutboxListener } from './outbox.ts';
 
 export interface Session {
@@ -17,6 +19,8 @@ export interface Session {
   readonly store: ChangeStore;
   readonly outbox: Outbox;
   readonly connection: Connection;
+  /** Folds the stored commits into `entities` when the worker is idle. */
+  readonly folder: Folder;
 }
 
 export interface SessionOptions {
@@ -33,7 +37,7 @@ export interface SessionOptions {
 /** What the engine does at a session's turns. */
 export interface SessionHost {
   /** The listeners of a new session's connection and outbox; `owner()` is the session once ready. */
-  listeners(owner: () => Session | undefined): { connection: ConnectionListener; outbox: OutboxListener };
+  listeners(owner: () => Session | undefined): { connection: ConnectionListener; outbox: OutboxListener; folder: FolderHost };
   /** A session is ready and live; called with no await before its first use. */
   opened(session: Session): void;
   /** The live session's database was closed under it; a new session is being opened. */
@@ -145,7 +149,7 @@ export class Sessions {
       if (closedEarly !== undefined) {
         throw new StorageError(`The database ${JSON.stringify(config.dbName)} was closed while it was being opened: ${closedEarly}`);
       }
-      session = { clientId, local, store, outbox, connection };
+      session = { clientId, local, store, outbox, connection, folder: new Folder(local.db, listeners.folder) };
       this.#live = session;
       this.#host.opened(session);
       return session;
@@ -171,6 +175,7 @@ export class Sessions {
     if (lost !== this.#live) return; // already handled
     const wanted = lost.connection.wanted;
     lost.connection.stop('database closed', wanted);
+    lost.folder.close();
     this.#live = undefined;
     this.#host.lost(why);
     lost.local.close();

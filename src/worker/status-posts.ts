@@ -27,6 +27,11 @@ export class StatusPosts {
     this.#timer ??= setTimeout(() => this.flush(), 0);
   }
 
+  /** The page was given these fields along with an event: they need no post of their own. */
+  told(fields: Partial<SyncState>): void {
+    this.#posted = { ...this.#posted, ...fields };
+  }
+
   /** Posts the newest snapshot now, unless the page already has one equal to it. */
   flush(): void {
     const due = this.#due;

@@ -5,6 +5,7 @@
  */
 import { batchChanges, batchOperations, type BatchMessage } from '../protocol/batches.ts';
 import type { InvalidChange } from '../protocol/change.ts';
+import { errorMessage } from '../protocol/errors.ts';
 import { compareLSN, ZERO_LSN, type LSN } from '../protocol/lsn.ts';
 import type { SyncErrorDetail, SyncProgress, SyncState } from '../protocol/state.ts';
 import type { WorkerPost } from '../protocol/worker-messages.ts';
@@ -51,6 +52,25 @@ export class StoreWrites {
     }
     // After the commit's event: an acknowledgement never reaches the page before the value it covers.
     session.outbox.settled(settled);
+    await this.#settleLate(session);
+  }
+
+  /**
+   * Operations acknowledged while a commit was being written, which that commit covers: their
+   * records go now (a transaction of their own), then the page hears they are settled.
+   */
+  async #settleLate(session: Session): Promise<void> {
+    const covered = session.outbox.coveredBy(session.store.lastLSN);
+    if (covered.length === 0) return;
+    const late = covered.map(({ id }) => id);
+    try {
+      await session.local.deleteOperations(covered);
+    } catch (error) {
+      this.#host.reportError({ code: 'storage', message: `${late.length} answered operation(s) stay in the outbox: ${errorMessage(error)}` });
+      return;
+    }
+    if (session === this.#host.live()) this.#host.post({ type: 'changes', changes: [], settled: late });
+    session.outbox.settled(late);
   }
 
   /**
@@ -77,8 +97,8 @@ export class StoreWrites {
       for (const id of batchOperations(message)) session.outbox.carriedBy(id, message.lsn);
     }
     const covering = session.outbox.coveredBy(highestLSN(batches) ?? session.store.lastLSN);
-    const { results, settled, failure } = host.onPage()
-      ? await this.#pageApply.apply(session.store, batches, covering)
+    const { results, settled, segment, failure } = host.onPage()
+      ? { ...await this.#pageApply.apply(session.store, batches, covering), segment: undefined }
       : { ...await session.store.applyBatches(batches, covering), failure: undefined };
     // Committed to a database that was lost since: the page was told it starts over.
     if (session !== host.live()) {
@@ -100,7 +120,9 @@ export class StoreWrites {
           message: `Skipped ${result.unstorable.length} change(s) the local store cannot hold: ${result.unstorable.map((item) => item.reason).join('; ')}`,
         }, result.unstorable);
       }
-      events.push({ type: 'changes', changes, ...(lsn === undefined ? {} : { lsn: result.lastLSN }) });
+      events.push({
+        type: 'changes', changes, ...(lsn === undefined ? {} : { lsn: result.lastLSN }), ...(segment === undefined ? {} : { segment }),
+      });
       lastChanges = events.length - 1;
       const { progress, syncing } = host.state();
       if (!syncing || !progress) {
@@ -121,6 +143,7 @@ export class StoreWrites {
     // After the commit's events: an acknowledgement never reaches the page before the value it covers.
     session.outbox.settled(settled);
     if (failure) throw failure;
+    await this.#settleLate(session);
   }
 }
 

@@ -4,7 +4,6 @@
  */
 import { isBatchMessage } from '../protocol/batches.ts';
 import type { InvalidChange } from '../protocol/change.ts';
-import { effectsOf, entitiesOf } from '../protocol/effects.ts';
 import { errorMessage, InvalidStateError, RequestError, serializeError, StorageError } from '../protocol/errors.ts';
 import type { LSN } from '../protocol/lsn.ts';
 import {
@@ -13,13 +12,12 @@ import {
   type SyncErrorDetail,
   type SyncProgress,
   type SyncState,
-  type QueuedOperation,
 } from '../protocol/state.ts';
-import type { ParseResult, ServerMessage } from '../protocol/wire.ts';
+import { parseServerFrame, type ParseResult, type ServerMessage } from '../protocol/wire.ts';
 import type { PageToWorker, WorkerPost, WorkerToPage } from '../protocol/worker-messages.ts';
-import type { ConnectionListener } from './connection.ts';
-import { FrameQueue } from './frame-queue.ts';
-import type { OutboxListener } from './outbox.ts';
+import type { ConnectionListener } from './connection-types.ts';
+import { Answers, refused } from './answers.ts';
+import { FrameQueue, isAnswer } from './frame-queue.ts';
 import { PageApply } from './page-apply.ts';
 import { parseRequest } from './requests.ts';
 import { Sessions, type Session, type SessionOptions } from './session.ts';
@@ -70,18 +68,35 @@ export class SyncEngine {
   #catchUpWhole = false;
   /** The database was lost: the session opened next replaces it. */
   #reopening = false;
+  readonly #answers = new Answers({
+    current: (session) => this.#sessions.current(session),
+    post: (message) => this.#post(message),
+    told: (fields) => this.#statusPosts.told(fields),
+    update: (patch) => this.#update(patch),
+    reportError: (detail) => this.#reportError(detail),
+  });
 
   constructor(endpoint: WorkerEndpointLike, options: SyncEngineOptions) {
     this.#endpoint = endpoint;
     this.#statusPosts = new StatusPosts(INITIAL_STATE, (state) => endpoint.postMessage({ type: 'status', state }));
     this.#sessions = new Sessions(options, {
-      listeners: (owner) => ({ connection: this.#connectionListener(owner), outbox: this.#outboxListener(owner) }),
-      opened: ({ connection, clientId, store, outbox }) => {
+      listeners: (owner) => ({
+        connection: this.#connectionListener(owner),
+        outbox: this.#answers.listener(owner),
+        folder: {
+          idle: () => this.#frames.size === 0 && !this.#draining,
+          folded: (through) => { if (this.#sessions.current(owner())) this.#post({ type: 'folded', through }); },
+          failed: (message) => { if (this.#sessions.current(owner())) this.#reportError({ code: 'storage', message }); },
+        },
+      }),
+      opened: (session) => {
+        const { connection, clientId, store, outbox } = session;
         connection.setOnline(this.#online);
         connection.setVisible(this.#visible);
         this.#update({ ...connection.snapshot, clientId, lastLSN: store.lastLSN, pendingOperations: outbox.pendingCount });
         if (this.#reopening) this.#post({ type: 'store_reopened' });
         this.#reopening = false;
+        session.folder.request(); // what an earlier worker stored and did not fold
       },
       lost: (why) => {
         this.#reopening = true;
@@ -166,6 +181,9 @@ export class SyncEngine {
       case 'operation':
         await (await this.#sessions.ready()).outbox.add(request.operation);
         return undefined;
+      case 'stored':
+        await (await this.#sessions.ready()).outbox.addStored(request.operations);
+        return undefined;
       case 'clear_operations':
         return (await this.#sessions.ready()).outbox.clear();
       case 'applied':
@@ -210,27 +228,18 @@ export class SyncEngine {
     };
   }
 
-  #outboxListener(owner: () => Session | undefined): OutboxListener {
-    return {
-      // An answer the server gave stands even when the session ended since.
-      completed: (id, lsn, settled) => this.#post({
-        type: 'operation_complete', id, ...(lsn === undefined ? {} : { lsn }), ...(settled ? { settled: true } : {}),
-      }),
-      failed: (operation, message) => this.#post(refused(operation, message)),
-      pendingChanged: (count) => {
-        if (this.#sessions.current(owner())) this.#update({ pendingOperations: count });
-      },
-      // A lost session's deletes fail with its database: that loss is reported once already.
-      storageError: (message) => {
-        if (this.#sessions.current(owner())) this.#reportError({ code: 'storage', message });
-      },
-    };
-  }
-
   // ---- server frames, one at a time ------------------------------------------------------------
 
   #enqueue(data: unknown): void {
-    this.#frames.push(data);
+    const parsed = parseServerFrame(data);
+    const session = this.#sessions.live;
+    // An answer to an operation is taken at once, not behind a commit being written: the page's
+    // reads show the operation until the store does, whatever comes first.
+    if (session && parsed.ok && isAnswer(parsed.message)) {
+      if (parsed.message.type !== 'pong') this.#answers.handle(session, parsed.message);
+      return;
+    }
+    this.#frames.push(parsed);
     if (!this.#draining) void this.#drain();
   }
 
@@ -261,6 +270,7 @@ export class SyncEngine {
     }
     // The session was lost while a write ran: frames of the next one may be waiting.
     if (this.#frames.size > 0) void this.#drain();
+    else this.#sessions.live?.folder.request();
   }
 
   /**
@@ -311,17 +321,8 @@ export class SyncEngine {
         this.#reportError({ code: 'server', message: `The server could not serve the sync: ${message.message}` });
         return;
       case 'operation_complete':
-        session.outbox.complete(message.id, message.lsn, session.store.lastLSN);
-        return;
       case 'operation_error':
-        if (!message.retryable) {
-          session.outbox.reject(message.id, message.message);
-        } else if (session.outbox.defer(message.id)) {
-          this.#reportError({
-            code: 'server',
-            message: `The server could not apply operation ${message.id} now (${message.message}); operations stay queued and are sent again in ${Math.round(session.outbox.retryDelay / 100) / 10} s`,
-          });
-        }
+        this.#answers.handle(session, message);
         return;
       case 'pong':
         return;
@@ -383,8 +384,3 @@ export class SyncEngine {
   }
 }
 
-
-/** The `operation_error` for an operation refused for good, naming the entities its effects touched. */
-function refused(operation: QueuedOperation, message: string): WorkerPost {
-  return { type: 'operation_error', id: operation.id, message, entities: entitiesOf(effectsOf(operation)) };
-}

@@ -110,8 +110,20 @@ export class ReferenceServer {
   }
 
   /** `GET /api/entities` */
+  /** Every entity the server holds, page after page. */
   async entities(): Promise<EntitiesAnswer> {
-    return (await fetch(`${this.httpUrl}/api/entities`, { headers: this.#authorization() })).json() as Promise<EntitiesAnswer>;
+    const read = async (after?: string): Promise<EntitiesAnswer> => {
+      const query = after === undefined ? '' : `?after=${encodeURIComponent(after)}`;
+      return (await fetch(`${this.httpUrl}/api/entities${query}`, { headers: this.#authorization() })).json() as Promise<EntitiesAnswer>;
+    };
+    const first = await read();
+    const entities = [...first.entities];
+    for (let next = first.next; next !== undefined;) {
+      const page = await read(next);
+      entities.push(...page.entities);
+      next = page.next;
+    }
+    return { lsn: first.lsn, entities };
   }
 
   #info(): Started {

@@ -3,6 +3,8 @@
  * sends `PageToWorker` requests, drives the mock server and records everything that comes back.
  */
 import type { SyncWorkerManager } from '../../src/client/worker-manager.ts';
+import { storedEntity } from '../../src/db/records.ts';
+import { LocalStore } from '../../src/db/local-store.ts';
 import { openSyncDB, type StoredEntity, type SyncDB } from '../../src/db/schema.ts';
 import { DEFAULT_CONNECTION_OPTIONS, type QueuedOperation } from '../../src/protocol/state.ts';
 import type { WorkerConfig, WorkerEvent, WorkerToPage } from '../../src/protocol/worker-messages.ts';
@@ -25,6 +27,8 @@ export interface HarnessOptions {
   dbName?: string;
   /** Send `init` at start; default true. */
   init?: boolean;
+  /** Operations sent and not yet acknowledged, at most (the engine's default otherwise). */
+  inFlightWindow?: number;
 }
 
 interface Settle {
@@ -65,7 +69,9 @@ export class WorkerHarness {
       dbName: this.dbName,
       ...options.config,
     };
-    this.#worker = new Worker(new URL('./mock-sync-worker.ts', import.meta.url), { type: 'module' });
+    const entry = new URL('./mock-sync-worker.ts', import.meta.url);
+    if (options.inFlightWindow !== undefined) entry.searchParams.set('window', String(options.inFlightWindow));
+    this.#worker = new Worker(entry, { type: 'module' });
     this.#worker.addEventListener('message', (event: MessageEvent) => this.#receive(event.data));
     this.#worker.addEventListener('error', (event) => {
       const error = new Error(`mock worker failed: ${(event as ErrorEvent).message ?? 'unknown'}`);
@@ -153,11 +159,37 @@ export class WorkerHarness {
     return this.waitFor(`a "${type}" frame at the server`, () => this.framesOf(type, from).find(match));
   }
 
-  /** Waits until the worker's state satisfies `match` (the latest `status` event). */
+  /**
+   * Waits until each of `ids` has left the outbox: answered, its record deleted, and the page told
+   * (`changes` naming it in `settled`).
+   */
+  async waitForSettled(...ids: string[]): Promise<void> {
+    await this.waitFor(`${ids.join(', ')} settled`, () => {
+      const settled = new Set(this.eventsOf('changes').flatMap((event) => event.settled ?? []));
+      return ids.every((id) => settled.has(id)) ? true : undefined;
+    });
+  }
+
+  /**
+   * The worker's state as the page holds it: the latest `status` event, with the count of
+   * operations still unanswered that any later answer carried.
+   */
+  state(): EventOf<'status'>['state'] | undefined {
+    let state: EventOf<'status'>['state'] | undefined;
+    for (const event of this.events) {
+      if (event.type === 'status') state = event.state;
+      else if (state && (event.type === 'operation_complete' || event.type === 'operation_error') && event.pending !== undefined) {
+        state = { ...state, pendingOperations: event.pending };
+      }
+    }
+    return state;
+  }
+
+  /** Waits until the worker's state, as the page holds it, satisfies `match`. */
   async waitForState(what: string, match: (state: EventOf<'status'>['state']) => boolean): Promise<void> {
     await this.waitFor(`state: ${what}`, () => {
-      const latest = this.eventsOf('status').at(-1);
-      return latest && match(latest.state) ? true : undefined;
+      const state = this.state();
+      return state && match(state) ? true : undefined;
     });
   }
 
@@ -200,8 +232,28 @@ export class WorkerHarness {
     return this.#db;
   }
 
+  /**
+   * One entity as the store holds it: its folded record, or the latest change to it in a segment
+   * not folded yet (what a page reads through its recent changes).
+   */
   async entity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {
-    return (await this.database()).get('entities', [entityType, entityId]);
+    const db = await this.database();
+    const tx = db.transaction(['entities', 'segments'], 'readonly');
+    const [folded, segments] = await Promise.all([
+      tx.objectStore('entities').get([entityType, entityId]),
+      tx.objectStore('segments').getAll(),
+      tx.done,
+    ]);
+    let found: { entity: StoredEntity | undefined } | undefined;
+    for (const { batches } of segments) {
+      for (const { changes, lsn } of batches) {
+        for (const change of changes) {
+          if (change.entityType !== entityType || change.entityId !== entityId) continue;
+          found = { entity: change.type === 'update' ? storedEntity(change, lsn) : undefined };
+        }
+      }
+    }
+    return found ? found.entity : folded;
   }
 
   async storedLSN(): Promise<unknown> {
@@ -209,7 +261,7 @@ export class WorkerHarness {
   }
 
   async outboxIds(): Promise<string[]> {
-    return (await this.database()).getAllKeys('outbox');
+    return (await new LocalStore(await this.database()).operations()).map(({ id }) => id);
   }
 
   /** Does what the page does: store the operation durably, then tell the worker. */
@@ -222,9 +274,7 @@ export class WorkerHarness {
       queuedAt: Date.now(),
       ...operation,
     };
-    const db = await this.database();
-    const tx = db.transaction('outbox', 'readwrite', { durability: 'strict' });
-    await Promise.all([tx.store.add(record), tx.done]);
+    await new LocalStore(await this.database()).addOperations([record]);
     if (notify) await this.request({ type: 'operation', operation: record });
     return record;
   }

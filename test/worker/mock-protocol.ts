@@ -23,8 +23,10 @@ export type MockCommand =
    * clock). Its timers still run in real time, for as long as the schedule says.
    */
   | { mock: 'clock'; id: number; at: number | null }
-  /** While set, a put of an entity with this id fails in IndexedDB (ConstraintError) and aborts its transaction. */
+  /** While set, a commit holding a change to the entity with this id fails in IndexedDB (ConstraintError) and aborts. */
   | { mock: 'fail_writes'; id: number; entityId: string | null }
+  /** While on, every fold of the stored commits into `entities` fails in IndexedDB (a write refused). */
+  | { mock: 'fail_folds'; id: number; on: boolean }
   /** While set, a frame longer than `length` characters makes the server close that socket with 1009. */
   | { mock: 'max_payload'; id: number; length: number | null }
   /**

@@ -15,6 +15,7 @@ let silent = false;
 let randomValue: number | null = null;
 let clockValue: number | null = null;
 let failingEntityId: string | null = null;
+let failingFolds = false;
 let maxPayload: number | null = null;
 let bufferedAmount = 0;
 let connections = 0;
@@ -28,13 +29,24 @@ function report(message: MockReport): void {
 
 const originalPut = IDBObjectStore.prototype.put;
 const originalAdd = IDBObjectStore.prototype.add;
-IDBObjectStore.prototype.put = function put(this: IDBObjectStore, value: unknown, key?: IDBValidKey) {
-  if (failingEntityId !== null && this.name === 'entities' && isRecord(value) && value.entityId === failingEntityId) {
-    // Adding the same key twice in one transaction: the second request fails with
-    // ConstraintError and, like a full disk, aborts the whole transaction.
-    originalAdd.call(this, value, key);
-    return originalAdd.call(this, value, key);
+/** A segment record (one commit of the server's changes) that holds a change to `entityId`. */
+function touches(value: unknown, entityId: string): boolean {
+  if (!isRecord(value) || !Array.isArray(value.batches)) return false;
+  return value.batches.some((batch: unknown) => isRecord(batch) && Array.isArray(batch.changes)
+    && batch.changes.some((change: unknown) => isRecord(change) && change.entityId === entityId));
+}
+IDBObjectStore.prototype.add = function add(this: IDBObjectStore, value: unknown, key?: IDBValidKey) {
+  if (failingEntityId !== null && this.name === 'segments' && touches(value, failingEntityId)) {
+    // Adding one key twice in one transaction: the second request fails with ConstraintError and,
+    // like a full disk, aborts the whole transaction. (A negative key leaves the key generator be.)
+    originalAdd.call(this, value, -1);
+    return originalAdd.call(this, value, -1);
   }
+  return originalAdd.call(this, value, key);
+};
+IDBObjectStore.prototype.put = function put(this: IDBObjectStore, value: unknown, key?: IDBValidKey) {
+  // A fold writes entities; while folds fail, IndexedDB refuses them (a full disk, say).
+  if (failingFolds && this.name === 'entities') throw new DOMException('the disk is full (a test)', 'QuotaExceededError');
   return originalPut.call(this, value, key);
 };
 
@@ -102,6 +114,9 @@ function run(command: MockCommand): void {
     case 'fail_writes':
       failingEntityId = command.entityId;
       return;
+    case 'fail_folds':
+      failingFolds = command.on;
+      return;
     case 'max_payload':
       maxPayload = command.length;
       return;
@@ -152,8 +167,11 @@ const endpoint: WorkerEndpointLike = {
   },
 };
 
+const window = new URL(scope.location.href).searchParams.get('window');
+
 startSyncWorker(endpoint, {
   WebSocket: BufferingWebSocket,
+  ...(window === null ? {} : { inFlightWindow: Number(window) }),
   random: () => randomValue ?? Math.random(),
   now: () => clockValue ?? performance.now(),
 });
