@@ -87,6 +87,8 @@ export function launchBrowser(extraArgs: string[] = []): Promise<Browser> {
   return puppeteer.launch({
     executablePath: findChrome(),
     headless: true,
+    // One measurement is one evaluate call: on a loaded machine it can take longer than the default 3 minutes.
+    protocolTimeout: 30 * 60_000,
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--no-first-run', '--no-default-browser-check', ...extraArgs],
   });
