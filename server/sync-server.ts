@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -12,6 +12,7 @@ import { MemoryBudget, SharedFrame } from './outbound.ts';
 import { resolveOptions, type SyncServerOptions } from './server-options.ts';
 import { serveStatic } from './static-files.ts';
 import type { StoredRecord, SyncStore } from './sync-store.ts';
+import { isEndpointPath, routeUpgrades } from './upgrade-route.ts';
 
 export type { SyncServerOptions } from './server-options.ts';
 
@@ -20,11 +21,21 @@ export const SYNC_PATH = '/api/sync';
 export type { ServerStats };
 
 export interface SyncServer {
+  /** The port it listens on; attached to an app's server, that server's port (0 while it does not listen). */
   readonly port: number;
-  /** `http://host:port` */
+  /** `http://host:port`; attached to an app's server, that server's (empty while it does not listen). */
   readonly url: string;
+  /** The WebSocket endpoint's path (`/api/sync` unless set). */
+  readonly path: string;
   readonly store: SyncStore;
   stats(): Promise<ServerStats>;
+  /**
+   * Answers a request for the HTTP API (`/api/stats`, `/api/entities`, `/api/changes`) and
+   * resolves true; resolves false without touching the request for any other path, and for every
+   * request once the server is closed, so that an app can pass it on (Express: `next()`). Mount
+   * it before any body parser: it reads `POST /api/changes` itself.
+   */
+  handleRequest(request: IncomingMessage, response: ServerResponse): Promise<boolean>;
   /**
    * Stops accepting, lets every append under way become durable and be answered, closes the
    * sockets with 1001 and closes the store. Idempotent.
@@ -35,8 +46,23 @@ export interface SyncServer {
 const CLOSE_GOING_AWAY = 1001;
 const SOCKET_CLOSE_GRACE_MS = 1000;
 
-/** Opens the store and starts an HTTP + WebSocket sync server; resolves once it is listening. */
+/** Options an app's own server decides when the sync server is attached to it. */
+const STANDALONE_ONLY = ['port', 'host', 'staticDir', 'maxConnections', 'headersTimeout', 'requestTimeout'] as const;
+
+/**
+ * Opens the store and starts an HTTP + WebSocket sync server; resolves once it is listening. With
+ * `server`, attaches to that HTTP server instead and resolves once ready.
+ */
 export async function createSyncServer(options: SyncServerOptions): Promise<SyncServer> {
+  const attachedTo = options.server;
+  const path = options.path ?? SYNC_PATH;
+  if (!isEndpointPath(path)) throw new Error(`path must start with / and hold no query or fragment, got ${JSON.stringify(path)}`);
+  if (attachedTo !== undefined) {
+    const conflicting = STANDALONE_ONLY.filter((name) => options[name] !== undefined);
+    if (conflicting.length > 0) {
+      throw new Error(`${conflicting.join(', ')} cannot be set with server: the app's own server decides ${conflicting.length > 1 ? 'them' : 'it'}`);
+    }
+  }
   const settings = resolveOptions(options);
   const ownsStore = options.store === undefined;
   const store = options.store ?? (await openStore(options));
@@ -71,7 +97,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   const counters = () => ({ operationFramesReceived, clients: connections.size, clientsDropped, bytesHeld: budget.held });
   const stats = async (): Promise<ServerStats> => ({ ...(await store.stats()), ...counters() });
 
-  const http = createServer({
+  const http = attachedTo ?? createServer({
     headersTimeout: settings.headersTimeout,
     requestTimeout: settings.requestTimeout,
     // How often the two timeouts above are checked (Node's default is every 30 s).
@@ -79,7 +105,10 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   }, (request, response) => {
     void route(request, response);
   });
-  http.maxConnections = settings.maxConnections;
+  if (!attachedTo) {
+    http.maxConnections = settings.maxConnections;
+    http.on('clientError', (_error, socket) => socket.destroy());
+  }
   const api = {
     store,
     budget,
@@ -92,9 +121,20 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     counters,
     now: settings.now,
   };
-  async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  let closed: Promise<void> | undefined;
+  async function handleRequest(request: IncomingMessage, response: ServerResponse): Promise<boolean> {
+    if (closed) return false;
     try {
-      if (await handleApi(request, response, api)) return;
+      return await handleApi(request, response, api);
+    } catch {
+      if (!response.headersSent) response.writeHead(500).end();
+      else response.destroy();
+      return true;
+    }
+  }
+  async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    if (await handleRequest(request, response)) return;
+    try {
       if (options.staticDir !== undefined) {
         await serveStatic(request, response, options.staticDir, { hidden: hiddenDirs });
       } else {
@@ -105,9 +145,9 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
       else response.destroy();
     }
   }
-  http.on('clientError', (_error, socket) => socket.destroy());
 
-  const wss = new WebSocketServer({ server: http, path: SYNC_PATH, maxPayload: settings.maxPayload });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: settings.maxPayload });
+  const stopRouting = routeUpgrades(http, path, wss);
   const stopHeartbeat = settings.heartbeatInterval > 0 ? startHeartbeat(wss, settings.heartbeatInterval) : () => {};
 
   wss.on('connection', (socket) => {
@@ -148,28 +188,29 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     for (const connection of connections.values()) connection.deliver(record, build);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-      http.off('error', reject);
-      resolve();
+  if (!attachedTo) {
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+        http.off('error', reject);
+        resolve();
+      });
+    }).catch(async (error: unknown) => {
+      stopRouting();
+      stopHeartbeat();
+      budget.stop();
+      unsubscribe();
+      stopWatchingStore();
+      if (ownsStore) await store.close();
+      throw error;
     });
-  }).catch(async (error: unknown) => {
-    stopHeartbeat();
-    budget.stop();
-    unsubscribe();
-    stopWatchingStore();
-    if (ownsStore) await store.close();
-    throw error;
-  });
-  const address = http.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  }
 
-  let closed: Promise<void> | undefined;
   async function shutdown(): Promise<void> {
     closing = true;
+    stopRouting();
     stopHeartbeat();
-    const stoppedListening = new Promise<void>((resolve) => http.close(() => resolve()));
+    const stoppedListening = attachedTo ? Promise.resolve() : new Promise<void>((resolve) => http.close(() => resolve()));
     await store.flush();
     // Let the answers to the appends that just became durable go out before the sockets close.
     await new Promise<void>((resolve) => setImmediate(resolve));
@@ -180,19 +221,36 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     stopWatchingStore();
     budget.stop();
     await new Promise<void>((resolve) => wss.close(() => resolve()));
-    http.closeAllConnections();
+    if (!attachedTo) http.closeAllConnections();
     await stoppedListening;
     if (ownsStore) await store.close();
     else await store.flush();
   }
 
+  // Its own server's address is fixed once listening; an app's server may listen later, or again.
+  const listening = attachedTo ? undefined : addressOf(http);
   return {
-    port: address.port,
-    url: `http://${host}:${address.port}`,
+    get port() {
+      return (listening ?? addressOf(http))?.port ?? 0;
+    },
+    get url() {
+      const address = listening ?? addressOf(http);
+      if (!address) return '';
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      return `http://${host}:${address.port}`;
+    },
+    path,
     store,
     stats,
+    handleRequest,
     close: () => (closed ??= shutdown()),
   };
+}
+
+/** The address a server listens on, if it listens on a port. */
+function addressOf(http: HttpServer): AddressInfo | undefined {
+  const address = http.address();
+  return address !== null && typeof address === 'object' ? address : undefined;
 }
 
 /** Resolves when `socket` has closed, terminating it if the close handshake takes too long. */
