@@ -8,17 +8,12 @@ import {
   type WireOperation,
 } from '../src/protocol/wire.ts';
 import { errorMessage } from '../src/protocol/errors.ts';
+import type { Authenticate } from './authenticate.ts';
 import { changesFrame } from './changes-frame.ts';
 import type { InputLimits } from './limits.ts';
 import type { SharedFrame, SocketQueue } from './outbound.ts';
 import { OperationWriter } from './operation-writer.ts';
 import type { StoredRecord, SyncStore } from './sync-store.ts';
-
-/** Decides whether a `sync` may proceed. The token must never be logged or echoed. */
-export type Authenticate = (
-  token: string | undefined,
-  clientId: string,
-) => boolean | Promise<boolean>;
 
 export interface ConnectionSettings {
   store: SyncStore;

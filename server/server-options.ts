@@ -1,7 +1,7 @@
 import type { Server as HttpServer } from 'node:http';
-import type { Authenticate } from './connection.ts';
+import type { Authenticate } from './authenticate.ts';
 import { DEFAULT_LIMITS, type InputLimits } from './limits.ts';
-import type { OutboundLimits } from './outbound.ts';
+import type { OutboundLimits } from './outbound-limits.ts';
 import type { SyncStore } from './sync-store.ts';
 
 export interface SyncServerOptions {

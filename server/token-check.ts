@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Authenticate } from './connection.ts';
+import type { Authenticate } from './authenticate.ts';
 
 /** An {@link Authenticate} hook that accepts exactly `expected`, compared in constant time. */
 export function requireToken(expected: string): Authenticate {
