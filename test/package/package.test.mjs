@@ -370,6 +370,19 @@ void attached.handleRequest(app);
 await createSyncServer({ dataDir: './d', staticDirectory: '.' });
 `;
 
+const CONFORMANCE_TS = `
+import { runConformance, formatResult, type ConformanceReport, type RuleResult } from 'sync-connection/conformance';
+
+const report: ConformanceReport = await runConformance({ url: 'ws://127.0.0.1:8080/api/sync', token: 'secret', timeout: 5000 });
+const failed: RuleResult[] = report.results.filter((result) => result.status === 'fail');
+console.log(failed.map(formatResult).join('\\n'));
+// @ts-expect-error the URL is required
+await runConformance({ token: 'secret' });
+// @ts-expect-error a status is pass, warn, fail or skip
+const status: 'ok' = report.results[0]!.status;
+void status;
+`;
+
 const NO_JSX_TYPING_TSX = `
 export const app = <sync-connection url="/api/sync" onsync_completed={(event) => event.detail.lsn} />;
 `;
@@ -404,13 +417,14 @@ async function writeApp(dir) {
   await writeFile(join(dir, 'tsconfig.bundler.json'), tsconfig('bundler', files));
   await writeFile(join(dir, 'tsconfig.nodenext.json'), tsconfig('nodenext', files, { skipLibCheck: true }));
   await writeFile(join(dir, 'src/server.ts'), SERVER_TS);
+  await writeFile(join(dir, 'src/conformance.ts'), CONFORMANCE_TS);
   // A strict Node app: Node's types only, no DOM, and the package's declarations checked too.
   await writeFile(join(dir, 'tsconfig.server.json'), JSON.stringify({
     compilerOptions: {
       target: 'ES2022', lib: ['ES2022'], module: 'NodeNext', moduleResolution: 'nodenext', strict: true,
       noEmit: true, skipLibCheck: false, types: ['node'],
     },
-    files: ['src/server.ts'],
+    files: ['src/server.ts', 'src/conformance.ts'],
   }));
 }
 
@@ -710,10 +724,12 @@ describe('the server entry, sync-connection/server', () => {
       assert.ok(names.includes(name), `exports ${name}`);
     }
     assert.deepEqual(handles, [], 'importing it opened no socket, timer or listener (file reads of the import itself aside)');
+    const kit = await run(process.execPath, ['--input-type=module', '-e', "console.log(typeof (await import('sync-connection/conformance')).runConformance)"], { cwd: app });
+    assert.equal(kit.stdout.trim(), 'function', 'sync-connection/conformance gives runConformance');
     assert.equal(pkg.exports['./server'].default, undefined, 'no condition but node: a browser bundler finds nothing to bundle');
   });
 
-  it('typechecks in a strict Node app (create, attach, options, stores); the wrong usages are errors', async () => {
+  it('typechecks in a strict Node app (create, attach, options, stores, the conformance kit); the wrong usages are errors', async () => {
     const { code, output } = await typecheck(app, 'tsconfig.server.json');
     assert.equal(code, 0, output);
   });
@@ -732,6 +748,7 @@ describe('the server entry, sync-connection/server', () => {
     const server = await text(tarballFiles.filter((path) => path.startsWith('dist/node/server/') && path.endsWith('.js')));
     for (const pattern of SERVER_CODE) assert.match(server, pattern);
     assert.ok(importsOf(await readFile(join(installed, 'dist/node/server/sync-server.js'), 'utf8')).includes('ws'));
+    assert.ok(importsOf(await readFile(join(installed, 'dist/node/conformance/session.js'), 'utf8')).includes('ws'));
   });
 });
 
@@ -763,5 +780,20 @@ describe('the sync-connection-server command', () => {
     const server = command(t, 'sync-connection-server', ['--port', '0', '--store', 'postgres://sync@127.0.0.1:1/sync']);
     assert.equal(await server.exited, 1);
     assert.match(server.output().stderr, /needs the PostgreSQL driver, which is not installed: npm install pg/);
+  });
+});
+
+describe('the sync-connection-conformance command', () => {
+  it('from the installed package, checks the installed server: every rule passes but the 32-bit boundary, which a fresh log is far from', async (t) => {
+    const server = command(t, 'sync-connection-server', ['--port', '0', '--data-dir', join(temp, 'conformance-data')]);
+    const { port } = JSON.parse(await server.line());
+    const kit = command(t, 'sync-connection-conformance', [`ws://127.0.0.1:${port}/api/sync`, '--boundary-bytes', '0']);
+    assert.equal(await kit.exited, 0, kit.output().stdout + kit.output().stderr);
+    const { stdout } = kit.output();
+    assert.match(stdout, /^SKIP  lsn-boundary .*\n {6}the log did not cross a 32-bit boundary/m);
+    assert.match(stdout, /^17 rules: 16 passed, 0 failed, 0 warnings, 1 skipped/m);
+    const help = command(t, 'sync-connection-conformance', ['--help']);
+    assert.equal(await help.exited, 0);
+    assert.match(help.output().stdout, /^Usage: sync-connection-conformance ws:\/\/host\/api\/sync \[options\]/);
   });
 });
