@@ -44,11 +44,19 @@ export const catchUp: Rule = {
   },
 };
 
-/** Writes three entities one after another on `session`; each has arrived when it returns. */
-async function writeThree(kit: Kit, session: Session, prefix: string): Promise<(Written & { batch: Batch })[]> {
-  const written = [];
-  for (const name of ['a', 'b', 'c']) written.push(await kit.applied(session, kit.upsert(`${prefix}-${name}`, { name })));
-  return written;
+/**
+ * Writes three entities one after another on `session`; returns their ids and the LSNs of the
+ * batches that carried them, once all three have arrived.
+ */
+async function writeThree(kit: Kit, session: Session, prefix: string): Promise<{ ids: string[]; lsns: LSN[] }> {
+  const ids = ['a', 'b', 'c'].map((name) => `${prefix}-${name}`);
+  const lsns: LSN[] = [];
+  for (const id of ids) {
+    const { batch } = await kit.applied(session, kit.upsert(id, { id }));
+    if (batch.lsn === undefined) throw new Error(`the batch carrying the kit's write to ${id} has no lsn: a client could not resume after it`);
+    lsns.push(batch.lsn);
+  }
+  return { ids, lsns };
 }
 
 /**
@@ -76,17 +84,12 @@ export const replay: Rule = {
   level: 'MUST',
   needs: 'writable',
   async run(kit) {
-    const writer = await kit.live();
-    const [a, b, c] = await writeThree(kit, writer, 'replay');
-    const from = a!.batch.lsn;
-    if (from === undefined) return fail(`the batch carrying ${a!.operation.id} has no lsn: a client could not resume after it`);
-    const reader = await kit.connect();
-    const answer = await reader.sync(from);
-    const ids = (list: (typeof a)[]) => list.map((written) => (written!.operation.payload as { entityId: string }).entityId);
-    const problem = replayProblem(kit, answer, from, ids([b, c]), ids([a]));
+    const { ids, lsns: [from, , last] } = await writeThree(kit, await kit.live(), 'replay');
+    const answer = await (await kit.connect()).sync(from!);
+    const problem = replayProblem(kit, answer, from!, ids.slice(1), ids.slice(0, 1));
     if (problem) return fail(problem);
-    if (answer.lsn !== undefined && c!.batch.lsn !== undefined && compareLSN(answer.lsn, c!.batch.lsn) < 0) {
-      return fail(`sync_complete.lsn ${answer.lsn} is below the batch at ${c!.batch.lsn} that the catch-up brought`);
+    if (answer.lsn !== undefined && compareLSN(answer.lsn, last!) < 0) {
+      return fail(`sync_complete.lsn ${answer.lsn} is below the batch at ${last} that the catch-up brought`);
     }
     return pass();
   },
@@ -100,14 +103,10 @@ export const secondSync: Rule = {
   needs: 'writable',
   async run(kit) {
     const session = await kit.live();
-    const [a, b, c] = await writeThree(kit, session, 'resync');
-    const ids = [a, b, c].map((written) => (written!.operation.payload as { entityId: string }).entityId);
-    const from = a!.batch.lsn;
-    const to = c!.batch.lsn;
-    if (from === undefined || to === undefined) return fail('the batches carrying the kit\'s writes have no lsn');
-    const back = replayProblem(kit, await session.sync(from), from, ids.slice(1), ids.slice(0, 1));
+    const { ids, lsns: [from, , to] } = await writeThree(kit, session, 'resync');
+    const back = replayProblem(kit, await session.sync(from!), from!, ids.slice(1), ids.slice(0, 1));
     if (back) return fail(`on a live connection: ${back}`);
-    const forward = replayProblem(kit, await session.sync(to), to, [], ids);
+    const forward = replayProblem(kit, await session.sync(to!), to!, [], ids);
     if (forward) return fail(`on a live connection: ${forward}`);
     return pass();
   },
