@@ -32,7 +32,7 @@ export interface SyncServer {
   /**
    * Answers a request for the HTTP API (`/api/stats`, `/api/entities`, `/api/changes`) and
    * resolves true; resolves false without touching the request for any other path, and for every
-   * request once the server is closed, so that an app can pass it on (Express: `next()`). Mount
+   * request once `close()` has resolved, so that an app can pass it on (Express: `next()`). Mount
    * it before any body parser: it reads `POST /api/changes` itself.
    */
   handleRequest(request: IncomingMessage, response: ServerResponse): Promise<boolean>;
@@ -121,9 +121,10 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     counters,
     now: settings.now,
   };
-  let closed: Promise<void> | undefined;
+  // While closing, the API still answers (writes with 503); once closed, it leaves requests alone.
+  let stopped = false;
   async function handleRequest(request: IncomingMessage, response: ServerResponse): Promise<boolean> {
-    if (closed) return false;
+    if (stopped) return false;
     try {
       return await handleApi(request, response, api);
     } catch {
@@ -206,6 +207,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     });
   }
 
+  let closed: Promise<void> | undefined;
   async function shutdown(): Promise<void> {
     closing = true;
     stopRouting();
@@ -225,6 +227,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     await stoppedListening;
     if (ownsStore) await store.close();
     else await store.flush();
+    stopped = true;
   }
 
   // Its own server's address is fixed once listening; an app's server may listen later, or again.
