@@ -1,7 +1,8 @@
 // Runs in the benchmark page. Logs, with wall-clock times, when a client reconnects after the
-// server went away: a <sync-connection> (its own backoff), or as the baseline a plain WebSocket
-// that redials 50 ms after every failure and sends `sync` once open. The benchmark in Node
-// restarts the server and reads the log; this page only records.
+// server went away: a <sync-connection> (its own schedule; in a page it believes hidden, the
+// schedule from before #15), or as the baseline a plain WebSocket that redials 50 ms after every
+// failure and sends `sync` once open. The benchmark in Node stops and starts the server and reads
+// the log; this page only records.
 
 /** Wall clock with sub-millisecond resolution, comparable with Node's `performance.timeOrigin + performance.now()`. */
 const now = () => performance.timeOrigin + performance.now();
@@ -15,20 +16,25 @@ function firstEvent(type) {
   });
 }
 
-/** A <sync-connection> with the given `backoff-initial` (none: the element's default). */
-async function startElement(name, backoffInitial) {
+/**
+ * A <sync-connection> with its default schedule. `hidden`: the page says it is hidden (as a
+ * background tab does, without the browser throttling it), so the client keeps the doubling
+ * schedule a hidden page has, the one every page had before.
+ */
+async function startElement(name, hidden) {
+  if (hidden) Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
   await customElements.whenDefined('sync-connection');
   const sync = document.createElement('sync-connection');
   sync.setAttribute('url', '/api/sync');
   sync.setAttribute('db-name', `bench-recovery-${name}`);
-  if (backoffInitial !== undefined) sync.setAttribute('backoff-initial', String(backoffInitial));
   sync.addEventListener('connected', () => record('connected'));
   sync.addEventListener('sync_completed', () => record('synced'));
   sync.addEventListener('disconnected', (event) => record('closed', { code: event.detail.code }));
-  // Every scheduled dial after a drop (a dial that fails schedules the next one).
+  // Every retry scheduled after a drop (a dial that fails schedules the next one).
   sync.addEventListener('reconnecting', (event) => record('dial', { delay: event.detail.delay }));
   document.body.append(sync);
   await firstEvent('synced');
+  return document.visibilityState;
 }
 
 /** The naive client: redial 50 ms after every close until open; then `sync` and wait for `sync_complete`. */
@@ -60,6 +66,7 @@ async function startRaw() {
   };
   dial();
   await firstEvent('synced');
+  return document.visibilityState;
 }
 
 window.benchRecovery = { now, log, startElement, startRaw };

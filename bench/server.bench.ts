@@ -5,19 +5,16 @@
  * a time; each child's open-file limit is raised with `ulimit -n` before it starts. Every child is
  * killed before this returns, on error too. Nothing here asserts a time.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { jsonLines, spawnNode, stop } from './lib/children.ts';
 import type { Row } from './lib/harness.ts';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 5_000);
 const CHANGES = Number(process.env.BENCH_FANOUT_CHANGES ?? 20);
 const WARM_UP = 2;
-const FILE_LIMIT = 65_536;
 
 interface Ready { live: number; opened: number; failed: number; connectMs: number }
 interface Result {
@@ -25,55 +22,6 @@ interface Result {
   lastArrivalP50: number; lastArrivalMax: number; postAnsweredP50: number;
 }
 interface Measured { ready: Ready; result: Result; rssIdleMiB: number; rssHeldMiB: number; fileLimit: string }
-
-/** A Node child on this repository with `ulimit -n` raised first (we may run as root). */
-function spawnNode(args: string[], live: Set<ChildProcess>, quiet = false): ChildProcess {
-  const script = `ulimit -n ${FILE_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`;
-  const child = spawn('bash', ['-c', script, 'bash', process.execPath, '--import', 'tsx', ...args], {
-    cwd: root,
-    stdio: ['pipe', 'pipe', quiet ? 'ignore' : 'inherit'],
-  });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  return child;
-}
-
-/** Reads the child's JSON lines; `next(event)` resolves with the next line of that event. */
-function jsonLines(child: ChildProcess): (event: string, timeoutMs: number) => Promise<Record<string, unknown>> {
-  const seen: Record<string, unknown>[] = [];
-  const waiters: (() => void)[] = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    try {
-      const value = JSON.parse(line) as Record<string, unknown>;
-      if (value && typeof value === 'object') seen.push(value);
-    } catch {
-      return;
-    }
-    for (const wake of waiters.splice(0)) wake();
-  });
-  let exited = false;
-  child.once('exit', () => {
-    exited = true;
-    for (const wake of waiters.splice(0)) wake();
-  });
-  return async (event, timeoutMs) => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const index = seen.findIndex((value) => value.event === event);
-      if (index >= 0) return seen.splice(index, 1)[0]!;
-      if (exited) throw new Error(`child exited before "${event}"`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no "${event}" from the child within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  };
-}
 
 async function rssMiB(pid: number | undefined): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -84,17 +32,6 @@ async function rssMiB(pid: number | undefined): Promise<number> {
 async function openFileLimit(pid: number | undefined): Promise<string> {
   const limits = await readFile(`/proc/${pid}/limits`, 'utf8').catch(() => '');
   return /^Max open files\s+(\d+)/m.exec(limits)?.[1] ?? 'unknown';
-}
-
-/** Ends a child: closes its stdin, then SIGTERM, then SIGKILL if it is still there after 5 s. */
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.stdin?.end();
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 async function measure(name: string, serverArgs: string[], awaitSync: boolean, live: Set<ChildProcess>): Promise<Measured> {

@@ -9,6 +9,10 @@ export interface CliOptions {
   exitOnStdinEnd: boolean;
   /** When set, every `sync` must carry this token. */
   token?: string;
+  /** When set, clients authenticate with JWTs signed with this secret (HS256). */
+  jwtSecret?: string;
+  /** Run as the demo: two users, shared and private notes (see server/demo.ts). */
+  demo: boolean;
 }
 
 /** The command line's help, for the command `command`; `staticDefault` says what --static-dir defaults to. */
@@ -44,11 +48,21 @@ export function usage(command: string, staticDefault: string): string {
                          keeping every record before it; the rest is moved to
                          <data-dir>/sync.log.damaged-<offset>. Without it such a log refuses
                          to open (a torn tail from a crash is always cut, and said)
+  --allowed-origin ORIGIN
+                         a web page origin allowed to use the HTTP API and the WebSocket
+                         (repeatable); others get no CORS header and 403 on the WebSocket
+  --allowed-host NAME    a host name the server answers to (repeatable; * = any); default: the
+                         loopback names when bound to loopback, else any. Others get 403
+  --demo                 the demo: users alice and bob, JWTs signed with SYNC_JWT_SECRET or a
+                         random development secret, notes shared or private to their owner;
+                         prints the secret and the page's address with both users' tokens
   --sync-request         send sync_request when a socket opens
   --exit-on-stdin-end    shut down when stdin closes
   --help                 print this and exit
 Environment: SYNC_TOKEN, when set, is the token every sync must carry (else 4001); set but
-empty, the server refuses to start.
+empty, the server refuses to start. SYNC_JWT_SECRET (at least 32 bytes), when set, makes clients
+authenticate with JWTs signed with it (HS256): the identity is sub, the scopes the scopes claim.
+Without either (and without --demo) anyone may read and write everything.
 If the change log cannot be written (a disk error), the server closes every socket with 1011
 and exits with code 1, so that a supervisor restarts it; clients re-send what was not
 acknowledged once it is back. If PostgreSQL cannot be reached, the server keeps its clients,
@@ -60,7 +74,9 @@ const VALUE_FLAGS = new Set([
   'max-buffered-messages', 'stall-timeout-ms', 'memory-budget', 'max-connections', 'auth-timeout-ms',
   'max-body', 'max-depth', 'headers-timeout-ms', 'request-timeout-ms', 'heartbeat-ms',
 ]);
-const SWITCHES = new Set(['sync-request', 'exit-on-stdin-end', 'recover-log']);
+/** Flags that may be given more than once, each adding a value. */
+const LIST_FLAGS = new Set(['allowed-origin', 'allowed-host']);
+const SWITCHES = new Set(['sync-request', 'exit-on-stdin-end', 'recover-log', 'demo']);
 
 /** Reads the command line and environment; returns an error text for anything it cannot use. */
 export function parseCliOptions(
@@ -70,6 +86,7 @@ export function parseCliOptions(
   defaultStaticDir?: string,
 ): CliOptions | { error: string } {
   const values = new Map<string, string>();
+  const lists = new Map<string, string[]>();
   const switches = new Set<string>();
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i]!;
@@ -78,10 +95,11 @@ export function parseCliOptions(
     const name = match[1]!;
     if (SWITCHES.has(name) && match[2] === undefined) {
       switches.add(name);
-    } else if (VALUE_FLAGS.has(name)) {
+    } else if (VALUE_FLAGS.has(name) || LIST_FLAGS.has(name)) {
       const value = match[2] ?? argv[++i];
       if (value === undefined) return { error: `--${name} needs a value` };
-      values.set(name, value);
+      if (LIST_FLAGS.has(name)) lists.set(name, [...(lists.get(name) ?? []), value]);
+      else values.set(name, value);
     } else {
       return { error: `unknown option --${name}` };
     }
@@ -120,6 +138,19 @@ export function parseCliOptions(
     return { error: 'SYNC_TOKEN is set but empty: that would turn authentication off. Unset it to run without authentication, or give it a value' };
   }
 
+  if (env.SYNC_JWT_SECRET !== undefined && Buffer.byteLength(env.SYNC_JWT_SECRET) < 32) {
+    return { error: 'SYNC_JWT_SECRET must have at least 32 bytes (a shorter secret can be guessed)' };
+  }
+  if (env.SYNC_JWT_SECRET !== undefined && env.SYNC_TOKEN !== undefined) {
+    return { error: 'SYNC_TOKEN and SYNC_JWT_SECRET are both set: choose one way for clients to authenticate' };
+  }
+  if (switches.has('demo') && env.SYNC_TOKEN !== undefined) {
+    return { error: '--demo authenticates its users with JWTs; unset SYNC_TOKEN' };
+  }
+  for (const origin of lists.get('allowed-origin') ?? []) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) return { error: `--allowed-origin must be an origin such as https://app.example.com (scheme, host and port only), got ${JSON.stringify(origin)}` };
+  }
+
   const storeUrl = values.get('store') ?? env.SYNC_STORE;
   if (storeUrl !== undefined && storeUrl !== '' && !isStoreUrl(storeUrl)) {
     return { error: '--store must be a postgres:// or postgresql:// URL' };
@@ -148,9 +179,13 @@ export function parseCliOptions(
       recoverLog: switches.has('recover-log'),
       ...(storeUrl ? { storeUrl } : {}),
       ...(staticDir === undefined ? {} : { staticDir: resolve(staticDir) }),
+      ...(lists.has('allowed-origin') ? { allowedOrigins: lists.get('allowed-origin')! } : {}),
+      ...(lists.has('allowed-host') ? { allowedHosts: lists.get('allowed-host')! } : {}),
     },
     exitOnStdinEnd: switches.has('exit-on-stdin-end'),
+    demo: switches.has('demo'),
   };
   if (env.SYNC_TOKEN !== undefined) options.token = env.SYNC_TOKEN;
+  if (env.SYNC_JWT_SECRET !== undefined) options.jwtSecret = env.SYNC_JWT_SECRET;
   return options;
 }

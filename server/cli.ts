@@ -1,5 +1,7 @@
 import { errorMessage } from '../src/protocol/errors.ts';
 import { parseCliOptions, usage } from './cli-options.ts';
+import { demoScopeOf, demoSecret, demoTokens, demoUrl } from './demo.ts';
+import { jwtAuthenticator } from './jwt-auth.ts';
 import { redactUrl } from './postgres-errors.ts';
 import { createSyncServer, type SyncServer } from './sync-server.ts';
 import { requireToken } from './token-check.ts';
@@ -28,12 +30,18 @@ export async function runCli(args: readonly string[], env: NodeJS.ProcessEnv, pr
     process.exit(2);
   }
 
+  const jwtSecret = parsed.jwtSecret ?? (parsed.demo ? demoSecret() : undefined);
+  const authenticate = jwtSecret !== undefined ? jwtAuthenticator({ secret: jwtSecret })
+    : parsed.token !== undefined ? requireToken(parsed.token)
+    : undefined;
+
   let server: SyncServer;
   let exitCode = 0;
   try {
     server = await createSyncServer({
       ...parsed.server,
-      ...(parsed.token === undefined ? {} : { authenticate: requireToken(parsed.token) }),
+      ...(authenticate === undefined ? {} : { authenticate }),
+      ...(parsed.demo ? { scopeOf: demoScopeOf } : {}),
       onStoreNotice: (message) => process.stderr.write(`sync server: ${message}\n`),
       // The store refuses every write after a disk error; reopening it (a new process) reads back
       // what is durable. So exit non-zero for a supervisor to restart the server.
@@ -83,8 +91,15 @@ export async function runCli(args: readonly string[], env: NodeJS.ProcessEnv, pr
   const url = wildcard ? `http://127.0.0.1:${running.port}` : running.url;
   process.stdout.write(`${JSON.stringify({ event: 'listening', port: running.port, url })}\n`);
   const where = parsed.server.storeUrl === undefined ? `data in ${parsed.server.dataDir}` : `store ${redactUrl(parsed.server.storeUrl)}`;
-  const access = parsed.token === undefined
-    ? 'authentication OFF: any client may sync (set SYNC_TOKEN to require a token)'
-    : 'clients authenticate with the token in SYNC_TOKEN';
+  const access = parsed.demo ? 'the demo: users alice and bob authenticate with JWTs'
+    : parsed.jwtSecret !== undefined ? 'clients authenticate with JWTs signed with SYNC_JWT_SECRET'
+    : parsed.token !== undefined ? 'clients authenticate with the token in SYNC_TOKEN'
+    : 'authentication OFF: any client and any web page may read and write everything (set SYNC_JWT_SECRET or SYNC_TOKEN to require a token)';
   process.stderr.write(`sync server listening on ${url} (ws ${url.replace('http', 'ws')}${running.path}), ${where}, ${access}\n`);
+  if (parsed.demo && jwtSecret !== undefined) {
+    // Development only: the secret signs every identity of this server.
+    const source = parsed.jwtSecret === undefined ? 'a random development secret, new at every start' : 'SYNC_JWT_SECRET';
+    process.stderr.write(`sync server (demo): tokens are signed with ${source}: ${jwtSecret}\n`);
+    process.stderr.write(`sync server (demo): open ${demoUrl(url, await demoTokens(jwtSecret))}\n`);
+  }
 }

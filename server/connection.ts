@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
 import { formatLSN, parseLSN } from '../src/protocol/lsn.ts';
 import {
@@ -8,15 +9,23 @@ import {
   type WireOperation,
 } from '../src/protocol/wire.ts';
 import { errorMessage } from '../src/protocol/errors.ts';
-import type { Authenticate } from './authenticate.ts';
-import { changesFrame } from './changes-frame.ts';
-import type { InputLimits } from './limits.ts';
+import { scopedChangesFrame } from './changes-frame.ts';
+import { identify, operationKey, ScopeSet, type Authenticate, type Identity } from './identity.ts';
 import type { SharedFrame, SocketQueue } from './outbound.ts';
-import { OperationWriter } from './operation-writer.ts';
-import type { StoredRecord, SyncStore } from './sync-store.ts';
+import { OperationWriter, type WriteRules } from './operation-writer.ts';
+import type { RecordFrames } from './record-frames.ts';
+import type { Receiver, Subscribers } from './subscribers.ts';
+import type { StoredRecord } from './sync-store.ts';
+
+export type { Authenticate } from './identity.ts';
 
 export interface ConnectionSettings {
-  store: SyncStore;
+  /** The store, the limits, the clock and the app's write rules. */
+  rules: WriteRules;
+  /** The WebSocket's upgrade request, handed to `authenticate`. */
+  request: IncomingMessage;
+  /** Who is offered which live records. */
+  subscribers: Subscribers<SyncConnection>;
   /** Most changes in one replay frame (a bigger record still goes whole, alone). */
   batchSize: number;
   /** Where this socket's frames wait to be written; it drops a client that does not keep up. */
@@ -24,10 +33,8 @@ export interface ConnectionSettings {
   /** Ms a socket has to send an authorized `sync`; it is closed with 1008 after. */
   authTimeout: number;
   authenticate?: Authenticate;
-  limits: InputLimits;
   /** Called for every `operation` frame received, repeats included. */
   onOperationFrame(): void;
-  now(): number;
 }
 
 /** What this server sends. */
@@ -44,6 +51,8 @@ type Access = 'none' | 'checking' | 'granted';
 
 const OPEN = 1;
 const CLOSE_UNAUTHORIZED = 4001;
+/** A `sync` that names another identity than the connection's first: reconnecting as that one is the way. */
+const CLOSE_FORBIDDEN = 4003;
 /** A retried close: the client may try again (it may just have been slow). */
 const CLOSE_POLICY = 1008;
 /** Ms a refused client gets to answer the close before its socket is destroyed. */
@@ -53,7 +62,7 @@ export const CLOSE_STORE_UNAVAILABLE = 1011;
 export const STORE_UNAVAILABLE_REASON = 'store unavailable';
 
 /** The server's side of one WebSocket: answers frames, replays the log, then streams records. */
-export class SyncConnection {
+export class SyncConnection implements Receiver {
   readonly #socket: WebSocket;
   readonly #settings: ConnectionSettings;
   readonly #lowWater: number;
@@ -73,15 +82,20 @@ export class SyncConnection {
   #inbox: Promise<void> = Promise.resolve();
   readonly #queue: SocketQueue;
   /** `operation_complete` answers held until the client has been sent the change itself. */
-  #heldAcks: { position: bigint; message: OperationCompleteMessage }[] = [];
+  #heldAcks: { position: bigint; message: OperationCompleteMessage; key: string }[] = [];
   readonly #writer: OperationWriter;
+  /** Who the first authorized `sync` said this is; later ones must say the same. */
+  #identity: Identity | undefined;
+  #view = new ScopeSet([]);
+  /** This client's operations not answered yet (or whose answer waits for their change): key -> its id. */
+  readonly #own = new Map<string, string>();
 
   constructor(socket: WebSocket, settings: ConnectionSettings) {
     this.#socket = socket;
     this.#settings = settings;
     this.#queue = settings.queue;
     this.#lowWater = Math.max(1, Math.min(1 << 20, Math.floor(settings.queue.limits.maxBufferedBytes / 4)));
-    this.#writer = new OperationWriter(settings.store, settings.limits, settings.now);
+    this.#writer = new OperationWriter(settings.rules);
     this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
     const deadline = setTimeout(() => {
       if (this.#access !== 'granted') this.#refuse(CLOSE_POLICY, `no authorized sync within ${settings.authTimeout} ms`);
@@ -91,7 +105,38 @@ export class SyncConnection {
       this.#generation += 1;
       this.#phase = 'idle';
       this.#heldAcks = [];
+      settings.subscribers.leave(this);
+      for (const key of this.#own.keys()) settings.subscribers.settle(key, this);
+      this.#own.clear();
     });
+  }
+
+  /** Who this connection acts as; undefined before its first authorized `sync`. */
+  get identity(): Identity | undefined {
+    return this.#identity;
+  }
+
+  /**
+   * Sends `reset` (the client discards its data and syncs again from 0/0) and nothing more until
+   * that `sync`. False when the connection has no authorized sync to reset.
+   */
+  reset(reason: string): boolean {
+    if (this.#identity === undefined || this.#refused || this.#socket.readyState !== OPEN) return false;
+    this.#generation += 1;
+    this.#phase = 'idle';
+    this.#send({ type: 'reset', reason });
+    this.#releaseAcks(true);
+    return true;
+  }
+
+  /**
+   * Moves the resume point of a live client that was offered no record up to `head` (all of them
+   * out of its scopes) with `frame`, an empty batch at `head`, so that it never replays them.
+   */
+  advanceTo(head: bigint, frame: () => SharedFrame): void {
+    if (this.#phase !== 'live' || this.#cursor >= head) return;
+    void this.#queue.send(frame());
+    this.#advance(head);
   }
 
   /**
@@ -116,12 +161,18 @@ export class SyncConnection {
       .catch((error: unknown) => this.#send({ type: 'error', message: errorMessage(error) }));
   }
 
-  /** Offers a newly durable record; `frame` gives its `changes` frame, built once for all. */
-  deliver(record: StoredRecord, frame: () => SharedFrame): void {
+  /** Offers a newly durable record; its frames are built once for all who see the same of it. */
+  deliver(frames: RecordFrames, ownOperation?: string): void {
+    const { record } = frames;
     if (this.#phase === 'replaying') {
       if (record.position > this.#announced) this.#announced = record.position;
     } else if (this.#phase === 'live' && record.position > this.#cursor) {
-      void this.#queue.send(frame());
+      if (ownOperation !== undefined) {
+        void this.#queue.send(frames.own(this.#view, ownOperation));
+      } else {
+        const frame = frames.shared(this.#view);
+        if (frame) void this.#queue.send(frame);
+      }
       this.#advance(record.position);
     }
   }
@@ -182,20 +233,19 @@ export class SyncConnection {
   async #sync(message: SyncMessage): Promise<void> {
     const generation = ++this.#generation;
     this.#phase = 'idle';
-    const { authenticate } = this.#settings;
-    if (authenticate) {
-      let allowed = false;
-      try {
-        allowed = (await authenticate(message.token, message.clientId)) === true;
-      } catch {
-        allowed = false;
-      }
-      if (!allowed) {
-        this.#access = 'none';
-        this.#refuse(CLOSE_UNAUTHORIZED, 'unauthorized');
-        return;
-      }
+    const identity = await this.#authenticate(message);
+    if (identity === undefined) {
+      this.#access = 'none';
+      this.#refuse(CLOSE_UNAUTHORIZED, 'unauthorized');
+      return;
     }
+    if (this.#identity !== undefined && identity.id !== this.#identity.id) {
+      this.#refuse(CLOSE_FORBIDDEN, 'forbidden: a connection keeps the identity of its first sync');
+      return;
+    }
+    this.#identity = identity;
+    this.#view = new ScopeSet(identity.scopes);
+    this.#settings.subscribers.join(this, this.#view);
     this.#access = 'granted';
     this.#waiting = { frames: 0, bytes: 0 };
     const from = parseLSN(message.lastLSN) ?? 0n;
@@ -204,8 +254,19 @@ export class SyncConnection {
     });
   }
 
+  /** The identity the sync's token belongs to; undefined when it is refused. */
+  #authenticate(message: SyncMessage): Promise<Identity | undefined> {
+    const { authenticate, request } = this.#settings;
+    return identify(authenticate, message.token, { clientId: message.clientId, request }, `client ${JSON.stringify(message.clientId.slice(0, 80))}`);
+  }
+
+  /** The scopes a catch-up reads: undefined for a reader of every scope. */
+  get #scopes(): readonly string[] | undefined {
+    return this.#view.all ? undefined : this.#view.names;
+  }
+
   async #replay(from: bigint, generation: number): Promise<void> {
-    const { store } = this.#settings;
+    const { store } = this.#settings.rules;
     // Replaying from here on: records announced while the shared head is read are caught up too.
     this.#phase = 'replaying';
     this.#cursor = from;
@@ -227,7 +288,7 @@ export class SyncConnection {
       this.#releaseAcks(true);
       return;
     }
-    const total = await store.countChangesAfter(from, head);
+    const total = await store.countChangesAfter(from, head, this.#scopes);
     if (this.#stale(generation)) return;
     this.#send({ type: 'sync_start', lsn: formatLSN(head), total });
     if (!(await this.#pump(head, generation))) return;
@@ -244,16 +305,18 @@ export class SyncConnection {
 
   /** Sends the records in (cursor, until] in frames. False when this replay was superseded. */
   async #pump(until: bigint, generation: number): Promise<boolean> {
-    const { store, batchSize } = this.#settings;
+    const { batchSize } = this.#settings;
+    const { store } = this.#settings.rules;
+    const scopes = this.#scopes;
     while (this.#cursor < until) {
-      const records = await store.changesAfter(this.#cursor, { until, maxChanges: batchSize });
+      const records = await store.changesAfter(this.#cursor, { until, maxChanges: batchSize, ...(scopes === undefined ? {} : { scopes }) });
       if (this.#stale(generation)) return false;
       const last = records.at(-1);
       if (!last) {
         this.#advance(until);
         break;
       }
-      const written = this.#queue.send(changesFrame(records, last.lsn));
+      const written = this.#queue.send(scopedChangesFrame(records, this.#view, last.lsn, this.#ownIn(records)));
       this.#advance(last.position);
       if (this.#queue.bytes > this.#lowWater) await Promise.race([written, this.#closed]);
       if (this.#stale(generation)) return false;
@@ -261,13 +324,30 @@ export class SyncConnection {
     return true;
   }
 
+  /** The ids of this client's operations that `records` carry (protocol 1.2), if any. */
+  #ownIn(records: readonly StoredRecord[]): string[] | undefined {
+    if (this.#own.size === 0) return undefined;
+    const ids = records.flatMap((record) => {
+      const id = record.operationId === undefined ? undefined : this.#own.get(record.operationId);
+      return id === undefined ? [] : [id];
+    });
+    return ids.length > 0 ? ids : undefined;
+  }
+
   #operation(operation: WireOperation): void {
     this.#settings.onOperationFrame();
-    if (this.#access !== 'granted') return;
-    void this.#writer.write(operation).then((outcome) => {
+    const identity = this.#identity;
+    if (this.#access !== 'granted' || identity === undefined) return;
+    const { subscribers } = this.#settings;
+    const key = operationKey(identity.id, operation.id);
+    this.#own.set(key, operation.id);
+    subscribers.expect(key, this, operation.id);
+    void this.#writer.write(operation, identity).then((outcome) => {
+      subscribers.settle(key, this);
+      if (outcome.kind !== 'applied') this.#own.delete(key);
       switch (outcome.kind) {
         case 'applied':
-          this.#acknowledge(outcome.position, { type: 'operation_complete', id: operation.id, lsn: outcome.lsn });
+          this.#acknowledge(outcome.position, { type: 'operation_complete', id: operation.id, lsn: outcome.lsn }, key);
           return;
         case 'rejected':
           this.#send({ type: 'operation_error', id: operation.id, message: outcome.message, ...(outcome.retryable ? { retryable: true } : {}) });
@@ -286,9 +366,13 @@ export class SyncConnection {
   }
 
   /** Answers an operation once the client has been sent its change (at once if not syncing). */
-  #acknowledge(position: bigint, message: OperationCompleteMessage): void {
-    if (this.#phase === 'idle' || this.#cursor >= position) this.#send(message);
-    else this.#heldAcks.push({ position, message });
+  #acknowledge(position: bigint, message: OperationCompleteMessage, key: string): void {
+    if (this.#phase === 'idle' || this.#cursor >= position) {
+      this.#own.delete(key);
+      this.#send(message);
+    } else {
+      this.#heldAcks.push({ position, message, key });
+    }
   }
 
   #advance(position: bigint): void {
@@ -300,8 +384,12 @@ export class SyncConnection {
     const held = this.#heldAcks;
     this.#heldAcks = [];
     for (const ack of held) {
-      if (all || ack.position <= this.#cursor) this.#send(ack.message);
-      else this.#heldAcks.push(ack);
+      if (all || ack.position <= this.#cursor) {
+        this.#own.delete(ack.key);
+        this.#send(ack.message);
+      } else {
+        this.#heldAcks.push(ack);
+      }
     }
   }
 

@@ -19,7 +19,8 @@ export interface PageSource {
  * `<offset>.<skip>`: where to go on in the log, and how many entities of the record there were
  * already given.
  */
-export async function entityPage({ limit, after }: PageOptions, { file, index, head, decode }: PageSource): Promise<EntityPage> {
+export async function entityPage({ limit, after, scopes }: PageOptions, { file, index, head, decode }: PageSource): Promise<EntityPage> {
+  const inScope = scopes === undefined ? undefined : new Set(scopes);
   let { offset, skip } = after === undefined ? { offset: 0, skip: 0 } : parseCursor(after);
   const entities: Entity[] = [];
   let bytes = 0;
@@ -28,7 +29,7 @@ export async function entityPage({ limit, after }: PageOptions, { file, index, h
     if (start !== offset) skip = 0;
     const [frame] = await readFrames(file, start, index.end, 0);
     if (!frame) break;
-    const latest = latestIn(decode(frame), start, index);
+    const latest = latestIn(decode(frame), start, index, inScope);
     const room = limit - entities.length;
     entities.push(...latest.slice(skip, skip + room));
     bytes += frame.end - frame.start;
@@ -39,8 +40,11 @@ export async function entityPage({ limit, after }: PageOptions, { file, index, h
   return { lsn: head, entities };
 }
 
-/** The record's entities whose latest value it holds, each once (its last change), in record order. */
-function latestIn(record: StoredRecord, start: number, index: LogIndex): Entity[] {
+/**
+ * The record's entities whose latest value it holds, each once (its last change), in record order;
+ * only those in `inScope` when given.
+ */
+function latestIn(record: StoredRecord, start: number, index: LogIndex, inScope: ReadonlySet<string> | undefined): Entity[] {
   const seen = new Set<string>();
   const latest: Entity[] = [];
   for (let i = record.changes.length - 1; i >= 0; i -= 1) {
@@ -48,7 +52,7 @@ function latestIn(record: StoredRecord, start: number, index: LogIndex): Entity[
     const key = entityKey(change.entityType, change.entityId);
     if (seen.has(key)) continue;
     seen.add(key);
-    if (change.type === 'update' && index.entityRecord(key) === start) {
+    if (change.type === 'update' && index.entityRecord(key) === start && (!inScope || inScope.has(index.entityScope(key)))) {
       latest.push({ entityType: change.entityType, entityId: change.entityId, data: change.data });
     }
   }

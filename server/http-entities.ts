@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpError, JSON_HEADERS } from './http-error.ts';
+import { ALL_SCOPES, type Identity } from './identity.ts';
 import { InvalidCursorError, type SyncStore } from './sync-store.ts';
 
 /** Entities in a page when the request names no `limit`: today's small stores fit in one. */
@@ -56,7 +57,8 @@ function busy(): HttpError {
 }
 
 /**
- * `GET /api/entities[?limit=N][&after=CURSOR]`: `{ "lsn", "entities": [...], "next"? }`, written
+ * `GET /api/entities[?limit=N][&after=CURSOR]`: `{ "lsn", "entities": [...], "next"? }`, only the
+ * entities in `identity`'s scopes, written
  * entity by entity as the client reads it; `next` is the `after` of the following page. A client
  * that stops reading for `stallTimeout` ms is dropped.
  */
@@ -64,7 +66,7 @@ export async function sendEntityPage(
   request: IncomingMessage,
   response: ServerResponse,
   store: SyncStore,
-  { gate, stallTimeout }: { gate: SnapshotGate; stallTimeout: number },
+  { gate, stallTimeout, identity }: { gate: SnapshotGate; stallTimeout: number; identity: Identity },
 ): Promise<void> {
   const query = new URL(request.url ?? '/', 'http://localhost').searchParams;
   const limitText = query.get('limit');
@@ -76,7 +78,8 @@ export async function sendEntityPage(
   if (after !== undefined && (after.length === 0 || after.length > 4096)) throw new HttpError(400, 'after must be a cursor from a page\'s "next"');
   const leave = await gate.enter();
   try {
-    const page = await store.entities({ limit, ...(after === undefined ? {} : { after }) }).catch((error: unknown) => {
+    const scopes = identity.scopes.includes(ALL_SCOPES) ? {} : { scopes: identity.scopes };
+    const page = await store.entities({ limit, ...scopes, ...(after === undefined ? {} : { after }) }).catch((error: unknown) => {
       if (error instanceof InvalidCursorError) throw new HttpError(400, `after: ${error.message}`);
       throw error;
     });

@@ -3,7 +3,7 @@
  * nothing. PostgreSQL's driver (`pg`) is loaded only when a `postgres://` store is opened.
  */
 export { createSyncServer, SYNC_PATH, type ServerStats, type SyncServer, type SyncServerOptions } from './sync-server.ts';
-export type { Authenticate } from './authenticate.ts';
+export type { Authenticate } from './identity.ts';
 export type { InputLimits } from './limits.ts';
 export { requireToken } from './token-check.ts';
 export { openPostgresStore, openStore, type StoreLocation } from './open-store.ts';

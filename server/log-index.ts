@@ -2,6 +2,7 @@ import { entityKey } from './edit.ts';
 import { HashIndex, hashText } from './hash-index.ts';
 import { FILE_HEADER_BYTES } from './log-format.ts';
 import type { RecordIndex } from './record-codec.ts';
+import { DEFAULT_SCOPE } from './scopes.ts';
 
 /** Bytes of log between two checkpoints: a read from an arbitrary boundary walks at most this far. */
 const CHECKPOINT_BYTES = 64 * 1024;
@@ -26,6 +27,10 @@ export class LogIndex {
   /** Starts of records holding some entity's latest value, ascending (with some that no longer do). */
   #liveStarts: number[] = [];
   readonly #checkpoints: { start: number; changesBefore: number }[] = [{ start: FILE_HEADER_BYTES, changesBefore: 0 }];
+  /** Entity key -> its scope, for live entities outside the default scope. */
+  readonly #entityScopes = new Map<string, string>();
+  /** Scope -> starts of the records that touch it (a change in it, or moving out of it), ascending. */
+  readonly #scopeRecords = new Map<string, number[]>();
 
   constructor(base: bigint) {
     this.base = base;
@@ -61,8 +66,14 @@ export class LogIndex {
     if (start !== this.end) throw new Error(`record at ${start} does not follow the log's end ${this.end}`);
     const last = this.#checkpoints.at(-1)!;
     if (start - last.start >= CHECKPOINT_BYTES) this.#checkpoints.push({ start, changesBefore: this.changes });
-    for (const [entityType, entityId, isUpdate] of index.keys) {
+    const touched = new Set<string>();
+    for (const [i, [entityType, entityId, isUpdate]] of index.keys.entries()) {
       const key = entityKey(entityType, entityId);
+      const scope = index.scopes?.[i];
+      touched.add(scope?.scope ?? DEFAULT_SCOPE);
+      if (scope?.before !== undefined) touched.add(scope.before);
+      if (isUpdate && scope !== undefined && scope.scope !== DEFAULT_SCOPE) this.#entityScopes.set(key, scope.scope);
+      else this.#entityScopes.delete(key);
       const before = this.#entities.get(key);
       if (before === start && isUpdate) continue;
       if (before !== undefined) this.#forget(before);
@@ -74,6 +85,11 @@ export class LogIndex {
       }
     }
     if (index.operationId !== undefined) this.#operations.add(hashText(index.operationId), start);
+    for (const scope of touched) {
+      const starts = this.#scopeRecords.get(scope);
+      if (starts) starts.push(start);
+      else this.#scopeRecords.set(scope, [start]);
+    }
     this.records += 1;
     this.changes += index.keys.length;
     this.end = end;
@@ -89,16 +105,47 @@ export class LogIndex {
     return this.#entities.get(key);
   }
 
+  /** The scope of a live entity (the default scope for one that does not exist). */
+  entityScope(key: string): string {
+    return this.#entityScopes.get(key) ?? DEFAULT_SCOPE;
+  }
+
+  /**
+   * Starts of the records in [`from`, `to`) that touch one of `scopes`, ascending, at most `limit`:
+   * the scopes' lists merged, never a walk of the log.
+   */
+  scopedRecords(scopes: readonly string[], from: number, to: number, limit: number): number[] {
+    const lists = scopes.flatMap((scope) => {
+      const starts = this.#scopeRecords.get(scope);
+      return starts ? [{ starts, at: firstAtOrAfter(starts, from) }] : [];
+    });
+    const found: number[] = [];
+    while (found.length < limit) {
+      let next = to;
+      for (const list of lists) {
+        const start = list.starts[list.at];
+        if (start !== undefined && start < next) next = start;
+      }
+      if (next >= to) break;
+      found.push(next);
+      for (const list of lists) if (list.starts[list.at] === next) list.at += 1;
+    }
+    return found;
+  }
+
+  /** How many records in [`from`, `to`) touch each of `scopes`, summed (a record in two counts twice). */
+  scopedRecordCount(scopes: readonly string[], from: number, to: number): number {
+    let count = 0;
+    for (const scope of scopes) {
+      const starts = this.#scopeRecords.get(scope);
+      if (starts) count += firstAtOrAfter(starts, to) - firstAtOrAfter(starts, from);
+    }
+    return count;
+  }
+
   /** The first record at or after `offset` that holds some entity's latest value. */
   nextLiveRecord(offset: number): number | undefined {
-    let low = 0;
-    let high = this.#liveStarts.length;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if (this.#liveStarts[mid]! < offset) low = mid + 1;
-      else high = mid;
-    }
-    for (let i = low; i < this.#liveStarts.length; i += 1) {
+    for (let i = firstAtOrAfter(this.#liveStarts, offset); i < this.#liveStarts.length; i += 1) {
       if (this.#liveCount.has(this.#liveStarts[i]!)) return this.#liveStarts[i];
     }
     return undefined;
@@ -139,6 +186,20 @@ export class LogIndex {
   get bytes(): number {
     let keys = 0;
     for (const key of this.#entities.keys()) keys += 2 * key.length + 40;
+    for (const [key, scope] of this.#entityScopes) keys += 2 * (key.length + scope.length) + 40;
+    for (const [scope, starts] of this.#scopeRecords) keys += 2 * scope.length + 40 + starts.length * 8;
     return this.#operations.bytes + keys + this.#checkpoints.length * 32 + this.#liveStarts.length * 8 + this.#liveCount.size * 40;
   }
+}
+
+/** The index of the first element of ascending `values` that is at least `value`. */
+function firstAtOrAfter(values: readonly number[], value: number): number {
+  let low = 0;
+  let high = values.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (values[mid]! < value) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }

@@ -1,4 +1,5 @@
 import type { OpenReport } from './log-open.ts';
+import type { ScopeOf } from './scopes.ts';
 import { FileSyncStore } from './store.ts';
 import type { SyncStore } from './sync-store.ts';
 
@@ -11,6 +12,8 @@ export interface StoreLocation {
   onStoreNotice?: (message: string) => void;
   /** A `postgres://` or `postgresql://` URL: the state lives in that database instead. */
   storeUrl?: string;
+  /** Names each entity's scope as writes are resolved. */
+  scopeOf?: ScopeOf;
 }
 
 /** True when `url` names a store this server can open. */
@@ -20,9 +23,12 @@ export function isStoreUrl(url: string): boolean {
 
 /** Opens the store a location names: PostgreSQL when a URL is given, else the embedded log. */
 export async function openStore(location: StoreLocation): Promise<SyncStore> {
-  if (location.storeUrl !== undefined) return openPostgresStore(location.storeUrl);
+  if (location.storeUrl !== undefined) return openPostgresStore(location.storeUrl, location.scopeOf === undefined ? {} : { scopeOf: location.scopeOf });
   if (location.dataDir === undefined) throw new Error('createSyncServer needs dataDir, storeUrl or store');
-  const { store, report } = await FileSyncStore.open(location.dataDir, { recover: location.recoverLog === true });
+  const { store, report } = await FileSyncStore.open(location.dataDir, {
+    recover: location.recoverLog === true,
+    ...(location.scopeOf === undefined ? {} : { scopeOf: location.scopeOf }),
+  });
   for (const notice of describeReport(report)) location.onStoreNotice?.(notice);
   return store;
 }
@@ -31,7 +37,7 @@ export async function openStore(location: StoreLocation): Promise<SyncStore> {
  * Opens the PostgreSQL store at `url` (`postgres://` or `postgresql://`). The driver, `pg`, is an
  * optional peer dependency loaded only here: the embedded log does not need it installed.
  */
-export async function openPostgresStore(url: string): Promise<SyncStore> {
+export async function openPostgresStore(url: string, options: { scopeOf?: ScopeOf } = {}): Promise<SyncStore> {
   if (!isStoreUrl(url)) throw new Error('the store URL must start with postgres:// or postgresql://');
   let loaded: typeof import('./postgres-store.ts');
   try {
@@ -42,7 +48,7 @@ export async function openPostgresStore(url: string): Promise<SyncStore> {
     }
     throw error;
   }
-  return loaded.PostgresSyncStore.open(url);
+  return loaded.PostgresSyncStore.open(url, options);
 }
 
 /** True when `error` says that the package `name` could not be found. */

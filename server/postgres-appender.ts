@@ -3,6 +3,7 @@ import { formatLSN, parseLSN } from '../src/protocol/lsn.ts';
 import { describe, isCancelled, isConnectionError, isPoolBusy, isRefusal } from './postgres-errors.ts';
 import type { PostgresLink } from './postgres-link.ts';
 import type { StampWaiters } from './postgres-waiters.ts';
+import { refusalFrom } from './scopes.ts';
 import { findOperation, writeRecord, writeStatus, type Write, type WriteState } from './postgres-writes.ts';
 import { StoreRefusedError, StoreUnavailableError, type AppendResult, type StoredRecord, type WriteSequence } from './sync-store.ts';
 
@@ -124,21 +125,22 @@ export class PostgresAppender {
   async #duplicate(operationId: string): Promise<AppendResult> {
     const found = await this.#link.read((db) => findOperation(db, operationId));
     if (!found) throw new Error(`operation ${operationId} conflicted but was not found`);
-    if (found.lsn !== null) return settled(found, true);
+    const fingerprint = found.fingerprint === null ? {} : { fingerprint: found.fingerprint };
+    if (found.lsn !== null) return { ...settled(found, true), ...fingerprint };
     const stamped = this.#waiters.waitFor(found.writeId);
     const again = await this.#link.read((db) => writeStatus(db, found.writeId));
     if (again && again.lsn !== null) {
       stamped.cancel();
-      return settled(again, true);
+      return { ...settled(again, true), ...fingerprint };
     }
     const record = await stamped.promise;
-    return { lsn: record.lsn, position: record.position, duplicate: true };
+    return { lsn: record.lsn, position: record.position, duplicate: true, ...fingerprint };
   }
 }
 
 /** The answer for a write already stamped: its record's LSN, or why it was refused. */
 function settled(state: WriteState, duplicate: boolean): AppendResult {
-  if (state.refused !== null) throw new StoreRefusedError(state.refused);
+  if (state.refused !== null) throw refusalFrom(state.refused);
   const position = state.lsn === null ? undefined : parseLSN(state.lsn);
   if (position === undefined) throw new Error(`malformed LSN ${state.lsn} in the change log`);
   return { lsn: formatLSN(position), position, duplicate };

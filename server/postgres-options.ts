@@ -1,4 +1,8 @@
+import type { ScopeOf } from './scopes.ts';
+
 export interface PostgresStoreOptions {
+  /** Names each entity's scope when the stamper resolves a write; every instance must use the same. */
+  scopeOf?: ScopeOf;
   /** Ms between the fallback rounds: read new records, stamp, try to become the stamper. Default 1000. */
   pollInterval?: number;
   /** Ms between attempts to reach the database while it is unavailable. Default 500. */

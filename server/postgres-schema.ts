@@ -5,6 +5,7 @@ export const NAMES = {
   writes: 'sync_writes',
   changeLog: 'sync_change_log',
   entities: 'sync_entities',
+  changeScopes: 'sync_change_scopes',
   publication: 'sync_connection',
   /** Prefix of the logical messages that carry the writes. */
   messagePrefix: 'sync-connection',
@@ -50,6 +51,17 @@ CREATE TABLE IF NOT EXISTS ${NAMES.entities} (
   entity_id text NOT NULL,
   data json NOT NULL,
   PRIMARY KEY (entity_type, entity_id)
+);
+-- Added with scopes: each entity's scope, each record's per-change scopes, the operation's digest,
+-- and the scope index a scoped catch-up reads instead of the whole log.
+ALTER TABLE ${NAMES.entities} ADD COLUMN IF NOT EXISTS scope text NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS sync_entities_scope ON ${NAMES.entities} (scope, entity_type, entity_id);
+ALTER TABLE ${NAMES.changeLog} ADD COLUMN IF NOT EXISTS scopes json;
+ALTER TABLE ${NAMES.writes} ADD COLUMN IF NOT EXISTS fingerprint text;
+CREATE TABLE IF NOT EXISTS ${NAMES.changeScopes} (
+  scope text NOT NULL,
+  lsn pg_lsn NOT NULL,
+  PRIMARY KEY (scope, lsn)
 );`;
 
 /**
@@ -69,7 +81,12 @@ export async function prepareDatabase(client: pg.Client): Promise<{ slot: string
   const slot = slotName(database);
   await client.query('SELECT pg_advisory_lock($1)', [NAMES.setupLock.toString()]);
   try {
+    const indexed = await client.query<{ found: string | null }>('SELECT to_regclass($1)::text AS found', [NAMES.changeScopes]);
     await client.query(TABLES);
+    if (indexed.rows[0]?.found === null) {
+      // A log written before scopes: every record is in the default scope.
+      await client.query(`INSERT INTO ${NAMES.changeScopes} (scope, lsn) SELECT '', lsn FROM ${NAMES.changeLog} WHERE refused IS NULL ON CONFLICT DO NOTHING`);
+    }
     const publication = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [NAMES.publication]);
     if (publication.rowCount === 0) await client.query(`CREATE PUBLICATION ${NAMES.publication}`);
     const existing = await client.query<{ plugin: string | null; database: string | null; wal_status: string | null }>(

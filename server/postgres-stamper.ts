@@ -6,6 +6,8 @@ import { decodeTransactions } from './pgoutput.ts';
 import { describe, isConnectionError } from './postgres-errors.ts';
 import { NAMES } from './postgres-schema.ts';
 import { decodeWrite, salvageWriteId, type Write } from './postgres-writes.ts';
+import { encodeScopes } from './postgres-reads.ts';
+import { refusalText, ScopeRefusal, scopeChanges, touchedScopes, type ChangeScope, type ScopeOf } from './scopes.ts';
 
 export interface StampOptions {
   slot: string;
@@ -13,6 +15,8 @@ export interface StampOptions {
   limit: number;
   /** Tests: runs after the stamp has committed and before the slot is advanced. */
   afterCommit?: () => void | Promise<void>;
+  /** Names each entity's scope as its write is resolved. */
+  scopeOf?: ScopeOf;
 }
 
 export interface StampResult {
@@ -76,12 +80,12 @@ export async function stampOnce(session: pg.Client, options: StampOptions): Prom
 
   let stamped: number;
   try {
-    stamped = await stampRecords(session, records, false);
+    stamped = await stampRecords(session, records, false, options.scopeOf);
   } catch (error) {
     if (isConnectionError(error)) throw error;
     // One record PostgreSQL cannot take must not stop every later one: again, one at a time.
     loud(`stamping ${records.length} records failed (${describe(error)}); stamping them one at a time`);
-    stamped = await stampRecords(session, records, true);
+    stamped = await stampRecords(session, records, true, options.scopeOf);
   }
   await options.afterCommit?.();
   await session.query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', [options.slot, formatLSN(last.endLsn)]);
@@ -93,7 +97,7 @@ export async function stampOnce(session: pg.Client, options: StampOptions): Prom
  * `oneByOne`, each record gets a savepoint: one that PostgreSQL refuses is logged as refused (its
  * reason, no changes, nothing applied), so its writer gets a final answer and later writes flow.
  */
-async function stampRecords(session: pg.Client, records: readonly PendingRecord[], oneByOne: boolean): Promise<number> {
+async function stampRecords(session: pg.Client, records: readonly PendingRecord[], oneByOne: boolean, scopeOf: ScopeOf | undefined): Promise<number> {
   await session.query('BEGIN');
   try {
     const head = await session.query<{ head: string }>(`SELECT coalesce(max(lsn), '0/0')::text AS head FROM ${NAMES.changeLog}`);
@@ -102,9 +106,9 @@ async function stampRecords(session: pg.Client, records: readonly PendingRecord[
     let added = 0;
     if (!oneByOne) {
       const good = fresh.filter((record) => record.refused === undefined);
-      const resolved = await resolveRecords(session, good);
+      const resolved = await resolveRecords(session, good, scopeOf);
       await insertRecords(session, resolved);
-      await applyEntities(session, resolved.flatMap((record) => record.changes));
+      await applyEntities(session, resolved);
       for (const record of fresh) if (record.refused !== undefined) await insertRefused(session, record, record.refused);
       added = fresh.length;
     } else {
@@ -112,12 +116,14 @@ async function stampRecords(session: pg.Client, records: readonly PendingRecord[
         if (record.refused === undefined) {
           await session.query('SAVEPOINT stamp_record');
           try {
-            const resolved = await resolveRecords(session, [record]);
+            const resolved = await resolveRecords(session, [record], scopeOf);
             await insertRecords(session, resolved);
-            await applyEntities(session, resolved[0]!.changes);
+            await applyEntities(session, resolved);
             await session.query('RELEASE SAVEPOINT stamp_record');
-            added += 1;
-            continue;
+            if (record.refused === undefined) {
+              added += 1;
+              continue;
+            }
           } catch (error) {
             if (isConnectionError(error)) throw error;
             await session.query('ROLLBACK TO SAVEPOINT stamp_record');
@@ -167,40 +173,57 @@ interface ResolvedRecord {
   write: Write;
   /** The write's changes with every patch merged: what the log keeps and clients get. */
   changes: Change[];
+  /** Each change's scope, in order. */
+  scopes: ChangeScope[];
 }
 
-/** Merges the patches of `records`, in order, into the entities' values as this transaction sees them. */
-async function resolveRecords(session: pg.Client, records: readonly PendingRecord[]): Promise<ResolvedRecord[]> {
-  const patched = records.flatMap((record) => record.write.changes.filter((edit) => edit.type === 'patch'));
-  const values = await currentValues(session, patched);
-  return records.map((record) => {
-    const changes = resolveEdits(record.write.changes, (entityType, entityId) => values.get(entityKey(entityType, entityId)));
-    for (const change of changes) {
-      values.set(entityKey(change.entityType, change.entityId), change.type === 'delete' ? undefined : change.data);
+/**
+ * Merges the patches of `records`, in order, into the entities' values as this transaction sees
+ * them, and names each change's scope. A record its writer's scopes do not allow (or whose
+ * scopeOf fails) is marked refused and changes nothing.
+ */
+async function resolveRecords(session: pg.Client, records: PendingRecord[], scopeOf: ScopeOf | undefined): Promise<ResolvedRecord[]> {
+  const entities = await currentEntities(session, records.flatMap((record) => record.write.changes));
+  const resolved: ResolvedRecord[] = [];
+  for (const record of records) {
+    const changes = resolveEdits(record.write.changes, (entityType, entityId) => entities.get(entityKey(entityType, entityId))?.data);
+    let scopes: ChangeScope[];
+    try {
+      scopes = scopeChanges(changes, (key) => entities.get(key)?.scope, scopeOf, record.write.allowedScopes);
+    } catch (error) {
+      if (!(error instanceof ScopeRefusal)) throw error;
+      record.refused = refusalText(error);
+      continue;
     }
-    return { lsn: record.lsn, write: record.write, changes };
-  });
+    for (const [i, change] of changes.entries()) {
+      const key = entityKey(change.entityType, change.entityId);
+      if (change.type === 'delete') entities.delete(key);
+      else entities.set(key, { data: change.data, scope: scopes[i]!.scope });
+    }
+    resolved.push({ lsn: record.lsn, write: record.write, changes, scopes });
+  }
+  return resolved;
 }
 
-/** The stored values of the entities `edits` touch, by entity key. */
-async function currentValues(session: pg.Client, edits: readonly Edit[]): Promise<Map<string, unknown>> {
-  const values = new Map<string, unknown>();
-  if (edits.length === 0) return values;
-  const rows = await session.query<{ entity_type: string; entity_id: string; data: unknown }>(
-    `SELECT e.entity_type, e.entity_id, e.data FROM ${NAMES.entities} e
+/** The stored values and scopes of the entities `edits` touch, by entity key. */
+async function currentEntities(session: pg.Client, edits: readonly Edit[]): Promise<Map<string, { data: unknown; scope: string }>> {
+  const entities = new Map<string, { data: unknown; scope: string }>();
+  if (edits.length === 0) return entities;
+  const rows = await session.query<{ entity_type: string; entity_id: string; data: unknown; scope: string }>(
+    `SELECT e.entity_type, e.entity_id, e.data, e.scope FROM ${NAMES.entities} e
        JOIN unnest($1::text[], $2::text[]) AS k(entity_type, entity_id)
          ON e.entity_type = k.entity_type AND e.entity_id = k.entity_id`,
     [edits.map((edit) => edit.entityType), edits.map((edit) => edit.entityId)],
   );
-  for (const row of rows.rows) values.set(entityKey(row.entity_type, row.entity_id), row.data);
-  return values;
+  for (const row of rows.rows) entities.set(entityKey(row.entity_type, row.entity_id), { data: row.data, scope: row.scope });
+  return entities;
 }
 
 async function insertRecords(session: pg.Client, records: readonly ResolvedRecord[]): Promise<void> {
   if (records.length === 0) return;
   await session.query(
-    `INSERT INTO ${NAMES.changeLog} (lsn, write_id, operation_id, changes, change_count)
-     SELECT * FROM unnest($1::pg_lsn[], $2::uuid[], $3::text[], $4::json[], $5::integer[])
+    `INSERT INTO ${NAMES.changeLog} (lsn, write_id, operation_id, changes, change_count, scopes)
+     SELECT * FROM unnest($1::pg_lsn[], $2::uuid[], $3::text[], $4::json[], $5::integer[], $6::json[])
      ON CONFLICT DO NOTHING`,
     [
       records.map((record) => formatLSN(record.lsn)),
@@ -208,29 +231,38 @@ async function insertRecords(session: pg.Client, records: readonly ResolvedRecor
       records.map((record) => record.write.operationId ?? null),
       records.map((record) => JSON.stringify(record.changes)),
       records.map((record) => record.changes.length),
+      records.map((record) => encodeScopes(record.scopes)),
     ],
+  );
+  const index = records.flatMap((record) => touchedScopes(record.scopes).map((scope) => [scope, formatLSN(record.lsn)] as const));
+  await session.query(
+    `INSERT INTO ${NAMES.changeScopes} (scope, lsn) SELECT * FROM unnest($1::text[], $2::pg_lsn[]) ON CONFLICT DO NOTHING`,
+    [index.map(([scope]) => scope), index.map(([, lsn]) => lsn)],
   );
 }
 
 /** Applies changes in order: per entity the last one wins, so each entity is written once. */
-async function applyEntities(session: pg.Client, changes: readonly Change[]): Promise<void> {
-  const last = new Map<string, Change>();
-  for (const change of changes) {
-    const key = entityKey(change.entityType, change.entityId);
-    last.delete(key);
-    last.set(key, change);
+async function applyEntities(session: pg.Client, records: readonly ResolvedRecord[]): Promise<void> {
+  const last = new Map<string, { change: Change; scope: string }>();
+  for (const record of records) {
+    for (const [i, change] of record.changes.entries()) {
+      const key = entityKey(change.entityType, change.entityId);
+      last.delete(key);
+      last.set(key, { change, scope: record.scopes[i]!.scope });
+    }
   }
-  const updates = [...last.values()].filter((change) => change.type === 'update');
-  const deletes = [...last.values()].filter((change) => change.type === 'delete');
+  const updates = [...last.values()].filter(({ change }) => change.type === 'update');
+  const deletes = [...last.values()].filter(({ change }) => change.type === 'delete').map(({ change }) => change);
   if (updates.length > 0) {
     await session.query(
-      `INSERT INTO ${NAMES.entities} (entity_type, entity_id, data)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::json[])
-       ON CONFLICT (entity_type, entity_id) DO UPDATE SET data = EXCLUDED.data`,
+      `INSERT INTO ${NAMES.entities} (entity_type, entity_id, data, scope)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::json[], $4::text[])
+       ON CONFLICT (entity_type, entity_id) DO UPDATE SET data = EXCLUDED.data, scope = EXCLUDED.scope`,
       [
-        updates.map((change) => change.entityType),
-        updates.map((change) => change.entityId),
-        updates.map((change) => JSON.stringify(change.type === 'update' ? change.data : null)),
+        updates.map(({ change }) => change.entityType),
+        updates.map(({ change }) => change.entityId),
+        updates.map(({ change }) => JSON.stringify(change.type === 'update' ? change.data : null)),
+        updates.map(({ scope }) => scope),
       ],
     );
   }

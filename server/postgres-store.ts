@@ -6,15 +6,18 @@ import { PostgresAppender } from './postgres-appender.ts';
 import { describe, isConnectionError, isPoolBusy, isSlotGone, redactUrl } from './postgres-errors.ts';
 import { PostgresLink } from './postgres-link.ts';
 import type { PostgresStoreOptions } from './postgres-options.ts';
-import { countChanges, readChanges, readEntityPage, readHead, readStats, rowsAfter, toRecord, PAGE_ROWS, type LogRow } from './postgres-reads.ts';
+import { countChanges, readChanges, readEntity, readEntityPage, readHead, readStats, rowsAfter, toRecord, PAGE_ROWS, type LogRow } from './postgres-reads.ts';
 import { NAMES, prepareDatabase, slotLost } from './postgres-schema.ts';
-import { stampOnce } from './postgres-stamper.ts';
+import { stampOnce, type StampOptions } from './postgres-stamper.ts';
 import { StampWaiters } from './postgres-waiters.ts';
 import { refuseWrite, type Write } from './postgres-writes.ts';
+import { refusalFrom } from './scopes.ts';
 import {
   StoreRefusedError,
   StoreUnavailableError,
+  type AppendOptions,
   type AppendResult,
+  type ScopedEntity,
   type EntityPage,
   type PageOptions,
   type ReadOptions,
@@ -40,7 +43,7 @@ const FLUSH_TIMEOUT_MS = 5000;
  */
 export class PostgresSyncStore implements SyncStore {
   readonly #slot: string;
-  readonly #stampOptions: { limit: number; afterCommit?: () => void | Promise<void> };
+  readonly #stampOptions: Omit<StampOptions, 'slot'>;
   readonly #link: PostgresLink;
   readonly #waiters = new StampWaiters();
   readonly #appender: PostgresAppender;
@@ -64,7 +67,7 @@ export class PostgresSyncStore implements SyncStore {
   private constructor(url: string, slot: string, head: bigint, options: PostgresStoreOptions) {
     this.#slot = slot;
     this.#headPosition = head;
-    this.#stampOptions = { limit: options.stampLimit ?? STAMP_LIMIT, afterCommit: options.afterStamp };
+    this.#stampOptions = { limit: options.stampLimit ?? STAMP_LIMIT, afterCommit: options.afterStamp, scopeOf: options.scopeOf };
     this.#link = new PostgresLink({
       url,
       retryInterval: options.retryInterval ?? 500,
@@ -157,7 +160,7 @@ export class PostgresSyncStore implements SyncStore {
   }
 
   /** A patch is merged by the stamper, in commit order: see stampOnce. */
-  append(edits: readonly Edit[], operationId?: string, sequence?: WriteSequence): Promise<AppendResult> {
+  append(edits: readonly Edit[], operationId?: string, sequence?: WriteSequence, options: AppendOptions = {}): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Error('store is closed'));
     if (this.#failure) return Promise.reject(this.#failure);
     if (edits.length === 0) return Promise.reject(new Error('a record needs at least one change'));
@@ -170,6 +173,8 @@ export class PostgresSyncStore implements SyncStore {
     }
     const write: Write = { writeId: randomUUID(), changes: [...edits] };
     if (operationId !== undefined) write.operationId = operationId;
+    if (operationId !== undefined && options.fingerprint !== undefined) write.fingerprint = options.fingerprint;
+    if (options.allowedScopes !== undefined) write.allowedScopes = [...options.allowedScopes];
     const result = this.#appender.append(write, sequence);
     this.#inFlight.add(result);
     const forget = () => this.#inFlight.delete(result);
@@ -181,8 +186,13 @@ export class PostgresSyncStore implements SyncStore {
     return this.#link.read((db) => readChanges(db, after, options));
   }
 
-  countChangesAfter(after: bigint, until: bigint): Promise<number> {
-    return this.#link.read((db) => countChanges(db, after, until));
+  countChangesAfter(after: bigint, until: bigint, scopes?: readonly string[]): Promise<number> {
+    return this.#link.read((db) => countChanges(db, after, until, scopes));
+  }
+
+  /** As of the last stamp: a write committed and not yet stamped is not in it. */
+  entity(entityType: string, entityId: string): Promise<ScopedEntity | undefined> {
+    return this.#link.read((db) => readEntity(db, entityType, entityId));
   }
 
   entities(page: PageOptions): Promise<EntityPage> {
@@ -295,7 +305,7 @@ export class PostgresSyncStore implements SyncStore {
     this.#headPosition = record.position;
     if (row.refused !== null) {
       // Nothing to send: its writer is told, for good, why it was not applied.
-      this.#waiters.reject(row.write_id, new StoreRefusedError(row.refused));
+      this.#waiters.reject(row.write_id, refusalFrom(row.refused));
       return;
     }
     for (const listener of this.#listeners) {

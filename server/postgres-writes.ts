@@ -9,6 +9,10 @@ export interface Write {
   operationId?: string;
   /** As the writer asked for them: the stamper merges a patch into the entity's value. */
   changes: Edit[];
+  /** The writer's scopes, checked by the stamper in commit order; absent: any. */
+  allowedScopes?: string[];
+  /** A digest of the operation, kept with its id. */
+  fingerprint?: string;
 }
 
 /** Anything that runs a query: a pool, a client, a client inside a transaction. */
@@ -17,7 +21,12 @@ export interface Queryable {
 }
 
 export function encodeWrite(write: Write): string {
-  return JSON.stringify({ w: write.writeId, ...(write.operationId === undefined ? {} : { op: write.operationId }), changes: write.changes });
+  return JSON.stringify({
+    w: write.writeId,
+    ...(write.operationId === undefined ? {} : { op: write.operationId }),
+    ...(write.allowedScopes === undefined ? {} : { sc: write.allowedScopes }),
+    changes: write.changes,
+  });
 }
 
 /**
@@ -83,7 +92,12 @@ export function decodeWrite(content: string): Write | string {
   }
   if (changes.length === 0) return 'invalid changes: none';
   if (value.op !== undefined && typeof value.op !== 'string') return 'invalid operation id';
-  return value.op === undefined ? { writeId: value.w, changes } : { writeId: value.w, operationId: value.op, changes };
+  const allowed: unknown = value.sc;
+  if (allowed !== undefined && !(Array.isArray(allowed) && allowed.every((scope) => typeof scope === 'string'))) return 'invalid scopes';
+  const write: Write = { writeId: value.w, changes };
+  if (value.op !== undefined) write.operationId = value.op;
+  if (allowed !== undefined) write.allowedScopes = allowed as string[];
+  return write;
 }
 
 // One statement, so one transaction when run on its own: the operation id is claimed (its unique
@@ -91,13 +105,13 @@ export function decodeWrite(content: string): Write | string {
 // write-ahead log as a transactional logical message, decoded in commit order by the stamper.
 const WRITE = `
 WITH claimed AS (
-  INSERT INTO ${NAMES.writes} (write_id, operation_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING write_id
+  INSERT INTO ${NAMES.writes} (write_id, operation_id, fingerprint) VALUES ($1, $2, $4) ON CONFLICT DO NOTHING RETURNING write_id
 )
 SELECT pg_logical_emit_message(true, '${NAMES.messagePrefix}', $3::text) FROM claimed`;
 
 /** Writes `write`; false when its operation id had been applied already (nothing was written). */
 export async function writeRecord(db: Queryable, write: Write): Promise<boolean> {
-  const result = await db.query(WRITE, [write.writeId, write.operationId ?? null, encodeWrite(write)]);
+  const result = await db.query(WRITE, [write.writeId, write.operationId ?? null, encodeWrite(write), write.fingerprint ?? null]);
   return result.rowCount === 1;
 }
 
@@ -109,16 +123,16 @@ export interface WriteState {
   refused: string | null;
 }
 
-/** The write that applied `operationId`, and its record's LSN once it has been stamped. */
-export async function findOperation(db: Queryable, operationId: string): Promise<({ writeId: string } & WriteState) | undefined> {
-  const result = await db.query<{ write_id: string; lsn: string | null; refused: string | null }>(
-    `SELECT w.write_id, c.lsn::text AS lsn, c.refused FROM ${NAMES.writes} w
+/** The write that applied `operationId`, its fingerprint, and its record's LSN once it has been stamped. */
+export async function findOperation(db: Queryable, operationId: string): Promise<({ writeId: string; fingerprint: string | null } & WriteState) | undefined> {
+  const result = await db.query<{ write_id: string; lsn: string | null; refused: string | null; fingerprint: string | null }>(
+    `SELECT w.write_id, w.fingerprint, c.lsn::text AS lsn, c.refused FROM ${NAMES.writes} w
        LEFT JOIN ${NAMES.changeLog} c ON c.write_id = w.write_id
       WHERE w.operation_id = $1`,
     [operationId],
   );
   const row = result.rows[0];
-  return row && { writeId: row.write_id, lsn: row.lsn, refused: row.refused };
+  return row && { writeId: row.write_id, fingerprint: row.fingerprint, lsn: row.lsn, refused: row.refused };
 }
 
 /** Where a write stands; undefined if it was never committed. */

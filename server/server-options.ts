@@ -1,5 +1,7 @@
 import type { Server as HttpServer } from 'node:http';
-import type { Authenticate } from './authenticate.ts';
+import type { Authenticate } from './identity.ts';
+import type { ScopeOf } from './scopes.ts';
+import type { Authorize, OperationHandler } from './write-rules.ts';
 import { DEFAULT_LIMITS, type InputLimits } from './limits.ts';
 import type { OutboundLimits } from './outbound-limits.ts';
 import type { SyncStore } from './sync-store.ts';
@@ -68,8 +70,44 @@ export interface SyncServerOptions {
   heartbeatInterval?: number;
   /** Send `sync_request` as soon as a socket opens. Default false. */
   syncRequestOnConnect?: boolean;
-  /** Called for every `sync`; false closes the socket with 4001 "unauthorized". */
+  /**
+   * Who a token belongs to: called for every `sync` (with its `clientId` and the upgrade request)
+   * and every HTTP API request (its `Authorization: Bearer` token). Returns `{ id, scopes }` or
+   * `null` (4001 "unauthorized", HTTP 401); may be async; a throw refuses too and is logged without
+   * the token. Without it anyone may sync, read and write everything (see `allowedOrigins`).
+   * `jwtAuthenticator()` and `requireToken()` make one.
+   */
   authenticate?: Authenticate;
+  /**
+   * Names the scope of an entity from its value (`{ entityType, entityId, data }`): a client gets
+   * only the changes to entities in its identity's scopes. Synchronous and pure; the store calls it
+   * as each write is resolved. A store passed as `store` takes it in its own options instead.
+   */
+  scopeOf?: ScopeOf;
+  /**
+   * Whether an identity may make one change (`true` or the reason it may not). Default: only to an
+   * entity whose scope before and after the write is one of the identity's scopes.
+   */
+  authorize?: Authorize;
+  /** App-defined operation types: each handler checks its payload and returns the changes to store. */
+  operations?: Readonly<Record<string, OperationHandler>>;
+  /**
+   * Origins of the web pages that may use the HTTP API (CORS) and open the WebSocket (others get
+   * 403). Without it: no page of another origin may read the API (no CORS header), except on a
+   * server without `authenticate`, which stays open to every origin as before (CORS `*`).
+   */
+  allowedOrigins?: readonly string[];
+  /**
+   * Host names (`Host` header, without the port) the server answers to; anything else gets 403
+   * (DNS rebinding). `'*'`: any. Default: the loopback names (`localhost`, `127.0.0.1`, `[::1]`)
+   * when bound to a loopback address, else any.
+   */
+  allowedHosts?: readonly string[];
+  /**
+   * Ms between the rounds that move the resume point of clients that were sent nothing because
+   * every new record was outside their scopes (one empty batch each, shared). Default 5000.
+   */
+  resumeAdvanceInterval?: number;
   /** What one write may hold (ids, types, nesting, size); each over-limit write is refused, naming the limit. */
   limits?: Partial<InputLimits>;
   /** Clock for change timestamps. Default `Date.now`. */
@@ -100,6 +138,7 @@ export interface ResolvedOptions {
   outbound: OutboundLimits;
   limits: InputLimits;
   now: () => number;
+  resumeAdvanceInterval: number;
 }
 
 const MiB = 1024 * 1024;
@@ -123,5 +162,6 @@ export function resolveOptions(options: SyncServerOptions): ResolvedOptions {
     },
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     now: options.now ?? Date.now,
+    resumeAdvanceInterval: options.resumeAdvanceInterval ?? 5000,
   };
 }

@@ -8,11 +8,15 @@ import { LogIndex } from './log-index.ts';
 import { MAX_RECORD_BYTES, RECORD_HEADER_BYTES } from './log-format.ts';
 import { CorruptRecordError, readFrames, walkHeaders, type Frame } from './log-reader.ts';
 import { openLog, type LogOpenOptions, type OpenReport } from './log-open.ts';
+import { ChunkCursor, readFrame } from './log-reader.ts';
 import { decodeChanges, decodeIndex, encodeRecord, type RecordIndex } from './record-codec.ts';
+import { scopeChanges, type ChangeScope, type ScopeOf } from './scopes.ts';
 import {
   PAGE_BYTES,
   StoreRefusedError,
+  type AppendOptions,
   type AppendResult,
+  type ScopedEntity,
   type EntityPage,
   type PageOptions,
   type ReadOptions,
@@ -21,7 +25,13 @@ import {
   type SyncStore,
 } from './sync-store.ts';
 
-export type { LogOpenOptions as FileStoreOptions } from './log-open.ts';
+export interface FileStoreOptions extends LogOpenOptions {
+  /** Names each entity's scope when a write is resolved; without it every entity is in the default scope. */
+  scopeOf?: ScopeOf;
+}
+
+/** Bytes read at a time while a scoped catch-up reads records scattered over the log. */
+const SCATTERED_READ_BYTES = 64 * 1024;
 
 export interface OpenStoreResult {
   store: FileSyncStore;
@@ -45,8 +55,9 @@ export class FileSyncStore implements SyncStore {
   readonly #log: AppendLog;
   readonly #index: LogIndex;
   readonly #lock: DataDirLock;
-  /** Entities written by appends not yet durable: their value once those are, and how many. */
-  readonly #pending = new Map<string, { value: unknown; appends: number }>();
+  /** Entities written by appends not yet durable: their value and scope once those are, and how many. */
+  readonly #pending = new Map<string, { value: unknown; scope: string | undefined; appends: number }>();
+  readonly #scopeOf: ScopeOf | undefined;
   readonly #inFlight = new Map<string, Promise<AppendResult>>();
   readonly #listeners = new Set<(record: StoredRecord) => void>();
   readonly #failureListeners = new Set<(error: Error) => void>();
@@ -56,7 +67,8 @@ export class FileSyncStore implements SyncStore {
   #failure: Error | undefined;
   #closed = false;
 
-  private constructor(file: LogFile, index: LogIndex, lock: DataDirLock) {
+  private constructor(file: LogFile, index: LogIndex, lock: DataDirLock, scopeOf: ScopeOf | undefined) {
+    this.#scopeOf = scopeOf;
     this.#file = file;
     this.#index = index;
     this.#lock = lock;
@@ -64,9 +76,9 @@ export class FileSyncStore implements SyncStore {
   }
 
   /** Opens (creating it if needed) the store in `dir`; throws, saying why and what to do, when it cannot. */
-  static async open(dir: string, options: LogOpenOptions = {}): Promise<OpenStoreResult> {
+  static async open(dir: string, options: FileStoreOptions = {}): Promise<OpenStoreResult> {
     const { file, index, lock, report } = await openLog(dir, options);
-    return { store: new FileSyncStore(file, index, lock), truncatedBytes: report.truncatedBytes, report };
+    return { store: new FileSyncStore(file, index, lock, options.scopeOf), truncatedBytes: report.truncatedBytes, report };
   }
 
   get head(): LSN {
@@ -81,14 +93,14 @@ export class FileSyncStore implements SyncStore {
     return this.#failure;
   }
 
-  append(edits: readonly Edit[], operationId?: string): Promise<AppendResult> {
+  append(edits: readonly Edit[], operationId?: string, _sequence?: unknown, options: AppendOptions = {}): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Error('store is closed'));
     if (edits.length === 0) return Promise.reject(new Error('a record needs at least one change'));
     if (operationId !== undefined) {
       const first = this.#inFlight.get(operationId);
       if (first) return first.then((result) => ({ ...result, duplicate: true }));
     }
-    const prepared = this.#preparing.then(() => this.#prepare(edits, operationId));
+    const prepared = this.#preparing.then(() => this.#prepare(edits, operationId, options));
     this.#preparing = prepared.catch(() => {});
     const result = prepared.then((step) => step.durable);
     if (operationId !== undefined) {
@@ -99,24 +111,34 @@ export class FileSyncStore implements SyncStore {
     return result;
   }
 
-  async changesAfter(after: bigint, { until, maxChanges, maxBytes = PAGE_BYTES }: ReadOptions): Promise<StoredRecord[]> {
+  async changesAfter(after: bigint, { until, maxChanges, maxBytes = PAGE_BYTES, scopes }: ReadOptions): Promise<StoredRecord[]> {
     const from = await this.#boundaryAfter(after);
     const to = this.#index.offset(until);
     if (from >= to) return [];
+    if (scopes !== undefined) return this.#scopedAfter(scopes, from, to, maxChanges, maxBytes);
     const frames = await readFrames(this.#file, from, to, maxBytes, maxChanges);
     const last = frames.at(-1);
     if (last) this.#remember(last.end);
     return frames.map((frame) => this.#decode(frame));
   }
 
-  async countChangesAfter(after: bigint, until: bigint): Promise<number> {
+  async countChangesAfter(after: bigint, until: bigint, scopes?: readonly string[]): Promise<number> {
     const from = await this.#boundaryAfter(after);
     const to = await this.#boundaryAfter(until);
+    if (scopes !== undefined) return to <= from ? 0 : this.#index.scopedRecordCount(scopes, from, to);
     return to <= from ? 0 : (await this.#changesBefore(to)) - (await this.#changesBefore(from));
   }
 
   async latestPosition(): Promise<bigint> {
     return this.#index.head;
+  }
+
+  async entity(entityType: string, entityId: string): Promise<ScopedEntity | undefined> {
+    const key = entityKey(entityType, entityId);
+    const pending = this.#pending.get(key);
+    if (pending) return pending.value === undefined ? undefined : { entityType, entityId, data: pending.value, scope: pending.scope ?? this.#index.entityScope(key) };
+    const stored = await this.#storedValue(key);
+    return stored && { entityType, entityId, data: stored.value, scope: this.#index.entityScope(key) };
   }
 
   entities(page: PageOptions): Promise<EntityPage> {
@@ -169,16 +191,22 @@ export class FileSyncStore implements SyncStore {
   }
 
   /** Checks, resolves and queues one append; its `durable` settles when it is on disk. */
-  async #prepare(edits: readonly Edit[], operationId: string | undefined): Promise<{ durable: Promise<AppendResult> }> {
+  async #prepare(edits: readonly Edit[], operationId: string | undefined, options: AppendOptions): Promise<{ durable: Promise<AppendResult> }> {
     if (operationId !== undefined) {
       const found = await this.#findOperation(operationId);
-      if (found !== undefined) return { durable: Promise.resolve({ lsn: formatLSN(found), position: found, duplicate: true }) };
+      if (found !== undefined) {
+        const duplicate: AppendResult = { lsn: formatLSN(found.position), position: found.position, duplicate: true };
+        if (found.fingerprint !== undefined) duplicate.fingerprint = found.fingerprint;
+        return { durable: Promise.resolve(duplicate) };
+      }
     }
     if (this.#failure) throw unavailable(this.#failure);
     if (this.#closed) throw new Error('store is closed');
     const values = await this.#valuesOf(edits);
     const changes = resolveEdits(edits, (entityType, entityId) => values.get(entityKey(entityType, entityId)));
-    const bytes = encodeRecord(changes, operationId);
+    // Checked here, in write order, against the scopes as the writes before this one left them.
+    const scopes = scopeChanges(changes, (key) => this.#scopeNow(key), this.#scopeOf, options.allowedScopes);
+    const bytes = encodeRecord(changes, operationId, scopes, operationId === undefined ? undefined : options.fingerprint);
     if (bytes.length - RECORD_HEADER_BYTES > MAX_RECORD_BYTES) {
       throw new StoreRefusedError(`the record would be ${bytes.length} bytes, over the ${MAX_RECORD_BYTES}-byte limit of the log`);
     }
@@ -191,10 +219,11 @@ export class FileSyncStore implements SyncStore {
       this.#fail(failure);
       throw unavailable(failure);
     }
-    this.#holdPending(changes);
+    this.#holdPending(changes, scopes);
     const start = written.end - bytes.length;
     const index: RecordIndex = { keys: changes.map((change) => [change.entityType, change.entityId, change.type === 'update']) };
     if (operationId !== undefined) index.operationId = operationId;
+    if (scopes.some((scope) => scope.scope !== '' || scope.before !== undefined)) index.scopes = scopes;
     const durable = written.durable.then(
       (): AppendResult => {
         this.#releasePending(changes);
@@ -210,13 +239,42 @@ export class FileSyncStore implements SyncStore {
     return { durable };
   }
 
-  /** The LSN of the record that applied `operationId`, if one did. */
-  async #findOperation(operationId: string): Promise<bigint | undefined> {
+  /** The LSN of the record that applied `operationId`, and the fingerprint it was kept with, if one did. */
+  async #findOperation(operationId: string): Promise<{ position: bigint; fingerprint?: string } | undefined> {
     for (const start of this.#index.operationCandidates(operationId)) {
       const [frame] = await readFrames(this.#file, start, this.#index.end, 0);
-      if (frame && decodeIndexOrThrow(frame).operationId === operationId) return this.#index.position(frame.end);
+      const index = frame && decodeIndexOrThrow(frame);
+      if (frame && index?.operationId === operationId) {
+        const position = this.#index.position(frame.end);
+        return index.fingerprint === undefined ? { position } : { position, fingerprint: index.fingerprint };
+      }
     }
     return undefined;
+  }
+
+  /** An entity's scope as the appends so far leave it (undefined: it does not exist). */
+  #scopeNow(key: string): string | undefined {
+    const pending = this.#pending.get(key);
+    if (pending) return pending.value === undefined ? undefined : pending.scope;
+    return this.#index.entityRecord(key) === undefined ? undefined : this.#index.entityScope(key);
+  }
+
+  /** Records in [from, to) that touch `scopes`, read one by one from where the scope index says. */
+  async #scopedAfter(scopes: readonly string[], from: number, to: number, maxChanges: number, maxBytes: number): Promise<StoredRecord[]> {
+    const records: StoredRecord[] = [];
+    const cursor = new ChunkCursor(this.#file, SCATTERED_READ_BYTES);
+    let changes = 0;
+    let bytes = 0;
+    for (const start of this.#index.scopedRecords(scopes, from, to, maxChanges)) {
+      const frame = await readFrame(cursor, start, this.#index.end);
+      if (!('header' in frame)) throw new CorruptRecordError(start, frame.problem);
+      if (records.length > 0 && (changes + frame.header.changeCount > maxChanges || bytes >= maxBytes)) break;
+      records.push(this.#decode(frame));
+      changes += frame.header.changeCount;
+      bytes += frame.end - frame.start;
+      this.#remember(frame.end);
+    }
+    return records;
   }
 
   /** The current values of the entities the patches among `edits` touch, counting appends not yet durable. */
@@ -230,22 +288,30 @@ export class FileSyncStore implements SyncStore {
         values.set(key, pending.value);
         continue;
       }
-      const start = this.#index.entityRecord(key);
-      if (start === undefined) continue;
-      const [frame] = await readFrames(this.#file, start, this.#index.end, 0);
-      const changes = frame ? this.#decode(frame).changes : [];
-      for (const change of changes) {
-        if (entityKey(change.entityType, change.entityId) === key && change.type === 'update') values.set(key, change.data);
-      }
+      const stored = await this.#storedValue(key);
+      if (stored) values.set(key, stored.value);
     }
     return values;
   }
 
-  #holdPending(changes: readonly Change[]): void {
-    for (const change of changes) {
+  /** An entity's durable value, read from the record holding its latest change. */
+  async #storedValue(key: string): Promise<{ value: unknown } | undefined> {
+    const start = this.#index.entityRecord(key);
+    if (start === undefined) return undefined;
+    const [frame] = await readFrames(this.#file, start, this.#index.end, 0);
+    let found: { value: unknown } | undefined;
+    for (const change of frame ? this.#decode(frame).changes : []) {
+      if (entityKey(change.entityType, change.entityId) === key && change.type === 'update') found = { value: change.data };
+    }
+    return found;
+  }
+
+  #holdPending(changes: readonly Change[], scopes: readonly ChangeScope[]): void {
+    for (const [i, change] of changes.entries()) {
       const key = entityKey(change.entityType, change.entityId);
       const appends = (this.#pending.get(key)?.appends ?? 0) + 1;
-      this.#pending.set(key, { value: change.type === 'delete' ? undefined : change.data, appends });
+      const deleted = change.type === 'delete';
+      this.#pending.set(key, { value: deleted ? undefined : change.data, scope: deleted ? undefined : scopes[i]!.scope, appends });
     }
   }
 
@@ -263,6 +329,7 @@ export class FileSyncStore implements SyncStore {
     const position = this.#index.position(end);
     const record: StoredRecord = { lsn: formatLSN(position), position, changes };
     if (index.operationId !== undefined) record.operationId = index.operationId;
+    if (index.scopes !== undefined) record.scopes = index.scopes;
     for (const listener of this.#listeners) {
       try {
         listener(record);
@@ -343,6 +410,10 @@ class LogRecord implements StoredRecord {
 
   get operationId(): string | undefined {
     return this.#recordIndex().operationId;
+  }
+
+  get scopes(): readonly ChangeScope[] | undefined {
+    return this.#recordIndex().scopes;
   }
 
   get changes(): Change[] {

@@ -5,12 +5,17 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ServerStats } from '../src/protocol/http.ts';
 import { CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON, SyncConnection } from './connection.ts';
 import { startHeartbeat } from './heartbeat.ts';
-import { handleApi } from './http-api.ts';
+import { formatLSN } from '../src/protocol/lsn.ts';
+import { handleApi, isApiPath } from './http-api.ts';
+import { hostAllowed, hostPolicy, originAllowed, type AccessPolicy } from './http-access.ts';
 import { SnapshotGate } from './http-entities.ts';
+import type { Identity } from './identity.ts';
 import { openStore } from './open-store.ts';
+import type { WriteRules } from './operation-writer.ts';
 import { MemoryBudget, SharedFrame } from './outbound.ts';
 import { resolveOptions, type SyncServerOptions } from './server-options.ts';
 import { serveStatic } from './static-files.ts';
+import { Subscribers } from './subscribers.ts';
 import type { StoredRecord, SyncStore } from './sync-store.ts';
 import { isEndpointPath, routeUpgrades } from './upgrade-route.ts';
 
@@ -37,6 +42,12 @@ export interface SyncServer {
    */
   handleRequest(request: IncomingMessage, response: ServerResponse): Promise<boolean>;
   /**
+   * Sends `reset` to every connection whose identity `filter` picks (after the app changed
+   * someone's scopes, or restored a backup): each client discards its data and syncs again from
+   * 0/0, under what its identity may see then. `reason` goes to the clients. Returns how many.
+   */
+  reset(filter: (identity: Identity) => boolean, reason?: string): number;
+  /**
    * Stops accepting, lets every append under way become durable and be answered, closes the
    * sockets with 1001 and closes the store. Idempotent.
    */
@@ -44,6 +55,8 @@ export interface SyncServer {
 }
 
 const CLOSE_GOING_AWAY = 1001;
+/** Connections whose resume point one turn of the event loop moves. */
+const ADVANCE_SLICE = 256;
 const SOCKET_CLOSE_GRACE_MS = 1000;
 
 /** Options an app's own server decides when the sync server is attached to it. */
@@ -69,6 +82,27 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   // The data is never served, even when the data directory lies inside a served folder.
   const hiddenDirs = options.dataDir === undefined ? [] : [resolvePath(options.dataDir)];
   const connections = new Map<WebSocket, SyncConnection>();
+  const subscribers = new Subscribers<SyncConnection>();
+  const rules: WriteRules = {
+    store,
+    limits: settings.limits,
+    now: settings.now,
+    ...(options.operations === undefined ? {} : { operations: options.operations }),
+    ...(options.authorize === undefined ? {} : { authorize: options.authorize }),
+  };
+  const access: AccessPolicy = {
+    open: options.authenticate === undefined,
+    ...(options.allowedOrigins === undefined ? {} : { allowedOrigins: new Set(options.allowedOrigins) }),
+  };
+  // The Host names answered: allowedHosts, else the loopback names when bound to loopback;
+  // attached, wherever the app's server listens, known once it does.
+  const bindHosts = (bound: string) => {
+    const hosts = hostPolicy(options.allowedHosts, bound);
+    if (hosts) access.allowedHosts = hosts;
+    else delete access.allowedHosts;
+  };
+  bindHosts(attachedTo ? (addressOf(attachedTo)?.address ?? '') : (options.host ?? '127.0.0.1'));
+  const onAppListening = () => bindHosts(addressOf(http)?.address ?? '');
   let operationFramesReceived = 0;
   let clientsDropped = 0;
   let closing = false;
@@ -108,9 +142,14 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   if (!attachedTo) {
     http.maxConnections = settings.maxConnections;
     http.on('clientError', (_error, socket) => socket.destroy());
+  } else {
+    http.on('listening', onAppListening);
   }
   const api = {
     store,
+    rules,
+    access,
+    authenticate: options.authenticate,
     budget,
     maxBodyBytes: settings.maxBodyBytes,
     closing: () => closing,
@@ -123,9 +162,17 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   };
   // While closing, the API still answers (writes with 503); once closed, it leaves requests alone.
   let stopped = false;
+  const refuseHost = (response: ServerResponse) => {
+    response.writeHead(403, { 'Content-Type': 'text/plain' }).end('this server does not answer to that host name');
+  };
   async function handleRequest(request: IncomingMessage, response: ServerResponse): Promise<boolean> {
     if (stopped) return false;
     try {
+      if (!hostAllowed(request, access)) {
+        if (!isApiPath(request.url)) return false;
+        refuseHost(response);
+        return true;
+      }
       return await handleApi(request, response, api);
     } catch {
       if (!response.headersSent) response.writeHead(500).end();
@@ -134,6 +181,10 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     }
   }
   async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    if (!hostAllowed(request, access)) {
+      refuseHost(response);
+      return;
+    }
     if (await handleRequest(request, response)) return;
     try {
       if (options.staticDir !== undefined) {
@@ -147,11 +198,23 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     }
   }
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: settings.maxPayload });
-  const stopRouting = routeUpgrades(http, path, wss);
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: settings.maxPayload,
+    // A page of another origin, or a name the server does not answer to (DNS rebinding), never gets a socket.
+    verifyClient: ({ req }: { req: IncomingMessage }, answer: (allowed: boolean, code?: number, reason?: string) => void) => {
+      if (hostAllowed(req, access) && originAllowed(req, access)) answer(true);
+      else answer(false, 403, 'Forbidden');
+    },
+  });
+  const stopRouting = () => {
+    stopUpgrades();
+    http.off('listening', onAppListening);
+  };
+  const stopUpgrades = routeUpgrades(http, path, wss);
   const stopHeartbeat = settings.heartbeatInterval > 0 ? startHeartbeat(wss, settings.heartbeatInterval) : () => {};
 
-  wss.on('connection', (socket) => {
+  wss.on('connection', (socket, request) => {
     if (closing) {
       socket.close(CLOSE_GOING_AWAY, 'server shutting down');
       return;
@@ -161,16 +224,16 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
       return;
     }
     const connection = new SyncConnection(socket, {
-      store,
+      rules,
+      request,
+      subscribers,
       batchSize: settings.batchSize,
       queue: budget.queueFor(socket),
       authTimeout: settings.authTimeout,
-      authenticate: options.authenticate,
-      limits: settings.limits,
+      ...(options.authenticate === undefined ? {} : { authenticate: options.authenticate }),
       onOperationFrame: () => {
         operationFramesReceived += 1;
       },
-      now: settings.now,
     });
     connections.set(socket, connection);
     socket.on('message', (data, isBinary) => {
@@ -182,12 +245,27 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     if (options.syncRequestOnConnect) connection.send({ type: 'sync_request' });
   });
 
-  // A record's frame is the same for every live client: built once, held once.
-  const unsubscribe = store.subscribe((record: StoredRecord) => {
+  // A record's frame is the same for every live client that sees the same of it: built once, held once.
+  const unsubscribe = store.subscribe((record: StoredRecord) => subscribers.publish(record));
+  // Clients that were offered nothing (every new record was outside their scopes) get one shared
+  // empty batch at the head now and then, so that they never replay what they may not see. A few
+  // hundred at a time, so that live records are not held up behind thousands of them.
+  let sweeping = false;
+  const advancing = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    const head = store.headPosition;
     let frame: SharedFrame | undefined;
-    const build = () => (frame ??= new SharedFrame(JSON.stringify({ type: 'changes', changes: record.changes, lsn: record.lsn })));
-    for (const connection of connections.values()) connection.deliver(record, build);
-  });
+    const build = () => (frame ??= new SharedFrame(JSON.stringify({ type: 'changes', changes: [], lsn: formatLSN(head) })));
+    const behind = [...subscribers.scoped()];
+    const sweep = (from: number) => {
+      for (const connection of behind.slice(from, from + ADVANCE_SLICE)) connection.advanceTo(head, build);
+      if (from + ADVANCE_SLICE < behind.length && !closing) setImmediate(sweep, from + ADVANCE_SLICE);
+      else sweeping = false;
+    };
+    sweep(0);
+  }, settings.resumeAdvanceInterval);
+  advancing.unref();
 
   if (!attachedTo) {
     await new Promise<void>((resolve, reject) => {
@@ -198,6 +276,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
       });
     }).catch(async (error: unknown) => {
       stopRouting();
+      clearInterval(advancing);
       stopHeartbeat();
       budget.stop();
       unsubscribe();
@@ -211,6 +290,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   async function shutdown(): Promise<void> {
     closing = true;
     stopRouting();
+    clearInterval(advancing);
     stopHeartbeat();
     const stoppedListening = attachedTo ? Promise.resolve() : new Promise<void>((resolve) => http.close(() => resolve()));
     await store.flush();
@@ -246,6 +326,14 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     store,
     stats,
     handleRequest,
+    reset: (filter, reason = 'the server reset what this client may see') => {
+      let count = 0;
+      for (const connection of connections.values()) {
+        const identity = connection.identity;
+        if (identity !== undefined && filter(identity) && connection.reset(reason)) count += 1;
+      }
+      return count;
+    },
     close: () => (closed ??= shutdown()),
   };
 }

@@ -1,6 +1,7 @@
 import type { Change } from '../src/protocol/change.ts';
 import type { LSN } from '../src/protocol/lsn.ts';
 import type { Edit } from './edit.ts';
+import type { ChangeScope } from './scopes.ts';
 
 /** One appended batch of changes; its LSN orders it in the log. */
 export interface StoredRecord {
@@ -15,6 +16,8 @@ export interface StoredRecord {
    * put together without parsing and serializing them again.
    */
   changesJson?: string;
+  /** Each change's scope, in order; absent when every change is in the default scope. */
+  scopes?: readonly ChangeScope[];
 }
 
 export interface AppendResult {
@@ -22,6 +25,24 @@ export interface AppendResult {
   position: bigint;
   /** True when the operation id had been applied before: nothing was appended. */
   duplicate: boolean;
+  /** For a duplicate: the fingerprint the first write of the id was stored with, when it had one. */
+  fingerprint?: string;
+}
+
+/** What an append carries besides its edits. */
+export interface AppendOptions {
+  /**
+   * The writer's scopes: a change to an entity in, or into, any other scope is refused with
+   * {@link StoreRefusedError}, checked in the store's write order. Absent, or holding `'*'`: any.
+   */
+  allowedScopes?: readonly string[];
+  /** A digest of the operation, kept with its id and handed back to a later duplicate. */
+  fingerprint?: string;
+}
+
+/** An entity's current value and scope. */
+export interface ScopedEntity extends Entity {
+  scope: string;
 }
 
 /** The current value of one entity. */
@@ -46,6 +67,8 @@ export interface PageOptions {
   limit: number;
   /** A `next` cursor from the page before; absent for the first page. */
   after?: string;
+  /** Only entities in these scopes; absent: all. */
+  scopes?: readonly string[];
 }
 
 /** A page cursor that this store did not hand out (or no longer can follow). */
@@ -69,6 +92,11 @@ export interface ReadOptions {
   maxChanges: number;
   /** Whole records of about this many bytes in total (at least one record). Default 1 MiB. */
   maxBytes?: number;
+  /**
+   * Only the records that touch one of these scopes (a change in one, or an entity moving out of
+   * one), found through the store's scope index; absent: every record.
+   */
+  scopes?: readonly string[];
 }
 
 /** What a page of reads holds by default, in bytes (at least one record or entity). */
@@ -130,11 +158,16 @@ export interface SyncStore {
    * entity's value as the records before it in LSN order left it, and recorded as an `update`
    * with the whole merged value.
    */
-  append(edits: readonly Edit[], operationId?: string, sequence?: WriteSequence): Promise<AppendResult>;
+  append(edits: readonly Edit[], operationId?: string, sequence?: WriteSequence, options?: AppendOptions): Promise<AppendResult>;
   /** The records after position `after`, in LSN order, bounded by `options`: one page, read from storage. */
   changesAfter(after: bigint, options: ReadOptions): Promise<StoredRecord[]>;
-  /** How many changes the records in (`after`, `until`] hold. */
-  countChangesAfter(after: bigint, until: bigint): Promise<number>;
+  /**
+   * How many changes the records in (`after`, `until`] hold; with `scopes`, about how many of them
+   * touch those scopes (for progress only).
+   */
+  countChangesAfter(after: bigint, until: bigint, scopes?: readonly string[]): Promise<number>;
+  /** One entity's current value and scope; undefined when it does not exist. */
+  entity(entityType: string, entityId: string): Promise<ScopedEntity | undefined>;
   /** One page of the current entities, in an order of the store's choosing that `next` follows. */
   entities(page: PageOptions): Promise<EntityPage>;
   stats(): Promise<StoreStats>;

@@ -1,10 +1,13 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Authenticate } from './authenticate.ts';
+import { EVERYONE, type Authenticate } from './identity.ts';
 
-/** An {@link Authenticate} hook that accepts exactly `expected`, compared in constant time. */
+/**
+ * An {@link Authenticate} hook that accepts exactly `expected`, compared in constant time, as the
+ * one identity `''` with every scope.
+ */
 export function requireToken(expected: string): Authenticate {
   const want = digest(expected);
-  return (token) => token !== undefined && timingSafeEqual(digest(token), want);
+  return (token) => (token !== undefined && timingSafeEqual(digest(token), want) ? EVERYONE : null);
 }
 
 function digest(text: string): Buffer {

@@ -7,6 +7,22 @@ import { MOCK_SERVER_URL } from './worker/mock-protocol.ts';
 /** Small values so every reconnection happens within a few tens of milliseconds. */
 const FAST = { heartbeatInterval: 5_000, backoffInitial: 10, backoffMax: 40 };
 
+/**
+ * A hidden page whose server refuses it, waiting 60 s for its next attempt, with the schedule's
+ * clock at 0 since before the outage began and random() = 1.
+ */
+async function longHiddenWait(harness: WorkerHarness): Promise<void> {
+  await harness.request({ type: 'visibility', visible: false });
+  await harness.mock({ mock: 'clock', at: 0 });
+  // random() = 0 first: a hidden page's delays are 0, so the attempts add up at once.
+  await harness.mock({ mock: 'random', value: 0 });
+  await harness.mock({ mock: 'refuse', on: true });
+  await harness.request({ type: 'connect' });
+  await harness.waitFor('six retries', () => (harness.eventsOf('reconnecting').length >= 6 ? true : undefined));
+  await harness.mock({ mock: 'random', value: 1 });
+  await harness.waitForEvent('reconnecting', (event) => event.delay === 60_000);
+}
+
 describe('sync worker: connection', () => {
   let harness: WorkerHarness | undefined;
   let second: WorkerHarness | undefined;
@@ -86,8 +102,9 @@ describe('sync worker: connection', () => {
     expect(harness.connections).to.have.length(0);
   });
 
-  it('grows the reconnection delay exponentially up to the cap, and resets it after sync_complete', async () => {
+  it('on a hidden page, grows the reconnection delay exponentially up to the cap, and resets it after sync_complete', async () => {
     harness = await WorkerHarness.start({ config: FAST });
+    await harness.request({ type: 'visibility', visible: false });
     await harness.mock({ mock: 'random', value: 1 });
     await harness.mock({ mock: 'refuse', on: true });
     await harness.request({ type: 'connect' });
@@ -106,13 +123,121 @@ describe('sync worker: connection', () => {
     expect(retry).to.include({ attempt: 1, delay: 10 });
   });
 
-  it('uses full jitter: the delay is random() times the ceiling', async () => {
+  it('on a hidden page, uses full jitter: the delay is random() times the ceiling', async () => {
     harness = await WorkerHarness.start({ config: { ...FAST, backoffInitial: 100, backoffMax: 1_000 } });
+    await harness.request({ type: 'visibility', visible: false });
     await harness.mock({ mock: 'random', value: 0.25 });
     await harness.mock({ mock: 'refuse', on: true });
     await harness.request({ type: 'connect' });
     const first = await harness.waitForEvent('reconnecting');
     expect(first.delay).to.equal(25);
+  });
+
+  it('on a visible page, keeps the delay within twice backoff-initial while the outage is young, then within a tenth of its age; sync_complete starts over', async () => {
+    harness = await WorkerHarness.start({ config: { ...FAST, backoffMax: 1_000 } });
+    await harness.mock({ mock: 'clock', at: 0 });
+    await harness.mock({ mock: 'random', value: 0.5 });
+    await harness.mock({ mock: 'refuse', on: true });
+    await harness.request({ type: 'connect' });
+    await harness.waitFor('seven retries', () => (harness!.eventsOf('reconnecting').length >= 7 ? true : undefined));
+    // The first retry full jitter, 0.5 of 10; then equal jitter, half the ceiling plus random()
+    // times the other half: 0.75 of 20.
+    expect(harness.eventsOf('reconnecting').slice(0, 7).map((event) => event.delay)).to.deep.equal([5, 15, 15, 15, 15, 15, 15]);
+
+    // Four seconds into the outage a tenth of its age, 400 ms, is the ceiling.
+    await harness.mock({ mock: 'clock', at: 4_000 });
+    const aged = await harness.waitForEvent('reconnecting', () => true, harness.events.length);
+    expect(aged.delay).to.equal(300);
+
+    await harness.mock({ mock: 'refuse', on: false });
+    await harness.waitForFrame('sync');
+    await harness.send({ type: 'sync_complete' });
+    await harness.waitForState('attempts reset', (state) => state.reconnectAttempts === 0);
+    const from = harness.events.length;
+    await harness.mock({ mock: 'close', code: 1011, reason: 'restart' });
+    const retry = await harness.waitForEvent('reconnecting', () => true, from);
+    expect(retry).to.include({ attempt: 1, delay: 5 });
+  });
+
+  it('after the network comes back, a failed dial retries as early in an outage', async () => {
+    harness = await WorkerHarness.start({ config: { ...FAST, backoffMax: 60_000 } });
+    await harness.mock({ mock: 'clock', at: 0 });
+    await harness.mock({ mock: 'random', value: 0 });
+    await harness.mock({ mock: 'refuse', on: true });
+    await harness.request({ type: 'connect' });
+    await harness.waitFor('fourteen retries', () => (harness!.eventsOf('reconnecting').length >= 14 ? true : undefined));
+    // Ten minutes into the outage: a tenth of that caps the ceiling at backoff-max, 60 s.
+    await harness.mock({ mock: 'clock', at: 600_000 });
+    const late = await harness.waitForEvent('reconnecting', () => true, harness.events.length);
+    expect(late.delay).to.equal(30_000);
+
+    await harness.request({ type: 'network', online: false });
+    const dials = harness.dials.length;
+    const from = harness.events.length;
+    await harness.request({ type: 'network', online: true });
+    expect(harness.dials).to.have.length(dials + 1); // at once: reported as the socket is made, before the answer
+    const retry = await harness.waitForEvent('reconnecting', () => true, from);
+    expect(retry).to.include({ attempt: late.attempt + 1, delay: 10 });
+  });
+
+  it('a page that becomes visible brings a hidden wait forward: at once after 1 s of waiting, else on the visible schedule', async () => {
+    harness = await WorkerHarness.start({ config: { ...FAST, backoffInitial: 3_000, backoffMax: 60_000 } });
+    await longHiddenWait(harness);
+    const from = harness.events.length;
+    // Back 0 ms after the last attempt: a visible page's delay now, 3 to 6 s here, not a dial at once.
+    await harness.request({ type: 'visibility', visible: true });
+    await sleep(300); // a dial at once would come within a few ms; the visible schedule's comes after 3 s at the soonest
+    expect(harness.eventsOf('reconnecting', from)).to.have.length(0);
+
+    await harness.request({ type: 'visibility', visible: false });
+    await harness.mock({ mock: 'clock', at: 1_000 });
+    await harness.request({ type: 'visibility', visible: true });
+    await harness.waitForEvent('reconnecting', () => true, from);
+  });
+
+  it('focus brings a wait forward to 5 s after the last attempt, and dials at once after that', async () => {
+    harness = await WorkerHarness.start({ config: { ...FAST, backoffInitial: 1_000, backoffMax: 60_000 } });
+    await longHiddenWait(harness);
+    const from = harness.events.length;
+    await harness.request({ type: 'wake', reason: 'focus' });
+    await harness.mock({ mock: 'clock', at: 4_999 });
+    await harness.request({ type: 'wake', reason: 'focus' });
+    await sleep(300); // a dial at once would come within a few ms; the one focus schedules is 5 s after the last attempt
+    expect(harness.eventsOf('reconnecting', from)).to.have.length(0);
+    await harness.mock({ mock: 'clock', at: 5_000 });
+    await harness.request({ type: 'wake', reason: 'focus' });
+    const retry = await harness.waitForEvent('reconnecting', () => true, from);
+    expect(retry.delay, 'the page is still hidden: the doubling schedule').to.equal(60_000);
+  });
+
+  it('another tab\'s page in view puts a hidden wait on the visible schedule, without changing this page\'s', async () => {
+    harness = await WorkerHarness.start({ config: { ...FAST, backoffInitial: 1_000, backoffMax: 60_000 } });
+    await longHiddenWait(harness);
+    const from = harness.events.length;
+    await harness.mock({ mock: 'random', value: 0 });
+    // Redrawn as a visible page draws, from the last attempt: 1 to 2 s here, 1 s at random() = 0.
+    await harness.request({ type: 'wake', reason: 'visible' });
+    const retry = await harness.waitForEvent('reconnecting', () => true, from);
+    expect(retry.delay, 'this page is still hidden: full jitter, 0 at random() = 0').to.equal(0);
+  });
+
+  it('does not dial while hidden beyond its schedule, nor while offline whatever the page does', async () => {
+    harness = await WorkerHarness.start({ config: { ...FAST, backoffInitial: 3_000, backoffMax: 60_000 } });
+    await longHiddenWait(harness);
+    const dials = harness.dials.length;
+    await harness.mock({ mock: 'clock', at: 30_000 });
+    await sleep(300); // nothing but the 60 s timer may dial now: outlast the few ms a dial takes
+    expect(harness.dials).to.have.length(dials);
+
+    await harness.request({ type: 'network', online: false });
+    await harness.waitForState('offline', (state) => state.status === 'offline');
+    await harness.request({ type: 'visibility', visible: true });
+    await harness.request({ type: 'wake', reason: 'focus' });
+    await harness.request({ type: 'wake', reason: 'visible' });
+    await sleep(300); // each of these would dial at once after a 30 s wait; none may while offline
+    expect(harness.dials).to.have.length(dials);
+    await harness.request({ type: 'network', online: true });
+    expect(harness.dials).to.have.length(dials + 1);
   });
 
   it('reports one disconnected per dropped connection, not one per failed dial', async () => {
@@ -282,6 +407,20 @@ describe('sync worker: connection', () => {
     expect(malformed).to.equal('RequestError');
     const unknown = await harness.request({ type: 'launch' } as never).then(() => 'ok', (error: Error) => error.name);
     expect(unknown).to.equal('RequestError');
+    const signals = await Promise.all([
+      harness.request({ type: 'visibility' } as never),
+      harness.request({ type: 'visibility', visible: 'hidden' } as never),
+      harness.request({ type: 'wake' } as never),
+      harness.request({ type: 'wake', reason: 'blur' } as never),
+    ].map((answer) => answer.then(() => 'ok', (error: Error) => `${error.name}: ${error.message}`)));
+    expect(signals).to.deep.equal([
+      'RequestError: "visible" must be a boolean',
+      'RequestError: "visible" must be a boolean',
+      'RequestError: "reason" must be one of visible, focus',
+      'RequestError: "reason" must be one of visible, focus',
+    ]);
+    // Before init they change nothing and fail nothing: they only matter to a connection.
+    expect(await harness.request({ type: 'wake', reason: 'focus' }).then(() => 'ok')).to.equal('ok');
     const state = await harness.request<SyncState>({ type: 'init', config: harness.config });
     expect(state.clientId).to.not.equal('');
     const twice = await harness.request({ type: 'init', config: harness.config }).then(() => 'ok', (error: Error) => error.name);

@@ -30,6 +30,8 @@ export interface BenchServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** Starts again on the same port and data directory. */
   restart(): Promise<void>;
+  /** Starts a stopped server again on the same port and data directory. */
+  startAgain(): Promise<void>;
 }
 
 /** Starts the reference server as a child process on a free port with a fresh data directory. */
@@ -67,6 +69,9 @@ export async function startServer(extraArgs: string[] = []): Promise<BenchServer
     },
     async restart() {
       await server.stop();
+      await server.startAgain();
+    },
+    async startAgain() {
       server.child = (await launch()).child;
     },
   };

@@ -202,7 +202,7 @@ test('an empty SYNC_TOKEN is refused at start, and the start-up line says how cl
   );
   const open = await startCli(t, ['--data-dir', await tempDir(t)], { env: { SYNC_TOKEN: undefined } });
   await eventually(() => /listening/.test(open.stderr()), 5000, 'the start-up line');
-  assert.match(open.stderr(), /authentication OFF: any client may sync/);
+  assert.match(open.stderr(), /authentication OFF: any client and any web page may read and write everything/);
   const guarded = await startCli(t, ['--data-dir', await tempDir(t)], { env: { SYNC_TOKEN: 'secret-value' } });
   await eventually(() => /listening/.test(guarded.stderr()), 5000, 'the start-up line');
   assert.match(guarded.stderr(), /clients authenticate with the token in SYNC_TOKEN/);

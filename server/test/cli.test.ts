@@ -56,7 +56,8 @@ test('SIGKILL loses nothing acknowledged either', BOUNDED, async (t) => {
   await assertKept(t, dataDir, acknowledged);
 });
 
-async function assertKept(t: { after(fn: () => void): void }, dataDir: string, acknowledged: Map<string, string>): Promise<Cli> {
+/** `resend` builds the operation exactly as it was sent (the same id with another payload would be refused as a reused id). */
+async function assertKept(t: { after(fn: () => void): void }, dataDir: string, acknowledged: Map<string, string>, resend: (id: string) => unknown = upsert): Promise<Cli> {
   assert.ok(acknowledged.size >= 20, `${acknowledged.size} operations were acknowledged`);
   const second = await startCli(t, ['--data-dir', dataDir]);
   const kept = new Set(
@@ -68,7 +69,7 @@ async function assertKept(t: { after(fn: () => void): void }, dataDir: string, a
   const client = await TestClient.open(`ws://127.0.0.1:${second.port}/api/sync`, t);
   const [id, lsn] = [...acknowledged.entries()][0]!;
   await client.sync(lsn);
-  client.send(upsert(id));
+  client.send(resend(id));
   assert.deepEqual(await client.next(), { type: 'operation_complete', id, lsn });
   assert.equal((await getJson(`${second.url}/api/stats`)).records, stats.records);
   return second;
@@ -117,7 +118,7 @@ test('a disk error closes the sockets with 1011, exits 1 saying why, and loses n
   assert.match(cli.stderr(), /change log cannot be written \(.*EFBIG/, 'stderr names the disk error');
   assert.match(cli.stderr(), /exiting with code 1 so that a supervisor restarts/, 'stderr says what happens next');
 
-  const second = await assertKept(t, dataDir, acknowledged);
+  const second = await assertKept(t, dataDir, acknowledged, operation);
   // An operation that was never acknowledged is applied when the client re-sends it.
   const again = await TestClient.open(`ws://127.0.0.1:${second.port}/api/sync`, t);
   await again.sync('0/0');

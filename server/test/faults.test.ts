@@ -316,7 +316,7 @@ test('the sync token is reflected in no frame, no HTTP answer and no CLI output'
   }
   const posted = await fetch(`${cli.url}/api/changes`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
     body: `{"token":"${token}","changes":`,
   });
   assert.equal(posted.status, 400, 'a broken body is refused');

@@ -71,20 +71,20 @@ export async function postChanges(baseUrl: string, changes: unknown): Promise<{ 
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-export async function getJson(url: string): Promise<Record<string, unknown>> {
-  const response = await fetch(url);
+export async function getJson(url: string, token?: string): Promise<Record<string, unknown>> {
+  const response = await fetch(url, token === undefined ? {} : { headers: { Authorization: `Bearer ${token}` } });
   return (await response.json()) as Record<string, unknown>;
 }
 
-/** Every entity, following `next` from page to page. */
-export async function allEntities(baseUrl: string, limit?: number): Promise<{ entityType: string; entityId: string; data: unknown }[]> {
+/** Every entity (that `token`'s identity may see), following `next` from page to page. */
+export async function allEntities(baseUrl: string, limit?: number, token?: string): Promise<{ entityType: string; entityId: string; data: unknown }[]> {
   const entities: { entityType: string; entityId: string; data: unknown }[] = [];
   let after: string | undefined;
   do {
     const query = new URLSearchParams();
     if (limit !== undefined) query.set('limit', String(limit));
     if (after !== undefined) query.set('after', after);
-    const page = await getJson(`${baseUrl}/api/entities?${query}`);
+    const page = await getJson(`${baseUrl}/api/entities?${query}`, token);
     entities.push(...(page.entities as typeof entities));
     after = page.next as string | undefined;
   } while (after !== undefined);

@@ -149,10 +149,11 @@ test('a repeated operation id through two instances is applied once and answered
   const [one, two] = [await startInstance(t, url), await startInstance(t, url)];
   const a = await ModelClient.open(t, one);
   const b = await ModelClient.open(t, two);
-  // The same operation through both at once, several times over.
+  // The same operation through both at once, several times over (the same payload: another one
+  // under the same id would be refused as a reused id).
   for (let round = 0; round < 5; round += 1) {
-    a.send(upsert('once', 'counter', { round: 'a' }));
-    b.send(upsert('once', 'counter', { round: 'b' }));
+    a.send(upsert('once', 'counter', { round: 1 }));
+    b.send(upsert('once', 'counter', { round: 1 }));
   }
   await a.until(() => a.acks.has('once'), 10_000, 'the answer on one');
   await b.until(() => b.acks.has('once'), 10_000, 'the answer on two');
@@ -163,7 +164,7 @@ test('a repeated operation id through two instances is applied once and answered
   await one.close();
   const three = await startInstance(t, url);
   const c = await ModelClient.open(t, three, db.head);
-  c.send(upsert('once', 'counter', { round: 'c' }));
+  c.send(upsert('once', 'counter', { round: 1 }));
   await c.until(() => c.acks.has('once'), 10_000, 'the answer on a new instance');
   assert.equal(c.acks.get('once'), a.acks.get('once'), 'the same LSN again');
   db = await databaseState(url);

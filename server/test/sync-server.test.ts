@@ -288,8 +288,8 @@ test('the authenticate hook refuses a sync with 4001 and never echoes the token'
   const seen: { token: string | undefined; clientId: string }[] = [];
   const server = await startServer(t, {
     dataDir: await tempDir(t),
-    authenticate: async (token, clientId) => {
-      seen.push({ token, clientId });
+    authenticate: async (token, { clientId }) => {
+      seen.push({ token, clientId: clientId ?? '' });
       return token === 'open-sesame';
     },
   });

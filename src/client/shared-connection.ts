@@ -4,6 +4,7 @@ import { parseIds, tabsName, type TabCommand, type TabEvent } from '../protocol/
 import type { ChangeBatch, WorkerConfig, WorkerEvent } from '../protocol/worker-messages.ts';
 import { applyToDatabase, resetDatabase, type Database } from './database.ts';
 import type { LockManagerLike } from './leader-election.ts';
+import { pageVisible } from './page-signals.ts';
 import { TabCoordinator } from './tab-coordinator.ts';
 import type { WorkerEndpoint } from './worker-endpoint.ts';
 import { SyncWorkerManager } from './worker-manager.ts';
@@ -77,7 +78,11 @@ export class SharedConnection {
     }, { restartDelay: options.workerRestartDelay });
     this.#tabs = new TabCoordinator(tabsName(config.dbName, config.clientId), options.locks, {
       roleChanged: (role) => this.#roleChanged(role),
-      leaderEvent: (event) => this.#onEvent(event, 'follower'),
+      leaderEvent: (event) => {
+        // A visible follower keeps a hidden leader's retries on a visible page's schedule.
+        if (event.type === 'reconnecting' && pageVisible()) this.#tabs.command('visible');
+        this.#onEvent(event, 'follower');
+      },
       operationsQueued: (operations) => host.queuedElsewhere(operations, false),
       operationsDropped: (operations) => host.droppedElsewhere(operations),
       operationsStored: (operations) => {
@@ -193,6 +198,15 @@ export class SharedConnection {
     return this.#manager.request({ type: 'network', online });
   }
 
+  /** This page became visible or hidden, or got the focus: a leader's worker, or the leader, hears of it. */
+  pageSignal(signal: 'visible' | 'hidden' | 'focus'): Promise<void> {
+    if (this.leading) {
+      return this.#manager.request(signal === 'focus' ? { type: 'wake', reason: signal } : { type: 'visibility', visible: signal === 'visible' });
+    }
+    if (signal !== 'hidden') this.#tabs.command(signal);
+    return Promise.resolve();
+  }
+
   /** Stops for good: a leader steps down (the others hear it) and its worker stops. */
   close(): void {
     this.#tabs.close();
@@ -217,6 +231,7 @@ export class SharedConnection {
       this.#tabs.tellState();
       const online = globalThis.navigator?.onLine ?? true;
       if (!online) await this.#manager.request({ type: 'network', online });
+      if (!pageVisible()) await this.#manager.request({ type: 'visibility', visible: false });
       if (this.#host.wantsConnection()) await this.#manager.request({ type: 'connect' });
     } catch (error) {
       // A dead worker is reported apart, and restarted.
@@ -228,6 +243,7 @@ export class SharedConnection {
   /** A follower's command, run by this leader. */
   async #run(command: TabCommand): Promise<unknown> {
     if (command === 'clear_operations') return this.#host.clearQueue();
+    if (command === 'visible' || command === 'focus') return this.#manager.request({ type: 'wake', reason: command });
     await this.#manager.request({ type: command });
     return undefined;
   }

@@ -364,6 +364,8 @@ export class WorkerSyncService {
     const reportFailure = (error: unknown) => this.#reportFailure(error);
     listenToPage({
       network: (online) => { this.#connection?.network(online).catch(reportFailure); },
+      visibility: (visible) => { this.#connection?.pageSignal(visible ? 'visible' : 'hidden').catch(reportFailure); },
+      focus: () => { this.#connection?.pageSignal('focus').catch(reportFailure); },
       // A frozen page runs nothing, its worker included: hand the connection to another tab
       // before the freeze, and take part again on resume.
       freeze: () => this.#connection?.leave(),

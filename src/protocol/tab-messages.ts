@@ -22,8 +22,11 @@ import type { WorkerEvent } from './worker-messages.ts';
 /** Bump when a message below changes shape: tabs of different versions then ignore each other. */
 export const TAB_PROTOCOL_VERSION = 1;
 
-/** What a follower asks the leader to do. */
-export type TabCommand = 'connect' | 'force_connect' | 'sync' | 'clear_operations';
+/**
+ * What a follower asks the leader to do. `visible` and `focus`: the follower's page became visible
+ * (or is visible while the leader waits to reconnect), or got the focus.
+ */
+export type TabCommand = 'connect' | 'force_connect' | 'sync' | 'clear_operations' | 'visible' | 'focus';
 
 /** The events a leader relays: all of its worker's but `apply`, which only its own page answers. */
 export type TabEvent = Exclude<WorkerEvent, { type: 'apply' }>;
@@ -53,7 +56,7 @@ export function tabsName(dbName: string, clientId: string): string {
   return `sync-connection/tabs-v${TAB_PROTOCOL_VERSION}:${dbName}:${clientId}`;
 }
 
-const COMMANDS: readonly TabCommand[] = ['connect', 'force_connect', 'sync', 'clear_operations'];
+const COMMANDS: readonly TabCommand[] = ['connect', 'force_connect', 'sync', 'clear_operations', 'visible', 'focus'];
 const STATUSES: readonly SyncStatus[] = Object.values(SyncStatus);
 
 /** A message from another tab, every field checked; `undefined` for anything else. */

@@ -61,6 +61,13 @@ export type PageToWorker =
   | (Request & { type: 'token'; token?: string })
   /** The page's view of the network (`online`/`offline` events). */
   | (Request & { type: 'network'; online: boolean })
+  /** This tab's page became visible or hidden (`visibilitychange`); a worker starts as visible. */
+  | (Request & { type: 'visibility'; visible: boolean })
+  /**
+   * A page of this client is in use (this tab's or another's): it became visible or got the
+   * focus. A reconnection under way may come sooner (docs/protocol.md "Reconnection").
+   */
+  | (Request & { type: 'wake'; reason: WakeReason })
   /**
    * The answer to an `apply` event: the first `count` batches were committed to the page's
    * database; `error` says why the next one was not.
@@ -68,6 +75,9 @@ export type PageToWorker =
   | (Request & { type: 'applied'; applyId: string; count: number; error?: string });
 
 export type PageToWorkerType = PageToWorker['type'];
+
+export const WAKE_REASONS = ['visible', 'focus'] as const;
+export type WakeReason = (typeof WAKE_REASONS)[number];
 
 // ---- worker to page ---------------------------------------------------------------------------
 

@@ -1,13 +1,16 @@
 /**
  * The socket lifecycle (docs/protocol.md "Connecting", "Heartbeat and reconnection"): dialing with the
  * resume point in the URL, the `sync` frame after `open`, heartbeat and dead-socket detection,
- * exponential backoff with full jitter, offline handling and the fatal close codes.
+ * retries on the schedule of retry-schedule.ts brought forward by the page's signals, offline
+ * handling and the fatal close codes.
  */
 import type { LSN } from '../protocol/lsn.ts';
 import type { ConnectionOptions, SyncErrorDetail } from '../protocol/state.ts';
 import type { ClientMessage, SyncMessage } from '../protocol/wire.ts';
+import type { WakeReason } from '../protocol/worker-messages.ts';
 import { snapshotOf, sameSnapshot, type ConnectionSnapshot, type Phase } from './connection-phase.ts';
-import { backoffDelay, buildEndpoint, closeDetails, isFatalCloseCode } from './dialing.ts';
+import { buildEndpoint, closeDetails, isFatalCloseCode } from './dialing.ts';
+import { FOCUS_WAKE_MS, retryDelay, VISIBLE_WAKE_MS, type RetryState } from './retry-schedule.ts';
 
 /** The part of `WebSocket` the connection uses; mock-socket's class fits it too. */
 export interface WebSocketLike {
@@ -65,6 +68,8 @@ export interface ConnectionConfig extends ConnectionOptions {
   WebSocket: WebSocketConstructor;
   /** A number in [0, 1): the jitter source. */
   random: () => number;
+  /** Milliseconds on a monotonic clock: the outage's age and the waits the page's signals shorten. */
+  now: () => number;
   identity: () => SyncIdentity;
   listener: ConnectionListener;
 }
@@ -82,7 +87,15 @@ export class Connection {
   #phase: Phase = 'idle';
   #wanted = false;
   #online = true;
+  #visible = true;
   #attempt = 0;
+  /**
+   * When the outage under way began: the drop of the last connection that reached `sync_complete`,
+   * the first failed dial after `connect()`, or the network coming back. Unset while none is.
+   */
+  #outageSince: number | undefined;
+  /** The retry under way: when its wait began (the last attempt ended), when it is due, and what its delay was drawn for. */
+  #wait: { since: number; due: number; drawn: RetryState } = { since: 0, due: 0, drawn: { attempt: 0, outageAge: 0, visible: true } };
   #socket: WebSocketLike | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
@@ -114,6 +127,7 @@ export class Connection {
     this.#wanted = true;
     if (!fresh) return;
     this.#attempt = 0;
+    this.#outageSince = undefined;
     if (this.#online) {
       this.#dial();
     } else {
@@ -126,7 +140,10 @@ export class Connection {
   forceConnect(): void {
     this.#wanted = true;
     if (this.#phase === 'dialing' || this.#phase === 'open' || this.#phase === 'closing') return;
-    if (this.#phase === 'idle' || this.#phase === 'failed') this.#attempt = 0;
+    if (this.#phase === 'idle' || this.#phase === 'failed') {
+      this.#attempt = 0;
+      this.#outageSince = undefined;
+    }
     this.#dial();
   }
 
@@ -177,7 +194,10 @@ export class Connection {
     if (this.#socket) this.#abandon(NORMAL_CLOSURE, reason);
   }
 
-  /** The page's view of the network. Offline: no dialing. Back online: dial at once. */
+  /**
+   * The page's view of the network. Offline: no dialing. Back online: dial at once, and a failure
+   * then starts a young outage (the network was the trouble so far, not the server).
+   */
   setOnline(online: boolean): void {
     if (online === this.#online) return;
     this.#online = online;
@@ -186,14 +206,47 @@ export class Connection {
       this.#phase = 'offline';
     }
     if (online && this.#phase === 'offline' && this.#wanted) {
+      this.#outageSince = undefined;
       this.#dial();
       return;
     }
     this.#emitChange();
   }
 
+  /** This tab's page became visible or hidden: the next delays follow that page's schedule. */
+  setVisible(visible: boolean): void {
+    if (visible === this.#visible) return;
+    this.#visible = visible;
+    if (visible) this.wake('visible');
+  }
+
+  /**
+   * A page of this client is in use (this tab's or a follower's): it became visible, or got the
+   * focus. A retry under way comes sooner, never sooner than the minimum wait since the last
+   * attempt that keeps a page switched back and forth from hammering the server: `visible` dials
+   * at once after 1 s of waiting and otherwise when a visible page's schedule would; `focus`
+   * dials at once after 5 s and otherwise when the wait reaches 5 s.
+   */
+  wake(reason: WakeReason): void {
+    if (this.#phase !== 'waiting') return;
+    const { since, due, drawn } = this.#wait;
+    const now = this.#config.now();
+    let sooner: number;
+    if (reason === 'focus') {
+      sooner = since + FOCUS_WAKE_MS;
+    } else if (now - since >= VISIBLE_WAKE_MS) {
+      sooner = since;
+    } else if (!drawn.visible) {
+      sooner = since + retryDelay({ ...drawn, visible: true }, this.#config, this.#config.random);
+    } else {
+      return;
+    }
+    if (sooner < due || sooner <= now) this.#armRetry(sooner);
+  }
+
   /** Called once a connection reached `sync_complete`: the next retry starts from the first delay. */
   resetBackoff(): void {
+    this.#outageSince = undefined;
     if (this.#attempt === 0) return;
     this.#attempt = 0;
     this.#emitChange();
@@ -318,16 +371,26 @@ export class Connection {
   }
 
   #scheduleRetry(): RetryInfo {
-    this.#clearRetry();
-    const wait = backoffDelay(this.#attempt, this.#config, this.#config.random);
+    const now = this.#config.now();
+    this.#outageSince ??= now;
+    const drawn: RetryState = { attempt: this.#attempt, outageAge: now - this.#outageSince, visible: this.#visible };
+    const wait = retryDelay(drawn, this.#config, this.#config.random);
     this.#attempt += 1;
     this.#phase = 'waiting';
+    this.#wait = { since: now, due: now + wait, drawn };
+    this.#armRetry(now + wait);
+    this.#emitChange();
+    return { attempt: this.#attempt, delay: wait };
+  }
+
+  /** (Re)sets the retry timer to fire at `due` on the `now` clock. */
+  #armRetry(due: number): void {
+    this.#clearRetry();
+    this.#wait.due = due;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       if (this.#phase === 'waiting') this.#dial();
-    }, wait);
-    this.#emitChange();
-    return { attempt: this.#attempt, delay: wait };
+    }, Math.max(0, due - this.#config.now()));
   }
 
   #clearRetry(): void {

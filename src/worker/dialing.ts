@@ -1,20 +1,12 @@
 /**
- * The rules of dialing (docs/protocol.md "Connecting", "Heartbeat and reconnection"): the URL with
- * the resume point, the reconnection delay, and the close codes that end the retries.
+ * The rules of dialing (docs/protocol.md "Connecting", "Close codes"): the URL with the resume
+ * point, and the close codes that end the retries. When to dial again is retry-schedule.ts.
  */
 import type { LSN } from '../protocol/lsn.ts';
-import type { ConnectionOptions } from '../protocol/state.ts';
 
 /** Close codes a server uses to say "do not retry". */
 export function isFatalCloseCode(code: number): boolean {
   return code >= 4000 && code <= 4099;
-}
-
-/** Full jitter: uniform in [0, min(max, initial * 2^attempt)). */
-export function backoffDelay(attempt: number, options: ConnectionOptions, random: () => number): number {
-  const ceiling = Math.min(options.backoffMax, options.backoffInitial * 2 ** attempt);
-  const r = Math.min(1, Math.max(0, random()));
-  return r * ceiling;
 }
 
 /**

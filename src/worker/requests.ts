@@ -1,9 +1,9 @@
 /** Turns an untrusted message from the page into a typed `PageToWorker` request. */
 import { isRecord } from '../protocol/change.ts';
 import { parseQueuedOperation } from '../protocol/queued-operation.ts';
-import { attempt, bool, fail, finite, nonEmpty, positive, record, text } from '../protocol/shape.ts';
+import { attempt, bool, fail, finite, nonEmpty, oneOf, positive, record, text } from '../protocol/shape.ts';
 import { DEFAULT_CONNECTION_OPTIONS } from '../protocol/state.ts';
-import type { PageToWorker, WorkerConfig } from '../protocol/worker-messages.ts';
+import { WAKE_REASONS, type PageToWorker, type WorkerConfig } from '../protocol/worker-messages.ts';
 
 export type ParsedRequest =
   | { ok: true; request: PageToWorker }
@@ -44,6 +44,10 @@ function parseBody(obj: Record<string, unknown>, requestId: number): PageToWorke
       return { type, requestId, operation: parseQueuedOperation(obj.operation) };
     case 'network':
       return { type, requestId, online: bool(obj, 'online', true) };
+    case 'visibility':
+      return { type, requestId, visible: bool(obj, 'visible') };
+    case 'wake':
+      return { type, requestId, reason: oneOf(obj, 'reason', WAKE_REASONS) };
     case 'token':
       return obj.token === undefined ? { type, requestId } : { type, requestId, token: text(obj, 'token') };
     case 'applied': {

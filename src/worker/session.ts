@@ -24,6 +24,8 @@ export interface SessionOptions {
   WebSocket: WebSocketConstructor;
   /** Jitter source for the reconnection delay; default `Math.random`. */
   random?: () => number;
+  /** The clock of the reconnection schedule, in milliseconds; default `performance.now`. */
+  now?: () => number;
   /** Operations sent and not yet acknowledged, at most. */
   inFlightWindow?: number;
 }
@@ -130,6 +132,7 @@ export class Sessions {
         backoffMax: config.backoffMax,
         WebSocket: this.#options.WebSocket,
         random: this.#options.random ?? Math.random,
+        now: this.#options.now ?? (() => performance.now()),
         identity: () => ({
           clientId,
           lastLSN: store.lastLSN,

@@ -51,6 +51,7 @@ export class SyncEngine {
   readonly #statusPosts: StatusPosts;
   readonly #sessions: Sessions;
   #online = true;
+  #visible = true;
   readonly #frames = new FrameQueue();
   #draining = false;
   readonly #writes = new StoreWrites({
@@ -77,6 +78,7 @@ export class SyncEngine {
       listeners: (owner) => ({ connection: this.#connectionListener(owner), outbox: this.#outboxListener(owner) }),
       opened: ({ connection, clientId, store, outbox }) => {
         connection.setOnline(this.#online);
+        connection.setVisible(this.#visible);
         this.#update({ ...connection.snapshot, clientId, lastLSN: store.lastLSN, pendingOperations: outbox.pendingCount });
         if (this.#reopening) this.#post({ type: 'store_reopened' });
         this.#reopening = false;
@@ -132,6 +134,13 @@ export class SyncEngine {
         this.#online = request.online;
         this.#update({ online: request.online });
         this.#sessions.live?.connection.setOnline(request.online);
+        return undefined;
+      case 'visibility':
+        this.#visible = request.visible;
+        this.#sessions.live?.connection.setVisible(request.visible);
+        return undefined;
+      case 'wake':
+        this.#sessions.live?.connection.wake(request.reason);
         return undefined;
       case 'connect':
         (await this.#sessions.ready()).connection.connect();

@@ -16,6 +16,10 @@ export interface ServerOptions {
   heartbeatMs?: number;
   syncRequest?: boolean;
   token?: string;
+  /** Clients authenticate with JWTs signed with this secret (SYNC_JWT_SECRET). */
+  jwtSecret?: string;
+  /** The demo: users alice and bob, notes shared or private to their owner (--demo). */
+  demo?: boolean;
 }
 
 /** How the plugin answers `server-start`, `server-restart` and `server-start-again`. */
@@ -31,6 +35,8 @@ export type StopSignal = 'SIGTERM' | 'SIGKILL';
 /** One reference server: started, stopped and started again on the same port and data. */
 export class ReferenceServer {
   #started: Started | undefined;
+  /** The token the HTTP calls carry, when the server requires one. */
+  #token: string | undefined;
 
   get id(): string {
     return this.#info().id;
@@ -53,7 +59,10 @@ export class ReferenceServer {
   /** Starts a new server (a free port, no data). One this handle ran before is removed first. */
   async start(options: ServerOptions = {}): Promise<this> {
     await this.remove();
-    this.#started = await executeServerCommand<Started, ServerOptions>('server-start', options);
+    this.#token = options.token;
+    // A server that authenticates answers only the pages of the origins it is told of: this one.
+    const origin = options.token !== undefined || options.jwtSecret !== undefined ? { origin: location.origin } : {};
+    this.#started = await executeServerCommand<Started, ServerOptions & { origin?: string }>('server-start', { ...options, ...origin });
     return this;
   }
 
@@ -79,6 +88,10 @@ export class ReferenceServer {
     if (started) await executeServerCommand('server-remove', { id: started.id });
   }
 
+  #authorization(): Record<string, string> {
+    return this.#token === undefined ? {} : { Authorization: `Bearer ${this.#token}` };
+  }
+
   /** Appends changes through `POST /api/changes`; resolves with their LSN. */
   async post(changes: Change[]): Promise<LSN> {
     const response = await this.postBody(JSON.stringify({ changes }));
@@ -88,17 +101,17 @@ export class ReferenceServer {
 
   /** `POST /api/changes` with this body as it is. */
   postBody(body: string): Promise<Response> {
-    return fetch(`${this.httpUrl}/api/changes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    return fetch(`${this.httpUrl}/api/changes`, { method: 'POST', headers: { 'content-type': 'application/json', ...this.#authorization() }, body });
   }
 
   /** `GET /api/stats` */
   async stats(): Promise<ServerStats> {
-    return (await fetch(`${this.httpUrl}/api/stats`)).json() as Promise<ServerStats>;
+    return (await fetch(`${this.httpUrl}/api/stats`, { headers: this.#authorization() })).json() as Promise<ServerStats>;
   }
 
   /** `GET /api/entities` */
   async entities(): Promise<EntitiesAnswer> {
-    return (await fetch(`${this.httpUrl}/api/entities`)).json() as Promise<EntitiesAnswer>;
+    return (await fetch(`${this.httpUrl}/api/entities`, { headers: this.#authorization() })).json() as Promise<EntitiesAnswer>;
   }
 
   #info(): Started {

@@ -24,11 +24,11 @@ const tsc = join(root, 'node_modules/typescript/bin/tsc');
  * What the app links from this repo instead of downloading it: the package's dependencies, the
  * frameworks, and the types a Node app has. Never `pg`: the server must run without it.
  */
-const LINKED = ['lit', '@lit/context', 'idb', 'ws', 'fs-native-extensions', 'typescript', 'react', '@types/react', 'vue', '@angular/core', '@types/node'];
+const LINKED = ['lit', '@lit/context', 'idb', 'ws', 'fs-native-extensions', 'jose', 'typescript', 'react', '@types/react', 'vue', '@angular/core', '@types/node'];
 /** What the library build must leave to the app's bundler. */
 const EXTERNAL = ['lit', '@lit/context', 'idb'];
 /** The Node-only dependencies, which only the server entry uses. */
-const SERVER_DEPENDENCIES = ['ws', 'fs-native-extensions'];
+const SERVER_DEPENDENCIES = ['ws', 'fs-native-extensions', 'jose'];
 /** The optional peers, each imported by its own entry and nothing else. */
 const FRAMEWORKS = { react: 'dist/lib/react.js', vue: 'dist/lib/vue.js', '@angular/core': 'dist/lib/angular.js' };
 /** The package a bare import specifier names: `@angular/core/x` -> `@angular/core`. */

@@ -3,7 +3,7 @@
  * so browser tests can start, stop (gracefully or with SIGKILL) and restart them with
  * `executeServerCommand` from '@web/test-runner-commands':
  *
- * - `server-start` `{ batchSize?, maxPayload?, maxBuffered?, maxDepth?, heartbeatMs?, syncRequest?, token? }`
+ * - `server-start` `{ batchSize?, maxPayload?, maxBuffered?, maxDepth?, heartbeatMs?, syncRequest?, token?, demo?, jwtSecret? }`
  *   starts a server on a free port with a fresh data directory.
  * - `server-stop` `{ id, signal?: 'SIGTERM' | 'SIGKILL' }` stops it and keeps its data.
  * - `server-restart` `{ id, signal? }` stops it and starts it again on the same port and data.
@@ -11,7 +11,7 @@
  * - `server-remove` `{ id }` kills it (SIGKILL), deletes its data directory and forgets it.
  *
  * start, restart and start-again answer `{ id, port, wsUrl, httpUrl, dataDir }`; stop answers
- * `{ id, stopped: true }`, remove `{ id, removed: true }` (also for an id it no longer knows). `token`, when given, is the token every `sync` must carry (else 4001).
+ * `{ id, stopped: true }`, remove `{ id, removed: true }` (also for an id it no longer knows). `token`, when given, is the token every `sync` must carry (else 4001); `jwtSecret`, the secret of the JWTs clients authenticate with (SYNC_JWT_SECRET); `demo` runs the demo's users and scopes (--demo); `origin`, the test page's origin, is allowed to read the API (--allowed-origin).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -37,7 +37,7 @@ const NUMBER_FLAGS = {
 };
 
 export function referenceServerPlugin() {
-  /** @type {Map<string, { id: string, port: number, dataDir: string, flags: string[], token?: string, child?: import('node:child_process').ChildProcess, exited?: Promise<void> }>} */
+  /** @type {Map<string, { id: string, port: number, dataDir: string, flags: string[], token?: string, jwtSecret?: string, child?: import('node:child_process').ChildProcess, exited?: Promise<void> }>} */
   const servers = new Map();
   let counter = 0;
 
@@ -50,6 +50,7 @@ export function referenceServerPlugin() {
       const dataDir = await mkdtemp(join(tmpdir(), 'sync-server-wtr-'));
       const server = { id, port: 0, dataDir, flags };
       if (typeof options.token === 'string') server.token = options.token;
+      if (typeof options.jwtSecret === 'string') server.jwtSecret = options.jwtSecret;
       servers.set(id, server);
       await launch(server);
       return describe(server);
@@ -113,6 +114,9 @@ function serverFlags(options) {
     flags.push(flag, String(value));
   }
   if (options.syncRequest === true) flags.push('--sync-request');
+  if (options.demo === true) flags.push('--demo');
+  // The test page's origin, for a server that authenticates (it answers no other page).
+  if (typeof options.origin === 'string' && /^https?:\/\/[^/\s]+$/.test(options.origin)) flags.push('--allowed-origin', options.origin);
   return flags;
 }
 
@@ -159,7 +163,9 @@ function spawnServer(server) {
   ];
   const env = { ...process.env };
   delete env.SYNC_TOKEN;
+  delete env.SYNC_JWT_SECRET;
   if (server.token !== undefined) env.SYNC_TOKEN = server.token;
+  if (server.jwtSecret !== undefined) env.SYNC_JWT_SECRET = server.jwtSecret;
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk) => {

@@ -18,6 +18,11 @@ export type MockCommand =
   | { mock: 'refuse'; id: number; on: boolean }
   /** The engine's jitter source returns `value` (`null`: Math.random). */
   | { mock: 'random'; id: number; value: number | null }
+  /**
+   * The clock of the engine's reconnection schedule reads `at` ms until set again (`null`: the real
+   * clock). Its timers still run in real time, for as long as the schedule says.
+   */
+  | { mock: 'clock'; id: number; at: number | null }
   /** While set, a put of an entity with this id fails in IndexedDB (ConstraintError) and aborts its transaction. */
   | { mock: 'fail_writes'; id: number; entityId: string | null }
   /** While set, a frame longer than `length` characters makes the server close that socket with 1009. */

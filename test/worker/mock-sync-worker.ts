@@ -13,6 +13,7 @@ const scope = self as unknown as DedicatedWorkerGlobalScope;
 let refusing = false;
 let silent = false;
 let randomValue: number | null = null;
+let clockValue: number | null = null;
 let failingEntityId: string | null = null;
 let maxPayload: number | null = null;
 let bufferedAmount = 0;
@@ -95,6 +96,9 @@ function run(command: MockCommand): void {
     case 'random':
       randomValue = command.value;
       return;
+    case 'clock':
+      clockValue = command.at;
+      return;
     case 'fail_writes':
       failingEntityId = command.entityId;
       return;
@@ -148,4 +152,8 @@ const endpoint: WorkerEndpointLike = {
   },
 };
 
-startSyncWorker(endpoint, { WebSocket: BufferingWebSocket, random: () => randomValue ?? Math.random() });
+startSyncWorker(endpoint, {
+  WebSocket: BufferingWebSocket,
+  random: () => randomValue ?? Math.random(),
+  now: () => clockValue ?? performance.now(),
+});
