@@ -328,12 +328,24 @@ export function outside(injector: Injector, element: SyncConnectionElement): Sig
 const SERVER_TS = `
 import { createServer } from 'node:http';
 import {
-  createSyncServer, FileSyncStore, openPostgresStore, openStore, requireToken, SYNC_PATH,
-  type Authenticate, type SyncServer, type SyncServerOptions, type SyncStore,
+  ALL_SCOPES, createSyncServer, FileSyncStore, jwtAuthenticator, openPostgresStore, openStore, requireToken, SYNC_PATH,
+  type Authenticate, type Authorize, type Identity, type OperationHandler, type ScopedEntity, type ScopeOf,
+  type SyncServer, type SyncServerOptions, type SyncStore, type WriteRequest,
 } from 'sync-connection/server';
 
-const authenticate: Authenticate = async (token) => token === 'secret';
-const options: SyncServerOptions = { dataDir: './data', port: 0, host: '127.0.0.1', batchSize: 500, authenticate, limits: { maxDepth: 32 } };
+const authenticate: Authenticate = async (token, { clientId, request }) =>
+  (token === 'secret' && request.headers.host !== undefined ? { id: clientId ?? 'http', scopes: ['team', ALL_SCOPES] } : null);
+const scopeOf: ScopeOf = ({ data }) => (typeof data === 'object' && data !== null && 'team' in data ? String(data.team) : '');
+const authorize: Authorize = async (identity: Identity, request: WriteRequest, current: ScopedEntity | undefined) =>
+  (current?.scope === 'locked' || request.change.entityType === 'audit' ? \`\${identity.id} may not write that\` : true);
+const addNote: OperationHandler = async (payload, { identity, now, entity }) => {
+  const existing: ScopedEntity | undefined = await entity('note', 'n1');
+  return [{ type: 'update', entityType: 'note', entityId: 'n1', data: { payload, owner: identity.id, at: now, was: existing?.data } }];
+};
+const options: SyncServerOptions = {
+  dataDir: './data', port: 0, host: '127.0.0.1', batchSize: 500, authenticate, scopeOf, authorize,
+  operations: { 'add-note': addNote }, allowedOrigins: ['https://app.example'], allowedHosts: ['localhost'], limits: { maxDepth: 32 },
+};
 const standalone: SyncServer = await createSyncServer(options);
 const port: number = standalone.port;
 const stats = await standalone.stats();
@@ -347,6 +359,9 @@ const app = createServer((request, response) => {
   });
 });
 const attached = await createSyncServer({ server: app, path: SYNC_PATH, dataDir: './data2', authenticate: requireToken('secret') });
+const jwt = await createSyncServer({ dataDir: './data5', authenticate: jwtAuthenticator({ secret: 'a secret of at least thirty-two bytes', audience: 'notes' }) });
+const reset: number = jwt.reset((identity: Identity) => identity.id === 'alice', 'your teams changed');
+void reset;
 app.listen(0);
 const path: string = attached.path;
 void path;
@@ -356,14 +371,20 @@ const other: SyncStore = await openStore({ dataDir: './data4' });
 const postgres: Promise<SyncStore> = openPostgresStore('postgres://localhost/sync');
 await (await createSyncServer({ store })).close();
 void other, postgres;
-await Promise.all([standalone.close(), attached.close()]);
+await Promise.all([standalone.close(), attached.close(), jwt.close()]);
 
 // @ts-expect-error the port is a number
 await createSyncServer({ dataDir: './d', port: '8080' });
 // @ts-expect-error the server is an http.Server
 await createSyncServer({ server: 'localhost', dataDir: './d' });
-// @ts-expect-error authenticate decides with a boolean
+// @ts-expect-error authenticate returns an identity, null, or a boolean
 await createSyncServer({ dataDir: './d', authenticate: () => 'yes' });
+// @ts-expect-error an identity's scopes are strings
+await createSyncServer({ dataDir: './d', authenticate: () => ({ id: 'a', scopes: [1] }) });
+// @ts-expect-error authorize answers true or the reason, not false
+await createSyncServer({ dataDir: './d', authorize: () => false });
+// @ts-expect-error an operation handler returns the list of changes
+await createSyncServer({ dataDir: './d', operations: { 'add-note': () => 'done' } });
 // @ts-expect-error handleRequest takes the request and its response
 void attached.handleRequest(app);
 // @ts-expect-error no such option
@@ -720,7 +741,7 @@ describe('the server entry, sync-connection/server', () => {
       console.log(JSON.stringify({ names: Object.keys(server).sort(), handles: process.getActiveResourcesInfo().filter((r) => !/^(TTYWrap|CloseReq|FSReqCallback|FSReqPromise)$/.test(r)) }));`;
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app });
     const { names, handles } = JSON.parse(stdout);
-    for (const name of ['createSyncServer', 'FileSyncStore', 'openPostgresStore', 'openStore', 'requireToken', 'SYNC_PATH', 'StoreUnavailableError']) {
+    for (const name of ['createSyncServer', 'FileSyncStore', 'openPostgresStore', 'openStore', 'requireToken', 'jwtAuthenticator', 'SYNC_PATH', 'StoreUnavailableError']) {
       assert.ok(names.includes(name), `exports ${name}`);
     }
     assert.deepEqual(handles, [], 'importing it opened no socket, timer or listener (file reads of the import itself aside)');
