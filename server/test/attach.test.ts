@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { test } from 'node:test';
 import express from 'express';
 import { WebSocket, WebSocketServer } from 'ws';
 import { FileSyncStore } from '../store.ts';
 import { createSyncServer, type SyncServer } from '../sync-server.ts';
+import type { SyncServerOptions } from '../server-options.ts';
 import { getJson, postChanges, tempDir, TestClient, update } from './helpers.ts';
+import { answerTo, note, scopedOptions, seen, syncedAs, tokenFor } from './identity-helpers.ts';
 
 /** No test may hang the run. */
 const BOUNDED = { timeout: 15_000 };
@@ -28,16 +30,16 @@ async function listen(t: { after(fn: () => Promise<void>): void }, server: Serve
   return (server.address() as AddressInfo).port;
 }
 
-async function attach(t: { after(fn: () => Promise<void>): void }, server: Server, options: { path?: string } = {}): Promise<SyncServer> {
+async function attach(t: { after(fn: () => Promise<void>): void }, server: Server, options: SyncServerOptions = {}): Promise<SyncServer> {
   const sync = await createSyncServer({ server, heartbeatInterval: 0, dataDir: await tempDir(t), ...options });
   t.after(() => sync.close());
   return sync;
 }
 
 /** How the server answers a WebSocket upgrade that it does not accept: its HTTP status. */
-function refusedUpgrade(url: string): Promise<number> {
+function refusedUpgrade(url: string, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url);
+    const socket = new WebSocket(url, { headers });
     socket.on('unexpected-response', (_request, response) => {
       resolve(response.statusCode ?? 0);
       socket.terminate();
@@ -59,13 +61,28 @@ async function text(url: string, init?: RequestInit): Promise<{ status: number; 
   return { status: response.status, body: await response.text() };
 }
 
-test("attached to an app's Node http server, it takes the upgrades for its path and leaves the app its requests and WebSockets", BOUNDED, async (t) => {
-  let sync: SyncServer | undefined;
-  const app = createServer((request: IncomingMessage, response: ServerResponse) => {
-    void (sync?.handleRequest(request, response) ?? Promise.resolve(false)).then((handled) => {
+/** An app on Node's http server that mounts the sync server's API and answers everything else itself. */
+function appServer(sync: () => SyncServer | undefined): Server {
+  return createServer((request: IncomingMessage, response: ServerResponse) => {
+    void (sync()?.handleRequest(request, response) ?? Promise.resolve(false)).then((handled) => {
       if (!handled) response.end(`app ${request.url}`);
     });
   });
+}
+
+/** The status of a GET with these headers (`Host` included, which fetch does not send as given). */
+function statusOf(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    httpRequest(url, { headers }, (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    }).on('error', reject).end();
+  });
+}
+
+test("attached to an app's Node http server, it takes the upgrades for its path and leaves the app its requests and WebSockets", BOUNDED, async (t) => {
+  let sync: SyncServer | undefined;
+  const app = appServer(() => sync);
   // The app's own WebSocket endpoint, and its own answer to upgrades it does not know.
   const echo = new WebSocketServer({ noServer: true });
   echo.on('connection', (socket) => socket.on('message', (data) => socket.send(`echo ${data.toString()}`)));
@@ -108,6 +125,51 @@ test("attached to an app's Node http server, it takes the upgrades for its path 
   appSocket.send('still there');
   assert.equal(String((await once(appSocket, 'message'))[0]), 'echo still there', "the app's WebSocket stays open");
   assert.equal(app.listenerCount('upgrade'), 1, "once closed, it takes no upgrade: only the app's listener is left");
+});
+
+test('attached with authenticate, its path refuses a sync without a valid token with 4001 and its API asks for one (401), as standalone; origins and host names are checked, the app\'s own requests are not', BOUNDED, async (t) => {
+  let sync: SyncServer | undefined;
+  const app = appServer(() => sync);
+  sync = await attach(t, app, { ...scopedOptions, allowedOrigins: ['https://app.example'] });
+  const port = await listen(t, app);
+  const url = `ws://127.0.0.1:${port}/api/sync`;
+  const base = `http://127.0.0.1:${port}`;
+
+  const refused = {
+    'no token': undefined,
+    'a wrong token': 'not-a-jwt',
+    'a JWT signed with another secret': await tokenFor('alice', ['*'], { secret: 'another secret that is long enough!!' }),
+  };
+  for (const [what, token] of Object.entries(refused)) {
+    const intruder = await TestClient.open(url, t);
+    intruder.send({ type: 'sync', clientId: 'mallory', lastLSN: '0/0', ...(token === undefined ? {} : { token }) });
+    intruder.send(note('sneaky', 'x', { text: 'planted' }));
+    assert.deepEqual(await intruder.closed, { code: 4001, reason: 'unauthorized' }, what);
+  }
+  assert.equal((await sync.stats()).records, 0, 'nothing was stored');
+
+  const alice = await tokenFor('alice', ['shared', 'alice']);
+  const bob = await tokenFor('bob', ['shared', 'bob']);
+  // syncedAs dials the sync server's port: attached, the app's once it listens.
+  const { client: bobClient } = await syncedAs(t, sync, bob);
+  bobClient.send(note('b-1', 'b1', { scope: 'bob' }));
+  assert.equal((await answerTo(bobClient, 'b-1')).answer.type, 'operation_complete');
+  const { client, frames } = await syncedAs(t, sync, alice);
+  assert.deepEqual(seen(frames), [], "alice's catch-up leaves out bob's note");
+  client.send(note('a-1', 'a1', { text: 'hello' }));
+  assert.equal((await answerTo(client, 'a-1')).answer.type, 'operation_complete');
+
+  assert.equal((await text(`${base}/api/entities`)).status, 401);
+  const entities = await getJson(`${base}/api/entities`, alice);
+  assert.deepEqual(entities.entities, [{ entityType: 'note', entityId: 'a1', data: { text: 'hello' } }], 'the mounted API answers the identity, within its scopes');
+  assert.deepEqual(await text(`${base}/hello`), { status: 200, body: 'app /hello' }, "the app's own requests need no token");
+
+  assert.equal(await refusedUpgrade(url, { Origin: 'https://evil.example' }), 403, 'a page of another origin gets no socket');
+  // The app listens on 127.0.0.1: only the loopback names, as for a standalone server bound there.
+  assert.equal(await refusedUpgrade(url, { Host: `evil.example:${port}` }), 403, 'nor a page on a name rebound to 127.0.0.1');
+  assert.equal(await statusOf(`${base}/api/stats`, { Host: `evil.example:${port}` }), 403);
+  assert.equal(await statusOf(`${base}/api/stats`, { Host: `localhost:${port}` }), 401);
+  assert.equal(await statusOf(`${base}/hello`, { Host: `evil.example:${port}` }), 200, "the app's own requests are the app's to check");
 });
 
 test('attached as the only upgrade listener, it answers 404 to an upgrade for another path instead of leaving it hanging', BOUNDED, async (t) => {
