@@ -56,6 +56,7 @@ export function usage(command: string, staticDefault: string): string {
   --demo                 the demo: users alice and bob, JWTs signed with SYNC_JWT_SECRET or a
                          random development secret, notes shared or private to their owner;
                          prints the secret and the page's address with both users' tokens
+                         (without static files to serve: each user's token)
   --sync-request         send sync_request when a socket opens
   --exit-on-stdin-end    shut down when stdin closes
   --help                 print this and exit

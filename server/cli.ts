@@ -100,6 +100,12 @@ export async function runCli(args: readonly string[], env: NodeJS.ProcessEnv, pr
     // Development only: the secret signs every identity of this server.
     const source = parsed.jwtSecret === undefined ? 'a random development secret, new at every start' : 'SYNC_JWT_SECRET';
     process.stderr.write(`sync server (demo): tokens are signed with ${source}: ${jwtSecret}\n`);
-    process.stderr.write(`sync server (demo): open ${demoUrl(url, await demoTokens(jwtSecret))}\n`);
+    const tokens = await demoTokens(jwtSecret);
+    if (parsed.server.staticDir !== undefined) {
+      process.stderr.write(`sync server (demo): open ${demoUrl(url, tokens)}\n`);
+    } else {
+      // No page is served (the installed command), so the tokens themselves, for a page or client of one's own.
+      for (const [user, token] of Object.entries(tokens)) process.stderr.write(`sync server (demo): ${user}'s token: ${token}\n`);
+    }
   }
 }

@@ -692,6 +692,7 @@ function command(t, name, args, env = {}) {
   });
   child.stderr.on('data', (chunk) => {
     stderr += chunk;
+    for (const wake of waiting.splice(0)) wake();
   });
   const exited = once(child, 'exit').then(([code]) => code);
   return {
@@ -705,6 +706,15 @@ function command(t, name, args, env = {}) {
         if (ended && !stdout.includes('\n')) throw new Error(`${name} exited before printing a line: ${stderr}`);
       }
       return stdout.slice(0, stdout.indexOf('\n'));
+    },
+    /** The first match of `pattern` on stderr, once it is there. */
+    async printed(pattern) {
+      for (;;) {
+        const match = pattern.exec(stderr);
+        if (match) return match;
+        const ended = await Promise.race([exited.then(() => true), new Promise((resolve) => waiting.push(() => resolve(false)))]);
+        if (ended && !pattern.test(stderr)) throw new Error(`${name} exited without printing ${pattern}: ${stderr}`);
+      }
     },
   };
 }
@@ -805,14 +815,22 @@ describe('the sync-connection-server command', () => {
 });
 
 describe('the sync-connection-conformance command', () => {
-  it('from the installed package, checks the installed server: every rule passes but the 32-bit boundary, which a fresh log is far from', async (t) => {
-    const server = command(t, 'sync-connection-server', ['--port', '0', '--data-dir', join(temp, 'conformance-data')]);
+  it("from the installed package, checks the installed server as the demo runs it, with a user's token: every rule passes but the 32-bit boundary, which a fresh log is far from", async (t) => {
+    const server = command(t, 'sync-connection-server', ['--port', '0', '--data-dir', join(temp, 'conformance-data'), '--demo']);
     const { port } = JSON.parse(await server.line());
-    const kit = command(t, 'sync-connection-conformance', [`ws://127.0.0.1:${port}/api/sync`, '--boundary-bytes', '0']);
+    // No page is served, so each user's token is printed instead of the page's address.
+    const [, alice] = await server.printed(/^sync server \(demo\): alice's token: (\S+)$/m);
+    await server.printed(/^sync server \(demo\): bob's token: \S+$/m);
+    assert.doesNotMatch(server.output().stderr, /open http/);
+    const url = `ws://127.0.0.1:${port}/api/sync`;
+    const refused = command(t, 'sync-connection-conformance', [url]);
+    assert.equal(await refused.exited, 2, 'without a token the kit cannot run');
+    const kit = command(t, 'sync-connection-conformance', [url, '--token', alice, '--boundary-bytes', '0']);
     assert.equal(await kit.exited, 0, kit.output().stdout + kit.output().stderr);
-    const { stdout } = kit.output();
+    const { stdout, stderr } = kit.output();
     assert.match(stdout, /^SKIP  lsn-boundary .*\n {6}the log did not cross a 32-bit boundary/m);
     assert.match(stdout, /^17 rules: 16 passed, 0 failed, 0 warnings, 1 skipped/m);
+    assert.ok(!(stdout + stderr).includes(alice), 'the kit never prints the token');
     const help = command(t, 'sync-connection-conformance', ['--help']);
     assert.equal(await help.exited, 0);
     assert.match(help.output().stdout, /^Usage: sync-connection-conformance ws:\/\/host\/api\/sync \[options\]/);
