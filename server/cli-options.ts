@@ -15,17 +15,20 @@ export interface CliOptions {
   demo: boolean;
 }
 
-export const USAGE = `Usage: node --import tsx server/main.ts [options]
+/** The command line's help, for the command `command`; `staticDefault` says what --static-dir defaults to. */
+export function usage(command: string, staticDefault: string): string {
+  return `Usage: ${command} [options]
   --port N               port to listen on (env PORT; default 8080; 0 = any free port)
   --host ADDRESS         address to bind (env HOST; default 127.0.0.1)
   --data-dir DIR         where the embedded change log lives (env DATA_DIR; default ./data)
   --store URL            keep entities, the change log and applied operation ids in PostgreSQL
                          instead (postgres://user:password@host:port/database, env SYNC_STORE);
                          any number of instances may share one database. It needs
-                         wal_level=logical and a role allowed to use replication slots
+                         wal_level=logical, a role allowed to use replication slots, and the
+                         PostgreSQL driver installed beside the server (npm install pg)
   --static-dir DIR       root of the files served outside /api/: / and /index.html, and files
                          under /dist/, /bench/ and /examples/ (never dotfiles, never the data
-                         directory) (env STATIC_DIR; default the repository root)
+                         directory) (env STATIC_DIR; default ${staticDefault})
   --batch-size N         most changes per replay frame (default 1000)
   --max-payload BYTES    largest incoming WebSocket frame (default 1048576)
   --max-buffered BYTES   unsent bytes after which a client is dropped (default 16777216)
@@ -53,8 +56,10 @@ export const USAGE = `Usage: node --import tsx server/main.ts [options]
   --demo                 the demo: users alice and bob, JWTs signed with SYNC_JWT_SECRET or a
                          random development secret, notes shared or private to their owner;
                          prints the secret and the page's address with both users' tokens
+                         (without static files to serve: each user's token)
   --sync-request         send sync_request when a socket opens
   --exit-on-stdin-end    shut down when stdin closes
+  --help                 print this and exit
 Environment: SYNC_TOKEN, when set, is the token every sync must carry (else 4001); set but
 empty, the server refuses to start. SYNC_JWT_SECRET (at least 32 bytes), when set, makes clients
 authenticate with JWTs signed with it (HS256): the identity is sub, the scopes the scopes claim.
@@ -63,6 +68,7 @@ If the change log cannot be written (a disk error), the server closes every sock
 and exits with code 1, so that a supervisor restarts it; clients re-send what was not
 acknowledged once it is back. If PostgreSQL cannot be reached, the server keeps its clients,
 answers operations with operation_error until the database is back, and carries on.`;
+}
 
 const VALUE_FLAGS = new Set([
   'port', 'host', 'data-dir', 'store', 'static-dir', 'batch-size', 'max-payload', 'max-buffered',
@@ -77,7 +83,8 @@ const SWITCHES = new Set(['sync-request', 'exit-on-stdin-end', 'recover-log', 'd
 export function parseCliOptions(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
-  defaultStaticDir: string,
+  /** Served when --static-dir and STATIC_DIR are absent; without it, no static files. */
+  defaultStaticDir?: string,
 ): CliOptions | { error: string } {
   const values = new Map<string, string>();
   const lists = new Map<string, string[]>();
@@ -150,12 +157,12 @@ export function parseCliOptions(
     return { error: '--store must be a postgres:// or postgresql:// URL' };
   }
 
+  const staticDir = values.get('static-dir') ?? env.STATIC_DIR ?? defaultStaticDir;
   const options: CliOptions = {
     server: {
       port: port as number,
       host: values.get('host') ?? env.HOST ?? '127.0.0.1',
       dataDir: resolve(values.get('data-dir') ?? env.DATA_DIR ?? './data'),
-      staticDir: resolve(values.get('static-dir') ?? env.STATIC_DIR ?? defaultStaticDir),
       batchSize: batchSize as number,
       maxPayload: maxPayload as number,
       maxBufferedBytes: maxBufferedBytes as number,
@@ -172,6 +179,7 @@ export function parseCliOptions(
       syncRequestOnConnect: switches.has('sync-request'),
       recoverLog: switches.has('recover-log'),
       ...(storeUrl ? { storeUrl } : {}),
+      ...(staticDir === undefined ? {} : { staticDir: resolve(staticDir) }),
       ...(lists.has('allowed-origin') ? { allowedOrigins: lists.get('allowed-origin')! } : {}),
       ...(lists.has('allowed-host') ? { allowedHosts: lists.get('allowed-host')! } : {}),
     },

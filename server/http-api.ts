@@ -82,6 +82,15 @@ export async function handleApi(
   return true;
 }
 
+/** True when a request target (`request.url`) names one of the API's routes. */
+export function isApiPath(target: string | undefined): boolean {
+  try {
+    return Object.hasOwn(ROUTES, new URL(target ?? '/', 'http://localhost').pathname);
+  } catch {
+    return false;
+  }
+}
+
 /** What a handler returns when it wrote its answer itself. */
 const STREAMED = Symbol('streamed');
 

@@ -23,12 +23,7 @@ export function isStoreUrl(url: string): boolean {
 
 /** Opens the store a location names: PostgreSQL when a URL is given, else the embedded log. */
 export async function openStore(location: StoreLocation): Promise<SyncStore> {
-  if (location.storeUrl !== undefined) {
-    if (!isStoreUrl(location.storeUrl)) throw new Error('the store URL must start with postgres:// or postgresql://');
-    // Loaded only when asked for: the embedded log does not need the `pg` driver installed.
-    const { PostgresSyncStore } = await import('./postgres-store.ts');
-    return PostgresSyncStore.open(location.storeUrl, location.scopeOf === undefined ? {} : { scopeOf: location.scopeOf });
-  }
+  if (location.storeUrl !== undefined) return openPostgresStore(location.storeUrl, location.scopeOf === undefined ? {} : { scopeOf: location.scopeOf });
   if (location.dataDir === undefined) throw new Error('createSyncServer needs dataDir, storeUrl or store');
   const { store, report } = await FileSyncStore.open(location.dataDir, {
     recover: location.recoverLog === true,
@@ -36,6 +31,31 @@ export async function openStore(location: StoreLocation): Promise<SyncStore> {
   });
   for (const notice of describeReport(report)) location.onStoreNotice?.(notice);
   return store;
+}
+
+/**
+ * Opens the PostgreSQL store at `url` (`postgres://` or `postgresql://`). The driver, `pg`, is an
+ * optional peer dependency loaded only here: the embedded log does not need it installed.
+ */
+export async function openPostgresStore(url: string, options: { scopeOf?: ScopeOf } = {}): Promise<SyncStore> {
+  if (!isStoreUrl(url)) throw new Error('the store URL must start with postgres:// or postgresql://');
+  let loaded: typeof import('./postgres-store.ts');
+  try {
+    loaded = await import('./postgres-store.ts');
+  } catch (error) {
+    if (isMissingPackage(error, 'pg')) {
+      throw new Error('a postgres:// store needs the PostgreSQL driver, which is not installed: npm install pg', { cause: error });
+    }
+    throw error;
+  }
+  return loaded.PostgresSyncStore.open(url, options);
+}
+
+/** True when `error` says that the package `name` could not be found. */
+function isMissingPackage(error: unknown, name: string): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as NodeJS.ErrnoException).code;
+  return (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && error.message.includes(`'${name}'`);
 }
 
 function describeReport({ torn, recovered, imported }: OpenReport): string[] {

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import type { OutboundLimits } from './outbound-limits.ts';
 
 /** A frame's bytes, built once and handed to every socket it goes to: in memory once, however many hold it. */
 export class SharedFrame {
@@ -10,17 +11,6 @@ export class SharedFrame {
   constructor(text: string) {
     this.bytes = Buffer.from(text, 'utf8');
   }
-}
-
-export interface OutboundLimits {
-  /** Bytes queued for one socket after which it is dropped. */
-  maxBufferedBytes: number;
-  /** Frames queued for one socket after which it is dropped. */
-  maxBufferedMessages: number;
-  /** Ms a socket may leave queued frames unwritten (its client does not read) before it is dropped. */
-  stallTimeout: number;
-  /** Bytes all queued frames (each shared frame once) and request bodies may hold; past it, the sockets holding most are dropped. */
-  memoryBudget: number;
 }
 
 /** Why a socket was dropped, for its close reason and the stats. */

@@ -28,6 +28,8 @@ export interface LogRow {
 }
 
 const LOG_COLUMNS = 'lsn::text AS lsn, write_id, operation_id, changes, refused, scopes';
+// An ORDER BY naming `lsn` alone would sort by that text output column ('1/13C58' before
+// '1/46F0', '0/100' before '0/FF'), so it names the table's pg_lsn column.
 
 export function toRecord(row: LogRow): StoredRecord {
   const position = parseLSN(row.lsn);
@@ -65,7 +67,7 @@ export async function readHead(db: Queryable): Promise<bigint> {
 /** The rows after `after` (any, refused ones included), for announcing them. */
 export async function rowsAfter(db: Queryable, after: bigint): Promise<LogRow[]> {
   const result = await db.query<LogRow>(
-    `SELECT ${LOG_COLUMNS} FROM ${NAMES.changeLog} WHERE lsn > $1 ORDER BY lsn LIMIT ${PAGE_ROWS}`,
+    `SELECT ${LOG_COLUMNS} FROM ${NAMES.changeLog} WHERE lsn > $1 ORDER BY ${NAMES.changeLog}.lsn LIMIT ${PAGE_ROWS}`,
     [formatLSN(after)],
   );
   return result.rows;
@@ -85,7 +87,7 @@ export async function readChanges(db: Queryable, after: bigint, { until, maxChan
     `SELECT ${LOG_COLUMNS} FROM (
        SELECT *, sum(octet_length(changes::text)) OVER (ORDER BY lsn) AS running FROM ${NAMES.changeLog}
         WHERE ${where} AND refused IS NULL ORDER BY lsn LIMIT $3
-     ) page WHERE running - octet_length(changes::text) < $4 ORDER BY lsn`,
+     ) page WHERE running - octet_length(changes::text) < $4 ORDER BY page.lsn`,
     [formatLSN(after), formatLSN(until), Math.max(1, Math.min(maxChanges, PAGE_ROWS)), maxBytes, ...(scopes === undefined ? [] : [scopes])],
   );
   const records: StoredRecord[] = [];

@@ -1,11 +1,22 @@
+import type { Server as HttpServer } from 'node:http';
 import type { Authenticate } from './identity.ts';
 import type { ScopeOf } from './scopes.ts';
 import type { Authorize, OperationHandler } from './write-rules.ts';
 import { DEFAULT_LIMITS, type InputLimits } from './limits.ts';
-import type { OutboundLimits } from './outbound.ts';
+import type { OutboundLimits } from './outbound-limits.ts';
 import type { SyncStore } from './sync-store.ts';
 
 export interface SyncServerOptions {
+  /**
+   * The app's own HTTP server (Node's, Express's `app.listen()`, Fastify's `fastify.server`) to
+   * attach to instead of starting one: the sync server takes the WebSocket upgrades for `path`
+   * and leaves every other upgrade and request to the app (mount `handleRequest` for the HTTP
+   * API). It does not listen or close that server. Not with `port`, `host`, `staticDir`,
+   * `maxConnections`, `headersTimeout` or `requestTimeout`, which are the app server's business.
+   */
+  server?: HttpServer;
+  /** The WebSocket endpoint's path. Default `/api/sync`. */
+  path?: string;
   /** 0 (the default) picks a free port. */
   port?: number;
   /** Default `127.0.0.1`. */

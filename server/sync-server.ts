@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -6,7 +6,7 @@ import type { ServerStats } from '../src/protocol/http.ts';
 import { CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON, SyncConnection } from './connection.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { formatLSN } from '../src/protocol/lsn.ts';
-import { handleApi } from './http-api.ts';
+import { handleApi, isApiPath } from './http-api.ts';
 import { hostAllowed, hostPolicy, originAllowed, type AccessPolicy } from './http-access.ts';
 import { SnapshotGate } from './http-entities.ts';
 import type { Identity } from './identity.ts';
@@ -17,6 +17,7 @@ import { resolveOptions, type SyncServerOptions } from './server-options.ts';
 import { serveStatic } from './static-files.ts';
 import { Subscribers } from './subscribers.ts';
 import type { StoredRecord, SyncStore } from './sync-store.ts';
+import { isEndpointPath, routeUpgrades } from './upgrade-route.ts';
 
 export type { SyncServerOptions } from './server-options.ts';
 
@@ -25,11 +26,21 @@ export const SYNC_PATH = '/api/sync';
 export type { ServerStats };
 
 export interface SyncServer {
+  /** The port it listens on; attached to an app's server, that server's port (0 while it does not listen). */
   readonly port: number;
-  /** `http://host:port` */
+  /** `http://host:port`; attached to an app's server, that server's (empty while it does not listen). */
   readonly url: string;
+  /** The WebSocket endpoint's path (`/api/sync` unless set). */
+  readonly path: string;
   readonly store: SyncStore;
   stats(): Promise<ServerStats>;
+  /**
+   * Answers a request for the HTTP API (`/api/stats`, `/api/entities`, `/api/changes`) and
+   * resolves true; resolves false without touching the request for any other path, and for every
+   * request once `close()` has resolved, so that an app can pass it on (Express: `next()`). Mount
+   * it before any body parser: it reads `POST /api/changes` itself.
+   */
+  handleRequest(request: IncomingMessage, response: ServerResponse): Promise<boolean>;
   /**
    * Sends `reset` to every connection whose identity `filter` picks (after the app changed
    * someone's scopes, or restored a backup): each client discards its data and syncs again from
@@ -48,8 +59,23 @@ const CLOSE_GOING_AWAY = 1001;
 const ADVANCE_SLICE = 256;
 const SOCKET_CLOSE_GRACE_MS = 1000;
 
-/** Opens the store and starts an HTTP + WebSocket sync server; resolves once it is listening. */
+/** Options an app's own server decides when the sync server is attached to it. */
+const STANDALONE_ONLY = ['port', 'host', 'staticDir', 'maxConnections', 'headersTimeout', 'requestTimeout'] as const;
+
+/**
+ * Opens the store and starts an HTTP + WebSocket sync server; resolves once it is listening. With
+ * `server`, attaches to that HTTP server instead and resolves once ready.
+ */
 export async function createSyncServer(options: SyncServerOptions): Promise<SyncServer> {
+  const attachedTo = options.server;
+  const path = options.path ?? SYNC_PATH;
+  if (!isEndpointPath(path)) throw new Error(`path must start with / and hold no query or fragment, got ${JSON.stringify(path)}`);
+  if (attachedTo !== undefined) {
+    const conflicting = STANDALONE_ONLY.filter((name) => options[name] !== undefined);
+    if (conflicting.length > 0) {
+      throw new Error(`${conflicting.join(', ')} cannot be set with server: the app's own server decides ${conflicting.length > 1 ? 'them' : 'it'}`);
+    }
+  }
   const settings = resolveOptions(options);
   const ownsStore = options.store === undefined;
   const store = options.store ?? (await openStore(options));
@@ -68,8 +94,15 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     open: options.authenticate === undefined,
     ...(options.allowedOrigins === undefined ? {} : { allowedOrigins: new Set(options.allowedOrigins) }),
   };
-  const hosts = hostPolicy(options.allowedHosts, options.host ?? '127.0.0.1');
-  if (hosts) access.allowedHosts = hosts;
+  // The Host names answered: allowedHosts, else the loopback names when bound to loopback;
+  // attached, wherever the app's server listens, known once it does.
+  const bindHosts = (bound: string) => {
+    const hosts = hostPolicy(options.allowedHosts, bound);
+    if (hosts) access.allowedHosts = hosts;
+    else delete access.allowedHosts;
+  };
+  bindHosts(attachedTo ? (addressOf(attachedTo)?.address ?? '') : (options.host ?? '127.0.0.1'));
+  const onAppListening = () => bindHosts(addressOf(http)?.address ?? '');
   let operationFramesReceived = 0;
   let clientsDropped = 0;
   let closing = false;
@@ -98,7 +131,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   const counters = () => ({ operationFramesReceived, clients: connections.size, clientsDropped, bytesHeld: budget.held });
   const stats = async (): Promise<ServerStats> => ({ ...(await store.stats()), ...counters() });
 
-  const http = createServer({
+  const http = attachedTo ?? createServer({
     headersTimeout: settings.headersTimeout,
     requestTimeout: settings.requestTimeout,
     // How often the two timeouts above are checked (Node's default is every 30 s).
@@ -106,7 +139,12 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   }, (request, response) => {
     void route(request, response);
   });
-  http.maxConnections = settings.maxConnections;
+  if (!attachedTo) {
+    http.maxConnections = settings.maxConnections;
+    http.on('clientError', (_error, socket) => socket.destroy());
+  } else {
+    http.on('listening', onAppListening);
+  }
   const api = {
     store,
     rules,
@@ -122,13 +160,33 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     counters,
     now: settings.now,
   };
-  async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  // While closing, the API still answers (writes with 503); once closed, it leaves requests alone.
+  let stopped = false;
+  const refuseHost = (response: ServerResponse) => {
+    response.writeHead(403, { 'Content-Type': 'text/plain' }).end('this server does not answer to that host name');
+  };
+  async function handleRequest(request: IncomingMessage, response: ServerResponse): Promise<boolean> {
+    if (stopped) return false;
     try {
       if (!hostAllowed(request, access)) {
-        response.writeHead(403, { 'Content-Type': 'text/plain' }).end('this server does not answer to that host name');
-        return;
+        if (!isApiPath(request.url)) return false;
+        refuseHost(response);
+        return true;
       }
-      if (await handleApi(request, response, api)) return;
+      return await handleApi(request, response, api);
+    } catch {
+      if (!response.headersSent) response.writeHead(500).end();
+      else response.destroy();
+      return true;
+    }
+  }
+  async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    if (!hostAllowed(request, access)) {
+      refuseHost(response);
+      return;
+    }
+    if (await handleRequest(request, response)) return;
+    try {
       if (options.staticDir !== undefined) {
         await serveStatic(request, response, options.staticDir, { hidden: hiddenDirs });
       } else {
@@ -139,11 +197,9 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
       else response.destroy();
     }
   }
-  http.on('clientError', (_error, socket) => socket.destroy());
 
   const wss = new WebSocketServer({
-    server: http,
-    path: SYNC_PATH,
+    noServer: true,
     maxPayload: settings.maxPayload,
     // A page of another origin, or a name the server does not answer to (DNS rebinding), never gets a socket.
     verifyClient: ({ req }: { req: IncomingMessage }, answer: (allowed: boolean, code?: number, reason?: string) => void) => {
@@ -151,6 +207,11 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
       else answer(false, 403, 'Forbidden');
     },
   });
+  const stopRouting = () => {
+    stopUpgrades();
+    http.off('listening', onAppListening);
+  };
+  const stopUpgrades = routeUpgrades(http, path, wss);
   const stopHeartbeat = settings.heartbeatInterval > 0 ? startHeartbeat(wss, settings.heartbeatInterval) : () => {};
 
   wss.on('connection', (socket, request) => {
@@ -206,30 +267,32 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   }, settings.resumeAdvanceInterval);
   advancing.unref();
 
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-      http.off('error', reject);
-      resolve();
+  if (!attachedTo) {
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+        http.off('error', reject);
+        resolve();
+      });
+    }).catch(async (error: unknown) => {
+      stopRouting();
+      clearInterval(advancing);
+      stopHeartbeat();
+      budget.stop();
+      unsubscribe();
+      stopWatchingStore();
+      if (ownsStore) await store.close();
+      throw error;
     });
-  }).catch(async (error: unknown) => {
-    clearInterval(advancing);
-    stopHeartbeat();
-    budget.stop();
-    unsubscribe();
-    stopWatchingStore();
-    if (ownsStore) await store.close();
-    throw error;
-  });
-  const address = http.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  }
 
   let closed: Promise<void> | undefined;
   async function shutdown(): Promise<void> {
     closing = true;
+    stopRouting();
     clearInterval(advancing);
     stopHeartbeat();
-    const stoppedListening = new Promise<void>((resolve) => http.close(() => resolve()));
+    const stoppedListening = attachedTo ? Promise.resolve() : new Promise<void>((resolve) => http.close(() => resolve()));
     await store.flush();
     // Let the answers to the appends that just became durable go out before the sockets close.
     await new Promise<void>((resolve) => setImmediate(resolve));
@@ -240,17 +303,29 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     stopWatchingStore();
     budget.stop();
     await new Promise<void>((resolve) => wss.close(() => resolve()));
-    http.closeAllConnections();
+    if (!attachedTo) http.closeAllConnections();
     await stoppedListening;
     if (ownsStore) await store.close();
     else await store.flush();
+    stopped = true;
   }
 
+  // Its own server's address is fixed once listening; an app's server may listen later, or again.
+  const listening = attachedTo ? undefined : addressOf(http);
   return {
-    port: address.port,
-    url: `http://${host}:${address.port}`,
+    get port() {
+      return (listening ?? addressOf(http))?.port ?? 0;
+    },
+    get url() {
+      const address = listening ?? addressOf(http);
+      if (!address) return '';
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      return `http://${host}:${address.port}`;
+    },
+    path,
     store,
     stats,
+    handleRequest,
     reset: (filter, reason = 'the server reset what this client may see') => {
       let count = 0;
       for (const connection of connections.values()) {
@@ -261,6 +336,12 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
     },
     close: () => (closed ??= shutdown()),
   };
+}
+
+/** The address a server listens on, if it listens on a port. */
+function addressOf(http: HttpServer): AddressInfo | undefined {
+  const address = http.address();
+  return address !== null && typeof address === 'object' ? address : undefined;
 }
 
 /** Resolves when `socket` has closed, terminating it if the close handshake takes too long. */

@@ -19,6 +19,13 @@ import { findPostgresBin } from '../../scripts/find-postgres.mjs';
 export interface ClusterOptions {
   /** fsync and synchronous commit as a production server has them. Default false: faster tests. */
   durable?: boolean;
+  /** The size of a WAL segment in MiB (initdb --wal-segsize): 1 to 1024, a power of 2. Default 16. */
+  walSegmentMiB?: number;
+  /**
+   * Start the write-ahead log at the segment holding this position (pg_resetwal -l) instead of
+   * near 0/0: e.g. just below a 32-bit boundary, so that LSNs cross it within a test.
+   */
+  walStart?: bigint;
 }
 
 export interface PostgresCluster {
@@ -110,6 +117,12 @@ function run(user: RunAs, bin: string, program: string, args: string[]): void {
 
 let databases = 0;
 
+/** The name of the WAL segment file that holds `lsn` (timeline 1). */
+function walSegmentName(lsn: bigint, segmentMiB: number): string {
+  const hex = (value: bigint) => value.toString(16).toUpperCase().padStart(8, '0');
+  return `00000001${hex(lsn >> 32n)}${hex((lsn & 0xffff_ffffn) / BigInt(segmentMiB * 1024 * 1024))}`;
+}
+
 export async function startPostgresCluster(options: ClusterOptions = {}): Promise<PostgresCluster> {
   const bin = findPostgresBin();
   if (!bin) {
@@ -155,7 +168,9 @@ export async function startPostgresCluster(options: ClusterOptions = {}): Promis
   };
   try {
     // Trust, but only over the socket in our 0700 directory: no TCP listener at all.
-    run(user, bin, 'initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
+    const segmentMiB = options.walSegmentMiB ?? 16;
+    run(user, bin, 'initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C', `--wal-segsize=${segmentMiB}`]);
+    if (options.walStart !== undefined) run(user, bin, 'pg_resetwal', ['-l', walSegmentName(options.walStart, segmentMiB), '-D', data]);
     const durable = options.durable === true;
     await appendFile(join(data, 'postgresql.conf'), [
       '',

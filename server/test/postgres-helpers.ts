@@ -39,7 +39,7 @@ export async function databaseState(url: string): Promise<{ head: string; lsns: 
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const log = await client.query<{ lsn: string; changes: unknown }>('SELECT lsn::text AS lsn, changes FROM sync_change_log ORDER BY lsn');
+    const log = await client.query<{ lsn: string; changes: unknown }>('SELECT lsn::text AS lsn, changes FROM sync_change_log ORDER BY sync_change_log.lsn');
     const rows = await client.query<{ entity_type: string; entity_id: string; data: unknown }>('SELECT entity_type, entity_id, data FROM sync_entities');
     return {
       head: log.rows.at(-1)?.lsn ?? '0/0',

@@ -5,23 +5,30 @@
 // Run alone: `npm run build && npm run test:package`.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { WebSocket } from 'ws';
 
 const run = promisify(execFile);
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
 const tsc = join(root, 'node_modules/typescript/bin/tsc');
 
-/** What the app links from this repo instead of downloading it. */
-const LINKED = ['lit', '@lit/context', 'idb', 'typescript', 'react', '@types/react', 'vue', '@angular/core'];
+/**
+ * What the app links from this repo instead of downloading it: the package's dependencies, the
+ * frameworks, and the types a Node app has. Never `pg`: the server must run without it.
+ */
+const LINKED = ['lit', '@lit/context', 'idb', 'ws', 'fs-native-extensions', 'jose', 'typescript', 'react', '@types/react', 'vue', '@angular/core', '@types/node'];
 /** What the library build must leave to the app's bundler. */
 const EXTERNAL = ['lit', '@lit/context', 'idb'];
+/** The Node-only dependencies, which only the server entry uses. */
+const SERVER_DEPENDENCIES = ['ws', 'fs-native-extensions', 'jose'];
 /** The optional peers, each imported by its own entry and nothing else. */
 const FRAMEWORKS = { react: 'dist/lib/react.js', vue: 'dist/lib/vue.js', '@angular/core': 'dist/lib/angular.js' };
 /** The package a bare import specifier names: `@angular/core/x` -> `@angular/core`. */
@@ -41,13 +48,22 @@ let app; // the app that installs the package
 let installed; // <app>/node_modules/sync-connection
 let tarballFiles; // paths inside the tarball, e.g. 'dist/lib/index.js'
 
-/** Installs the extracted package plus the linked dependencies into `dir`'s node_modules. */
+/**
+ * Installs the extracted package plus the linked dependencies into `dir`'s node_modules, and
+ * links its bins into node_modules/.bin, executable, as npm does.
+ */
 async function install(dir, packageDir) {
-  await mkdir(join(dir, 'node_modules'), { recursive: true });
-  await cp(packageDir, join(dir, 'node_modules/sync-connection'), { recursive: true });
+  await mkdir(join(dir, 'node_modules/.bin'), { recursive: true });
+  const target = join(dir, 'node_modules/sync-connection');
+  await cp(packageDir, target, { recursive: true });
   for (const name of LINKED) {
     await mkdir(dirname(join(dir, 'node_modules', name)), { recursive: true });
     await symlink(join(root, 'node_modules', name), join(dir, 'node_modules', name), 'dir');
+  }
+  const { bin = {} } = JSON.parse(await readFile(join(target, 'package.json'), 'utf8'));
+  for (const [name, path] of Object.entries(bin)) {
+    await chmod(join(target, path), 0o755);
+    await symlink(join('../sync-connection', path), join(dir, 'node_modules/.bin', name));
   }
 }
 
@@ -309,6 +325,85 @@ export function outside(injector: Injector, element: SyncConnectionElement): Sig
 }
 `;
 
+const SERVER_TS = `
+import { createServer } from 'node:http';
+import {
+  ALL_SCOPES, createSyncServer, FileSyncStore, jwtAuthenticator, openPostgresStore, openStore, requireToken, SYNC_PATH,
+  type Authenticate, type Authorize, type Identity, type OperationHandler, type ScopedEntity, type ScopeOf,
+  type SyncServer, type SyncServerOptions, type SyncStore, type WriteRequest,
+} from 'sync-connection/server';
+
+const authenticate: Authenticate = async (token, { clientId, request }) =>
+  (token === 'secret' && request.headers.host !== undefined ? { id: clientId ?? 'http', scopes: ['team', ALL_SCOPES] } : null);
+const scopeOf: ScopeOf = ({ data }) => (typeof data === 'object' && data !== null && 'team' in data ? String(data.team) : '');
+const authorize: Authorize = async (identity: Identity, request: WriteRequest, current: ScopedEntity | undefined) =>
+  (current?.scope === 'locked' || request.change.entityType === 'audit' ? \`\${identity.id} may not write that\` : true);
+const addNote: OperationHandler = async (payload, { identity, now, entity }) => {
+  const existing: ScopedEntity | undefined = await entity('note', 'n1');
+  return [{ type: 'update', entityType: 'note', entityId: 'n1', data: { payload, owner: identity.id, at: now, was: existing?.data } }];
+};
+const options: SyncServerOptions = {
+  dataDir: './data', port: 0, host: '127.0.0.1', batchSize: 500, authenticate, scopeOf, authorize,
+  operations: { 'add-note': addNote }, allowedOrigins: ['https://app.example'], allowedHosts: ['localhost'], limits: { maxDepth: 32 },
+};
+const standalone: SyncServer = await createSyncServer(options);
+const port: number = standalone.port;
+const stats = await standalone.stats();
+const clients: number = stats.clients;
+void port, clients;
+
+// Attached to the app's own server at a path, with the HTTP API mounted by the app.
+const app = createServer((request, response) => {
+  attached.handleRequest(request, response).then((handled: boolean) => {
+    if (!handled) response.writeHead(404).end();
+  });
+});
+const attached = await createSyncServer({ server: app, path: SYNC_PATH, dataDir: './data2', authenticate: requireToken('secret') });
+const jwt = await createSyncServer({ dataDir: './data5', authenticate: jwtAuthenticator({ secret: 'a secret of at least thirty-two bytes', audience: 'notes' }) });
+const reset: number = jwt.reset((identity: Identity) => identity.id === 'alice', 'your teams changed');
+void reset;
+app.listen(0);
+const path: string = attached.path;
+void path;
+
+const store: SyncStore = (await FileSyncStore.open('./data3')).store;
+const other: SyncStore = await openStore({ dataDir: './data4' });
+const postgres: Promise<SyncStore> = openPostgresStore('postgres://localhost/sync');
+await (await createSyncServer({ store })).close();
+void other, postgres;
+await Promise.all([standalone.close(), attached.close(), jwt.close()]);
+
+// @ts-expect-error the port is a number
+await createSyncServer({ dataDir: './d', port: '8080' });
+// @ts-expect-error the server is an http.Server
+await createSyncServer({ server: 'localhost', dataDir: './d' });
+// @ts-expect-error authenticate returns an identity, null, or a boolean
+await createSyncServer({ dataDir: './d', authenticate: () => 'yes' });
+// @ts-expect-error an identity's scopes are strings
+await createSyncServer({ dataDir: './d', authenticate: () => ({ id: 'a', scopes: [1] }) });
+// @ts-expect-error authorize answers true or the reason, not false
+await createSyncServer({ dataDir: './d', authorize: () => false });
+// @ts-expect-error an operation handler returns the list of changes
+await createSyncServer({ dataDir: './d', operations: { 'add-note': () => 'done' } });
+// @ts-expect-error handleRequest takes the request and its response
+void attached.handleRequest(app);
+// @ts-expect-error no such option
+await createSyncServer({ dataDir: './d', staticDirectory: '.' });
+`;
+
+const CONFORMANCE_TS = `
+import { runConformance, formatResult, type ConformanceReport, type RuleResult } from 'sync-connection/conformance';
+
+const report: ConformanceReport = await runConformance({ url: 'ws://127.0.0.1:8080/api/sync', token: 'secret', timeout: 5000 });
+const failed: RuleResult[] = report.results.filter((result) => result.status === 'fail');
+console.log(failed.map(formatResult).join('\\n'));
+// @ts-expect-error the URL is required
+await runConformance({ token: 'secret' });
+// @ts-expect-error a status is pass, warn, fail or skip
+const status: 'ok' = report.results[0]!.status;
+void status;
+`;
+
 const NO_JSX_TYPING_TSX = `
 export const app = <sync-connection url="/api/sync" onsync_completed={(event) => event.detail.lsn} />;
 `;
@@ -342,6 +437,16 @@ async function writeApp(dir) {
   const files = ['src/main.ts', 'src/app.tsx', 'src/notes.tsx', 'src/vue-notes.ts', 'src/angular-notes.ts'];
   await writeFile(join(dir, 'tsconfig.bundler.json'), tsconfig('bundler', files));
   await writeFile(join(dir, 'tsconfig.nodenext.json'), tsconfig('nodenext', files, { skipLibCheck: true }));
+  await writeFile(join(dir, 'src/server.ts'), SERVER_TS);
+  await writeFile(join(dir, 'src/conformance.ts'), CONFORMANCE_TS);
+  // A strict Node app: Node's types only, no DOM, and the package's declarations checked too.
+  await writeFile(join(dir, 'tsconfig.server.json'), JSON.stringify({
+    compilerOptions: {
+      target: 'ES2022', lib: ['ES2022'], module: 'NodeNext', moduleResolution: 'nodenext', strict: true,
+      noEmit: true, skipLibCheck: false, types: ['node'],
+    },
+    files: ['src/server.ts', 'src/conformance.ts'],
+  }));
 }
 
 // ---- setup ----------------------------------------------------------------------------------
@@ -441,13 +546,14 @@ describe('the packed package', () => {
     assert.match(bundle, /litHtmlVersions/);
   });
 
-  it('declares react, vue and @angular/core as optional peer dependencies, and depends on none of them', () => {
-    for (const name of Object.keys(FRAMEWORKS)) {
+  it('declares react, vue, @angular/core and pg as optional peer dependencies, and depends on none of them', () => {
+    for (const name of [...Object.keys(FRAMEWORKS), 'pg']) {
       assert.ok(pkg.peerDependencies?.[name], `${name} is a peer dependency`);
       assert.deepEqual(pkg.peerDependenciesMeta?.[name], { optional: true }, `${name} is optional`);
       assert.equal(pkg.dependencies?.[name], undefined, `${name} is not a dependency`);
     }
-    assert.deepEqual(Object.keys(pkg.peerDependencies).sort(), Object.keys(FRAMEWORKS).sort());
+    assert.deepEqual(Object.keys(pkg.peerDependencies).sort(), [...Object.keys(FRAMEWORKS), 'pg'].sort());
+    assert.deepEqual(Object.keys(pkg.dependencies).sort(), [...EXTERNAL, ...SERVER_DEPENDENCIES].sort());
   });
 
   it('keeps each framework to its own entry: no other entry imports one, and the bundle holds none', async () => {
@@ -560,5 +666,173 @@ describe("an app's TypeScript", { concurrency: true }, () => {
     assert.match(output, /src\/app\.tsx.*Property 'sync-connection' does not exist on type 'JSX\.IntrinsicElements'/);
     assert.match(output, /src\/main\.ts.*Property 'queueOperation' does not exist on type 'Element'/);
     assert.match(output, /src\/main\.ts.*Property 'detail' does not exist on type 'Event'/);
+  });
+});
+
+// ---- the server entry and the commands ------------------------------------------------------
+
+/** Strings that only server code holds: the log's magic, the WebSocket server, the PostgreSQL table, the entry's function. */
+const SERVER_CODE = [/SYNCLOG2/, /WebSocketServer/, /sync_change_log/, /createSyncServer/];
+/** Node's built-in modules, by either name. */
+const NODE_BUILTIN = /^(node:.*|fs|fs\/promises|http|https|net|tls|path|os|crypto|child_process|stream|zlib|url|events|worker_threads)$/;
+
+/**
+ * Starts an installed command in the app; `exited` resolves with its code, `line()` with its
+ * next line on stdout. Killed after the test.
+ */
+function command(t, name, args, env = {}) {
+  const child = spawn(join(app, 'node_modules/.bin', name), args, { cwd: app, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => child.kill('SIGKILL'));
+  let stdout = '';
+  let stderr = '';
+  const waiting = [];
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+    for (const wake of waiting.splice(0)) wake();
+  });
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+    for (const wake of waiting.splice(0)) wake();
+  });
+  const exited = once(child, 'exit').then(([code]) => code);
+  return {
+    child,
+    exited,
+    output: () => ({ stdout, stderr }),
+    /** The first line on stdout, once it is there. */
+    async line() {
+      while (!stdout.includes('\n')) {
+        const ended = await Promise.race([exited.then(() => true), new Promise((resolve) => waiting.push(() => resolve(false)))]);
+        if (ended && !stdout.includes('\n')) throw new Error(`${name} exited before printing a line: ${stderr}`);
+      }
+      return stdout.slice(0, stdout.indexOf('\n'));
+    },
+    /** The first match of `pattern` on stderr, once it is there. */
+    async printed(pattern) {
+      for (;;) {
+        const match = pattern.exec(stderr);
+        if (match) return match;
+        const ended = await Promise.race([exited.then(() => true), new Promise((resolve) => waiting.push(() => resolve(false)))]);
+        if (ended && !pattern.test(stderr)) throw new Error(`${name} exited without printing ${pattern}: ${stderr}`);
+      }
+    },
+  };
+}
+
+/** Opens a WebSocket and resolves with a reader of its frames, parsed. */
+async function socket(t, url) {
+  const ws = new WebSocket(url);
+  t.after(() => ws.terminate());
+  const frames = [];
+  const waiting = [];
+  ws.on('message', (data) => {
+    frames.push(JSON.parse(String(data)));
+    for (const wake of waiting.splice(0)) wake();
+  });
+  await once(ws, 'open');
+  return {
+    send: (frame) => ws.send(JSON.stringify(frame)),
+    /** Frames up to and including the first of `type`. */
+    async until(type) {
+      for (;;) {
+        const index = frames.findIndex((frame) => frame.type === type);
+        if (index >= 0) return frames.splice(0, index + 1);
+        await new Promise((resolve) => waiting.push(resolve));
+      }
+    },
+  };
+}
+
+describe('the server entry, sync-connection/server', () => {
+  it('imports in Node without pg installed, starting nothing, and gives the server and the stores', async () => {
+    assert.ok(!existsSync(join(app, 'node_modules/pg')), 'the app has no pg');
+    const script = `
+      const server = await import('sync-connection/server');
+      console.log(JSON.stringify({ names: Object.keys(server).sort(), handles: process.getActiveResourcesInfo().filter((r) => !/^(TTYWrap|CloseReq|FSReqCallback|FSReqPromise)$/.test(r)) }));`;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app });
+    const { names, handles } = JSON.parse(stdout);
+    for (const name of ['createSyncServer', 'FileSyncStore', 'openPostgresStore', 'openStore', 'requireToken', 'jwtAuthenticator', 'SYNC_PATH', 'StoreUnavailableError']) {
+      assert.ok(names.includes(name), `exports ${name}`);
+    }
+    assert.deepEqual(handles, [], 'importing it opened no socket, timer or listener (file reads of the import itself aside)');
+    const kit = await run(process.execPath, ['--input-type=module', '-e', "console.log(typeof (await import('sync-connection/conformance')).runConformance)"], { cwd: app });
+    assert.equal(kit.stdout.trim(), 'function', 'sync-connection/conformance gives runConformance');
+    assert.equal(pkg.exports['./server'].default, undefined, 'no condition but node: a browser bundler finds nothing to bundle');
+  });
+
+  it('typechecks in a strict Node app (create, attach, options, stores, the conformance kit); the wrong usages are errors', async () => {
+    const { code, output } = await typecheck(app, 'tsconfig.server.json');
+    assert.equal(code, 0, output);
+  });
+
+  it('keeps the browser bundles free of server code: no ws, no Node built-ins, no server modules', async () => {
+    const browser = tarballFiles.filter((path) => path.startsWith('dist/lib/') && path.endsWith('.js')).concat(['dist/sync-connection.js']);
+    for (const entry of browser) {
+      const files = await graph(entry);
+      assert.deepEqual([...files].filter((path) => path.startsWith('dist/node/')), [], `${entry} imports no server module`);
+      const code = await text(files);
+      const imports = importsOf(code).filter((specifier) => !specifier.startsWith('.'));
+      assert.deepEqual(imports.filter((specifier) => SERVER_DEPENDENCIES.includes(packageOf(specifier)) || NODE_BUILTIN.test(specifier)), [], `${entry} imports nothing of Node's`);
+      for (const pattern of SERVER_CODE) assert.doesNotMatch(code, pattern, `${entry} holds server code (${pattern})`);
+    }
+    // The check finds the server where it is.
+    const server = await text(tarballFiles.filter((path) => path.startsWith('dist/node/server/') && path.endsWith('.js')));
+    for (const pattern of SERVER_CODE) assert.match(server, pattern);
+    assert.ok(importsOf(await readFile(join(installed, 'dist/node/server/sync-server.js'), 'utf8')).includes('ws'));
+    assert.ok(importsOf(await readFile(join(installed, 'dist/node/conformance/session.js'), 'utf8')).includes('ws'));
+  });
+});
+
+describe('the sync-connection-server command', () => {
+  it('prints its usage with --help', async (t) => {
+    const help = command(t, 'sync-connection-server', ['--help']);
+    assert.equal(await help.exited, 0);
+    assert.match(help.output().stdout, /^Usage: sync-connection-server \[options\]/);
+    assert.match(help.output().stdout, /--data-dir DIR/);
+  });
+
+  it('starts on a free port from the installed package, answers a sync and a write, and stops on SIGTERM', async (t) => {
+    const dataDir = join(temp, 'server-data');
+    const server = command(t, 'sync-connection-server', ['--port', '0', '--data-dir', dataDir]);
+    const listening = JSON.parse(await server.line());
+    assert.equal(listening.event, 'listening');
+    const client = await socket(t, `ws://127.0.0.1:${listening.port}/api/sync`);
+    client.send({ type: 'sync', clientId: 'package-test', lastLSN: '0/0' });
+    assert.deepEqual((await client.until('sync_complete')).map((frame) => frame.type), ['sync_start', 'sync_complete']);
+    client.send({ type: 'operation', operation: { id: 'op-1', type: 'upsert', payload: { entityType: 'note', entityId: 'a', data: { text: 'hi' } } } });
+    const frames = await client.until('operation_complete');
+    assert.deepEqual(frames.map((frame) => frame.type), ['changes', 'operation_complete']);
+    assert.equal((await fetch(`${listening.url}/`)).status, 404, 'it serves no static files unless told to');
+    server.child.kill('SIGTERM');
+    assert.equal(await server.exited, 0);
+  });
+
+  it('without pg installed, --store postgres:// fails to start, saying what to install', async (t) => {
+    const server = command(t, 'sync-connection-server', ['--port', '0', '--store', 'postgres://sync@127.0.0.1:1/sync']);
+    assert.equal(await server.exited, 1);
+    assert.match(server.output().stderr, /needs the PostgreSQL driver, which is not installed: npm install pg/);
+  });
+});
+
+describe('the sync-connection-conformance command', () => {
+  it("from the installed package, checks the installed server as the demo runs it, with a user's token: every rule passes but the 32-bit boundary, which a fresh log is far from", async (t) => {
+    const server = command(t, 'sync-connection-server', ['--port', '0', '--data-dir', join(temp, 'conformance-data'), '--demo']);
+    const { port } = JSON.parse(await server.line());
+    // No page is served, so each user's token is printed instead of the page's address.
+    const [, alice] = await server.printed(/^sync server \(demo\): alice's token: (\S+)$/m);
+    await server.printed(/^sync server \(demo\): bob's token: \S+$/m);
+    assert.doesNotMatch(server.output().stderr, /open http/);
+    const url = `ws://127.0.0.1:${port}/api/sync`;
+    const refused = command(t, 'sync-connection-conformance', [url]);
+    assert.equal(await refused.exited, 2, 'without a token the kit cannot run');
+    const kit = command(t, 'sync-connection-conformance', [url, '--token', alice, '--boundary-bytes', '0']);
+    assert.equal(await kit.exited, 0, kit.output().stdout + kit.output().stderr);
+    const { stdout, stderr } = kit.output();
+    assert.match(stdout, /^SKIP  lsn-boundary .*\n {6}the log did not cross a 32-bit boundary/m);
+    assert.match(stdout, /^17 rules: 16 passed, 0 failed, 0 warnings, 1 skipped/m);
+    assert.ok(!(stdout + stderr).includes(alice), 'the kit never prints the token');
+    const help = command(t, 'sync-connection-conformance', ['--help']);
+    assert.equal(await help.exited, 0);
+    assert.match(help.output().stdout, /^Usage: sync-connection-conformance ws:\/\/host\/api\/sync \[options\]/);
   });
 });
