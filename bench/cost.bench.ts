@@ -19,7 +19,7 @@ import type { Browser, Page } from 'puppeteer-core';
 import { BEFORE_COMMIT, beforeDist } from './lib/before-build.ts';
 import { loadCatchUpLog } from './lib/catchup-log.ts';
 import { launchBrowser, removeServer, startServer, type BenchServer, type Row } from './lib/harness.ts';
-import { traceCpu, type TraceCpu } from './lib/trace-cpu.ts';
+import { markTime, traceCpu, type TraceCpu } from './lib/trace-cpu.ts';
 
 const CHANGES = Number(process.env.BENCH_COST_CHANGES ?? 100_000);
 const OPERATIONS = Number(process.env.BENCH_COST_OPERATIONS ?? 10_000);
@@ -27,8 +27,9 @@ const PER_RECORD = 1_000;
 
 type Build = 'ours' | 'before';
 interface Counts { put: number; add: number; delete: number; clear: number; cursorUpdate: number; cursorDelete: number; readwrite: number; readonly: number }
-interface PageResult { build: Build; seconds: number; counts: { page: Counts; worker: Counts } }
-interface Cost { cpu: TraceCpu; seconds: number; written: number; deletes: number; readwrite: number; readonly: number }
+interface Counted { seconds: number; counts: { page: Counts; worker: Counts } }
+interface PageResult extends Counted { build: Build; readable?: Counted }
+interface Cost { cpu: TraceCpu; seconds: number; written: number; deletes: number; readwrite: number; readonly: number; readable?: Cost }
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const BENCH_FILES = ['cost.html', 'cost.js', 'idb-counting.js', 'idb-counting-worker.js'];
@@ -61,21 +62,22 @@ async function traced(browser: Browser, server: BenchServer, build: Build, prepa
     await page.goto(`${server.url}/bench/cost.html?build=${build}`);
     await page.waitForFunction('typeof window.benchCost === "object"');
     await prepare(page);
-    await page.tracing.start({ categories: ['toplevel', '__metadata'] });
-    let trace: Uint8Array | undefined;
-    const result = await body(page).finally(async () => { trace = await page.tracing.stop(); });
-    if (!trace) throw new Error('the trace is empty');
-    const cpu = traceCpu(JSON.parse(Buffer.from(trace).toString('utf8')));
+    await page.tracing.start({ categories: ['toplevel', '__metadata', 'blink.user_timing'] });
+    let data: Uint8Array | undefined;
+    const result = await body(page).finally(async () => { data = await page.tracing.stop(); });
+    if (!data) throw new Error('the trace is empty');
+    const trace: unknown = JSON.parse(Buffer.from(data).toString('utf8'));
     await page.evaluate(() => (globalThis as unknown as { benchCost: { cleanup(): Promise<void> } }).benchCost.cleanup());
-    const { counts } = result;
-    return {
+    const cost = (cpu: TraceCpu, { seconds, counts }: Counted): Cost => ({
       cpu,
-      seconds: result.seconds,
+      seconds,
       written: sum(counts, ['put', 'add', 'cursorUpdate']),
       deletes: sum(counts, ['delete', 'cursorDelete', 'clear']),
       readwrite: sum(counts, ['readwrite']),
       readonly: sum(counts, ['readonly']),
-    };
+    });
+    const readable = result.readable && cost(traceCpu(trace, -Infinity, markTime(trace, 'bench-readable')), result.readable);
+    return { ...cost(traceCpu(trace), result), ...(readable ? { readable } : {}) };
   } finally {
     await page.close();
   }
@@ -110,11 +112,24 @@ function log(what: string, build: Build, cost: Cost): void {
   process.stderr.write(`  ${what}, ${build}: ${cost.seconds.toFixed(2)} s; CPU page main ${ms(cpu.pageMain)}, worker ${ms(cpu.worker)}, `
     + `rest of the renderer ${ms(cpu.pageOther)}, browser ${ms(cpu.browser)}; IndexedDB records written ${cost.written}, deletes ${cost.deletes}, `
     + `readwrite transactions ${cost.readwrite}, readonly ${cost.readonly}\n`);
+  if (cost.readable) log(`${what} (until sync_completed)`, build, cost.readable);
+}
+
+const BASELINE = `the build before #15 (${BEFORE_COMMIT}), same run`;
+const total = (cpu: TraceCpu) => cpu.pageMain + cpu.worker + cpu.pageOther + cpu.browser;
+
+/** Until `sync_completed`, when reads see the whole log: what the segments save before folding. */
+function readableRows(what: string, count: number, ours: Cost, before: Cost): Row[] {
+  if (!ours.readable || !before.readable) return [];
+  const [now, then] = [ours.readable, before.readable];
+  return [
+    { what: `${what}: Chromium CPU per change, all`, ours: (total(now.cpu) * 1000) / count, baseline: (total(then.cpu) * 1000) / count, unit: 'µs', better: 'lower', baselineName: BASELINE },
+    { what: `${what}: IndexedDB records written per change`, ours: now.written / count, baseline: then.written / count, unit: '', better: 'lower', baselineName: BASELINE },
+  ];
 }
 
 function rows(what: string, per: string, count: number, ours: Cost, before: Cost): Row[] {
-  const baselineName = `the build before #15 (${BEFORE_COMMIT}), same run`;
-  const total = (cpu: TraceCpu) => cpu.pageMain + cpu.worker + cpu.pageOther + cpu.browser;
+  const baselineName = BASELINE;
   const cpuRow = (part: string, pick: (cpu: TraceCpu) => number): Row => ({
     what: `${what}: Chromium CPU per ${per}, ${part}`,
     ours: (pick(ours.cpu) * 1000) / count, baseline: (pick(before.cpu) * 1000) / count, unit: 'µs', better: 'lower', baselineName,
@@ -154,6 +169,7 @@ export async function run(): Promise<Row[]> {
     const operationsBefore = await operations(browser, 'before', staticDir);
     log('operations', 'before', operationsBefore);
     return [
+      ...readableRows(`catch-up of ${CHANGES.toLocaleString('en-US')} changes, until sync_completed`, CHANGES, catchUpOurs, catchUpBefore),
       ...rows(`catch-up of ${CHANGES.toLocaleString('en-US')} changes, until folded`, 'change', CHANGES, catchUpOurs, catchUpBefore),
       ...rows(`${OPERATIONS.toLocaleString('en-US')} operations queued at once, until acknowledged and written`, 'operation', OPERATIONS, operationsOurs, operationsBefore),
     ];

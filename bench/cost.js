@@ -114,12 +114,18 @@ function connect(name) {
   return completed;
 }
 
-/** Catch-up: the server's log (its head is `head`) into a fresh database, until all is written and folded. */
+/**
+ * Catch-up: the server's log (its head is `head`) into a fresh database, until all is written and
+ * folded; with the counts at `sync_completed`, when the element's reads see the whole log.
+ */
 async function catchUp({ name, head }) {
   const started = performance.now();
   await connect(name);
+  // Readable from here on: the trace is cut at this mark.
+  performance.mark('bench-readable');
+  const readable = { seconds: (performance.now() - started) / 1000, counts: await readCounts() };
   await untilSettled(head);
-  return { build, seconds: (performance.now() - started) / 1000, counts: await readCounts() };
+  return { build, seconds: (performance.now() - started) / 1000, counts: await readCounts(), readable };
 }
 
 /** Connects, so that the operations measured next start on a live element. */

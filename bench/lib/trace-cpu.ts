@@ -54,11 +54,19 @@ function cpuPerThread(tasks: Task[]): Map<string, number> {
   return cpu;
 }
 
+/** When the page made the User Timing mark `name` (`performance.mark`, category `blink.user_timing`), in trace time. */
+export function markTime(trace: unknown, name: string): number {
+  const mark = events(trace).find((event) => event.name === name && event.cat === 'blink.user_timing');
+  if (typeof mark?.ts !== 'number') throw new Error(`the trace has no mark ${name}`);
+  return mark.ts;
+}
+
 /**
  * The page's renderer is the one renderer that runs a dedicated worker (the bench opens one
- * page at a time); the browser process is named so in the trace's metadata.
+ * page at a time); the browser process is named so in the trace's metadata. With `from` and
+ * `until` (trace time), only the tasks that start in between count.
  */
-export function traceCpu(trace: unknown): TraceCpu {
+export function traceCpu(trace: unknown, from = -Infinity, until = Infinity): TraceCpu {
   const all = events(trace);
   const processNames = new Map<number, string>();
   const threadNames = new Map<string, string>();
@@ -78,7 +86,8 @@ export function traceCpu(trace: unknown): TraceCpu {
   }
   const [pagePid] = pagePids;
   const cpu: TraceCpu = { pageMain: 0, worker: 0, pageOther: 0, browser: 0 };
-  for (const [thread, ms] of cpuPerThread(all.map(task).filter((t): t is Task => t !== undefined))) {
+  const tasks = all.map(task).filter((t): t is Task => t !== undefined && t.ts >= from && t.ts < until);
+  for (const [thread, ms] of cpuPerThread(tasks)) {
     const pid = Number(thread.split(':')[0]);
     const name = threadNames.get(thread);
     if (pid === browserPid) cpu.browser += ms;
