@@ -129,13 +129,12 @@ function readableRows(what: string, count: number, ours: Cost, before: Cost): Ro
 }
 
 function rows(what: string, per: string, count: number, ours: Cost, before: Cost): Row[] {
-  const baselineName = BASELINE;
   const cpuRow = (part: string, pick: (cpu: TraceCpu) => number): Row => ({
     what: `${what}: Chromium CPU per ${per}, ${part}`,
-    ours: (pick(ours.cpu) * 1000) / count, baseline: (pick(before.cpu) * 1000) / count, unit: 'µs', better: 'lower', baselineName,
+    ours: (pick(ours.cpu) * 1000) / count, baseline: (pick(before.cpu) * 1000) / count, unit: 'µs', better: 'lower', baselineName: BASELINE,
   });
   const countRow = (part: string, pick: (cost: Cost) => number): Row => ({
-    what: `${what}: ${part} per ${per}`, ours: pick(ours) / count, baseline: pick(before) / count, unit: '', better: 'lower', baselineName,
+    what: `${what}: ${part} per ${per}`, ours: pick(ours) / count, baseline: pick(before) / count, unit: '', better: 'lower', baselineName: BASELINE,
   });
   return [
     cpuRow("all (page's renderer + browser process, thread CPU from a trace)", total),
