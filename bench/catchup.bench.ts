@@ -11,6 +11,7 @@
  * miss when the work comes as many short tasks. Each variant runs once, in its own page, ours first.
  */
 import { randomBytes } from 'node:crypto';
+import { loadCatchUpLog } from './lib/catchup-log.ts';
 import { launchBrowser, removeServer, startServer, type BenchServer, type Row } from './lib/harness.ts';
 import type { Browser } from 'puppeteer-core';
 
@@ -21,28 +22,6 @@ interface MainThread { windowMs: number; longTaskMs: number; longTasks: number; 
 interface Outcome { seconds: number; main: MainThread; busyMs: number; /** Ours: until the worker had folded every commit. */ foldedSeconds?: number }
 interface Checked { stored: { entities: number; lastLSN: unknown }; deleted: boolean }
 type Variant = 'ours' | 'pageSide' | 'limit';
-
-/** About 200 bytes of JSON per `data`: a counter and text that does not compress to nothing. */
-function change(i: number): object {
-  const text = randomBytes(150).toString('base64').slice(0, 180);
-  return { type: 'update', entityType: 'item', entityId: `item-${String(i).padStart(7, '0')}`, data: { n: i, text } };
-}
-
-/** Appends CHANGES changes, PER_RECORD per POST (one record each), and returns the log's head. */
-async function load(server: BenchServer): Promise<string> {
-  for (let first = 0; first < CHANGES; first += PER_RECORD) {
-    const changes = Array.from({ length: Math.min(PER_RECORD, CHANGES - first) }, (_, k) => change(first + k));
-    const response = await fetch(`${server.url}/api/changes`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ changes }),
-    });
-    if (!response.ok) throw new Error(`POST /api/changes: ${response.status} ${await response.text()}`);
-  }
-  const stats = (await (await fetch(`${server.url}/api/stats`)).json()) as { lsn: string; changes: number };
-  if (stats.changes !== CHANGES) throw new Error(`the server holds ${stats.changes} changes, not ${CHANGES}`);
-  return stats.lsn;
-}
 
 /**
  * One variant in a fresh page, then checked outside the timing: every entity stored, the log's head
@@ -83,7 +62,7 @@ export async function run(): Promise<Row[]> {
   const server = await startServer(['--batch-size', String(PER_RECORD)]);
   const browser = await launchBrowser();
   try {
-    const head = await load(server);
+    const head = await loadCatchUpLog(server, CHANGES, PER_RECORD);
     const ours = await measure(browser, server, 'ours', head);
     const limit = await measure(browser, server, 'limit', head);
     const pageSide = await measure(browser, server, 'pageSide', head);

@@ -9,14 +9,20 @@ import type { Row } from './lib/harness.ts';
 
 const here = new URL('./', import.meta.url);
 
-function format(value: number, unit: string): string {
+/** Two significant digits below 1 (a count per change may be 0.001), else up to two decimals. */
+function number(value: number): string {
+  if (value !== 0 && Math.abs(value) < 1) return value.toLocaleString('en-US', { maximumSignificantDigits: 2 });
   const digits = Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2;
-  return `${value.toLocaleString('en-US', { maximumFractionDigits: digits })} ${unit}`.trim();
+  return value.toLocaleString('en-US', { maximumFractionDigits: digits });
+}
+
+function format(value: number, unit: string): string {
+  return `${number(value)} ${unit}`.trim();
 }
 
 function ratio(row: Row): string {
   if (row.baseline === null || row.baseline === 0) return 'n/a';
-  return `${(row.ours / row.baseline).toLocaleString('en-US', { maximumFractionDigits: 2 })}x`;
+  return `${number(row.ours / row.baseline)}x`;
 }
 
 async function main(): Promise<void> {
