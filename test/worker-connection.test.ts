@@ -275,6 +275,19 @@ describe('sync worker: connection', () => {
     expect(harness.connections).to.have.length(1);
   });
 
+  it('keeps a live socket when its own thread stalls for longer than the heartbeat window, and still drops a silent one', async () => {
+    harness = await WorkerHarness.start({ config: { ...FAST, heartbeatInterval: 50 } });
+    await harness.connect();
+    await harness.waitFor('a ping', () => (harness!.framesOf('ping').length >= 1 ? true : undefined));
+    await harness.mock({ mock: 'stall', ms: 400 });
+    const pings = harness.framesOf('ping').length;
+    await harness.waitFor('three more pings', () => (harness!.framesOf('ping').length >= pings + 3 ? true : undefined));
+    expect(harness.eventsOf('disconnected'), 'the stall is not the socket\'s silence').to.have.length(0);
+    await harness.mock({ mock: 'silence', on: true });
+    const dropped = await harness.waitForEvent('disconnected');
+    expect(dropped.reason).to.contain('heartbeat');
+  });
+
   for (const code of [4000, 4001, 4099]) {
     it(`stops retrying after close code ${code} and reports it`, async () => {
       harness = await WorkerHarness.start({ config: FAST });

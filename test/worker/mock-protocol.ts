@@ -27,6 +27,8 @@ export type MockCommand =
   | { mock: 'fail_writes'; id: number; entityId: string | null }
   /** While on, every fold of the stored commits into `entities` fails in IndexedDB (a write refused). */
   | { mock: 'fail_folds'; id: number; on: boolean }
+  /** The worker's thread does nothing else for `ms` (a stall: a busy or throttled worker). */
+  | { mock: 'stall'; id: number; ms: number }
   /** While set, a frame longer than `length` characters makes the server close that socket with 1009. */
   | { mock: 'max_payload'; id: number; length: number | null }
   /**

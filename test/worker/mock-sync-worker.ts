@@ -108,6 +108,11 @@ function run(command: MockCommand): void {
     case 'random':
       randomValue = command.value;
       return;
+    case 'stall': {
+      const until = performance.now() + command.ms;
+      while (performance.now() < until) { /* the thread is busy */ }
+      return;
+    }
     case 'clock':
       clockValue = command.at;
       return;
