@@ -1,0 +1,68 @@
+/**
+ * `npm run chaos`: the chaos run, then the fuzzers of the client and of the server, in one
+ * headless Chromium. Prints a table of faults and operations, and every violation with the seed
+ * that replays it; exits 1 on any violation.
+ */
+import { randomInt } from 'node:crypto';
+import { launchBrowser } from '../bench/lib/harness.ts';
+import { chaosRun } from './chaos-run.ts';
+import { FAULT_KINDS, FAULT_NAMES } from './faults.ts';
+import { parseOptions, USAGE } from './options.ts';
+import { PageServer } from './page-server.ts';
+import { table } from './table.ts';
+
+// Background tabs keep their timers: the run holds several tabs, only one of which is in front.
+const BROWSER_ARGS = ['--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'];
+
+async function main(): Promise<number> {
+  let options;
+  try {
+    options = parseOptions(process.argv.slice(2), () => randomInt(2 ** 32));
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+    return 2;
+  }
+  if (options.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const log = (line: string): void => console.log(line);
+  log(`chaos: seed ${options.seed} (replay: npm run chaos -- --faults ${options.faults} --frames ${options.frames} --seed ${options.seed})`);
+  const pages = await PageServer.start();
+  const browser = await launchBrowser(BROWSER_ARGS);
+  const violations: string[] = [];
+  try {
+    const result = await chaosRun({
+      faults: options.faults, seed: options.seed, lanes: options.lanes, postgres: options.postgres,
+      pace: { intervalMs: options.intervalMs, maxInFlight: 20 }, log,
+    }, browser, pages);
+    violations.push(...result.violations);
+    log(`\nchaos run: ${result.seconds.toFixed(0)} s; PostgreSQL: ${result.postgres}`);
+    log(table(['fault', 'injected', 'survived'], FAULT_KINDS.filter((kind) => result.tally.injected.has(kind)).map((kind) =>
+      [FAULT_NAMES[kind], result.tally.injected.get(kind) ?? 0, result.tally.survived.get(kind) ?? 0])));
+    log('');
+    log(table(['operations, as their page was told', 'applied 0 times', 'once', 'more'], [...result.operations].sort().map(([fate, row]) => [fate, row.zero, row.once, row.more])));
+    log('');
+    log(table(['error events in the pages, by code', 'count'], [...result.clientErrors].sort().map(([code, count]) => [code, count])));
+  } finally {
+    await browser.close();
+    await pages.close();
+  }
+  if (violations.length > 0) {
+    console.error(`\n${violations.length} violation${violations.length === 1 ? '' : 's'} (seed ${options.seed}):`);
+    for (const violation of violations.slice(0, 50)) console.error(`  - ${violation}`);
+    if (violations.length > 50) console.error(`  ... and ${violations.length - 50} more`);
+    console.error(`replay: npm run chaos -- --faults ${options.faults} --frames ${options.frames} --seed ${options.seed}`);
+    return 1;
+  }
+  log(`\nchaos: no violation (seed ${options.seed})`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
