@@ -37,6 +37,7 @@ export interface ChaosResult {
 
 const RECOVERY_TIMEOUT_MS = 60_000;
 const QUIET_TIMEOUT_MS = 180_000;
+const SETTLE_TIMEOUT_MS = 30_000;
 const POLL_MS = 250;
 const HARVEST_MS = 1_000;
 const HEARTBEAT_MS = '1000';
@@ -169,7 +170,22 @@ export async function chaosRun(options: ChaosOptions, browser: Browser, pages: P
 
     const hold = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms)); // the fault's scheduled length
 
+    const history: { fault: Fault; from: number; to: number }[] = [];
+    const context = (at: number): string => {
+      const near = history.filter(({ from, to }) => from - 2_000 <= at && at <= to + 5_000);
+      const when = (t: number): string => `+${((t - started) / 1000).toFixed(1)} s`;
+      return `queued at ${when(at)}, faults near then: ${near.map(({ fault, from, to }) => `#${fault.index} ${fault.kind} on ${fault.target} ${when(from)} to ${when(to)}`).join(', ') || 'none'}`;
+    };
     const inject = async (fault: Fault): Promise<void> => {
+      const entry = { fault, from: Date.now(), to: Infinity };
+      history.push(entry);
+      try {
+        await injectNow(fault);
+      } finally {
+        entry.to = Date.now();
+      }
+    };
+    const injectNow = async (fault: Fault): Promise<void> => {
       tally.inject(fault.kind);
       switch (fault.kind) {
         case 'server-kill': {
@@ -244,7 +260,7 @@ export async function chaosRun(options: ChaosOptions, browser: Browser, pages: P
     const quiet = await waitUntil(async () => {
       for (const client of clients) {
         const statuses = await client.statuses();
-        if (statuses.some((s) => s.status !== 'connected' || s.pending !== 0 || s.inFlight !== 0)) return false;
+        if (statuses.some((s) => s.status !== 'connected' || s.pending !== 0)) return false;
       }
       for (const store of new Set(endpoints.map((e) => e.store))) {
         const heads = new Set(await Promise.all(endpoints.filter((e) => e.store === store).map((e) => e.server.lsn())));
@@ -256,6 +272,11 @@ export async function chaosRun(options: ChaosOptions, browser: Browser, pages: P
       }
       return true;
     }, QUIET_TIMEOUT_MS);
+    // Then every promise settles: the outbox is empty, so each has its answer or never will.
+    await waitUntil(async () => {
+      for (const client of clients) if ((await client.statuses()).some((s) => s.inFlight !== 0)) return false;
+      return true;
+    }, SETTLE_TIMEOUT_MS);
     for (const client of clients) await client.harvestAll();
     if (!quiet) {
       for (const client of clients) {
@@ -268,7 +289,7 @@ export async function chaosRun(options: ChaosOptions, browser: Browser, pages: P
       const storeEndpoints = endpoints.filter((e) => e.store === store);
       const changes = await readLog(storeEndpoints[0]!.server.wsUrl, `chaos-reader-${store}`);
       const names = new Set(clients.filter((c) => c.spec.store === store).map((c) => c.spec.name));
-      const check = checkApplications(ledger, names, changes, options.seed);
+      const check = checkApplications(ledger, names, changes, options.seed, context);
       violations.push(...check.violations);
       for (const [fate, row] of check.table) {
         const sum = operations.get(fate) ?? { zero: 0, once: 0, more: 0 };

@@ -44,7 +44,10 @@ function allowed(entry: LedgerEntry): (count: number) => boolean {
   }
 }
 
-export function checkApplications(ledger: Ledger, clients: ReadonlySet<string>, log: readonly Change[], seed: number): ApplicationCheck {
+/** Says what happened around `at` (the faults then under way), for a violation's message. */
+export type Context = (at: number) => string;
+
+export function checkApplications(ledger: Ledger, clients: ReadonlySet<string>, log: readonly Change[], seed: number, context: Context): ApplicationCheck {
   const { byOperation, deletes } = countApplications(log);
   const table = new Map<string, { zero: number; once: number; more: number }>();
   const violations: string[] = [];
@@ -62,8 +65,10 @@ export function checkApplications(ledger: Ledger, clients: ReadonlySet<string>, 
     else if (count === 1) row.once += 1;
     else row.more += 1;
     table.set(fate, row);
-    if (!allowed(entry)(count)) {
-      violations.push(`operation ${id} (${operation.type} ${operation.entityType}/${operation.entityId}, ${fate}${entry.message ? `: ${entry.message}` : ''}) was applied ${count} times (seed ${seed})`);
+    if (entry.fate === 'in-flight') {
+      violations.push(`operation ${id} (${operation.type} ${operation.entityType}/${operation.entityId}): its queueOperation() promise never settled, though no outbox holds it; applied ${count} times; ${context(operation.queuedAt)} (seed ${seed})`);
+    } else if (!allowed(entry)(count)) {
+      violations.push(`operation ${id} (${operation.type} ${operation.entityType}/${operation.entityId}, ${fate}${entry.message ? `: ${entry.message}` : ''}) was applied ${count} times; ${context(operation.queuedAt)} (seed ${seed})`);
     }
   }
   for (const [op, count] of byOperation) {

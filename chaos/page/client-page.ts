@@ -38,6 +38,8 @@ export interface PlannedOperation {
   type: 'upsert' | 'patch' | 'delete';
   entityType: string;
   entityId: string;
+  /** `Date.now()` when it was queued. */
+  queuedAt: number;
 }
 
 export interface TabStatus {
@@ -176,14 +178,14 @@ class ChaosTab {
     let payload: Record<string, unknown>;
     if (roll < 0.15 && this.#deletable.length > 0) {
       const target = this.#deletable.splice(this.#rng.int(0, this.#deletable.length - 1), 1)[0]!;
-      planned = { id, type: 'delete', entityType: 'item', entityId: target };
+      planned = { id, type: 'delete', entityType: 'item', entityId: target, queuedAt: Date.now() };
       payload = { entityType: 'item', entityId: target };
     } else if (roll < 0.45) {
       const entityId = `s${this.#rng.int(0, SHARED_ENTITIES - 1)}`;
-      planned = { id, type: 'patch', entityType: 'shared', entityId };
+      planned = { id, type: 'patch', entityType: 'shared', entityId, queuedAt: Date.now() };
       payload = { entityType: 'shared', entityId, data: { op: id, [options.tab]: n } };
     } else {
-      planned = { id, type: 'upsert', entityType: 'item', entityId: id };
+      planned = { id, type: 'upsert', entityType: 'item', entityId: id, queuedAt: Date.now() };
       payload = { entityType: 'item', entityId: id, data: { op: id, by: options.tab, n } };
     }
     this.#planned.push(planned);
