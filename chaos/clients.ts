@@ -5,7 +5,7 @@
  * ended, so that the end can say what the server must have applied.
  */
 import type { Browser, Page } from 'puppeteer-core';
-import type { MountOptions, Outcome, PlannedOperation, ReportedError, TabStatus } from './page/client-page.ts';
+import type { MountOptions, Outcome, PlannedOperation, ReportedError, TabStatus } from './page/types.ts';
 import type { PageServer } from './page-server.ts';
 
 /** How an operation ended, as far as the page could tell. */
@@ -104,6 +104,8 @@ export class ChaosClient {
   readonly dbName: string;
   readonly tabs: Tab[] = [];
   readonly errors = new Map<string, number>();
+  /** `error` events whose message was empty. */
+  unexplained = 0;
   /** Errors in a page's own code (its `pageerror`), each once. */
   readonly pageErrors: string[] = [];
   #opened = 0;
@@ -158,7 +160,10 @@ export class ChaosClient {
     const report = await call<{ planned: PlannedOperation[]; settled: Outcome[]; inFlight: string[]; errors: ReportedError[] }>(tab.page, 'harvest');
     this.#ledger.plan(this.spec.name, report.planned);
     this.#ledger.settle(report.settled);
-    for (const { code } of report.errors) this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+    for (const { code, message } of report.errors) {
+      this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+      if (message.trim() === '') this.unexplained += 1;
+    }
     return report.inFlight;
   }
 

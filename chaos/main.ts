@@ -4,15 +4,44 @@
  * that replays it; exits 1 on any violation.
  */
 import { randomInt } from 'node:crypto';
+import type { Browser } from 'puppeteer-core';
 import { launchBrowser } from '../bench/lib/harness.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chaosRun } from './chaos-run.ts';
+import { clientFuzz } from './client-fuzz.ts';
 import { FAULT_KINDS, FAULT_NAMES } from './faults.ts';
 import { parseOptions, USAGE } from './options.ts';
 import { PageServer } from './page-server.ts';
+import { ServerProcess } from './server-process.ts';
+import { serverFuzz } from './server-fuzz.ts';
 import { table } from './table.ts';
 
 // Background tabs keep their timers: the run holds several tabs, only one of which is in front.
 const BROWSER_ARGS = ['--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'];
+
+/** Both fuzzers, each on a fresh embedded-log server of its own. */
+async function fuzzers(seed: number, frames: number, browser: Browser, pages: PageServer, log: (line: string) => void): Promise<string[]> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'sync-chaos-fuzz-'));
+  const servers = [
+    new ServerProcess({ name: 'client-fuzz server', storeArgs: ['--data-dir', join(dataDir, 'client')] }),
+    new ServerProcess({ name: 'server-fuzz server', storeArgs: ['--data-dir', join(dataDir, 'server')] }),
+  ];
+  try {
+    for (const server of servers) await server.start();
+    const client = await clientFuzz(seed, frames, browser, pages, servers[0]!);
+    log(`client fuzz: ${client.frames} frames from a fake server over ${client.connections} connections; error events ` +
+      `${[...client.errors].sort().map(([code, count]) => `${code} ${count}`).join(', ') || 'none'}; the queued operations then delivered to a real server`);
+    const server = await serverFuzz(seed, frames, servers[1]!);
+    log(`server fuzz: ${server.frames} frames over ${[...server.connections.values()].reduce((a, b) => a + b, 0)} connections ` +
+      `(${[...server.connections].map(([kind, count]) => `${kind} ${count}`).join(', ')}); two well-behaved clients meanwhile: ${server.witnessOperations} operations`);
+    return [...client.violations, ...server.violations];
+  } finally {
+    for (const server of servers) await server.stop('SIGKILL');
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
 
 async function main(): Promise<number> {
   let options;
@@ -44,6 +73,10 @@ async function main(): Promise<number> {
     log(table(['operations, as their page was told', 'applied 0 times', 'once', 'more'], [...result.operations].sort().map(([fate, row]) => [fate, row.zero, row.once, row.more])));
     log('');
     log(table(['error events in the pages, by code', 'count'], [...result.clientErrors].sort().map(([code, count]) => [code, count])));
+    if (options.frames > 0) {
+      log('');
+      violations.push(...await fuzzers(options.seed, options.frames, browser, pages, log));
+    }
   } finally {
     await browser.close();
     await pages.close();

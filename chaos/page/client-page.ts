@@ -10,6 +10,7 @@
  */
 import { Prng } from '../../test/helpers/prng.ts';
 import { FAULT_CHANNEL } from './fault-injector.ts';
+import type { MountOptions, Outcome, PlannedOperation, ReportedError, TabStatus } from './types.ts';
 
 const BUNDLE = '/dist/sync-connection.js';
 const SHARED_ENTITIES = 8;
@@ -18,41 +19,6 @@ const SHARED_ENTITIES = 8;
 interface SyncElement extends HTMLElement {
   queueOperation(operation: { id: string; type: string; payload: unknown }): Promise<{ id: string; lsn?: string }>;
   getEntities(type: string): Promise<{ entityType: string; entityId: string; data: unknown; pending?: boolean }[]>;
-}
-
-export interface MountOptions {
-  wsUrl: string;
-  dbName: string;
-  /** This tab's name, unique in the run; the prefix of its operation ids. */
-  tab: string;
-  seed: number;
-  heartbeatMs: number;
-}
-
-export type Outcome =
-  | { id: string; state: 'acknowledged'; lsn?: string }
-  | { id: string; state: 'rejected'; code: string; message: string };
-
-export interface PlannedOperation {
-  id: string;
-  type: 'upsert' | 'patch' | 'delete';
-  entityType: string;
-  entityId: string;
-  /** `Date.now()` when it was queued. */
-  queuedAt: number;
-}
-
-export interface TabStatus {
-  status: string;
-  role: string;
-  pending: number;
-  lastLsn: string;
-  inFlight: number;
-}
-
-export interface ReportedError {
-  code: string;
-  message: string;
 }
 
 class ChaosTab {
@@ -80,7 +46,7 @@ class ChaosTab {
     element.setAttribute('backoff-initial', '100');
     element.setAttribute('backoff-max', '2000');
     element.addEventListener('error', (event) => {
-      const detail = (event as CustomEvent<{ code?: unknown; message?: unknown }>).detail;
+      const detail = (event as Event & { detail?: { code?: unknown; message?: unknown } }).detail;
       this.#errors.push({ code: String(detail?.code), message: String(detail?.message ?? '') });
     });
     document.body.append(element);
@@ -95,6 +61,16 @@ class ChaosTab {
       this.#timer = setTimeout(tick, intervalMs);
     };
     tick();
+  }
+
+  /** Queues `count` operations at once. */
+  queue(count: number): void {
+    for (let i = 0; i < count; i++) this.#queueOne();
+  }
+
+  /** Points the element at another server. */
+  setUrl(url: string): void {
+    this.#element?.setAttribute('url', url);
   }
 
   stop(): void {
