@@ -22,7 +22,10 @@ export interface ChaosOptions {
   /** Faults under way at once, at most. */
   lanes: number;
   postgres: 'auto' | 'on' | 'off';
+  kinds: readonly FaultKind[];
   pace: WritingPace;
+  /** Logs every fault as it is injected. */
+  verbose: boolean;
   log: (line: string) => void;
 }
 
@@ -236,14 +239,22 @@ export async function chaosRun(options: ChaosOptions, browser: Browser, pages: P
       servers: endpoints.map((e) => e.name),
       clients: clients.map((c) => c.spec.name),
       postgres: cluster !== undefined,
+      kinds: options.kinds,
     });
     let done = 0;
     const lanes = Array.from({ length: options.lanes }, async (_, lane) => {
       for (const fault of faults.filter((f) => f.index % options.lanes === lane)) {
         const affected = clientsOf(fault);
         await locks.with(resourcesOf(fault).concat(affected.map((c) => `client:${c.spec.name}`)), async () => {
-          await inject(fault);
-          if (await recovered(affected)) tally.survive(fault.kind);
+          if (options.verbose) log(`chaos: +${((Date.now() - started) / 1000).toFixed(1)} s fault #${fault.index} ${fault.kind} on ${fault.target} for ${fault.holdMs} ms`);
+          try {
+            await inject(fault);
+          } catch (error) {
+            violations.push(`fault #${fault.index} (${fault.kind} on ${fault.target}) could not be injected or healed: ${error instanceof Error ? error.message : String(error)} (seed ${options.seed})`);
+            return;
+          }
+          const healed = Date.now();
+          if (await recovered(affected)) tally.survive(fault.kind, Date.now() - healed);
           else violations.push(`fault #${fault.index} (${fault.kind} on ${fault.target}): ${affected.map((c) => c.spec.name).join(', ')} not connected ${RECOVERY_TIMEOUT_MS / 1000} s after it healed (seed ${options.seed})`);
         });
         done += 1;

@@ -143,6 +143,7 @@ export class ChaosClient {
       const text = `${name}: ${error instanceof Error ? error.message : String(error)}`;
       if (!this.pageErrors.includes(text)) this.pageErrors.push(text);
     });
+    page.on('error', (error) => this.pageErrors.push(`${name} crashed: ${error.message}`));
     await page.evaluateOnNewDocument(this.#pages.injector);
     await page.goto(this.#pages.url);
     // Polled on a timer: a page in the background gets no animation frames.

@@ -44,6 +44,7 @@ export interface Topology {
   servers: readonly string[];
   clients: readonly string[];
   postgres: boolean;
+  kinds: readonly FaultKind[];
 }
 
 const WEIGHTS: Record<FaultKind, number> = {
@@ -58,7 +59,8 @@ const WEIGHTS: Record<FaultKind, number> = {
 
 export function schedule(seed: number, count: number, topology: Topology): Fault[] {
   const rng = new Prng(seed);
-  const kinds = FAULT_KINDS.filter((kind) => kind !== 'postgres-restart' || topology.postgres);
+  const kinds = topology.kinds.filter((kind) => kind !== 'postgres-restart' || topology.postgres);
+  if (kinds.length === 0 && count > 0) throw new Error('no fault kind to draw from (postgres-restart needs PostgreSQL)');
   const faults: Fault[] = [];
   for (let index = 0; index < count; index++) {
     const kind = rng.weighted(kinds.map((k) => [WEIGHTS[k], k] as const));
@@ -84,7 +86,11 @@ export class FaultTally {
     this.injected.set(kind, (this.injected.get(kind) ?? 0) + 1);
   }
 
-  survive(kind: FaultKind): void {
+  /** Per kind, from healing to every affected client connected again. */
+  readonly recoveryMs = new Map<FaultKind, number[]>();
+
+  survive(kind: FaultKind, recoveryMs: number): void {
     this.survived.set(kind, (this.survived.get(kind) ?? 0) + 1);
+    this.recoveryMs.set(kind, [...this.recoveryMs.get(kind) ?? [], recoveryMs]);
   }
 }

@@ -5,14 +5,14 @@
  */
 import { randomInt } from 'node:crypto';
 import type { Browser } from 'puppeteer-core';
-import { launchBrowser } from '../bench/lib/harness.ts';
+import { launchBrowser, percentile } from '../bench/lib/harness.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chaosRun } from './chaos-run.ts';
 import { clientFuzz } from './client-fuzz.ts';
 import { FAULT_KINDS, FAULT_NAMES } from './faults.ts';
-import { parseOptions, USAGE } from './options.ts';
+import { DEFAULTS, parseOptions, USAGE, type CliOptions } from './options.ts';
 import { PageServer } from './page-server.ts';
 import { ServerProcess } from './server-process.ts';
 import { serverFuzz } from './server-fuzz.ts';
@@ -43,6 +43,16 @@ async function fuzzers(seed: number, frames: number, browser: Browser, pages: Pa
   }
 }
 
+/** The options that make a run what it was, for the command that replays it. */
+function replayArguments(options: CliOptions): string {
+  const args = [`--faults ${options.faults}`, `--frames ${options.frames}`, `--seed ${options.seed}`];
+  if (options.lanes !== DEFAULTS.lanes) args.push(`--lanes ${options.lanes}`);
+  if (options.intervalMs !== DEFAULTS.intervalMs) args.push(`--interval-ms ${options.intervalMs}`);
+  if (options.postgres !== DEFAULTS.postgres) args.push(`--postgres ${options.postgres}`);
+  if (options.kinds.length !== DEFAULTS.kinds.length) args.push(`--kinds ${options.kinds.join(',')}`);
+  return args.join(' ');
+}
+
 async function main(): Promise<number> {
   let options;
   try {
@@ -56,19 +66,23 @@ async function main(): Promise<number> {
     return 0;
   }
   const log = (line: string): void => console.log(line);
-  log(`chaos: seed ${options.seed} (replay: npm run chaos -- --faults ${options.faults} --frames ${options.frames} --seed ${options.seed})`);
+  const replay = `npm run chaos -- ${replayArguments(options)}`;
+  log(`chaos: seed ${options.seed} (replay: ${replay})`);
   const pages = await PageServer.start();
   const browser = await launchBrowser(BROWSER_ARGS);
   const violations: string[] = [];
   try {
     const result = await chaosRun({
-      faults: options.faults, seed: options.seed, lanes: options.lanes, postgres: options.postgres,
+      faults: options.faults, seed: options.seed, lanes: options.lanes, postgres: options.postgres, kinds: options.kinds, verbose: options.verbose,
       pace: { intervalMs: options.intervalMs, maxInFlight: 20 }, log,
     }, browser, pages);
     violations.push(...result.violations);
     log(`\nchaos run: ${result.seconds.toFixed(0)} s; PostgreSQL: ${result.postgres}`);
-    log(table(['fault', 'injected', 'survived'], FAULT_KINDS.filter((kind) => result.tally.injected.has(kind)).map((kind) =>
-      [FAULT_NAMES[kind], result.tally.injected.get(kind) ?? 0, result.tally.survived.get(kind) ?? 0])));
+    log(table(['fault', 'injected', 'survived', 'reconnected after, p50 ms', 'max ms'], FAULT_KINDS.filter((kind) => result.tally.injected.has(kind)).map((kind) => {
+      const times = result.tally.recoveryMs.get(kind) ?? [];
+      return [FAULT_NAMES[kind], result.tally.injected.get(kind) ?? 0, result.tally.survived.get(kind) ?? 0,
+        times.length ? Math.round(percentile(times, 50)) : '-', times.length ? Math.max(...times) : '-'];
+    })));
     log('');
     log(table(['operations, as their page was told', 'applied 0 times', 'once', 'more'], [...result.operations].sort().map(([fate, row]) => [fate, row.zero, row.once, row.more])));
     log('');
@@ -85,7 +99,7 @@ async function main(): Promise<number> {
     console.error(`\n${violations.length} violation${violations.length === 1 ? '' : 's'} (seed ${options.seed}):`);
     for (const violation of violations.slice(0, 50)) console.error(`  - ${violation}`);
     if (violations.length > 50) console.error(`  ... and ${violations.length - 50} more`);
-    console.error(`replay: npm run chaos -- --faults ${options.faults} --frames ${options.frames} --seed ${options.seed}`);
+    console.error(`replay: ${replay}`);
     return 1;
   }
   log(`\nchaos: no violation (seed ${options.seed})`);

@@ -1,4 +1,5 @@
 /** The command line of `npm run chaos`. */
+import { FAULT_KINDS, type FaultKind } from './faults.ts';
 
 export interface CliOptions {
   faults: number;
@@ -8,6 +9,9 @@ export interface CliOptions {
   postgres: 'auto' | 'on' | 'off';
   /** Milliseconds between a tab's operations. */
   intervalMs: number;
+  /** The fault kinds to draw from. */
+  kinds: FaultKind[];
+  verbose: boolean;
   help: boolean;
 }
 
@@ -18,7 +22,9 @@ export const USAGE = `Usage: npm run chaos -- [options]
   --lanes N        faults under way at once, at most (default 3)
   --frames N       frames each fuzzer sends, to the client and to the server (default 10000)
   --postgres MODE  auto (default: when a throwaway cluster can be started), on, off
-  --interval-ms N  pause between a tab's operations (default 150)`;
+  --interval-ms N  pause between a tab's operations (default 150)
+  --verbose        log every fault as it is injected
+  --kinds A,B      draw only these faults: ${FAULT_KINDS.join(', ')} (default all)`;
 
 function whole(name: string, text: string | undefined, min: number): number {
   if (text === undefined || !/^\d+$/.test(text) || Number(text) < min || !Number.isSafeInteger(Number(text))) {
@@ -27,8 +33,10 @@ function whole(name: string, text: string | undefined, min: number): number {
   return Number(text);
 }
 
+export const DEFAULTS: Readonly<CliOptions> = { faults: 1000, seed: -1, lanes: 3, frames: 10_000, postgres: 'auto', intervalMs: 150, kinds: [...FAULT_KINDS], verbose: false, help: false };
+
 export function parseOptions(argv: readonly string[], randomSeed: () => number): CliOptions {
-  const options: CliOptions = { faults: 1000, seed: -1, lanes: 3, frames: 10_000, postgres: 'auto', intervalMs: 150, help: false };
+  const options: CliOptions = { ...DEFAULTS, kinds: [...DEFAULTS.kinds] };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = argv[i + 1];
@@ -43,6 +51,15 @@ export function parseOptions(argv: readonly string[], randomSeed: () => number):
         options.postgres = value;
         i++;
         break;
+      case '--kinds': {
+        const kinds = (value ?? '').split(',');
+        const unknown = kinds.filter((kind) => !(FAULT_KINDS as readonly string[]).includes(kind));
+        if (unknown.length > 0) throw new Error(`--kinds: no fault is called ${unknown.map((k) => JSON.stringify(k)).join(', ')}`);
+        options.kinds = kinds as FaultKind[];
+        i++;
+        break;
+      }
+      case '--verbose': options.verbose = true; break;
       case '--help': options.help = true; break;
       default: throw new Error(`unknown option ${JSON.stringify(flag)}`);
     }

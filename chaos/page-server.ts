@@ -4,7 +4,7 @@
  * The WebSocket goes elsewhere (a proxy in front of a reference server), so this origin holds
  * only IndexedDB, Web Locks and BroadcastChannels.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +54,10 @@ export class PageServer {
   }
 
   static async start(): Promise<PageServer> {
+    const built = await readdir(DIST).catch(() => [] as string[]);
+    if (!built.includes('sync-connection.js') || !built.some((name) => /^sync-worker-[\w-]+\.js$/.test(name))) {
+      throw new Error('dist/ holds no built bundle: run `npm run build` first (`npm run chaos` does)');
+    }
     const injector = await bundle({ contents: "import { installFaultInjector } from './fault-injector.ts';\ninstallFaultInjector(globalThis);\n", format: 'iife' });
     const page = await bundle({ entry: join(ROOT, 'chaos/page/client-page.ts'), format: 'esm' });
     const server = new PageServer(injector, page);
