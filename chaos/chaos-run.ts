@@ -255,7 +255,10 @@ export async function chaosRun(options: ChaosOptions, browser: Browser, pages: P
           }
           const healed = Date.now();
           if (await recovered(affected)) tally.survive(fault.kind, Date.now() - healed);
-          else violations.push(`fault #${fault.index} (${fault.kind} on ${fault.target}): ${affected.map((c) => c.spec.name).join(', ')} not connected ${RECOVERY_TIMEOUT_MS / 1000} s after it healed (seed ${options.seed})`);
+          else {
+            const states = await Promise.all(affected.map(async (c) => `${c.spec.name} ${JSON.stringify(await c.statuses().catch(String))}`));
+            violations.push(`fault #${fault.index} (${fault.kind} on ${fault.target}): not connected ${RECOVERY_TIMEOUT_MS / 1000} s after it healed: ${states.join('; ')} (seed ${options.seed})`);
+          }
         });
         done += 1;
         if (done % 50 === 0) log(`chaos: ${done} of ${faults.length} faults, ${ledger.entries.size} operations queued`);

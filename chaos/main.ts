@@ -70,6 +70,13 @@ async function main(): Promise<number> {
   log(`chaos: seed ${options.seed} (replay: ${replay})`);
   const pages = await PageServer.start();
   const browser = await launchBrowser(BROWSER_ARGS);
+  // Ended from outside: the servers end with their stdin, the browser is closed here.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`chaos: ${signal}, stopping (seed ${options.seed})`);
+      void browser.close().finally(() => process.exit(130));
+    });
+  }
   const violations: string[] = [];
   try {
     const result = await chaosRun({
