@@ -59,12 +59,19 @@ export class LocalStore {
 
   // ---- entities (read) ---------------------------------------------------------------------------
 
-  entity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {
-    return this.db.get('entities', [entityType, entityId]);
+  // Reads await their transaction's `done` too: idb makes that promise for every transaction, and
+  // one nobody awaits rejects unhandled when the transaction aborts.
+
+  async entity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {
+    const tx = this.db.transaction('entities', 'readonly');
+    const [entity] = await Promise.all([tx.store.get([entityType, entityId]), tx.done]);
+    return entity;
   }
 
-  entities(entityType: string): Promise<StoredEntity[]> {
-    return this.db.getAllFromIndex('entities', 'byType', entityType);
+  async entities(entityType: string): Promise<StoredEntity[]> {
+    const tx = this.db.transaction('entities', 'readonly');
+    const [entities] = await Promise.all([tx.store.index('byType').getAll(entityType), tx.done]);
+    return entities;
   }
 
   /** Every entity of one type and the resume point, read in one transaction: the same commit. */
@@ -90,8 +97,10 @@ export class LocalStore {
   }
 
   /** Every operation in the outbox. */
-  operations(): Promise<QueuedOperation[]> {
-    return this.db.getAll('outbox');
+  async operations(): Promise<QueuedOperation[]> {
+    const tx = this.db.transaction('outbox', 'readonly');
+    const [operations] = await Promise.all([tx.store.getAll(), tx.done]);
+    return operations;
   }
 
   /** The records of those of `ids` that are in the outbox now. */
@@ -124,13 +133,17 @@ export class LocalStore {
       const [ids] = await Promise.all([tx.store.getAllKeys(), tx.store.clear(), tx.done]);
       return ids;
     }
+    const done = tx.done;
+    done.catch(ignore); // awaited below, unless reading the keys fails first
     const ids = (await tx.store.getAllKeys()).filter((id) => !keep.has(id));
-    await Promise.all([...ids.map((id) => tx.store.delete(id)), tx.done]);
+    await Promise.all([...ids.map((id) => tx.store.delete(id)), done]);
     return ids;
   }
 
   async countOperations(): Promise<number> {
-    return this.db.count('outbox');
+    const tx = this.db.transaction('outbox', 'readonly');
+    const [count] = await Promise.all([tx.store.count(), tx.done]);
+    return count;
   }
 
   // ---- the client's progress --------------------------------------------------------------------
