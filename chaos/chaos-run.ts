@@ -97,9 +97,25 @@ export async function chaosRun(options: ChaosOptions, browser: Browser, pages: P
   let postgres = 'not used (--postgres off)';
   const dataDir = await mkdtemp(join(tmpdir(), 'sync-chaos-'));
   let harvesting: ReturnType<typeof setInterval> | undefined;
+  let stopping = false;
 
   const addEndpoint = async (name: string, store: string, storeArgs: string[]): Promise<void> => {
-    const server = new ServerProcess({ name, storeArgs, extraArgs: ['--heartbeat-ms', HEARTBEAT_MS] });
+    // A server that exits by itself is a violation (its `crashes`); it is started again, as a
+    // supervisor would, so that the rest of the run still tells something.
+    const restart = (): void => {
+      void locks.with([`server:${name}`, ...(store === 'postgres' ? ['postgres'] : [])], async () => {
+        if (server.running) return;
+        await server.start();
+        endpoint(name).proxy.retarget(server.port);
+      }).catch((error: unknown) => violations.push(`${name} could not be started again after it exited: ${String(error)}`));
+    };
+    const server = new ServerProcess({
+      name, storeArgs, extraArgs: ['--heartbeat-ms', HEARTBEAT_MS],
+      onCrash: (text) => {
+        log(`chaos: ${text.split(' | ')[0]}; starting it again`);
+        if (!stopping) restart();
+      },
+    });
     await server.start();
     endpoints.push({ name, store, server, proxy: await TcpProxy.start(server.port) });
   };
@@ -163,13 +179,22 @@ export async function chaosRun(options: ChaosOptions, browser: Browser, pages: P
       }
     };
 
-    const recovered = async (affected: readonly ChaosClient[]): Promise<boolean> => waitUntil(async () => {
-      for (const client of affected) {
-        const statuses = await client.statuses();
-        if (!statuses.some((s) => s.role === 'leader') || statuses.some((s) => s.status !== 'connected')) return false;
-      }
-      return true;
-    }, RECOVERY_TIMEOUT_MS);
+    const recovered = async (affected: readonly ChaosClient[]): Promise<boolean> => {
+      let said = Date.now();
+      return waitUntil(async () => {
+        for (const client of affected) {
+          const statuses = await client.statuses();
+          if (!statuses.some((s) => s.role === 'leader') || statuses.some((s) => s.status !== 'connected')) {
+            if (options.verbose && Date.now() - said > 10_000) {
+              said = Date.now();
+              log(`chaos: still waiting for ${client.spec.name}: ${JSON.stringify(statuses)}`);
+            }
+            return false;
+          }
+        }
+        return true;
+      }, RECOVERY_TIMEOUT_MS);
+    };
 
     const hold = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms)); // the fault's scheduled length
 
@@ -300,8 +325,16 @@ export async function chaosRun(options: ChaosOptions, browser: Browser, pages: P
 
     const operations = new Map<string, { zero: number; once: number; more: number }>();
     for (const store of new Set(endpoints.map((e) => e.store))) {
-      const storeEndpoints = endpoints.filter((e) => e.store === store);
-      const changes = await readLog(storeEndpoints[0]!.server.wsUrl, `chaos-reader-${store}`);
+      const storeEndpoints = endpoints.filter((e) => e.store === store && e.server.running);
+      if (storeEndpoints.length === 0) {
+        violations.push(`no server of the ${store} store is running at the end, so nothing of it could be checked (seed ${options.seed})`);
+        continue;
+      }
+      const changes = await readLog(storeEndpoints[0]!.server.wsUrl, `chaos-reader-${store}`).catch((error: unknown) => {
+        violations.push(`the ${store} store's log could not be read: ${String(error)} (seed ${options.seed})`);
+        return undefined;
+      });
+      if (!changes) continue;
       const names = new Set(clients.filter((c) => c.spec.store === store).map((c) => c.spec.name));
       const check = checkApplications(ledger, names, changes, options.seed, context);
       violations.push(...check.violations);
@@ -310,7 +343,11 @@ export async function chaosRun(options: ChaosOptions, browser: Browser, pages: P
         operations.set(fate, { zero: sum.zero + row.zero, once: sum.once + row.once, more: sum.more + row.more });
       }
       for (const { name, server } of storeEndpoints) {
-        const { entities } = await server.entities();
+        const entities = await server.entities().then((read) => read.entities, (error: unknown) => {
+          violations.push(`${name}'s entities could not be read: ${String(error)} (seed ${options.seed})`);
+          return undefined;
+        });
+        if (!entities) continue;
         for (const client of clients.filter((c) => c.spec.store === store)) {
           for (const tab of client.live) {
             violations.push(...compareEntities(`tab ${tab.name} against ${name} (seed ${options.seed})`, await client.entities(tab), entities));
@@ -326,6 +363,7 @@ export async function chaosRun(options: ChaosOptions, browser: Browser, pages: P
     }
     return { tally, operations, clientErrors, postgres, violations, seconds: (Date.now() - started) / 1000 };
   } finally {
+    stopping = true;
     if (harvesting) clearInterval(harvesting);
     for (const client of clients) for (const tab of client.live) await tab.page.close().catch(() => undefined);
     for (const { server, proxy } of endpoints) {

@@ -16,6 +16,8 @@ export interface ServerSpec {
   /** `--data-dir DIR` for the embedded log, or `--store URL` for PostgreSQL. */
   storeArgs: string[];
   extraArgs?: string[];
+  /** Told at once when the process exits by itself. */
+  onCrash?: (text: string) => void;
 }
 
 export class ServerProcess {
@@ -51,7 +53,7 @@ export class ServerProcess {
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: withoutAuth(process.env) });
     this.#stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => {
-      this.#stderr = (this.#stderr + chunk.toString()).slice(-4000);
+      this.#stderr = (this.#stderr + chunk.toString()).slice(-16_000);
     });
     this.#stopping = false;
     this.port = await new Promise<number>((resolve, reject) => {
@@ -80,7 +82,10 @@ export class ServerProcess {
     this.#child = child;
     child.once('exit', (code, signal) => {
       if (this.#child === child) this.#child = undefined;
-      if (!this.#stopping) this.crashes.push(`${this.spec.name} exited by itself (${code ?? signal}): ${this.#stderr.trim().split('\n').slice(-5).join(' | ')}`);
+      if (this.#stopping) return;
+      const text = `${this.spec.name} exited by itself (${code ?? signal}): ${this.#stderr.trim().split('\n').slice(-40).join(' | ')}`;
+      this.crashes.push(text);
+      this.spec.onCrash?.(text);
     });
   }
 
