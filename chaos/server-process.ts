@@ -45,9 +45,16 @@ export class ServerProcess {
     return `ws://${HOST}:${this.port}/api/sync`;
   }
 
-  /** Starts the process on a free port and waits for its `listening` line. */
-  async start(): Promise<void> {
-    if (this.#child) return;
+  #starting: Promise<void> | undefined;
+
+  /** Starts the process on a free port and waits for its `listening` line (once, when called twice). */
+  start(): Promise<void> {
+    if (this.#child) return Promise.resolve();
+    this.#starting ??= this.#start().finally(() => { this.#starting = undefined; });
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     const args = ['--import', 'tsx', 'server/main.ts', '--port', '0', '--host', HOST, '--exit-on-stdin-end',
       ...this.spec.storeArgs, ...(this.spec.extraArgs ?? [])];
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: withoutAuth(process.env) });
