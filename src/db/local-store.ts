@@ -64,12 +64,19 @@ export class LocalStore {
 
   // ---- entities (read) ---------------------------------------------------------------------------
 
-  entity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {
-    return this.db.get('entities', [entityType, entityId]);
+  // Reads await their transaction's `done` too: idb makes that promise for every transaction, and
+  // one nobody awaits rejects unhandled when the transaction aborts.
+
+  async entity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {
+    const tx = this.db.transaction('entities', 'readonly');
+    const [entity] = await Promise.all([tx.store.get([entityType, entityId]), tx.done]);
+    return entity;
   }
 
-  entities(entityType: string): Promise<StoredEntity[]> {
-    return this.db.getAllFromIndex('entities', 'byType', entityType);
+  async entities(entityType: string): Promise<StoredEntity[]> {
+    const tx = this.db.transaction('entities', 'readonly');
+    const [entities] = await Promise.all([tx.store.index('byType').getAll(entityType), tx.done]);
+    return entities;
   }
 
   /**
@@ -160,6 +167,8 @@ export class LocalStore {
    */
   async clearOperations(keep: ReadonlySet<string> = new Set()): Promise<string[]> {
     const tx = this.db.transaction('outbox', 'readwrite');
+    const done = tx.done;
+    done.catch(ignore); // awaited below, unless a read fails first
     const [keys, groups] = await Promise.all([tx.store.getAllKeys(), tx.store.getAll()]);
     const removed: string[] = [];
     groups.forEach((group, at) => {
@@ -169,12 +178,14 @@ export class LocalStore {
       if (kept.ids.length === 0) tx.store.delete(keys[at]!).catch(ignore);
       else tx.store.put(kept, keys[at]!).catch(ignore);
     });
-    await tx.done;
+    await done;
     return removed;
   }
 
   async countOperations(): Promise<number> {
-    return this.db.countFromIndex('outbox', 'byId');
+    const tx = this.db.transaction('outbox', 'readonly');
+    const [count] = await Promise.all([tx.store.index('byId').count(), tx.done]);
+    return count;
   }
 
   // ---- the client's progress --------------------------------------------------------------------
