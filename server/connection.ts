@@ -15,7 +15,7 @@ import type { SharedFrame, SocketQueue } from './outbound.ts';
 import { OperationWriter, type WriteRules } from './operation-writer.ts';
 import type { RecordFrames } from './record-frames.ts';
 import type { Receiver, Subscribers } from './subscribers.ts';
-import type { StoredRecord } from './sync-store.ts';
+import { LogCompactedError, type StoredRecord } from './sync-store.ts';
 
 export type { Authenticate } from './identity.ts';
 
@@ -309,7 +309,17 @@ export class SyncConnection implements Receiver {
     const { store } = this.#settings.rules;
     const scopes = this.#scopes;
     while (this.#cursor < until) {
-      const records = await store.changesAfter(this.#cursor, { until, maxChanges: batchSize, ...(scopes === undefined ? {} : { scopes }) });
+      let records: StoredRecord[];
+      try {
+        records = await store.changesAfter(this.#cursor, { until, maxChanges: batchSize, ...(scopes === undefined ? {} : { scopes }) });
+      } catch (error) {
+        if (!(error instanceof LogCompactedError) || this.#stale(generation)) throw error;
+        // The log no longer holds every delete after what this client has: it starts over from 0/0.
+        this.#phase = 'idle';
+        this.#send({ type: 'reset', reason: `the server's log was compacted past this client's resume point (lastLSN ${formatLSN(this.#cursor)}): ${error.message}` });
+        this.#releaseAcks(true);
+        return false;
+      }
       if (this.#stale(generation)) return false;
       const last = records.at(-1);
       if (!last) {

@@ -14,6 +14,8 @@ export interface StoreLocation {
   storeUrl?: string;
   /** Names each entity's scope as writes are resolved. */
   scopeOf?: ScopeOf;
+  /** How long compaction keeps deletes and moves out of a scope (ms); default 30 days. */
+  tombstoneRetentionMs?: number;
 }
 
 /** True when `url` names a store this server can open. */
@@ -27,12 +29,16 @@ export async function openStore(location: StoreLocation): Promise<SyncStore> {
     if (!isStoreUrl(location.storeUrl)) throw new Error('the store URL must start with postgres:// or postgresql://');
     // Loaded only when asked for: the embedded log does not need the `pg` driver installed.
     const { PostgresSyncStore } = await import('./postgres-store.ts');
-    return PostgresSyncStore.open(location.storeUrl, location.scopeOf === undefined ? {} : { scopeOf: location.scopeOf });
+    return PostgresSyncStore.open(location.storeUrl, {
+      ...(location.scopeOf === undefined ? {} : { scopeOf: location.scopeOf }),
+      ...(location.tombstoneRetentionMs === undefined ? {} : { tombstoneRetentionMs: location.tombstoneRetentionMs }),
+    });
   }
   if (location.dataDir === undefined) throw new Error('createSyncServer needs dataDir, storeUrl or store');
   const { store, report } = await FileSyncStore.open(location.dataDir, {
     recover: location.recoverLog === true,
     ...(location.scopeOf === undefined ? {} : { scopeOf: location.scopeOf }),
+    ...(location.tombstoneRetentionMs === undefined ? {} : { tombstoneRetentionMs: location.tombstoneRetentionMs }),
   });
   for (const notice of describeReport(report)) location.onStoreNotice?.(notice);
   return store;
