@@ -70,6 +70,8 @@ export class SyncConnection implements Receiver {
   #phase: Phase = 'idle';
   /** Position of the last record sent to this client. */
   #cursor = 0n;
+  /** The compaction floor when the current catch-up began. */
+  #floor = 0n;
   /** Highest position a listener announced while replaying. */
   #announced = 0n;
   /** Bumped by every `sync` and by close; a replay stops when it no longer matches. */
@@ -288,6 +290,12 @@ export class SyncConnection implements Receiver {
       this.#releaseAcks(true);
       return;
     }
+    this.#floor = await store.compactionFloor();
+    if (this.#stale(generation)) return;
+    if (from !== 0n && from < this.#floor) {
+      this.#resetCompacted(from);
+      return;
+    }
     const total = await store.countChangesAfter(from, head, this.#scopes);
     if (this.#stale(generation)) return;
     this.#send({ type: 'sync_start', lsn: formatLSN(head), total });
@@ -303,6 +311,13 @@ export class SyncConnection implements Receiver {
     this.#phase = 'live';
   }
 
+  /** The log no longer holds every delete after what this client has: it starts over from 0/0. */
+  #resetCompacted(from: bigint): void {
+    this.#phase = 'idle';
+    this.#send({ type: 'reset', reason: `the server's log was compacted past this client's resume point (${formatLSN(from)}): deletes it has not seen are no longer kept` });
+    this.#releaseAcks(true);
+  }
+
   /** Sends the records in (cursor, until] in frames. False when this replay was superseded. */
   async #pump(until: bigint, generation: number): Promise<boolean> {
     const { batchSize } = this.#settings;
@@ -311,13 +326,10 @@ export class SyncConnection implements Receiver {
     while (this.#cursor < until) {
       let records: StoredRecord[];
       try {
-        records = await store.changesAfter(this.#cursor, { until, maxChanges: batchSize, ...(scopes === undefined ? {} : { scopes }) });
+        records = await store.changesAfter(this.#cursor, { until, maxChanges: batchSize, floor: this.#floor, ...(scopes === undefined ? {} : { scopes }) });
       } catch (error) {
         if (!(error instanceof LogCompactedError) || this.#stale(generation)) throw error;
-        // The log no longer holds every delete after what this client has: it starts over from 0/0.
-        this.#phase = 'idle';
-        this.#send({ type: 'reset', reason: `the server's log was compacted past this client's resume point (lastLSN ${formatLSN(this.#cursor)}): ${error.message}` });
-        this.#releaseAcks(true);
+        this.#resetCompacted(this.#cursor);
         return false;
       }
       if (this.#stale(generation)) return false;

@@ -7,6 +7,7 @@ import type { Queryable } from './postgres-writes.ts';
 import {
   InvalidCursorError,
   LogCompactedError,
+  missedRemovals,
   PAGE_BYTES,
   type EntityPage,
   type PageOptions,
@@ -73,7 +74,7 @@ export async function rowsAfter(db: Queryable, after: bigint): Promise<LogRow[]>
 }
 
 /** One page of records after `after`: bounded in rows, changes and (by the size of their JSON) bytes. */
-export async function readChanges(db: Queryable, after: bigint, { until, maxChanges, maxBytes = PAGE_BYTES, scopes }: ReadOptions): Promise<StoredRecord[]> {
+export async function readChanges(db: Queryable, after: bigint, { until, maxChanges, maxBytes = PAGE_BYTES, scopes, floor: known }: ReadOptions): Promise<StoredRecord[]> {
   if (until <= after) return [];
   // With scopes, the records come from the scope index: each scope's entries in LSN order, at
   // most a page of them, never a scan of the log.
@@ -91,7 +92,7 @@ export async function readChanges(db: Queryable, after: bigint, { until, maxChan
     [formatLSN(after), formatLSN(until), Math.max(1, Math.min(maxChanges, PAGE_ROWS)), maxBytes, ...(scopes === undefined ? [] : [scopes])],
   );
   const floor = parseLSN(result.rows[0]?.floor ?? '0/0') ?? 0n;
-  if (after !== 0n && after < floor) throw new LogCompactedError(after, floor);
+  if (missedRemovals(after, floor, known)) throw new LogCompactedError(after, floor);
   const records: StoredRecord[] = [];
   let count = 0;
   for (const row of result.rows) {
@@ -102,6 +103,11 @@ export async function readChanges(db: Queryable, after: bigint, { until, maxChan
     count += record.changes.length;
   }
   return records;
+}
+
+export async function readCompactionFloor(db: Queryable): Promise<bigint> {
+  const result = await db.query<{ floor: string }>(`SELECT floor::text AS floor FROM ${NAMES.compaction}`);
+  return parseLSN(result.rows[0]?.floor ?? '0/0') ?? 0n;
 }
 
 export async function countChanges(db: Queryable, after: bigint, until: bigint, scopes?: readonly string[]): Promise<number> {

@@ -7,7 +7,7 @@ import { compactLog } from './postgres-compaction.ts';
 import { describe, isConnectionError, isPoolBusy, isSlotGone, redactUrl } from './postgres-errors.ts';
 import { PostgresLink } from './postgres-link.ts';
 import type { PostgresStoreOptions } from './postgres-options.ts';
-import { countChanges, readChanges, readEntity, readEntityPage, readHead, readStats, rowsAfter, toRecord, PAGE_ROWS, type LogRow } from './postgres-reads.ts';
+import { countChanges, readChanges, readCompactionFloor, readEntity, readEntityPage, readHead, readStats, rowsAfter, toRecord, PAGE_ROWS, type LogRow } from './postgres-reads.ts';
 import { NAMES, prepareDatabase, slotLost } from './postgres-schema.ts';
 import { stampOnce, type StampOptions } from './postgres-stamper.ts';
 import { StampWaiters } from './postgres-waiters.ts';
@@ -208,6 +208,10 @@ export class PostgresSyncStore implements SyncStore {
         throw error;
       }
     });
+  }
+
+  compactionFloor(): Promise<bigint> {
+    return this.#link.read(readCompactionFloor);
   }
 
   countChangesAfter(after: bigint, until: bigint, scopes?: readonly string[]): Promise<number> {

@@ -99,6 +99,8 @@ export interface SyncServerOptions {
   resumeAdvanceInterval?: number;
   /** What one write may hold (ids, types, nesting, size); each over-limit write is refused, naming the limit. */
   limits?: Partial<InputLimits>;
+  /** How long compaction keeps deletes and moves out of a scope below its horizon (ms); default 30 days. */
+  tombstoneRetentionMs?: number;
   /**
    * Compacts the store by itself once this many changes were appended since the last compaction
    * (counted by this server); off (0) by default. See `SyncServer.compact`.

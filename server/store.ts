@@ -18,6 +18,7 @@ import { scopeChanges, type ChangeScope, type ScopeOf } from './scopes.ts';
 import {
   DEFAULT_TOMBSTONE_RETENTION_MS,
   LogCompactedError,
+  missedRemovals,
   PAGE_BYTES,
   StoreRefusedError,
   type CompactionReport,
@@ -140,8 +141,8 @@ export class FileSyncStore implements SyncStore {
     return this.#reading(() => this.#changesAfter(after, options));
   }
 
-  async #changesAfter(after: bigint, { until, maxChanges, maxBytes = PAGE_BYTES, scopes }: ReadOptions): Promise<StoredRecord[]> {
-    if (after !== 0n && after < this.#index.floor) throw new LogCompactedError(after, this.#index.floor);
+  async #changesAfter(after: bigint, { until, maxChanges, maxBytes = PAGE_BYTES, scopes, floor }: ReadOptions): Promise<StoredRecord[]> {
+    if (missedRemovals(after, this.#index.floor, floor)) throw new LogCompactedError(after, this.#index.floor);
     const from = await this.#boundaryAfter(after);
     const to = this.#index.offset(until);
     if (from >= to) return [];
@@ -195,6 +196,10 @@ export class FileSyncStore implements SyncStore {
       if (this.#compacting === compacting) this.#compacting = undefined;
     });
     return (this.#compacting = compacting);
+  }
+
+  async compactionFloor(): Promise<bigint> {
+    return this.#index.floor;
   }
 
   /** Bytes of the log file. */

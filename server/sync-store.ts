@@ -97,6 +97,13 @@ export interface ReadOptions {
    * one), found through the store's scope index; absent: every record.
    */
   scopes?: readonly string[];
+  /**
+   * The compaction floor when this reader's catch-up began (`compactionFloor()`): the read throws
+   * {@link LogCompactedError} if the floor has since risen above both it and `after` (a delete the
+   * reader had not reached yet may be gone). Absent: the read throws when `after` is neither 0 nor
+   * at or above the floor.
+   */
+  floor?: bigint;
 }
 
 /** What `compact` is asked to do. */
@@ -137,6 +144,12 @@ export class LogCompactedError extends Error {
     super(`the log was compacted past ${formatLSN(after)}: deletes up to ${formatLSN(floor)} are no longer kept`);
     this.floor = floor;
   }
+}
+
+/** Whether a read from `after`, by a reader that began under the floor `known`, may have missed a dropped delete. */
+export function missedRemovals(after: bigint, floor: bigint, known: bigint | undefined): boolean {
+  const since = known ?? (after === 0n ? floor : 0n);
+  return floor > since && floor > after;
 }
 
 /** What a page of reads holds by default, in bytes (at least one record or entity). */
@@ -201,8 +214,8 @@ export interface SyncStore {
   append(edits: readonly Edit[], operationId?: string, sequence?: WriteSequence, options?: AppendOptions): Promise<AppendResult>;
   /**
    * The records after position `after`, in LSN order, bounded by `options`: one page, read from
-   * storage. Throws {@link LogCompactedError} when `after` is neither 0 nor at or above the floor
-   * of the compacted log, checked in the same view of the log as the page is read in.
+   * storage. Throws {@link LogCompactedError} as `options.floor` says, checked in the same view of
+   * the log as the page is read in.
    */
   changesAfter(after: bigint, options: ReadOptions): Promise<StoredRecord[]>;
   /**
@@ -232,6 +245,8 @@ export interface SyncStore {
    * the space it took. Operation ids stay applied. One at a time; appends and reads go on meanwhile.
    */
   compact(options?: CompactOptions): Promise<CompactionReport>;
+  /** The highest LSN of a delete or move that compaction dropped (0 when none): a catch-up from below it could miss one. */
+  compactionFloor(): Promise<bigint>;
   /** Resolves once every append made so far has settled. */
   flush(): Promise<void>;
   close(): Promise<void>;

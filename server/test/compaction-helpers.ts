@@ -12,12 +12,14 @@ export function remove(entityId: string, timestamp = Date.now()): Change {
   return { type: 'delete', entityType: 'item', entityId, timestamp };
 }
 
-/** Every record after `after`, read page by page as a catch-up does. */
+/** Every record after `after`, read page by page as a catch-up does (refused as one would be). */
 export async function readAll(store: SyncStore, after = 0n): Promise<StoredRecord[]> {
   const records: StoredRecord[] = [];
   const until = await store.latestPosition();
+  const floor = await store.compactionFloor();
+  if (after !== 0n && after < floor) throw new LogCompactedError(after, floor);
   for (let cursor = after; ;) {
-    const page = await store.changesAfter(cursor, { until, maxChanges: 7 });
+    const page = await store.changesAfter(cursor, { until, maxChanges: 7, floor });
     if (page.length === 0) return records;
     records.push(...page);
     cursor = page.at(-1)!.position;
