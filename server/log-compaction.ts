@@ -29,7 +29,6 @@ interface Plan {
   operations: AppliedOperation[];
   floor: bigint;
   removalsDropped: number;
-  changes: number;
 }
 
 export interface CompactedFile {
@@ -40,9 +39,6 @@ export interface CompactedFile {
   base: bigint;
   floor: bigint;
   removalsDropped: number;
-  /** Changes the old log held below the horizon, and the compacted part holds. */
-  changesBefore: number;
-  changesKept: number;
 }
 
 /**
@@ -77,22 +73,18 @@ export async function writeCompacted(file: LogFile, index: LogIndex, out: LogFil
     }
   }
   if (list.length > 0) await writer.write(encodeOperationsRecord(list));
-  let changesKept = 0;
-  const kept: Buffer[] = [];
-  await eachRecord(file, FILE_HEADER_BYTES, horizonEnd, (frame, recordIndex) => {
+  await eachRecord(file, FILE_HEADER_BYTES, horizonEnd, async (frame, recordIndex) => {
     const position = index.position(frame.end);
     const keep = keptOf(position, recordIndex);
     if (!keep.includes(true)) return;
-    changesKept += keep.filter(Boolean).length;
     if (recordIndex.position !== undefined && !keep.includes(false)) {
-      kept.push(encodeFrame(frame.index, frame.body, frame.header.changeCount));
+      await writer.write(encodeFrame(frame.index, frame.body, frame.header.changeCount));
     } else {
       const changes = changesOf(frame, recordIndex).filter((_, i) => keep[i]);
       const scopes = recordIndex.scopes?.filter((_, i) => keep[i]);
-      kept.push(encodeRecord(changes, recordIndex.operationId, scopes, recordIndex.fingerprint, position));
+      await writer.write(encodeRecord(changes, recordIndex.operationId, scopes, recordIndex.fingerprint, position));
     }
   });
-  for (const record of kept.splice(0)) await writer.write(record);
   const compactedEnd = writer.end;
   if (compactedEnd >= horizonEnd && plan.removalsDropped === 0) return undefined;
   if (BigInt(horizonEnd) + index.base < BigInt(compactedEnd)) return undefined;
@@ -101,7 +93,7 @@ export async function writeCompacted(file: LogFile, index: LogIndex, out: LogFil
   const base = index.base + BigInt(horizonEnd) - BigInt(compactedEnd);
   const floor = plan.floor > index.floor ? plan.floor : index.floor;
   await writeFully(out, encodeCompactedHeader(base, floor), 0);
-  return { end: writer.end, copiedTo: to, base, floor, removalsDropped: plan.removalsDropped, changesBefore: plan.changes, changesKept };
+  return { end: writer.end, copiedTo: to, base, floor, removalsDropped: plan.removalsDropped };
 }
 
 /** Appends the old log's bytes in [`from`, `to`) to `writer`, as they are. */
@@ -119,7 +111,7 @@ export async function copyRecords(file: LogFile, from: number, to: number, write
 
 /** The first pass: each entity's latest change, the removals kept, the operations, the new floor. */
 async function planCompaction(file: LogFile, index: LogIndex, horizonEnd: number, keepRemovalsSince: number): Promise<Plan> {
-  const plan: Plan = { latest: new Map(), removals: new Set(), operations: [], floor: 0n, removalsDropped: 0, changes: 0 };
+  const plan: Plan = { latest: new Map(), removals: new Set(), operations: [], floor: 0n, removalsDropped: 0 };
   const removalKept = new Map<string, boolean>();
   const drop = (position: bigint) => {
     plan.removalsDropped += 1;
@@ -134,7 +126,6 @@ async function planCompaction(file: LogFile, index: LogIndex, horizonEnd: number
       if (recordIndex.fingerprint !== undefined) operation.fingerprint = recordIndex.fingerprint;
       plan.operations.push(operation);
     }
-    plan.changes += recordIndex.keys.length;
     const removals = recordIndex.keys.map(([, , isUpdate], i) => !isUpdate || recordIndex.scopes?.[i]?.before !== undefined);
     const changes = removals.includes(true) ? changesOf(frame, recordIndex) : undefined;
     for (const [i, [entityType, entityId, isUpdate]] of recordIndex.keys.entries()) {
@@ -162,14 +153,14 @@ function changesOf(frame: Frame, index: RecordIndex): Change[] {
 }
 
 /** Reads the records in [`from`, `to`) in order. */
-async function eachRecord(file: LogFile, from: number, to: number, onRecord: (frame: Frame, index: RecordIndex) => void): Promise<void> {
+async function eachRecord(file: LogFile, from: number, to: number, onRecord: (frame: Frame, index: RecordIndex) => void | Promise<void>): Promise<void> {
   const cursor = new ChunkCursor(file);
   for (let at = from; at < to;) {
     const frame = await readFrame(cursor, at, to);
     if ('problem' in frame) throw new CorruptRecordError(at, frame.problem);
     const index = decodeIndex(frame.index, frame.header.changeCount);
     if (typeof index === 'string') throw new CorruptRecordError(at, index);
-    onRecord(frame, index);
+    await onRecord(frame, index);
     at = frame.end;
   }
 }

@@ -6,7 +6,7 @@ import type { Change } from '../../src/protocol/change.ts';
 import type { ServerMessage } from '../../src/protocol/wire.ts';
 import type { SyncServer } from '../sync-server.ts';
 import { HOUR } from './compaction-helpers.ts';
-import { allEntities, changeFrames, postChanges, startServer, tempDir, TestClient, update, wsUrl } from './helpers.ts';
+import { allEntities, changeFrames, eventually, postChanges, startServer, tempDir, TestClient, update, wsUrl } from './helpers.ts';
 import { note, scopedOptions, seen, syncedAs, tokenFor } from './identity-helpers.ts';
 
 const BOUNDED = { timeout: 60_000 };
@@ -162,4 +162,20 @@ test('scopes across compaction: a snapshot never holds an entity outside the rea
   aliceLate.send({ type: 'sync', clientId: 'alice-old', lastLSN: '0/0', token: alice });
   const snapshot = await aliceLate.until('sync_complete');
   assert.deepEqual(applyFrames(snapshot).held, new Map([['note/stays', { scope: 'alice', v: 1 }]]));
+});
+
+test('automatic compaction: off by default; with compactEvery the log is compacted once that many changes were appended', BOUNDED, async (t) => {
+  const plain = await startServer(t, { dataDir: await tempDir(t) });
+  for (let n = 0; n < 120; n += 1) await post(plain, [update('item', String(n % 5), n)]);
+  const explicit = await plain.compact();
+  assert.equal(explicit.changesBefore, 120, 'nothing compacted the log by itself');
+  assert.equal(explicit.changesAfter, 5);
+
+  const server = await startServer(t, { dataDir: await tempDir(t), compactEvery: 50 });
+  for (let n = 0; n < 120; n += 1) await post(server, [update('item', String(n % 5), n)]);
+  await eventually(async () => (await server.store.stats()).changes < 120, 10_000, 'an automatic compaction');
+  const expected = await serverEntities(server);
+  const { frames } = await syncedAs(t, server, undefined, '0/0', 'fresh');
+  assert.deepEqual(applyFrames(frames).held, expected);
+  assert.ok(changeFrames(frames).flatMap((frame) => frame.changes).length < 120);
 });
