@@ -16,7 +16,9 @@ function format(value: number, unit: string): string {
 
 function ratio(row: Row): string {
   if (row.baseline === null || row.baseline === 0) return 'n/a';
-  return `${(row.ours / row.baseline).toLocaleString('en-US', { maximumFractionDigits: 2 })}x`;
+  const value = row.ours / row.baseline;
+  // A ratio far below 1 keeps two significant digits rather than reading as 0.
+  return value !== 0 && Math.abs(value) < 0.01 ? `${value.toPrecision(2)}x` : `${value.toLocaleString('en-US', { maximumFractionDigits: 2 })}x`;
 }
 
 async function main(): Promise<void> {
