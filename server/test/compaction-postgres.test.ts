@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import { PostgresSyncStore } from '../postgres-store.ts';
 import assert from 'node:assert/strict';
 import { apply, HOUR, put, readAll, remove, resumePoints } from './compaction-helpers.ts';
+import { scopesAcrossCompaction } from './compaction-scenarios.ts';
 import { startPostgresCluster, type PostgresCluster } from './postgres-cluster.ts';
 
 const BOUNDED = { timeout: 60_000 };
@@ -48,4 +49,8 @@ test('PostgreSQL: two instances on one database compact at once while both take 
     const repeat = await stores[(n + 1) % 2]!.append([put('x', 'again')], `op-${n}`);
     assert.equal(repeat.duplicate, true, `op-${n} stays applied`);
   }
+});
+
+test('PostgreSQL: scopes across compaction: a snapshot never holds an entity outside the reader\'s scopes, and a move out still reaches an old reader', BOUNDED, async (t) => {
+  await scopesAcrossCompaction(t, { storeUrl: await cluster.createDatabase() });
 });
