@@ -202,11 +202,6 @@ export class FileSyncStore implements SyncStore {
     return this.#index.floor;
   }
 
-  /** Bytes of the log file. */
-  async size(): Promise<number> {
-    return (await this.#file.stat()).size;
-  }
-
   async #compact({ horizon, now = Date.now() }: CompactOptions): Promise<CompactionReport> {
     const index = this.#index;
     const file = this.#file;
