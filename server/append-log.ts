@@ -167,7 +167,8 @@ export async function syncDirectory(path: string): Promise<void> {
   }
 }
 
-async function writeFully(file: LogFile, bytes: Buffer, position: number): Promise<void> {
+/** Writes all of `bytes` at `position` (a write may take fewer bytes than asked). */
+export async function writeFully(file: LogFile, bytes: Buffer, position: number): Promise<void> {
   let offset = 0;
   while (offset < bytes.length) {
     const { bytesWritten } = await file.write(bytes, offset, bytes.length - offset, position + offset);

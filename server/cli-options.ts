@@ -44,6 +44,11 @@ export function usage(command: string, staticDefault: string): string {
   --headers-timeout-ms N a request's headers must arrive within this (default 10000)
   --request-timeout-ms N a whole request, body included, must arrive within this (default 30000)
   --heartbeat-ms N       protocol ping interval, 0 = off (default 30000)
+  --compact-every N      compact the store once N changes were appended since the last
+                         compaction: each entity keeps its latest change (default 0 = never)
+  --tombstone-retention-hours N
+                         how long compaction keeps deletes, so that a client offline for less
+                         is never reset (default 720, 30 days)
   --recover-log          open a damaged embedded log by cutting it at the first damaged record,
                          keeping every record before it; the rest is moved to
                          <data-dir>/sync.log.damaged-<offset>. Without it such a log refuses
@@ -74,6 +79,7 @@ const VALUE_FLAGS = new Set([
   'port', 'host', 'data-dir', 'store', 'static-dir', 'batch-size', 'max-payload', 'max-buffered',
   'max-buffered-messages', 'stall-timeout-ms', 'memory-budget', 'max-connections', 'auth-timeout-ms',
   'max-body', 'max-depth', 'headers-timeout-ms', 'request-timeout-ms', 'heartbeat-ms',
+  'compact-every', 'tombstone-retention-hours',
 ]);
 /** Flags that may be given more than once, each adding a value. */
 const LIST_FLAGS = new Set(['allowed-origin', 'allowed-host']);
@@ -128,7 +134,9 @@ export function parseCliOptions(
   const maxDepth = integer('max-depth', DEFAULT_LIMITS.maxDepth, 1);
   const headersTimeout = integer('headers-timeout-ms', 10_000, 1);
   const requestTimeout = integer('request-timeout-ms', 30_000, 1);
-  const numbers = [
+  const compactEvery = integer('compact-every', 0, 0);
+  const retentionHours = integer('tombstone-retention-hours', 720, 0);
+  const numbers = [compactEvery, retentionHours,
     port, batchSize, maxPayload, maxBufferedBytes, heartbeatInterval, maxBufferedMessages, stallTimeout,
     memoryBudget, maxConnections, authTimeout, maxBodyBytes, maxDepth, headersTimeout, requestTimeout,
   ];
@@ -176,6 +184,8 @@ export function parseCliOptions(
       headersTimeout: headersTimeout as number,
       requestTimeout: requestTimeout as number,
       heartbeatInterval: heartbeatInterval as number,
+      compactEvery: compactEvery as number,
+      tombstoneRetentionMs: (retentionHours as number) * 3_600_000,
       syncRequestOnConnect: switches.has('sync-request'),
       recoverLog: switches.has('recover-log'),
       ...(storeUrl ? { storeUrl } : {}),

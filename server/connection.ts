@@ -15,7 +15,7 @@ import type { SharedFrame, SocketQueue } from './outbound.ts';
 import { OperationWriter, type WriteRules } from './operation-writer.ts';
 import type { RecordFrames } from './record-frames.ts';
 import type { Receiver, Subscribers } from './subscribers.ts';
-import type { StoredRecord } from './sync-store.ts';
+import { LogCompactedError, type StoredRecord } from './sync-store.ts';
 
 export type { Authenticate } from './identity.ts';
 
@@ -70,6 +70,8 @@ export class SyncConnection implements Receiver {
   #phase: Phase = 'idle';
   /** Position of the last record sent to this client. */
   #cursor = 0n;
+  /** The compaction floor when the current catch-up began. */
+  #floor = 0n;
   /** Highest position a listener announced while replaying. */
   #announced = 0n;
   /** Bumped by every `sync` and by close; a replay stops when it no longer matches. */
@@ -288,6 +290,12 @@ export class SyncConnection implements Receiver {
       this.#releaseAcks(true);
       return;
     }
+    this.#floor = await store.compactionFloor();
+    if (this.#stale(generation)) return;
+    if (from !== 0n && from < this.#floor) {
+      this.#resetCompacted(from);
+      return;
+    }
     const total = await store.countChangesAfter(from, head, this.#scopes);
     if (this.#stale(generation)) return;
     this.#send({ type: 'sync_start', lsn: formatLSN(head), total });
@@ -303,13 +311,27 @@ export class SyncConnection implements Receiver {
     this.#phase = 'live';
   }
 
+  /** The log no longer holds every delete after what this client has: it starts over from 0/0. */
+  #resetCompacted(from: bigint): void {
+    this.#phase = 'idle';
+    this.#send({ type: 'reset', reason: `the server's log was compacted past this client's resume point (${formatLSN(from)}): deletes it has not seen are no longer kept` });
+    this.#releaseAcks(true);
+  }
+
   /** Sends the records in (cursor, until] in frames. False when this replay was superseded. */
   async #pump(until: bigint, generation: number): Promise<boolean> {
     const { batchSize } = this.#settings;
     const { store } = this.#settings.rules;
     const scopes = this.#scopes;
     while (this.#cursor < until) {
-      const records = await store.changesAfter(this.#cursor, { until, maxChanges: batchSize, ...(scopes === undefined ? {} : { scopes }) });
+      let records: StoredRecord[];
+      try {
+        records = await store.changesAfter(this.#cursor, { until, maxChanges: batchSize, floor: this.#floor, ...(scopes === undefined ? {} : { scopes }) });
+      } catch (error) {
+        if (!(error instanceof LogCompactedError) || this.#stale(generation)) throw error;
+        this.#resetCompacted(this.#cursor);
+        return false;
+      }
       if (this.#stale(generation)) return false;
       const last = records.at(-1);
       if (!last) {

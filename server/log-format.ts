@@ -5,11 +5,16 @@ import { crc32 } from 'node:zlib';
  * checksummed, so a torn write, a zero-filled run or a flipped bit is found, never served:
  *
  *   file header  "SYNCLOG2" | u32 header size (32) | u32 0 | u64 base | u32 crc32(bytes 0-23) | u32 0
+ *   or, once compacted, "SYNCLOG3" | u64 base | u64 floor | u32 crc32(bytes 0-23) | u32 0
  *   record       u32 crc32(every byte after it) | u16 magic 0x5253 | u8 version 1 | u8 flags 0
  *                | u32 index bytes | u32 body bytes | u32 change count | index | body
  *
  * All numbers little-endian. One checksum covers the record's header fields and payload. A
- * record's LSN is `base` plus the file offset just after it.
+ * record's LSN is `base` plus the file offset just after it, except in a compacted log: there the
+ * file starts with records that list the operations of dropped records, then the records
+ * compaction rewrote, each naming its own LSN in its index, then records appended in place.
+ * `floor` is the highest LSN of a delete (or a move out of a scope) that compaction dropped: a
+ * catch-up from below it could miss one.
  */
 export const FILE_HEADER_BYTES = 32;
 export const RECORD_HEADER_BYTES = 20;
@@ -17,6 +22,7 @@ export const RECORD_HEADER_BYTES = 20;
 export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
 const FILE_MAGIC = Buffer.from('SYNCLOG2', 'latin1');
+const COMPACTED_MAGIC = Buffer.from('SYNCLOG3', 'latin1');
 const RECORD_MAGIC = 0x5253;
 const RECORD_VERSION = 1;
 
@@ -29,13 +35,34 @@ export function encodeFileHeader(base: bigint): Buffer {
   return header;
 }
 
-/** The base LSN a file header names, or why it is not one of ours. */
-export function decodeFileHeader(header: Buffer): bigint | string {
+/** The header of a compacted log (see above). */
+export function encodeCompactedHeader(base: bigint, floor: bigint): Buffer {
+  const header = Buffer.alloc(FILE_HEADER_BYTES);
+  COMPACTED_MAGIC.copy(header, 0);
+  header.writeBigUInt64LE(base, 8);
+  header.writeBigUInt64LE(floor, 16);
+  header.writeUInt32LE(crc32(header.subarray(0, 24)), 24);
+  return header;
+}
+
+export interface FileHeader {
+  base: bigint;
+  /** 0 until compaction dropped a delete. */
+  floor: bigint;
+  compacted: boolean;
+}
+
+/** What a file header says, or why it is not one of ours. */
+export function decodeFileHeader(header: Buffer): FileHeader | string {
   if (header.length < FILE_HEADER_BYTES) return 'the file is shorter than its header';
+  if (header.subarray(0, 8).equals(COMPACTED_MAGIC)) {
+    if (header.readUInt32LE(24) !== crc32(header.subarray(0, 24))) return 'the file header fails its checksum';
+    return { base: header.readBigUInt64LE(8), floor: header.readBigUInt64LE(16), compacted: true };
+  }
   if (!header.subarray(0, 8).equals(FILE_MAGIC)) return 'the file does not start with SYNCLOG2: not a sync log';
   if (header.readUInt32LE(24) !== crc32(header.subarray(0, 24))) return 'the file header fails its checksum';
   if (header.readUInt32LE(8) !== FILE_HEADER_BYTES) return 'the file header has an unknown size';
-  return header.readBigUInt64LE(16);
+  return { base: header.readBigUInt64LE(16), floor: 0n, compacted: false };
 }
 
 /** A record's frame header, read (its checksum is checked with the whole record). */

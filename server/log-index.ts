@@ -32,24 +32,54 @@ export class LogIndex {
   /** Scope -> starts of the records that touch it (a change in it, or moving out of it), ascending. */
   readonly #scopeRecords = new Map<string, number[]>();
 
-  constructor(base: bigint) {
+  /** The highest LSN of a delete or move that compaction dropped (0 when none). */
+  readonly floor: bigint;
+  /** True for a compacted log, where `base` plus the end of the log is its head even after dropped records. */
+  readonly compacted: boolean;
+  /** Offset of the first record holding changes: before it, only lists of operations. */
+  readableStart = FILE_HEADER_BYTES;
+  /** Offset just after the last record that names its own LSN (compaction rewrote it). */
+  compactedEnd = FILE_HEADER_BYTES;
+  /** Ends and LSNs of the records that name their own LSN, ascending. */
+  readonly #namedEnds: number[] = [];
+  readonly #namedPositions: bigint[] = [];
+
+  constructor(base: bigint, floor = 0n, compacted = false) {
     this.base = base;
+    this.floor = floor;
+    this.compacted = compacted;
   }
 
   /** The LSN of the record that ends at `end`. */
   position(end: number): bigint {
+    if (end <= this.compactedEnd) {
+      const i = firstAtOrAfter(this.#namedEnds, end);
+      if (this.#namedEnds[i] === end) return this.#namedPositions[i]!;
+    }
     return this.base + BigInt(end);
   }
 
-  /** The file offset an LSN points at (clamped to the records' range). */
+  /** The file offset just after the last record at or below an LSN (clamped to the records' range). */
   offset(position: bigint): number {
+    const named = this.#namedPositions;
+    if (named.length > 0 && position < named.at(-1)!) {
+      let low = 0;
+      let high = named.length;
+      while (low < high) {
+        const mid = (low + high) >>> 1;
+        if (named[mid]! <= position) low = mid + 1;
+        else high = mid;
+      }
+      return low === 0 ? this.readableStart : this.#namedEnds[low - 1]!;
+    }
     const offset = position - this.base;
-    if (offset < BigInt(FILE_HEADER_BYTES)) return FILE_HEADER_BYTES;
+    if (offset < BigInt(this.compactedEnd)) return this.compactedEnd;
     return offset > BigInt(this.end) ? this.end : Number(offset);
   }
 
-  /** The last record's LSN; before any, the base (0/0 for a new log). */
+  /** The last record's LSN; before any, the base (0/0 for a new log). In a compacted log, its horizon at least. */
   get head(): bigint {
+    if (this.compacted) return this.base + BigInt(this.end);
     return this.records === 0 ? this.base : this.position(this.end);
   }
 
@@ -66,6 +96,13 @@ export class LogIndex {
     if (start !== this.end) throw new Error(`record at ${start} does not follow the log's end ${this.end}`);
     const last = this.#checkpoints.at(-1)!;
     if (start - last.start >= CHECKPOINT_BYTES) this.#checkpoints.push({ start, changesBefore: this.changes });
+    for (const operation of index.operations ?? []) this.#operations.add(hashText(operation.id), start);
+    if (index.operations !== undefined && start === this.readableStart) this.readableStart = this.compactedEnd = end;
+    if (index.position !== undefined) {
+      this.#namedEnds.push(end);
+      this.#namedPositions.push(index.position);
+      this.compactedEnd = end;
+    }
     const touched = new Set<string>();
     for (const [i, [entityType, entityId, isUpdate]] of index.keys.entries()) {
       const key = entityKey(entityType, entityId);

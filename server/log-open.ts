@@ -1,4 +1,5 @@
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { formatLSN } from '../src/protocol/lsn.ts';
@@ -13,6 +14,8 @@ import { decodeIndex } from './record-codec.ts';
 export const LOG_FILE = 'sync.log';
 /** The version-1 log (JSON lines) of earlier releases, imported on first open. */
 export const LEGACY_LOG_FILE = 'changes.log';
+/** Added to the log's name for the file a compaction writes before it replaces the log. */
+export const COMPACTING_SUFFIX = '.compacting';
 
 export interface LogOpenOptions {
   /** Opens the log file for reading and writing; default `fs.promises.open(path, 'r+')`. */
@@ -55,6 +58,8 @@ export async function openLog(dir: string, options: LogOpenOptions): Promise<{ f
     const report: OpenReport = { truncatedBytes: 0 };
     const legacy = join(dir, LEGACY_LOG_FILE);
     if (!existsSync(path) && existsSync(legacy)) report.imported = await importLegacyLog(legacy, path);
+    // A compaction that did not finish: the log itself was never replaced.
+    await rm(`${path}${COMPACTING_SUFFIX}`, { force: true });
     await createIfMissing(path);
     file = await (options.openFile ?? openForUpdate)(path);
     let { size } = await file.stat();
@@ -65,17 +70,7 @@ export async function openLog(dir: string, options: LogOpenOptions): Promise<{ f
       await file.datasync();
       size = FILE_HEADER_BYTES;
     }
-    const header = Buffer.alloc(FILE_HEADER_BYTES);
-    await file.read(header, 0, FILE_HEADER_BYTES, 0);
-    const base = decodeFileHeader(header);
-    if (typeof base === 'string') throw new DamagedLogError(`cannot open ${path}: ${base}`);
-    const index = new LogIndex(base);
-    const { damage } = await scanLog(file, FILE_HEADER_BYTES, size, (frame) => {
-      const recordIndex = decodeIndex(frame.index, frame.header.changeCount);
-      if (typeof recordIndex === 'string') return `a record's index is unreadable: ${recordIndex}`;
-      index.add(frame.start, frame.end, recordIndex);
-      return undefined;
-    });
+    const { index, damage } = await indexLog(file, path, size);
     if (damage) {
       const torn = damage.nextIntact === undefined && damage.bytes <= MAX_GROUP_BYTES;
       if (!torn && options.recover !== true) throw new DamagedLogError(damagedMessage(path, damage, index));
@@ -94,6 +89,22 @@ export async function openLog(dir: string, options: LogOpenOptions): Promise<{ f
     await lock.release();
     throw error;
   }
+}
+
+/** Reads the log's header and checks every record up to `size`, building the index from their indexes. */
+export async function indexLog(file: LogFile, path: string, size: number): Promise<{ index: LogIndex; damage: Damage | undefined }> {
+  const header = Buffer.alloc(FILE_HEADER_BYTES);
+  await file.read(header, 0, FILE_HEADER_BYTES, 0);
+  const found = decodeFileHeader(header);
+  if (typeof found === 'string') throw new DamagedLogError(`cannot open ${path}: ${found}`);
+  const index = new LogIndex(found.base, found.floor, found.compacted);
+  const { damage } = await scanLog(file, FILE_HEADER_BYTES, size, (frame) => {
+    const recordIndex = decodeIndex(frame.index, frame.header.changeCount);
+    if (typeof recordIndex === 'string') return `a record's index is unreadable: ${recordIndex}`;
+    index.add(frame.start, frame.end, recordIndex);
+    return undefined;
+  });
+  return { index, damage };
 }
 
 function damagedMessage(path: string, damage: Damage, index: LogIndex): string {

@@ -14,6 +14,8 @@ export interface StoreLocation {
   storeUrl?: string;
   /** Names each entity's scope as writes are resolved. */
   scopeOf?: ScopeOf;
+  /** How long compaction keeps deletes and moves out of a scope (ms); default 30 days. */
+  tombstoneRetentionMs?: number;
 }
 
 /** True when `url` names a store this server can open. */
@@ -23,11 +25,17 @@ export function isStoreUrl(url: string): boolean {
 
 /** Opens the store a location names: PostgreSQL when a URL is given, else the embedded log. */
 export async function openStore(location: StoreLocation): Promise<SyncStore> {
-  if (location.storeUrl !== undefined) return openPostgresStore(location.storeUrl, location.scopeOf === undefined ? {} : { scopeOf: location.scopeOf });
+  if (location.storeUrl !== undefined) {
+    return openPostgresStore(location.storeUrl, {
+      ...(location.scopeOf === undefined ? {} : { scopeOf: location.scopeOf }),
+      ...(location.tombstoneRetentionMs === undefined ? {} : { tombstoneRetentionMs: location.tombstoneRetentionMs }),
+    });
+  }
   if (location.dataDir === undefined) throw new Error('createSyncServer needs dataDir, storeUrl or store');
   const { store, report } = await FileSyncStore.open(location.dataDir, {
     recover: location.recoverLog === true,
     ...(location.scopeOf === undefined ? {} : { scopeOf: location.scopeOf }),
+    ...(location.tombstoneRetentionMs === undefined ? {} : { tombstoneRetentionMs: location.tombstoneRetentionMs }),
   });
   for (const notice of describeReport(report)) location.onStoreNotice?.(notice);
   return store;
@@ -37,7 +45,7 @@ export async function openStore(location: StoreLocation): Promise<SyncStore> {
  * Opens the PostgreSQL store at `url` (`postgres://` or `postgresql://`). The driver, `pg`, is an
  * optional peer dependency loaded only here: the embedded log does not need it installed.
  */
-export async function openPostgresStore(url: string, options: { scopeOf?: ScopeOf } = {}): Promise<SyncStore> {
+export async function openPostgresStore(url: string, options: { scopeOf?: ScopeOf; tombstoneRetentionMs?: number } = {}): Promise<SyncStore> {
   if (!isStoreUrl(url)) throw new Error('the store URL must start with postgres:// or postgresql://');
   let loaded: typeof import('./postgres-store.ts');
   try {

@@ -23,6 +23,8 @@ export interface PostgresStoreOptions {
   idleSessionTimeout?: number;
   /** Most decoded rows (three per write) one stamp pass reads. Default 5000. */
   stampLimit?: number;
+  /** How long compaction keeps deletes and moves out of a scope (ms); default 30 days. */
+  tombstoneRetentionMs?: number;
   /** Tests: runs after a stamp committed and before the slot is advanced. */
   afterStamp?: () => void | Promise<void>;
 }

@@ -6,6 +6,8 @@ import type { ChangeScope } from './scopes.ts';
 import type { Queryable } from './postgres-writes.ts';
 import {
   InvalidCursorError,
+  LogCompactedError,
+  missedRemovals,
   PAGE_BYTES,
   type EntityPage,
   type PageOptions,
@@ -74,7 +76,7 @@ export async function rowsAfter(db: Queryable, after: bigint): Promise<LogRow[]>
 }
 
 /** One page of records after `after`: bounded in rows, changes and (by the size of their JSON) bytes. */
-export async function readChanges(db: Queryable, after: bigint, { until, maxChanges, maxBytes = PAGE_BYTES, scopes }: ReadOptions): Promise<StoredRecord[]> {
+export async function readChanges(db: Queryable, after: bigint, { until, maxChanges, maxBytes = PAGE_BYTES, scopes, floor: known }: ReadOptions): Promise<StoredRecord[]> {
   if (until <= after) return [];
   // With scopes, the records come from the scope index: each scope's entries in LSN order, at
   // most a page of them, never a scan of the log.
@@ -83,22 +85,31 @@ export async function readChanges(db: Queryable, after: bigint, { until, maxChan
            SELECT s.lsn FROM ${NAMES.changeScopes} s WHERE s.scope = wanted.scope AND s.lsn > $1 AND s.lsn <= $2 ORDER BY s.lsn LIMIT $3
          ) found ORDER BY found.lsn LIMIT $3)`;
   // The running size is summed in the database, so a page of huge records is never fetched whole.
-  const result = await db.query<LogRow>(
-    `SELECT ${LOG_COLUMNS} FROM (
+  // The compaction floor is read in the same statement, so in the same snapshot as the page.
+  const result = await db.query<(LogRow | { [K in keyof LogRow]: null }) & { floor: string }>(
+    `SELECT f.floor::text AS floor, page.* FROM ${NAMES.compaction} f LEFT JOIN (SELECT ${LOG_COLUMNS} FROM (
        SELECT *, sum(octet_length(changes::text)) OVER (ORDER BY lsn) AS running FROM ${NAMES.changeLog}
         WHERE ${where} AND refused IS NULL ORDER BY lsn LIMIT $3
-     ) page WHERE running - octet_length(changes::text) < $4 ORDER BY page.lsn`,
+     ) sized WHERE running - octet_length(changes::text) < $4) page ON true ORDER BY page.lsn`,
     [formatLSN(after), formatLSN(until), Math.max(1, Math.min(maxChanges, PAGE_ROWS)), maxBytes, ...(scopes === undefined ? [] : [scopes])],
   );
+  const floor = parseLSN(result.rows[0]?.floor ?? '0/0') ?? 0n;
+  if (missedRemovals(after, floor, known)) throw new LogCompactedError(after, floor);
   const records: StoredRecord[] = [];
   let count = 0;
   for (const row of result.rows) {
+    if (row.lsn === null) continue;
     const record = toRecord(row);
     if (records.length > 0 && count + record.changes.length > maxChanges) break;
     records.push(record);
     count += record.changes.length;
   }
   return records;
+}
+
+export async function readCompactionFloor(db: Queryable): Promise<bigint> {
+  const result = await db.query<{ floor: string }>(`SELECT floor::text AS floor FROM ${NAMES.compaction}`);
+  return parseLSN(result.rows[0]?.floor ?? '0/0') ?? 0n;
 }
 
 export async function countChanges(db: Queryable, after: bigint, until: bigint, scopes?: readonly string[]): Promise<number> {

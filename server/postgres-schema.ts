@@ -6,6 +6,8 @@ export const NAMES = {
   changeLog: 'sync_change_log',
   entities: 'sync_entities',
   changeScopes: 'sync_change_scopes',
+  /** One row: the compaction floor (highest LSN of a dropped delete or move) and the last horizon. */
+  compaction: 'sync_compaction',
   publication: 'sync_connection',
   /** Prefix of the logical messages that carry the writes. */
   messagePrefix: 'sync-connection',
@@ -62,7 +64,15 @@ CREATE TABLE IF NOT EXISTS ${NAMES.changeScopes} (
   scope text NOT NULL,
   lsn pg_lsn NOT NULL,
   PRIMARY KEY (scope, lsn)
-);`;
+);
+-- Added with compaction: its state, and the LSN of an operation whose record it dropped.
+CREATE TABLE IF NOT EXISTS sync_compaction (
+  only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+  floor pg_lsn NOT NULL DEFAULT '0/0',
+  horizon pg_lsn NOT NULL DEFAULT '0/0'
+);
+INSERT INTO sync_compaction (only_row) VALUES (true) ON CONFLICT DO NOTHING;
+ALTER TABLE ${NAMES.writes} ADD COLUMN IF NOT EXISTS compacted_lsn pg_lsn;`;
 
 /**
  * Creates what the store needs if it is missing: three tables, a publication without tables (its

@@ -3,18 +3,22 @@ import pg from 'pg';
 import { formatLSN, type LSN } from '../src/protocol/lsn.ts';
 import type { Edit } from './edit.ts';
 import { PostgresAppender } from './postgres-appender.ts';
+import { compactLog } from './postgres-compaction.ts';
 import { describe, isConnectionError, isPoolBusy, isSlotGone, redactUrl } from './postgres-errors.ts';
 import { PostgresLink } from './postgres-link.ts';
 import type { PostgresStoreOptions } from './postgres-options.ts';
-import { countChanges, readChanges, readEntity, readEntityPage, readHead, readStats, rowsAfter, toRecord, PAGE_ROWS, type LogRow } from './postgres-reads.ts';
+import { countChanges, readChanges, readCompactionFloor, readEntity, readEntityPage, readHead, readStats, rowsAfter, toRecord, PAGE_ROWS, type LogRow } from './postgres-reads.ts';
 import { NAMES, prepareDatabase, slotLost } from './postgres-schema.ts';
 import { stampOnce, type StampOptions } from './postgres-stamper.ts';
 import { StampWaiters } from './postgres-waiters.ts';
 import { refuseWrite, type Write } from './postgres-writes.ts';
 import { refusalFrom } from './scopes.ts';
 import {
+  DEFAULT_TOMBSTONE_RETENTION_MS,
   StoreRefusedError,
   StoreUnavailableError,
+  type CompactionReport,
+  type CompactOptions,
   type AppendOptions,
   type AppendResult,
   type ScopedEntity,
@@ -42,6 +46,7 @@ const FLUSH_TIMEOUT_MS = 5000;
  * poll) and tells its listeners; a write resolves once its own instance has seen its record.
  */
 export class PostgresSyncStore implements SyncStore {
+  readonly #tombstoneRetention: number;
   readonly #slot: string;
   readonly #stampOptions: Omit<StampOptions, 'slot'>;
   readonly #link: PostgresLink;
@@ -65,6 +70,7 @@ export class PostgresSyncStore implements SyncStore {
   #closed = false;
 
   private constructor(url: string, slot: string, head: bigint, options: PostgresStoreOptions) {
+    this.#tombstoneRetention = options.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS;
     this.#slot = slot;
     this.#headPosition = head;
     this.#stampOptions = { limit: options.stampLimit ?? STAMP_LIMIT, afterCommit: options.afterStamp, scopeOf: options.scopeOf };
@@ -184,6 +190,28 @@ export class PostgresSyncStore implements SyncStore {
 
   changesAfter(after: bigint, options: ReadOptions): Promise<StoredRecord[]> {
     return this.#link.read((db) => readChanges(db, after, options));
+  }
+
+  /** One transaction; the head record is left as it is (see compactLog). */
+  async compact({ horizon, now = Date.now() }: CompactOptions = {}): Promise<CompactionReport> {
+    const head = await this.latestPosition();
+    const target = horizon === undefined || horizon > head ? head : horizon;
+    const retention = this.#tombstoneRetention;
+    return this.#link.read(async (db) => {
+      const client = await db.connect();
+      try {
+        const report = await compactLog(client, target, now - retention);
+        client.release();
+        return report;
+      } catch (error) {
+        client.release(true);
+        throw error;
+      }
+    });
+  }
+
+  compactionFloor(): Promise<bigint> {
+    return this.#link.read(readCompactionFloor);
   }
 
   countChangesAfter(after: bigint, until: bigint, scopes?: readonly string[]): Promise<number> {

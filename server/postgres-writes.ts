@@ -126,7 +126,7 @@ export interface WriteState {
 /** The write that applied `operationId`, its fingerprint, and its record's LSN once it has been stamped. */
 export async function findOperation(db: Queryable, operationId: string): Promise<({ writeId: string; fingerprint: string | null } & WriteState) | undefined> {
   const result = await db.query<{ write_id: string; lsn: string | null; refused: string | null; fingerprint: string | null }>(
-    `SELECT w.write_id, w.fingerprint, c.lsn::text AS lsn, c.refused FROM ${NAMES.writes} w
+    `SELECT w.write_id, w.fingerprint, coalesce(c.lsn, w.compacted_lsn)::text AS lsn, c.refused FROM ${NAMES.writes} w
        LEFT JOIN ${NAMES.changeLog} c ON c.write_id = w.write_id
       WHERE w.operation_id = $1`,
     [operationId],
@@ -138,7 +138,7 @@ export async function findOperation(db: Queryable, operationId: string): Promise
 /** Where a write stands; undefined if it was never committed. */
 export async function writeStatus(db: Queryable, writeId: string): Promise<WriteState | undefined> {
   const result = await db.query<{ lsn: string | null; refused: string | null }>(
-    `SELECT c.lsn::text AS lsn, c.refused FROM ${NAMES.writes} w
+    `SELECT coalesce(c.lsn, w.compacted_lsn)::text AS lsn, c.refused FROM ${NAMES.writes} w
        LEFT JOIN ${NAMES.changeLog} c ON c.write_id = w.write_id
       WHERE w.write_id = $1`,
     [writeId],

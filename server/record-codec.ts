@@ -11,12 +11,30 @@ export interface RecordIndex {
   keys: [string, string, boolean][];
   /** Each change's scope, in order; absent when every change is in the default scope. */
   scopes?: ChangeScope[];
+  /**
+   * The record's LSN, for a record that compaction rewrote (its offset no longer tells it); absent
+   * for a record appended in place.
+   */
+  position?: bigint;
+  /** For a record of compaction that carries no changes: the operations applied by records it dropped. */
+  operations?: AppliedOperation[];
+}
+
+/** An operation id applied by a record that compaction dropped: where it was applied, and its digest. */
+export interface AppliedOperation {
+  id: string;
+  position: bigint;
+  fingerprint?: string;
 }
 
 /** Marks "no operation id" in the index. */
 const NO_OPERATION = 0xffff;
 /** Marks "an operation id and its fingerprint follow". */
 const FINGERPRINTED = 0xfffe;
+/** Marks "u64 position follows, then the index as usual" (a record compaction rewrote). */
+const POSITIONED = 0xfffd;
+/** Marks an index that lists operations: `u32 count`, then per operation `u64 position | id | u8 1 | fingerprint` or `... | u8 0`. */
+const OPERATIONS = 0xfffc;
 const UPDATE = 1;
 const HAS_SCOPE = 2;
 const HAS_BEFORE = 4;
@@ -31,7 +49,42 @@ const HAS_BEFORE = 4;
  * The body is the changes as a JSON array, exactly as clients get them, so a catch-up frame is
  * put together from bodies without parsing them.
  */
-export function encodeRecord(changes: readonly Change[], operationId?: string, scopes?: readonly ChangeScope[], fingerprint?: string): Buffer {
+export function encodeRecord(changes: readonly Change[], operationId?: string, scopes?: readonly ChangeScope[], fingerprint?: string, position?: bigint): Buffer {
+  const index = encodeIndex(changes, operationId, scopes, fingerprint);
+  const body = Buffer.from(JSON.stringify(changes));
+  return encodeFrame(position === undefined ? index : Buffer.concat([positionPrefix(position), index]), body, changes.length);
+}
+
+/** A record without changes that keeps the ids of operations whose records compaction dropped. */
+export function encodeOperationsRecord(operations: readonly AppliedOperation[]): Buffer {
+  const parts: Buffer[] = [Buffer.alloc(6)];
+  parts[0]!.writeUInt16LE(OPERATIONS, 0);
+  parts[0]!.writeUInt32LE(operations.length, 2);
+  for (const operation of operations) {
+    const id = Buffer.from(operation.id);
+    const fingerprint = operation.fingerprint === undefined ? undefined : Buffer.from(operation.fingerprint);
+    const head = Buffer.alloc(10);
+    head.writeBigUInt64LE(operation.position, 0);
+    head.writeUInt16LE(id.length, 8);
+    const tail = Buffer.alloc(fingerprint === undefined ? 1 : 3);
+    if (fingerprint !== undefined) {
+      tail.writeUInt8(1, 0);
+      tail.writeUInt16LE(fingerprint.length, 1);
+    }
+    parts.push(head, id, tail);
+    if (fingerprint !== undefined) parts.push(fingerprint);
+  }
+  return encodeFrame(Buffer.concat(parts), Buffer.from('[]'), 0);
+}
+
+function positionPrefix(position: bigint): Buffer {
+  const prefix = Buffer.alloc(10);
+  prefix.writeUInt16LE(POSITIONED, 0);
+  prefix.writeBigUInt64LE(position, 2);
+  return prefix;
+}
+
+function encodeIndex(changes: readonly Change[], operationId?: string, scopes?: readonly ChangeScope[], fingerprint?: string): Buffer {
   const bytes = Buffer.byteLength;
   let size = 2 + (operationId === undefined ? 0 : bytes(operationId)) + (fingerprint === undefined || operationId === undefined ? 0 : 4 + bytes(fingerprint));
   for (const [i, change] of changes.entries()) {
@@ -60,7 +113,7 @@ export function encodeRecord(changes: readonly Change[], operationId?: string, s
     if (scoped) at = writeText(index, at, scope.scope);
     if (scope?.before !== undefined) at = writeText(index, at, scope.before);
   }
-  return encodeFrame(index, Buffer.from(JSON.stringify(changes)), changes.length);
+  return index;
 }
 
 /** Writes `u16 length | UTF-8 text` at `at`; returns the offset after it. */
@@ -80,6 +133,33 @@ function readText(bytes: Buffer, at: number): { text: string; next: number } | u
 
 /** Reads a record's index; returns why it is not one. */
 export function decodeIndex(bytes: Buffer, changeCount: number): RecordIndex | string {
+  const marker = bytes.length < 2 ? undefined : bytes.readUInt16LE(0);
+  if (marker === OPERATIONS) return changeCount === 0 ? decodeOperations(bytes) : 'its index lists operations beside changes';
+  if (marker !== POSITIONED) return decodeKeys(bytes, changeCount);
+  if (bytes.length < 10) return 'its index is cut short';
+  const index = decodeKeys(bytes.subarray(10), changeCount);
+  if (typeof index !== 'string') index.position = bytes.readBigUInt64LE(2);
+  return index;
+}
+
+function decodeOperations(bytes: Buffer): RecordIndex | string {
+  if (bytes.length < 6) return 'its index is cut short';
+  const operations: AppliedOperation[] = [];
+  let at = 6;
+  for (let count = bytes.readUInt32LE(2); count > 0; count -= 1) {
+    if (at + 8 > bytes.length) return 'its operations are cut short';
+    const position = bytes.readBigUInt64LE(at);
+    const id = readText(bytes, at + 8);
+    if (id === undefined || id.next >= bytes.length) return 'its operations are cut short';
+    const fingerprint = bytes[id.next] === 1 ? readText(bytes, id.next + 1) : { text: undefined, next: id.next + 1 };
+    if (fingerprint === undefined) return 'its operations are cut short';
+    operations.push(fingerprint.text === undefined ? { id: id.text, position } : { id: id.text, position, fingerprint: fingerprint.text });
+    at = fingerprint.next;
+  }
+  return at === bytes.length ? { keys: [], operations } : 'its index is longer than its operations';
+}
+
+function decodeKeys(bytes: Buffer, changeCount: number): RecordIndex | string {
   const index: RecordIndex = { keys: [] };
   let at = 2;
   const marker = bytes.length < 2 ? undefined : bytes.readUInt16LE(0);

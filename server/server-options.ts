@@ -110,6 +110,13 @@ export interface SyncServerOptions {
   resumeAdvanceInterval?: number;
   /** What one write may hold (ids, types, nesting, size); each over-limit write is refused, naming the limit. */
   limits?: Partial<InputLimits>;
+  /** How long compaction keeps deletes and moves out of a scope below its horizon (ms); default 30 days. */
+  tombstoneRetentionMs?: number;
+  /**
+   * Compacts the store by itself once this many changes were appended since the last compaction
+   * (counted by this server); off (0) by default. See `SyncServer.compact`.
+   */
+  compactEvery?: number;
   /** Clock for change timestamps. Default `Date.now`. */
   now?: () => number;
   /**
@@ -139,6 +146,7 @@ export interface ResolvedOptions {
   limits: InputLimits;
   now: () => number;
   resumeAdvanceInterval: number;
+  compactEvery: number;
 }
 
 const MiB = 1024 * 1024;
@@ -163,5 +171,6 @@ export function resolveOptions(options: SyncServerOptions): ResolvedOptions {
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     now: options.now ?? Date.now,
     resumeAdvanceInterval: options.resumeAdvanceInterval ?? 5000,
+    compactEvery: options.compactEvery ?? 0,
   };
 }

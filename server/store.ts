@@ -1,19 +1,28 @@
 import type { Change } from '../src/protocol/change.ts';
 import { formatLSN, type LSN } from '../src/protocol/lsn.ts';
-import { AppendLog, type LogFile } from './append-log.ts';
+import { open, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AppendLog, syncDirectory, type LogFile } from './append-log.ts';
+import { copyRecords, writeCompacted, Writer } from './log-compaction.ts';
+import { scanLog } from './log-scan.ts';
 import type { DataDirLock } from './data-dir-lock.ts';
 import { entityKey, resolveEdits, type Edit } from './edit.ts';
 import { entityPage } from './entity-pages.ts';
 import { LogIndex } from './log-index.ts';
 import { MAX_RECORD_BYTES, RECORD_HEADER_BYTES } from './log-format.ts';
 import { CorruptRecordError, readFrames, walkHeaders, type Frame } from './log-reader.ts';
-import { openLog, type LogOpenOptions, type OpenReport } from './log-open.ts';
+import { COMPACTING_SUFFIX, indexLog, LOG_FILE, openLog, type LogOpenOptions, type OpenReport } from './log-open.ts';
 import { ChunkCursor, readFrame } from './log-reader.ts';
 import { decodeChanges, decodeIndex, encodeRecord, type RecordIndex } from './record-codec.ts';
 import { scopeChanges, type ChangeScope, type ScopeOf } from './scopes.ts';
 import {
+  DEFAULT_TOMBSTONE_RETENTION_MS,
+  LogCompactedError,
+  missedRemovals,
   PAGE_BYTES,
   StoreRefusedError,
+  type CompactionReport,
+  type CompactOptions,
   type AppendOptions,
   type AppendResult,
   type ScopedEntity,
@@ -28,6 +37,13 @@ import {
 export interface FileStoreOptions extends LogOpenOptions {
   /** Names each entity's scope when a write is resolved; without it every entity is in the default scope. */
   scopeOf?: ScopeOf;
+  /** How long compaction keeps deletes and moves out of a scope below its horizon; default 30 days. */
+  tombstoneRetentionMs?: number;
+  /**
+   * Called at the steps of a compaction where a crash matters (the new file written and synced;
+   * it replaced the log), and awaited: crash tests stop the process there.
+   */
+  onCompactionStep?: (step: 'written' | 'replaced') => Promise<void> | void;
 }
 
 /** Bytes read at a time while a scoped catch-up reads records scattered over the log. */
@@ -51,9 +67,17 @@ const KNOWN_BOUNDARIES = 4096;
  * (log-index.ts); the data itself stays on disk and is read back in pages.
  */
 export class FileSyncStore implements SyncStore {
-  readonly #file: LogFile;
-  readonly #log: AppendLog;
-  readonly #index: LogIndex;
+  #file: LogFile;
+  #log: AppendLog;
+  #index: LogIndex;
+  readonly #dir: string;
+  readonly #options: FileStoreOptions;
+  /** Reads under way; a compaction replaces the file only when there are none. */
+  #readers = 0;
+  #readersGone: (() => void) | undefined;
+  /** Set while a compaction replaces the file: reads wait for it. */
+  #replacing: Promise<void> | undefined;
+  #compacting: Promise<CompactionReport> | undefined;
   readonly #lock: DataDirLock;
   /** Entities written by appends not yet durable: their value and scope once those are, and how many. */
   readonly #pending = new Map<string, { value: unknown; scope: string | undefined; appends: number }>();
@@ -67,8 +91,10 @@ export class FileSyncStore implements SyncStore {
   #failure: Error | undefined;
   #closed = false;
 
-  private constructor(file: LogFile, index: LogIndex, lock: DataDirLock, scopeOf: ScopeOf | undefined) {
-    this.#scopeOf = scopeOf;
+  private constructor(dir: string, file: LogFile, index: LogIndex, lock: DataDirLock, options: FileStoreOptions) {
+    this.#dir = dir;
+    this.#options = options;
+    this.#scopeOf = options.scopeOf;
     this.#file = file;
     this.#index = index;
     this.#lock = lock;
@@ -78,7 +104,7 @@ export class FileSyncStore implements SyncStore {
   /** Opens (creating it if needed) the store in `dir`; throws, saying why and what to do, when it cannot. */
   static async open(dir: string, options: FileStoreOptions = {}): Promise<OpenStoreResult> {
     const { file, index, lock, report } = await openLog(dir, options);
-    return { store: new FileSyncStore(file, index, lock, options.scopeOf), truncatedBytes: report.truncatedBytes, report };
+    return { store: new FileSyncStore(dir, file, index, lock, options), truncatedBytes: report.truncatedBytes, report };
   }
 
   get head(): LSN {
@@ -111,7 +137,12 @@ export class FileSyncStore implements SyncStore {
     return result;
   }
 
-  async changesAfter(after: bigint, { until, maxChanges, maxBytes = PAGE_BYTES, scopes }: ReadOptions): Promise<StoredRecord[]> {
+  changesAfter(after: bigint, options: ReadOptions): Promise<StoredRecord[]> {
+    return this.#reading(() => this.#changesAfter(after, options));
+  }
+
+  async #changesAfter(after: bigint, { until, maxChanges, maxBytes = PAGE_BYTES, scopes, floor }: ReadOptions): Promise<StoredRecord[]> {
+    if (missedRemovals(after, this.#index.floor, floor)) throw new LogCompactedError(after, this.#index.floor);
     const from = await this.#boundaryAfter(after);
     const to = this.#index.offset(until);
     if (from >= to) return [];
@@ -122,7 +153,11 @@ export class FileSyncStore implements SyncStore {
     return frames.map((frame) => this.#decode(frame));
   }
 
-  async countChangesAfter(after: bigint, until: bigint, scopes?: readonly string[]): Promise<number> {
+  countChangesAfter(after: bigint, until: bigint, scopes?: readonly string[]): Promise<number> {
+    return this.#reading(() => this.#countChangesAfter(after, until, scopes));
+  }
+
+  async #countChangesAfter(after: bigint, until: bigint, scopes?: readonly string[]): Promise<number> {
     const from = await this.#boundaryAfter(after);
     const to = await this.#boundaryAfter(until);
     if (scopes !== undefined) return to <= from ? 0 : this.#index.scopedRecordCount(scopes, from, to);
@@ -133,7 +168,11 @@ export class FileSyncStore implements SyncStore {
     return this.#index.head;
   }
 
-  async entity(entityType: string, entityId: string): Promise<ScopedEntity | undefined> {
+  entity(entityType: string, entityId: string): Promise<ScopedEntity | undefined> {
+    return this.#reading(() => this.#entity(entityType, entityId));
+  }
+
+  async #entity(entityType: string, entityId: string): Promise<ScopedEntity | undefined> {
     const key = entityKey(entityType, entityId);
     const pending = this.#pending.get(key);
     if (pending) return pending.value === undefined ? undefined : { entityType, entityId, data: pending.value, scope: pending.scope ?? this.#index.entityScope(key) };
@@ -142,12 +181,119 @@ export class FileSyncStore implements SyncStore {
   }
 
   entities(page: PageOptions): Promise<EntityPage> {
-    return entityPage(page, {
+    return this.#reading(() => entityPage(page, {
       file: this.#file,
       index: this.#index,
       head: this.head,
       decode: (frame) => this.#decode(frame),
+    }));
+  }
+
+  compact(options: CompactOptions = {}): Promise<CompactionReport> {
+    if (this.#closed) return Promise.reject(new Error('store is closed'));
+    if (this.#compacting) return this.#compacting.then(() => this.compact(options));
+    const compacting = this.#compact(options).finally(() => {
+      if (this.#compacting === compacting) this.#compacting = undefined;
     });
+    return (this.#compacting = compacting);
+  }
+
+  async compactionFloor(): Promise<bigint> {
+    return this.#index.floor;
+  }
+
+  async #compact({ horizon, now = Date.now() }: CompactOptions): Promise<CompactionReport> {
+    const index = this.#index;
+    const file = this.#file;
+    const target = horizon === undefined || horizon > index.head ? index.head : horizon;
+    const horizonEnd = index.offset(target);
+    const report = { horizon: formatLSN(target), changesBefore: index.changes, removalsDropped: 0 };
+    const unchanged = (): CompactionReport => ({ ...report, floor: formatLSN(index.floor), changesAfter: index.changes, compacted: false });
+    if (horizonEnd <= index.readableStart) return unchanged();
+    const path = join(this.#dir, LOG_FILE);
+    const temporary = `${path}${COMPACTING_SUFFIX}`;
+    const out = await open(temporary, 'w+');
+    let replaced = false;
+    try {
+      const retention = this.#options.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS;
+      const written = await writeCompacted(file, index, out, horizonEnd, index.end, now - retention);
+      if (!written) return unchanged();
+      const next = await indexLog(out, temporary, written.end);
+      if (next.damage) throw new Error(`the compacted log does not read back: ${next.damage.reason}`);
+      const swapped = await this.#replaceWith(async () => {
+        // Appends made while the file was written follow, at the same offsets from its end.
+        const writer = new Writer(out, written.end);
+        const copied = this.#index.end;
+        await copyRecords(file, written.copiedTo, copied, writer);
+        const tail = await scanLog(out, written.end, writer.end, (frame) => {
+          const recordIndex = decodeIndex(frame.index, frame.header.changeCount);
+          if (typeof recordIndex === 'string') return recordIndex;
+          next.index.add(frame.start, frame.end, recordIndex);
+          return undefined;
+        });
+        if (tail.damage) throw new Error(`the compacted log does not read back: ${tail.damage.reason}`);
+        await out.datasync();
+        await this.#options.onCompactionStep?.('written');
+        await rename(temporary, path);
+        replaced = true;
+        await syncDirectory(this.#dir);
+        await this.#options.onCompactionStep?.('replaced');
+        const old = this.#log;
+        this.#file = out;
+        this.#index = next.index;
+        this.#log = new AppendLog(out, next.index.end);
+        this.#boundaries.clear();
+        await old.close();
+        return next.index;
+      });
+      return { ...report, floor: formatLSN(swapped.floor), changesAfter: swapped.changes, removalsDropped: written.removalsDropped, compacted: true };
+    } catch (error) {
+      if (replaced) {
+        // The log on disk is the new one, this process still writes the old: nothing more may be acknowledged.
+        this.#fail(error instanceof Error ? error : new Error(String(error)));
+      }
+      throw error;
+    } finally {
+      if (!replaced) {
+        await out.close();
+        await rm(temporary, { force: true });
+      }
+    }
+  }
+
+  /** Runs `replace` once no append is being prepared or written and no read is under way, holding both back meanwhile. */
+  async #replaceWith<T>(replace: () => Promise<T>): Promise<T> {
+    let done!: () => void;
+    const replacing = new Promise<void>((resolve) => (done = resolve));
+    const turn = this.#preparing.then(async () => {
+      this.#replacing = replacing;
+      try {
+        await this.#log.flush();
+        if (this.#log.failure) throw this.#log.failure;
+        if (this.#readers > 0) await new Promise<void>((resolve) => (this.#readersGone = resolve));
+        return await replace();
+      } finally {
+        this.#replacing = undefined;
+        done();
+      }
+    });
+    this.#preparing = turn.catch(() => {});
+    return turn;
+  }
+
+  /** Runs a read of the file and its index, after any replacement under way and before the next one. */
+  async #reading<T>(read: () => Promise<T>): Promise<T> {
+    while (this.#replacing) await this.#replacing;
+    this.#readers += 1;
+    try {
+      return await read();
+    } finally {
+      this.#readers -= 1;
+      if (this.#readers === 0 && this.#readersGone) {
+        this.#readersGone();
+        this.#readersGone = undefined;
+      }
+    }
   }
 
   async stats(): Promise<StoreStats> {
@@ -183,6 +329,7 @@ export class FileSyncStore implements SyncStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#compacting?.catch(() => {});
     await this.#preparing;
     await this.#log.close();
     await this.#lock.release();
@@ -248,6 +395,8 @@ export class FileSyncStore implements SyncStore {
         const position = this.#index.position(frame.end);
         return index.fingerprint === undefined ? { position } : { position, fingerprint: index.fingerprint };
       }
+      const listed = index?.operations?.find((operation) => operation.id === operationId);
+      if (listed) return listed.fingerprint === undefined ? { position: listed.position } : { position: listed.position, fingerprint: listed.fingerprint };
     }
     return undefined;
   }

@@ -5,7 +5,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ServerStats } from '../src/protocol/http.ts';
 import { CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON, SyncConnection } from './connection.ts';
 import { startHeartbeat } from './heartbeat.ts';
-import { formatLSN } from '../src/protocol/lsn.ts';
+import { errorMessage } from '../src/protocol/errors.ts';
+import { formatLSN, parseLSN, type LSN } from '../src/protocol/lsn.ts';
 import { handleApi, isApiPath } from './http-api.ts';
 import { hostAllowed, hostPolicy, originAllowed, type AccessPolicy } from './http-access.ts';
 import { SnapshotGate } from './http-entities.ts';
@@ -16,7 +17,7 @@ import { MemoryBudget, SharedFrame } from './outbound.ts';
 import { resolveOptions, type SyncServerOptions } from './server-options.ts';
 import { serveStatic } from './static-files.ts';
 import { Subscribers } from './subscribers.ts';
-import type { StoredRecord, SyncStore } from './sync-store.ts';
+import type { CompactionReport, StoredRecord, SyncStore } from './sync-store.ts';
 import { isEndpointPath, routeUpgrades } from './upgrade-route.ts';
 
 export type { SyncServerOptions } from './server-options.ts';
@@ -47,6 +48,12 @@ export interface SyncServer {
    * 0/0, under what its identity may see then. `reason` goes to the clients. Returns how many.
    */
   reset(filter: (identity: Identity) => boolean, reason?: string): number;
+  /**
+   * Compacts the store up to `horizon` (default: its head): each entity keeps its latest change
+   * there, deletes and moves out of a scope stay for the store's tombstone retention. Clients
+   * whose resume point is below a dropped delete get `reset` on their next catch-up.
+   */
+  compact(options?: { horizon?: LSN }): Promise<CompactionReport>;
   /**
    * Stops accepting, lets every append under way become durable and be answered, closes the
    * sockets with 1001 and closes the store. Idempotent.
@@ -246,7 +253,30 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
   });
 
   // A record's frame is the same for every live client that sees the same of it: built once, held once.
-  const unsubscribe = store.subscribe((record: StoredRecord) => subscribers.publish(record));
+  const compact = async (horizon?: LSN): Promise<CompactionReport> => {
+    const position = horizon === undefined ? undefined : parseLSN(horizon);
+    if (horizon !== undefined && position === undefined) throw new TypeError(`compact: ${JSON.stringify(horizon)} is not an LSN`);
+    return store.compact({ ...(position === undefined ? {} : { horizon: position }), now: settings.now() });
+  };
+  // The automatic policy: a compaction once `compactEvery` changes were appended since the last one.
+  let appendedSince = 0;
+  let autoCompacting = false;
+  const countForCompaction = (record: StoredRecord) => {
+    if (settings.compactEvery <= 0) return;
+    appendedSince += record.changes.length;
+    if (autoCompacting || closing || appendedSince < settings.compactEvery) return;
+    autoCompacting = true;
+    appendedSince = 0;
+    compact().catch((error: unknown) => {
+      process.emitWarning(`automatic compaction failed: ${errorMessage(error)}`);
+    }).finally(() => {
+      autoCompacting = false;
+    });
+  };
+  const unsubscribe = store.subscribe((record: StoredRecord) => {
+    subscribers.publish(record);
+    countForCompaction(record);
+  });
   // Clients that were offered nothing (every new record was outside their scopes) get one shared
   // empty batch at the head now and then, so that they never replay what they may not see. A few
   // hundred at a time, so that live records are not held up behind thousands of them.
@@ -334,6 +364,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Sync
       }
       return count;
     },
+    compact: (compactOptions = {}) => compact(compactOptions.horizon),
     close: () => (closed ??= shutdown()),
   };
 }

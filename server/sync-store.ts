@@ -1,5 +1,5 @@
 import type { Change } from '../src/protocol/change.ts';
-import type { LSN } from '../src/protocol/lsn.ts';
+import { formatLSN, type LSN } from '../src/protocol/lsn.ts';
 import type { Edit } from './edit.ts';
 import type { ChangeScope } from './scopes.ts';
 
@@ -97,6 +97,59 @@ export interface ReadOptions {
    * one), found through the store's scope index; absent: every record.
    */
   scopes?: readonly string[];
+  /**
+   * The compaction floor when this reader's catch-up began (`compactionFloor()`): the read throws
+   * {@link LogCompactedError} if the floor has since risen above both it and `after` (a delete the
+   * reader had not reached yet may be gone). Absent: the read throws when `after` is neither 0 nor
+   * at or above the floor.
+   */
+  floor?: bigint;
+}
+
+/** What `compact` is asked to do. */
+export interface CompactOptions {
+  /** Compact the records at or below this LSN; default: the head. Above the head counts as the head. */
+  horizon?: bigint;
+  /** The time now, in ms since the epoch (default `Date.now()`): removals older than the retention before it are dropped. */
+  now?: number;
+}
+
+/** What one compaction did. */
+export interface CompactionReport {
+  /** The LSN it compacted up to. */
+  horizon: LSN;
+  /** The highest LSN of a dropped delete or move: a client whose resume point is below it gets `reset`. */
+  floor: LSN;
+  /** Changes in the log before and after. */
+  changesBefore: number;
+  changesAfter: number;
+  /** Deletes and moves out of a scope dropped by this compaction (older than the retention). */
+  removalsDropped: number;
+  /** False when it had nothing to drop and left the store as it was. */
+  compacted: boolean;
+}
+
+/** The default time a delete (or a move out of a scope) is kept below the compaction horizon: 30 days. */
+export const DEFAULT_TOMBSTONE_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
+
+/**
+ * Thrown by `changesAfter` when a read from `after` could miss a delete that compaction dropped:
+ * a client that holds data up to `after` must start over (protocol `reset`).
+ */
+export class LogCompactedError extends Error {
+  override readonly name = 'LogCompactedError';
+  readonly floor: bigint;
+
+  constructor(after: bigint, floor: bigint) {
+    super(`the log was compacted past ${formatLSN(after)}: deletes up to ${formatLSN(floor)} are no longer kept`);
+    this.floor = floor;
+  }
+}
+
+/** Whether a read from `after`, by a reader that began under the floor `known`, may have missed a dropped delete. */
+export function missedRemovals(after: bigint, floor: bigint, known: bigint | undefined): boolean {
+  const since = known ?? (after === 0n ? floor : 0n);
+  return floor > since && floor > after;
 }
 
 /** What a page of reads holds by default, in bytes (at least one record or entity). */
@@ -159,7 +212,11 @@ export interface SyncStore {
    * with the whole merged value.
    */
   append(edits: readonly Edit[], operationId?: string, sequence?: WriteSequence, options?: AppendOptions): Promise<AppendResult>;
-  /** The records after position `after`, in LSN order, bounded by `options`: one page, read from storage. */
+  /**
+   * The records after position `after`, in LSN order, bounded by `options`: one page, read from
+   * storage. Throws {@link LogCompactedError} as `options.floor` says, checked in the same view of
+   * the log as the page is read in.
+   */
   changesAfter(after: bigint, options: ReadOptions): Promise<StoredRecord[]>;
   /**
    * How many changes the records in (`after`, `until`] hold; with `scopes`, about how many of them
@@ -182,6 +239,14 @@ export interface SyncStore {
    * undefined when it is back. Returns unsubscribe. A store that is never unavailable never calls it.
    */
   onAvailability(listener: (unavailable: Error | undefined) => void): () => void;
+  /**
+   * Keeps, at or below the horizon, only the latest change of each entity, and the deletes and
+   * moves out of a scope that are younger than the store's tombstone retention; drops the rest and
+   * the space it took. Operation ids stay applied. One at a time; appends and reads go on meanwhile.
+   */
+  compact(options?: CompactOptions): Promise<CompactionReport>;
+  /** The highest LSN of a delete or move that compaction dropped (0 when none): a catch-up from below it could miss one. */
+  compactionFloor(): Promise<bigint>;
   /** Resolves once every append made so far has settled. */
   flush(): Promise<void>;
   close(): Promise<void>;

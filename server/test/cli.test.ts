@@ -181,6 +181,10 @@ test('options come from flags, then the environment, then defaults', () => {
     [{ maxDepth: 4000 }, 50, 500, true],
   );
   assert.equal(defaults.server.recoverLog, false, 'a damaged log is not cut unless asked');
+  assert.deepEqual([defaults.server.compactEvery, defaults.server.tombstoneRetentionMs], [0, 30 * 24 * 3_600_000], 'no automatic compaction; deletes kept 30 days');
+  const compacting = parseCliOptions(['--compact-every', '100000', '--tombstone-retention-hours', '48'], {}, '/srv');
+  assert.ok(!('error' in compacting), 'no error');
+  assert.deepEqual([compacting.server.compactEvery, compacting.server.tombstoneRetentionMs], [100_000, 48 * 3_600_000]);
   const postgres = parseCliOptions(['--store', 'postgres://u@db/sync'], {}, '/srv');
   assert.ok(!('error' in postgres), 'no error');
   assert.equal(postgres.server.storeUrl, 'postgres://u@db/sync');
@@ -188,7 +192,7 @@ test('options come from flags, then the environment, then defaults', () => {
   assert.ok(!('error' in postgresFromEnv), 'no error');
   assert.equal(postgresFromEnv.server.storeUrl, 'postgresql://db/x');
   assert.equal(defaults.server.storeUrl, undefined, 'the embedded log by default');
-  for (const bad of [['--store', 'mysql://db'], ['--store', '/var/lib/db'], ['--port', '70000'], ['--batch-size', '0'], ['--max-depth', '0'], ['--nope'], ['stray'], ['--port']]) {
+  for (const bad of [['--store', 'mysql://db'], ['--store', '/var/lib/db'], ['--port', '70000'], ['--batch-size', '0'], ['--max-depth', '0'], ['--compact-every', '-1'], ['--tombstone-retention-hours', '1.5'], ['--nope'], ['stray'], ['--port']]) {
     assert.ok('error' in parseCliOptions(bad, {}, '/srv'), `${bad.join(' ')} is refused`);
   }
 });

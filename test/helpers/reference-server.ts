@@ -14,6 +14,10 @@ export interface ServerOptions {
   maxBuffered?: number;
   maxDepth?: number;
   heartbeatMs?: number;
+  /** Compact the log once this many changes were appended (--compact-every). */
+  compactEvery?: number;
+  /** How long compaction keeps deletes, in hours (--tombstone-retention-hours). */
+  tombstoneRetentionHours?: number;
   syncRequest?: boolean;
   token?: string;
   /** Clients authenticate with JWTs signed with this secret (SYNC_JWT_SECRET). */

@@ -3,7 +3,7 @@
  * so browser tests can start, stop (gracefully or with SIGKILL) and restart them with
  * `executeServerCommand` from '@web/test-runner-commands':
  *
- * - `server-start` `{ batchSize?, maxPayload?, maxBuffered?, maxDepth?, heartbeatMs?, syncRequest?, token?, demo?, jwtSecret? }`
+ * - `server-start` `{ batchSize?, maxPayload?, maxBuffered?, maxDepth?, heartbeatMs?, compactEvery?, tombstoneRetentionHours?, syncRequest?, token?, demo?, jwtSecret? }`
  *   starts a server on a free port with a fresh data directory.
  * - `server-stop` `{ id, signal?: 'SIGTERM' | 'SIGKILL' }` stops it and keeps its data.
  * - `server-restart` `{ id, signal? }` stops it and starts it again on the same port and data.
@@ -34,6 +34,8 @@ const NUMBER_FLAGS = {
   maxBuffered: '--max-buffered',
   maxDepth: '--max-depth',
   heartbeatMs: '--heartbeat-ms',
+  compactEvery: '--compact-every',
+  tombstoneRetentionHours: '--tombstone-retention-hours',
 };
 
 export function referenceServerPlugin() {
