@@ -15,14 +15,12 @@ import { StoreRefusedError, StoreUnavailableError, type AppendResult, type Store
 export class PostgresAppender {
   readonly #link: PostgresLink;
   readonly #waiters: StampWaiters;
-  readonly #signalWritten: () => void;
   /** Per sequence: the write whose commit the next one waits for. */
   readonly #sequences = new WeakMap<WriteSequence, { tail: Promise<void>; queued: number; deferredUpTo: number }>();
 
-  constructor(link: PostgresLink, waiters: StampWaiters, signalWritten: () => void) {
+  constructor(link: PostgresLink, waiters: StampWaiters) {
     this.#link = link;
     this.#waiters = waiters;
-    this.#signalWritten = signalWritten;
   }
 
   append(write: Write, sequence?: WriteSequence): Promise<AppendResult> {
@@ -91,7 +89,6 @@ export class PostgresAppender {
       stamped.cancel();
       return this.#duplicate(write.operationId!);
     }
-    this.#signalWritten();
     const record = await stamped.promise;
     return { lsn: record.lsn, position: record.position, duplicate: false };
   }

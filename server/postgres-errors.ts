@@ -51,6 +51,12 @@ export function isSlotGone(error: unknown): boolean {
   return (code === '42704' || code === '55000') && error instanceof Error && /replication slot/i.test(error.message);
 }
 
+/** The replication slot is in use by another connection (55006): a stamper that left has not let go yet. */
+export function isSlotBusy(error: unknown): boolean {
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+  return code === '55006' && error instanceof Error && /replication slot/i.test(error.message);
+}
+
 /** SQLSTATE 22 (data exception) and 54 (program limit exceeded): this value can never be stored. */
 export function isRefusal(error: unknown): boolean {
   const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;

@@ -42,8 +42,8 @@ const DEAD_PEER_OPTIONS = '-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=5
 
 /**
  * One instance's connections to PostgreSQL: a pool for writes and reads, and one session that
- * LISTENs (and holds the stamper lock while the instance stamps). It tells when the database is
- * lost, reconnects until it is back, and makes reads wait meanwhile.
+ * LISTENs (and holds the stamper lock and stamps while the instance is the stamper). It tells
+ * when the database is lost, reconnects until it is back, and makes reads wait meanwhile.
  */
 export class PostgresLink {
   readonly pool: pg.Pool;
@@ -77,6 +77,12 @@ export class PostgresLink {
     this.pool.on('error', () => {});
   }
 
+  /** How to open a replication connection: as the others, without a query timeout (a stream never answers). */
+  get replicationConfig(): pg.ClientConfig {
+    const { query_timeout: _, ...config } = this.#clientConfig;
+    return { ...config, options: DEAD_PEER_OPTIONS };
+  }
+
   /** The session, while there is one. */
   get session(): pg.Client | undefined {
     return this.#session;
@@ -106,7 +112,7 @@ export class PostgresLink {
     client.on('notification', (notification) => this.#events.notification(notification.channel));
     try {
       await client.connect();
-      await client.query(`LISTEN ${NAMES.stamped}; LISTEN ${NAMES.written}`);
+      await client.query(`LISTEN ${NAMES.stamped}`);
     } catch (error) {
       void endClient(client);
       throw error;
@@ -186,7 +192,7 @@ export class PostgresLink {
 }
 
 /** Ends a client politely if it answers within a second, else destroys its socket. */
-async function endClient(client: pg.Client): Promise<void> {
+export async function endClient(client: pg.Client): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const grace = new Promise<boolean>((resolve) => {
     timer = setTimeout(() => resolve(false), END_GRACE_MS);

@@ -2,28 +2,18 @@ import type pg from 'pg';
 import type { Change } from '../src/protocol/change.ts';
 import { formatLSN, parseLSN } from '../src/protocol/lsn.ts';
 import { entityKey, resolveEdits, type Edit } from './edit.ts';
-import { decodeTransactions } from './pgoutput.ts';
+import type { DecodedTransaction } from './pgoutput.ts';
 import { describe, isConnectionError } from './postgres-errors.ts';
 import { NAMES } from './postgres-schema.ts';
 import { decodeWrite, salvageWriteId, type Write } from './postgres-writes.ts';
-import { encodeScopes } from './postgres-reads.ts';
+import { encodeScopes, readHead } from './postgres-reads.ts';
 import { refusalText, ScopeRefusal, scopeChanges, touchedScopes, type ChangeScope, type ScopeOf } from './scopes.ts';
 
 export interface StampOptions {
-  slot: string;
-  /** Most decoded rows to read in one pass (whole transactions; a pass may end a little past it). */
-  limit: number;
-  /** Tests: runs after the stamp has committed and before the slot is advanced. */
+  /** Tests: runs after a stamp has committed and before the slot is told. */
   afterCommit?: () => void | Promise<void>;
   /** Names each entity's scope as its write is resolved. */
   scopeOf?: ScopeOf;
-}
-
-export interface StampResult {
-  /** Records newly added to the change log. */
-  stamped: number;
-  /** True when the pass hit its limit: more may be waiting. */
-  more: boolean;
 }
 
 interface PendingRecord {
@@ -33,51 +23,86 @@ interface PendingRecord {
   refused?: string;
 }
 
-/**
- * One pass of the stamper, on the session that holds the stamper lock: reads the committed writes
- * from the replication slot in commit order, adds each as a record whose LSN is its commit's end
- * LSN to the change log, applies its changes to the entities, all in one transaction, and then
- * advances the slot. A patch is merged here, into the value the records before it (in commit
- * order) left: the stamper is the one writer of the entities, so two patches of one entity
- * committed at once both count, whichever instance wrote them. Repeating a pass whose slot advance was lost (a crash in between) adds
- * nothing twice: records at or below the log's head are known already.
- */
-export async function stampOnce(session: pg.Client, options: StampOptions): Promise<StampResult> {
-  const peeked = await session.query<{ data: Buffer }>(
-    `SELECT data FROM pg_logical_slot_peek_binary_changes($1, NULL, $2,
-       'proto_version', '1', 'publication_names', '${NAMES.publication}', 'messages', 'true')`,
-    [options.slot, options.limit],
-  );
-  const transactions = decodeTransactions(peeked.rows.map((row) => row.data));
-  const last = transactions.at(-1);
-  if (!last) return { stamped: 0, more: false };
-  const records: PendingRecord[] = [];
-  for (const transaction of transactions) {
-    const writes: Write[] = [];
-    let refused: PendingRecord | undefined;
-    for (const message of transaction.messages) {
-      if (message.prefix !== NAMES.messagePrefix) continue;
-      const content = message.content.toString('utf8');
-      const write = decodeWrite(content);
-      if (typeof write !== 'string') {
-        writes.push(write);
-        continue;
-      }
-      // A writer waits for its write id: one it can name gets a refused record, not silence.
-      const named = salvageWriteId(content);
-      loud(`a logical message at ${formatLSN(transaction.endLsn)} is not a valid write (${write})${named ? '; logged as refused' : '; skipped'}`);
-      if (named && !refused) refused = { lsn: transaction.endLsn, write: { ...named, changes: [] }, refused: `not a valid write: ${write}` };
-    }
-    const first = writes[0];
-    if (first) {
-      // The store writes one message per transaction; should a transaction carry more, it is still
-      // one commit, so one record.
-      records.push({ lsn: transaction.endLsn, write: { ...first, changes: writes.flatMap((write) => write.changes) } });
-    } else if (refused) {
-      records.push(refused);
-    }
-  }
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/**
+ * Stamps committed transactions, in commit order, on the session that holds the stamper lock:
+ * adds each write as a record whose LSN is its commit's end LSN to the change log and applies its
+ * changes to the entities, all in one transaction. A patch is merged here, into the value the
+ * records before it (in commit order) left: the stamper is the one writer of the entities, so two
+ * patches of one entity committed at once both count, whichever instance wrote them. Stamping a
+ * transaction again (the stream resent it after a crash) adds nothing twice: records at or below
+ * the log's head, and writes that have a record, are known already. Returns how many records
+ * were added.
+ */
+export async function stampTransactions(session: pg.Client, transactions: readonly DecodedTransaction[], options: StampOptions): Promise<number> {
+  const records = transactions.flatMap((transaction) => {
+    const record = recordOf(transaction);
+    return record ? [record] : [];
+  });
+  return stampWithFallback(session, records, options);
+}
+
+/**
+ * Stamps the writes kept in the pending table that have no record yet, in the order they were
+ * made, at the positions just above the log's head (head + 1, head + 2, ...). Run after the slot
+ * was recreated: writes committed while it was missing are in no slot any more. Each of them
+ * committed after the head's transaction (whatever came before was stamped) and every one has its
+ * own commit record, so these positions lie below the commit of every write not among them, and a
+ * write stamped here that the new slot also sends is known by its id. Returns how many records
+ * were added.
+ */
+export async function stampPending(session: pg.Client, pageSize: number, options: StampOptions): Promise<number> {
+  let added = 0;
+  let after = 0n;
+  for (;;) {
+    const head = await readHead(session);
+    const rows = await session.query<{ write_id: string; seq: string; content: string }>(
+      `SELECT p.write_id::text AS write_id, p.seq::text AS seq, p.content FROM ${NAMES.pending} p
+        WHERE p.seq > $1 AND NOT EXISTS (SELECT 1 FROM ${NAMES.changeLog} c WHERE c.write_id = p.write_id)
+        ORDER BY p.seq LIMIT $2`,
+      [after.toString(), pageSize],
+    );
+    const records = rows.rows.map((row, i) => {
+      const lsn = head + BigInt(i + 1);
+      const write = decodeWrite(row.content);
+      if (typeof write !== 'string') return { lsn, write: { ...write, writeId: row.write_id } };
+      loud(`the kept write ${row.write_id} is not a valid write (${write}); logged as refused`);
+      return { lsn, write: { writeId: row.write_id, changes: [] }, refused: `not a valid write: ${write}` };
+    });
+    added += await stampWithFallback(session, records, options);
+    const last = rows.rows.at(-1);
+    if (!last || rows.rows.length < pageSize) return added;
+    after = BigInt(last.seq);
+  }
+}
+
+/** The record a committed transaction stands for, if it carries a write (or names one it cannot be). */
+function recordOf(transaction: DecodedTransaction): PendingRecord | undefined {
+  const writes: Write[] = [];
+  let refused: PendingRecord | undefined;
+  for (const message of transaction.messages) {
+    if (message.prefix !== NAMES.messagePrefix) continue;
+    const content = message.content.toString('utf8');
+    const write = decodeWrite(content);
+    if (typeof write !== 'string') {
+      writes.push(write);
+      continue;
+    }
+    // A writer waits for its write id: one it can name gets a refused record, not silence.
+    const named = salvageWriteId(content);
+    loud(`a logical message at ${formatLSN(transaction.endLsn)} is not a valid write (${write})${named ? '; logged as refused' : '; skipped'}`);
+    if (named && !refused) refused = { lsn: transaction.endLsn, write: { ...named, changes: [] }, refused: `not a valid write: ${write}` };
+  }
+  const first = writes[0];
+  // The store writes one message per transaction; should a transaction carry more, it is still
+  // one commit, so one record.
+  if (first) return { lsn: transaction.endLsn, write: { ...first, changes: writes.flatMap((write) => write.changes) } };
+  return refused;
+}
+
+async function stampWithFallback(session: pg.Client, records: PendingRecord[], options: StampOptions): Promise<number> {
+  if (records.length === 0) return 0;
   let stamped: number;
   try {
     stamped = await stampRecords(session, records, false, options.scopeOf);
@@ -88,21 +113,27 @@ export async function stampOnce(session: pg.Client, options: StampOptions): Prom
     stamped = await stampRecords(session, records, true, options.scopeOf);
   }
   await options.afterCommit?.();
-  await session.query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', [options.slot, formatLSN(last.endLsn)]);
-  return { stamped, more: peeked.rows.length >= options.limit };
+  return stamped;
 }
 
 /**
- * Adds the records above the log's head and applies their changes, in one transaction. With
- * `oneByOne`, each record gets a savepoint: one that PostgreSQL refuses is logged as refused (its
- * reason, no changes, nothing applied), so its writer gets a final answer and later writes flow.
+ * Adds the records that are new (above the log's head, their write without a record) and applies
+ * their changes, in one transaction that also forgets their kept messages. With `oneByOne`, each
+ * record gets a savepoint: one that PostgreSQL refuses is logged as refused (its reason, no
+ * changes, nothing applied), so its writer gets a final answer and later writes flow.
  */
 async function stampRecords(session: pg.Client, records: readonly PendingRecord[], oneByOne: boolean, scopeOf: ScopeOf | undefined): Promise<number> {
+  const ids = [...new Set(records.map((record) => record.write.writeId).filter((id) => UUID.test(id)))];
   await session.query('BEGIN');
   try {
-    const head = await session.query<{ head: string }>(`SELECT coalesce(max(lsn), '0/0')::text AS head FROM ${NAMES.changeLog}`);
-    const known = parseLSN(head.rows[0]!.head) ?? 0n;
-    const fresh = records.filter((record) => record.lsn > known);
+    const known = await session.query<{ head: string; stamped: string[] }>(
+      `SELECT coalesce((SELECT max(lsn) FROM ${NAMES.changeLog}), '0/0')::text AS head,
+              ARRAY(SELECT write_id::text FROM ${NAMES.changeLog} WHERE write_id = ANY($1::uuid[])) AS stamped`,
+      [ids],
+    );
+    const head = parseLSN(known.rows[0]!.head) ?? 0n;
+    const stamped = new Set(known.rows[0]!.stamped);
+    const fresh = records.filter((record) => record.lsn > head && !stamped.has(record.write.writeId));
     let added = 0;
     if (!oneByOne) {
       const good = fresh.filter((record) => record.refused === undefined);
@@ -143,6 +174,7 @@ async function stampRecords(session: pg.Client, records: readonly PendingRecord[
         }
       }
     }
+    if (ids.length > 0) await session.query(`DELETE FROM ${NAMES.pending} WHERE write_id = ANY($1::uuid[])`, [ids]);
     if (fresh.length > 0) await session.query('SELECT pg_notify($1, $2)', [NAMES.stamped, formatLSN(fresh.at(-1)!.lsn)]);
     await session.query('COMMIT');
     return added;

@@ -101,13 +101,16 @@ export function decodeWrite(content: string): Write | string {
 }
 
 // One statement, so one transaction when run on its own: the operation id is claimed (its unique
-// key makes a concurrent duplicate wait for the first, then find it) and the changes go into the
-// write-ahead log as a transactional logical message, decoded in commit order by the stamper.
+// key makes a concurrent duplicate wait for the first, then find it), the message is kept until it
+// is stamped, and the changes go into the write-ahead log as a transactional logical message,
+// decoded in commit order by the stamper.
 const WRITE = `
 WITH claimed AS (
   INSERT INTO ${NAMES.writes} (write_id, operation_id, fingerprint) VALUES ($1, $2, $4) ON CONFLICT DO NOTHING RETURNING write_id
+), kept AS (
+  INSERT INTO ${NAMES.pending} (write_id, content) SELECT write_id, $3::text FROM claimed RETURNING write_id
 )
-SELECT pg_logical_emit_message(true, '${NAMES.messagePrefix}', $3::text) FROM claimed`;
+SELECT pg_logical_emit_message(true, '${NAMES.messagePrefix}', $3::text) FROM kept`;
 
 /** Writes `write`; false when its operation id had been applied already (nothing was written). */
 export async function writeRecord(db: Queryable, write: Write): Promise<boolean> {
