@@ -1,6 +1,7 @@
 /** SQLSTATE classes that mean "the database cannot be reached or is going away", not "bad query". */
 const UNAVAILABLE_STATES = /^(08|53|57P|58)/;
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN', 'ENETUNREACH']);
+// ENOENT: a unix socket that is not there, the server is not running (as ECONNREFUSED over TCP).
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN', 'ENETUNREACH', 'ENOENT']);
 // 'Query read timeout': the pg client's query_timeout, the one sign of a partition (no error ever
 // comes back). Not 'timeout exceeded when trying to connect': see isPoolBusy.
 const UNAVAILABLE_MESSAGES = /Connection terminated|connection timeout|not queryable|Connection ended|Query read timeout/i;

@@ -69,6 +69,7 @@ export class PostgresLink {
     const statementTimeout = Math.max(1, Math.floor(options.queryTimeout * 5 / 6));
     this.pool = new pg.Pool({
       ...this.#clientConfig,
+      Client: PooledClient,
       max: options.poolSize,
       options: `${DEAD_PEER_OPTIONS} -c statement_timeout=${statementTimeout}`,
     });
@@ -188,6 +189,19 @@ export class PostgresLink {
       this.#events.availability(undefined);
       return;
     }
+  }
+}
+
+/**
+ * A pooled client never raises an 'error' event that nobody hears: pg-pool listens only while a
+ * client is idle, and pg parses a whole socket read at once, so the error that ends a connection
+ * (a server shutting down) can come right after a query's answer, before its holder releases the
+ * client. The next query on it then fails with a connection error, which is handled where it runs.
+ */
+class PooledClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    this.on('error', () => {});
   }
 }
 
