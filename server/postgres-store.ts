@@ -157,7 +157,7 @@ export class PostgresSyncStore implements SyncStore {
     return latest > this.#headPosition ? latest : this.#headPosition;
   }
 
-  /** A patch is merged by the stamper, in commit order: see stampOnce. */
+  /** A patch is merged by the stamper, in commit order: see stampTransactions. */
   append(edits: readonly Edit[], operationId?: string, sequence?: WriteSequence, options: AppendOptions = {}): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Error('store is closed'));
     if (edits.length === 0) return Promise.reject(new Error('a record needs at least one change'));
