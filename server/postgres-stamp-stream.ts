@@ -97,9 +97,9 @@ export class StampStream {
         await this.#follow();
       } catch (error) {
         if (this.#stopped) break;
+        // A slot gone since it was looked at is recreated by the next round, a busy one is let go soon.
         if (error instanceof StampFailure) this.#host.trouble(error.error);
-        else if (isSlotGone(error)) continue; // the next round sees it and recreates it
-        else if (!isSlotBusy(error)) process.emitWarning(`sync store (PostgreSQL): the replication stream was lost (${describe(error)}); following the slot again`);
+        else if (!isSlotGone(error) && !isSlotBusy(error)) process.emitWarning(`sync store (PostgreSQL): the replication stream was lost (${describe(error)}); following the slot again`);
       }
       if (this.#stopped) break;
       if (this.#progress) delay = this.#options.retryInterval;
