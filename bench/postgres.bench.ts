@@ -3,7 +3,9 @@
  * beside the embedded log through one server, same clients, same run. Writers pipeline operations
  * (64 in flight each, like the client's outbox) through every instance; an observer on another
  * instance notes when each change arrives. Everything runs on 127.0.0.1; servers are child
- * processes, clients live here. Nothing here asserts a time.
+ * processes, clients live here. Nothing here asserts a time. With BENCH_PG_BEFORE naming a
+ * checkout of an earlier version (its node_modules in place), its three servers are measured
+ * too, on a database of their own in the same cluster, and compared with this version's.
  */
 import { WebSocket } from 'ws';
 import { parseServerFrame } from '../src/protocol/wire.ts';
@@ -13,6 +15,7 @@ import { percentile, removeServer, startServer, type BenchServer, type Row } fro
 const OPERATIONS = Number(process.env.BENCH_PG_OPERATIONS ?? 6_000);
 const WINDOW = 64;
 const PACED = Number(process.env.BENCH_PG_PACED ?? 300);
+const BEFORE = process.env.BENCH_PG_BEFORE;
 
 interface Measured {
   opsPerSecond: number;
@@ -143,11 +146,16 @@ export async function run(): Promise<Row[]> {
   const servers: BenchServer[] = [];
   const cluster = await startPostgresCluster({ durable: true });
   try {
-    const url = await cluster.createDatabase('bench');
-    for (let i = 0; i < 3; i += 1) servers.push(await startServer(['--store', url]));
-    const [a, b, c] = servers as [BenchServer, BenchServer, BenchServer];
-    const ours = await measure('postgres', [a, b, c], [b, c, a]);
-    for (const server of servers.splice(0)) await removeServer(server);
+    const throughThree = async (name: string, cwd?: string): Promise<Measured> => {
+      const url = await cluster.createDatabase(name);
+      for (let i = 0; i < 3; i += 1) servers.push(await startServer(['--store', url], cwd));
+      const [a, b, c] = servers as [BenchServer, BenchServer, BenchServer];
+      const measured = await measure(name, [a, b, c], [b, c, a]);
+      for (const server of servers.splice(0)) await removeServer(server);
+      return measured;
+    };
+    const before = BEFORE === undefined ? undefined : await throughThree('before', BEFORE);
+    const ours = await throughThree('postgres');
 
     const embedded = await startServer();
     servers.push(embedded);
@@ -155,12 +163,19 @@ export async function run(): Promise<Row[]> {
 
     const baselineName = 'embedded log, one server (observer on the same server)';
     const load = `${OPERATIONS.toLocaleString('en-US')} operations, ${WINDOW} in flight per writer`;
+    const beforeName = 'the same three servers, earlier version (BENCH_PG_BEFORE), same cluster';
+    const comparedWithBefore: Row[] = before === undefined ? [] : [
+      { what: 'operations through 3 servers on one PostgreSQL (as above)', ours: ours.opsPerSecond, baseline: before.opsPerSecond, unit: 'ops/s', better: 'higher', baselineName: beforeName },
+      { what: 'operation sent to its change reaching a client of another server, p50 (as above)', ours: ours.endToEndP50, baseline: before.endToEndP50, unit: 'ms', better: 'lower', baselineName: beforeName },
+      { what: 'the same, p99', ours: ours.endToEndP99, baseline: before.endToEndP99, unit: 'ms', better: 'lower', baselineName: beforeName },
+    ];
     return [
       { what: `operations through 3 servers on one PostgreSQL (${load}, a writer on each)`, ours: ours.opsPerSecond, baseline: baseline.opsPerSecond, unit: 'ops/s', better: 'higher', baselineName },
       { what: 'the same: acknowledgement to the change reaching a client of another server, p99', ours: ours.loadedP99, baseline: baseline.loadedP99, unit: 'ms', better: 'lower', baselineName },
       { what: `acknowledgement to the change reaching a client of another server, p99 (${PACED} operations one at a time)`, ours: ours.pacedP99, baseline: baseline.pacedP99, unit: 'ms', better: 'lower', baselineName },
       { what: 'the same: operation sent to its change reaching a client of another server, p50', ours: ours.endToEndP50, baseline: baseline.endToEndP50, unit: 'ms', better: 'lower', baselineName },
       { what: 'the same: operation sent to its change reaching a client of another server, p99', ours: ours.endToEndP99, baseline: baseline.endToEndP99, unit: 'ms', better: 'lower', baselineName },
+      ...comparedWithBefore,
     ];
   } finally {
     for (const server of servers) await removeServer(server);

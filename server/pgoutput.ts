@@ -1,7 +1,7 @@
 /**
  * Reads what PostgreSQL's `pgoutput` plugin (protocol version 1, `messages 'true'`) emits for a
  * publication without tables: per committed transaction a Begin, its logical messages and a
- * Commit. Only whole transactions are returned; anything else in the stream is skipped.
+ * Commit. Only whole transactions come out; anything else in the stream is skipped.
  */
 
 export interface DecodedMessage {
@@ -21,30 +21,43 @@ const BEGIN = 0x42; // 'B'
 const COMMIT = 0x43; // 'C'
 const MESSAGE = 0x4d; // 'M'
 
-/** Groups the output rows of `pg_logical_slot_peek_binary_changes` into committed transactions. */
-export function decodeTransactions(rows: readonly Buffer[]): DecodedTransaction[] {
-  const transactions: DecodedTransaction[] = [];
-  let open: DecodedMessage[] | undefined;
-  for (const data of rows) {
+/** Assembles pgoutput messages, one at a time and in stream order, into committed transactions. */
+export class TransactionReader {
+  #open: DecodedMessage[] | undefined;
+
+  /** True between a Begin and its Commit. */
+  get inTransaction(): boolean {
+    return this.#open !== undefined;
+  }
+
+  /**
+   * Takes one message (its bytes are copied where kept, so the caller's buffer may be reused) and
+   * returns the transaction it completes, if it is a Commit.
+   */
+  read(data: Buffer): DecodedTransaction | undefined {
     switch (data[0]) {
       case BEGIN:
-        open = [];
-        break;
+        this.#open = [];
+        return undefined;
       case MESSAGE:
         // A message outside a transaction (non-transactional) is not a write: skipped.
-        if (open) open.push(decodeMessage(data));
-        break;
-      case COMMIT:
-        if (open) {
-          transactions.push({ commitLsn: data.readBigUInt64BE(2), endLsn: data.readBigUInt64BE(10), messages: open });
-        }
-        open = undefined;
-        break;
+        this.#open?.push(decodeMessage(data));
+        return undefined;
+      case COMMIT: {
+        const messages = this.#open;
+        this.#open = undefined;
+        if (!messages) return undefined;
+        return { commitLsn: data.readBigUInt64BE(2), endLsn: data.readBigUInt64BE(10), messages };
+      }
       default:
-        break;
+        return undefined;
     }
   }
-  return transactions;
+
+  /** Forgets a transaction left open (its stream ended mid-way: it will be sent again). */
+  reset(): void {
+    this.#open = undefined;
+  }
 }
 
 /** 'M', flags (int8), lsn (int64), prefix (C string), length (int32), content. */
@@ -57,6 +70,6 @@ function decodeMessage(data: Buffer): DecodedMessage {
   if (contentStart + length > data.length) throw new Error('pgoutput message shorter than its length');
   return {
     prefix: data.toString('utf8', prefixStart, prefixEnd),
-    content: data.subarray(contentStart, contentStart + length),
+    content: Buffer.from(data.subarray(contentStart, contentStart + length)),
   };
 }

@@ -4,96 +4,151 @@ import { describe, isCancelled, isConnectionError, isPoolBusy, isRefusal } from 
 import type { PostgresLink } from './postgres-link.ts';
 import type { StampWaiters } from './postgres-waiters.ts';
 import { refusalFrom } from './scopes.ts';
-import { findOperation, writeRecord, writeStatus, type Write, type WriteState } from './postgres-writes.ts';
+import { findOperation, MAX_WRITES_PER_COMMIT, writeRecords, writeStatus, type Write, type WriteState } from './postgres-writes.ts';
 import { StoreRefusedError, StoreUnavailableError, type AppendResult, type StoredRecord, type WriteSequence } from './sync-store.ts';
 
+interface Queued {
+  write: Write;
+  /** Its place in its sequence, from 1. */
+  index: number;
+  resolve(result: AppendResult): void;
+  reject(error: unknown): void;
+}
+
+interface Sequence {
+  waiting: Queued[];
+  busy: boolean;
+  queued: number;
+  /** Writes up to this index were queued when one before them could not be stored: deferred, untried. */
+  deferredUpTo: number;
+}
+
+/** What writing a group of writes in one transaction came to, once that transaction is over. */
+interface Written {
+  /** Each write's answer, settled once its record is stamped (or it is known to have failed). */
+  answers: Promise<AppendResult>[];
+  /** The store could not take the group now (nothing was stored): what is queued behind it is deferred. */
+  deferred: boolean;
+}
+
 /**
- * Writes records into PostgreSQL and waits for the stamper to give each its LSN. Each write is
- * one transaction on a pooled connection; the writes of one sequence (a client's connection)
- * commit in the order they were asked for.
+ * Writes records into PostgreSQL and waits for the stamper to give each its LSN. The writes of
+ * one sequence (a client's connection) commit in the order they were asked for: while one
+ * transaction of a sequence commits, the writes asked for behind it wait, and then go together,
+ * in order, in the next one (at most MAX_WRITES_PER_COMMIT). Writes of different sequences run
+ * side by side on the pool.
  */
 export class PostgresAppender {
   readonly #link: PostgresLink;
   readonly #waiters: StampWaiters;
-  readonly #signalWritten: () => void;
-  /** Per sequence: the write whose commit the next one waits for. */
-  readonly #sequences = new WeakMap<WriteSequence, { tail: Promise<void>; queued: number; deferredUpTo: number }>();
+  readonly #sequences = new WeakMap<WriteSequence, Sequence>();
 
-  constructor(link: PostgresLink, waiters: StampWaiters, signalWritten: () => void) {
+  constructor(link: PostgresLink, waiters: StampWaiters) {
     this.#link = link;
     this.#waiters = waiters;
-    this.#signalWritten = signalWritten;
   }
 
-  append(write: Write, sequence?: WriteSequence): Promise<AppendResult> {
-    return sequence ? this.#appendInSequence(write, sequence) : this.#append(write);
+  async append(write: Write, sequence?: WriteSequence): Promise<AppendResult> {
+    if (!sequence) return (await this.#write([write])).answers[0]!;
+    let state = this.#sequences.get(sequence);
+    if (!state) this.#sequences.set(sequence, (state = { waiting: [], busy: false, queued: 0, deferredUpTo: 0 }));
+    const queue = state;
+    return new Promise<AppendResult>((resolve, reject) => {
+      queue.waiting.push({ write, index: ++queue.queued, resolve, reject });
+      void this.#drain(queue);
+    });
   }
 
   /**
    * Writes run on different pooled connections, so two writes in flight could commit in either
-   * order: one sequence's writes each wait for the one before to commit (not to be stamped).
-   * A write that the store could not take now defers every write queued behind it, untried.
+   * order: a sequence's next group waits for the one before to commit (not to be stamped). A
+   * write that the store could not take now defers every write queued behind it, untried.
    */
-  async #appendInSequence(write: Write, key: WriteSequence): Promise<AppendResult> {
-    let sequence = this.#sequences.get(key);
-    if (!sequence) this.#sequences.set(key, (sequence = { tail: Promise.resolve(), queued: 0, deferredUpTo: 0 }));
-    const state = sequence;
-    const index = ++state.queued;
-    let done!: () => void;
-    const turn = state.tail;
-    state.tail = new Promise<void>((resolve) => { done = resolve; });
+  async #drain(sequence: Sequence): Promise<void> {
+    if (sequence.busy) return;
+    sequence.busy = true;
     try {
-      await turn;
-      if (index <= state.deferredUpTo) {
-        throw new StoreUnavailableError('a write sent before this one was not stored; nothing was stored, so it can be sent again after that one');
+      while (sequence.waiting.length > 0) {
+        const group = sequence.waiting.splice(0, MAX_WRITES_PER_COMMIT);
+        const tried = group.filter((item) => {
+          if (item.index > sequence.deferredUpTo) return true;
+          item.reject(new StoreUnavailableError('a write sent before this one was not stored; nothing was stored, so it can be sent again after that one'));
+          return false;
+        });
+        if (tried.length === 0) continue;
+        const written = await this.#write(tried.map((item) => item.write));
+        if (written.deferred) sequence.deferredUpTo = sequence.queued;
+        for (const [i, item] of tried.entries()) {
+          written.answers[i]!.then(item.resolve, (error: unknown) => {
+            // Known only after the commit (a connection lost mid-commit): what came after is deferred too.
+            if (error instanceof StoreUnavailableError) sequence.deferredUpTo = sequence.queued;
+            item.reject(error);
+          });
+        }
       }
-      return await this.#append(write, done);
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) state.deferredUpTo = state.queued;
-      throw error;
     } finally {
-      done();
+      sequence.busy = false;
     }
   }
 
-  /** `committed` is called once the write's transaction is over (before its record is stamped). */
-  async #append(write: Write, committed?: () => void): Promise<AppendResult> {
-    // Registered before the write, so the record cannot be announced before anyone waits for it.
-    const stamped = this.#waiters.waitFor(write.writeId);
+  /** Writes `writes` in one transaction; resolves once it is over, committed or not. */
+  async #write(writes: readonly Write[]): Promise<Written> {
+    // Registered before the write, so a record cannot be announced before anyone waits for it.
+    const stamped = writes.map((write) => this.#waiters.waitFor(write.writeId));
+    const cancel = () => {
+      for (const wait of stamped) wait.cancel();
+    };
     let client: pg.PoolClient;
     try {
       client = await this.#link.pool.connect();
     } catch (error) {
-      stamped.cancel();
-      throw this.#refused(error);
+      cancel();
+      return failed(writes, this.#refused(error));
     }
-    let applied: boolean;
+    let applied: Set<string>;
     try {
-      applied = await writeRecord(client, write);
+      applied = await writeRecords(client, writes);
       client.release();
-      committed?.();
     } catch (error) {
       client.release(true);
       if (!isConnectionError(error)) {
-        stamped.cancel();
+        cancel();
+        // One write PostgreSQL refuses must not take the others with it: each alone, in order.
+        if (writes.length > 1) return this.#writeEach(writes);
         // A value PostgreSQL rejects (a data exception, a size limit): final, not a store failure.
-        if (isRefusal(error)) throw new StoreRefusedError(`PostgreSQL cannot store this write: ${describe(error)}`);
+        if (isRefusal(error)) return failed(writes, new StoreRefusedError(`PostgreSQL cannot store this write: ${describe(error)}`));
         // Cancelled by statement_timeout: rolled back, so nothing was stored.
-        if (isCancelled(error)) throw new StoreUnavailableError(`the database did not answer in time (${describe(error)}); nothing was stored, so it can be sent again`);
-        throw error;
+        if (isCancelled(error)) return failed(writes, new StoreUnavailableError(`the database did not answer in time (${describe(error)}); nothing was stored, so it can be sent again`));
+        return failed(writes, error);
       }
-      // The connection broke while the write was under way: it may or may not have committed.
-      // Only the database can tell, once it is back.
+      // The connection broke while the writes were under way: they may or may not have
+      // committed (all or none). Only the database can tell, once it is back.
       this.#link.markUnavailable(error);
-      return this.#settleUnknown(write, stamped);
+      return { answers: settle(writes.map((write, i) => this.#settleUnknown(write, stamped[i]!))), deferred: false };
     }
-    if (!applied) {
-      stamped.cancel();
-      return this.#duplicate(write.operationId!);
+    const answers = writes.map(async (write, i): Promise<AppendResult> => {
+      if (!applied.has(write.writeId)) {
+        stamped[i]!.cancel();
+        return this.#duplicate(write.operationId!);
+      }
+      const record = await stamped[i]!.promise;
+      return { lsn: record.lsn, position: record.position, duplicate: false };
+    });
+    return { answers: settle(answers), deferred: false };
+  }
+
+  /** Each write in a transaction of its own, in order; once one is deferred, so is the rest. */
+  async #writeEach(writes: readonly Write[]): Promise<Written> {
+    const answers: Promise<AppendResult>[] = [];
+    for (const [i, write] of writes.entries()) {
+      const written = await this.#write([write]);
+      answers.push(...written.answers);
+      if (written.deferred) {
+        const rest = failed(writes.slice(i + 1), new StoreUnavailableError('a write sent before this one was not stored; nothing was stored, so it can be sent again after that one'));
+        return { answers: [...answers, ...rest.answers], deferred: true };
+      }
     }
-    this.#signalWritten();
-    const record = await stamped.promise;
-    return { lsn: record.lsn, position: record.position, duplicate: false };
+    return { answers, deferred: false };
   }
 
   /** A connection error before anything was sent: certainly not applied. */
@@ -144,4 +199,15 @@ function settled(state: WriteState, duplicate: boolean): AppendResult {
   const position = state.lsn === null ? undefined : parseLSN(state.lsn);
   if (position === undefined) throw new Error(`malformed LSN ${state.lsn} in the change log`);
   return { lsn: formatLSN(position), position, duplicate };
+}
+
+/** Answers that fail with `error`; deferred when it says the store could not take them now. */
+function failed(writes: readonly Write[], error: unknown): Written {
+  return { answers: settle(writes.map(() => Promise.reject(error))), deferred: error instanceof StoreUnavailableError };
+}
+
+/** Marks answers as handled: whoever takes them handles them, one nobody takes must not crash the process. */
+function settle(answers: Promise<AppendResult>[]): Promise<AppendResult>[] {
+  for (const answer of answers) answer.catch(() => {});
+  return answers;
 }

@@ -1,6 +1,7 @@
 /** SQLSTATE classes that mean "the database cannot be reached or is going away", not "bad query". */
 const UNAVAILABLE_STATES = /^(08|53|57P|58)/;
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN', 'ENETUNREACH']);
+// ENOENT: a unix socket that is not there, the server is not running (as ECONNREFUSED over TCP).
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN', 'ENETUNREACH', 'ENOENT']);
 // 'Query read timeout': the pg client's query_timeout, the one sign of a partition (no error ever
 // comes back). Not 'timeout exceeded when trying to connect': see isPoolBusy.
 const UNAVAILABLE_MESSAGES = /Connection terminated|connection timeout|not queryable|Connection ended|Query read timeout/i;
@@ -49,6 +50,12 @@ export function describe(error: unknown): string {
 export function isSlotGone(error: unknown): boolean {
   const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
   return (code === '42704' || code === '55000') && error instanceof Error && /replication slot/i.test(error.message);
+}
+
+/** The replication slot is in use by another connection (55006): a stamper that left has not let go yet. */
+export function isSlotBusy(error: unknown): boolean {
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+  return code === '55006' && error instanceof Error && /replication slot/i.test(error.message);
 }
 
 /** SQLSTATE 22 (data exception) and 54 (program limit exceeded): this value can never be stored. */

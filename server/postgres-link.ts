@@ -42,8 +42,8 @@ const DEAD_PEER_OPTIONS = '-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=5
 
 /**
  * One instance's connections to PostgreSQL: a pool for writes and reads, and one session that
- * LISTENs (and holds the stamper lock while the instance stamps). It tells when the database is
- * lost, reconnects until it is back, and makes reads wait meanwhile.
+ * LISTENs (and holds the stamper lock and stamps while the instance is the stamper). It tells
+ * when the database is lost, reconnects until it is back, and makes reads wait meanwhile.
  */
 export class PostgresLink {
   readonly pool: pg.Pool;
@@ -69,12 +69,19 @@ export class PostgresLink {
     const statementTimeout = Math.max(1, Math.floor(options.queryTimeout * 5 / 6));
     this.pool = new pg.Pool({
       ...this.#clientConfig,
+      Client: PooledClient,
       max: options.poolSize,
       options: `${DEAD_PEER_OPTIONS} -c statement_timeout=${statementTimeout}`,
     });
     // An idle pooled connection that dies (the server restarting) is dropped by the pool; the
     // next query notices whether the database is really gone.
     this.pool.on('error', () => {});
+  }
+
+  /** How to open a replication connection: as the others, without a query timeout (a stream never answers). */
+  get replicationConfig(): pg.ClientConfig {
+    const { query_timeout: _, ...config } = this.#clientConfig;
+    return { ...config, options: DEAD_PEER_OPTIONS };
   }
 
   /** The session, while there is one. */
@@ -106,7 +113,7 @@ export class PostgresLink {
     client.on('notification', (notification) => this.#events.notification(notification.channel));
     try {
       await client.connect();
-      await client.query(`LISTEN ${NAMES.stamped}; LISTEN ${NAMES.written}`);
+      await client.query(`LISTEN ${NAMES.stamped}`);
     } catch (error) {
       void endClient(client);
       throw error;
@@ -185,8 +192,21 @@ export class PostgresLink {
   }
 }
 
+/**
+ * A pooled client never raises an 'error' event that nobody hears: pg-pool listens only while a
+ * client is idle, and pg parses a whole socket read at once, so the error that ends a connection
+ * (a server shutting down) can come right after a query's answer, before its holder releases the
+ * client. The next query on it then fails with a connection error, which is handled where it runs.
+ */
+class PooledClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    this.on('error', () => {});
+  }
+}
+
 /** Ends a client politely if it answers within a second, else destroys its socket. */
-async function endClient(client: pg.Client): Promise<void> {
+export async function endClient(client: pg.Client): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const grace = new Promise<boolean>((resolve) => {
     timer = setTimeout(() => resolve(false), END_GRACE_MS);

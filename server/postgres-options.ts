@@ -3,7 +3,7 @@ import type { ScopeOf } from './scopes.ts';
 export interface PostgresStoreOptions {
   /** Names each entity's scope when the stamper resolves a write; every instance must use the same. */
   scopeOf?: ScopeOf;
-  /** Ms between the fallback rounds: read new records, stamp, try to become the stamper. Default 1000. */
+  /** Ms between the fallback rounds: read new records, try to become the stamper. Default 1000. */
   pollInterval?: number;
   /** Ms between attempts to reach the database while it is unavailable. Default 500. */
   retryInterval?: number;
@@ -18,13 +18,14 @@ export interface PostgresStoreOptions {
   connectionTimeout?: number;
   /**
    * Ms after which the server ends this instance's session if it stays idle (the instance stopped
-   * polling: its host is gone), releasing the stamper lock. Default max(20000, 5 * pollInterval).
+   * polling: its host is gone), releasing the stamper lock; and after which a silent replication
+   * stream counts as lost, at both ends. Default max(20000, 5 * pollInterval).
    */
   idleSessionTimeout?: number;
-  /** Most decoded rows (three per write) one stamp pass reads. Default 5000. */
+  /** Most writes one stamp takes (and about 16 MiB of them); reading the slot pauses while twice as many wait. Default 2000. */
   stampLimit?: number;
   /** How long compaction keeps deletes and moves out of a scope (ms); default 30 days. */
   tombstoneRetentionMs?: number;
-  /** Tests: runs after a stamp committed and before the slot is advanced. */
+  /** Tests: runs after a stamp committed and before the slot is told. */
   afterStamp?: () => void | Promise<void>;
 }

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { parseLSN } from '../src/protocol/lsn.ts';
 
 /** The names this store uses in its database. */
 export const NAMES = {
@@ -8,11 +9,10 @@ export const NAMES = {
   changeScopes: 'sync_change_scopes',
   /** One row: the compaction floor (highest LSN of a dropped delete or move) and the last horizon. */
   compaction: 'sync_compaction',
+  pending: 'sync_pending',
   publication: 'sync_connection',
   /** Prefix of the logical messages that carry the writes. */
   messagePrefix: 'sync-connection',
-  /** NOTIFY channel: a write committed, the stamper has work. */
-  written: 'sync_connection_written',
   /** NOTIFY channel: records were stamped; payload: the new head LSN. */
   stamped: 'sync_connection_stamped',
   /** Advisory lock held by the one instance that stamps. */
@@ -20,12 +20,6 @@ export const NAMES = {
   /** Advisory lock held while the schema is set up. */
   setupLock: 0x73796e63_0002n,
 } as const;
-
-/** Why the store cannot go on without its slot, and what an operator may do. */
-export function slotLost(slot: string, what: string): string {
-  return `replication slot ${slot} ${what}, but the change log has records: writes committed since the last stamp can no longer be read and would never be acknowledged. ` +
-    `If losing them is acceptable, create the slot again (SELECT pg_create_logical_replication_slot('${slot}', 'pgoutput')) and restart`;
-}
 
 /** Replication slots are per cluster, not per database: the slot's name carries the database's. */
 export function slotName(database: string): string {
@@ -72,13 +66,22 @@ CREATE TABLE IF NOT EXISTS sync_compaction (
   horizon pg_lsn NOT NULL DEFAULT '0/0'
 );
 INSERT INTO sync_compaction (only_row) VALUES (true) ON CONFLICT DO NOTHING;
-ALTER TABLE ${NAMES.writes} ADD COLUMN IF NOT EXISTS compacted_lsn pg_lsn;`;
+ALTER TABLE ${NAMES.writes} ADD COLUMN IF NOT EXISTS compacted_lsn pg_lsn;
+
+-- Added with streaming: each write's message until it is stamped, in the order the writes were
+-- made, so that writes committed while the slot was lost can still be stamped.
+CREATE TABLE IF NOT EXISTS ${NAMES.pending} (
+  write_id uuid PRIMARY KEY,
+  seq bigserial NOT NULL,
+  content text NOT NULL
+);`;
 
 /**
- * Creates what the store needs if it is missing: three tables, a publication without tables (its
- * slot then carries only the logical messages of the writes) and the permanent logical slot.
- * Several instances starting at once take turns. Throws, saying what to change, when the server
- * is not set up for logical decoding.
+ * Creates what the store needs if it is missing: its tables, a publication without tables (its
+ * slot then carries only the logical messages of the writes) and, in a database that has never
+ * been written, the permanent logical slot (elsewhere a missing slot is the stamper's to recreate,
+ * with the writes it missed). Several instances starting at once take turns. Throws, saying what
+ * to change, when the server is not set up for logical decoding.
  */
 export async function prepareDatabase(client: pg.Client): Promise<{ slot: string }> {
   const settings = await client.query<{ wal_level: string; database: string }>(
@@ -99,23 +102,16 @@ export async function prepareDatabase(client: pg.Client): Promise<{ slot: string
     }
     const publication = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [NAMES.publication]);
     if (publication.rowCount === 0) await client.query(`CREATE PUBLICATION ${NAMES.publication}`);
-    const existing = await client.query<{ plugin: string | null; database: string | null; wal_status: string | null }>(
-      'SELECT plugin, database, wal_status FROM pg_replication_slots WHERE slot_name = $1',
+    const existing = await client.query<{ plugin: string | null; database: string | null }>(
+      'SELECT plugin, database FROM pg_replication_slots WHERE slot_name = $1',
       [slot],
     );
     const found = existing.rows[0];
-    const logged = await client.query(`SELECT 1 FROM ${NAMES.changeLog} LIMIT 1`);
-    if (!found && logged.rows.length > 0) {
-      // The slot existed (there are records): it was dropped, or the database was restored without
-      // it. A new slot starts at "now": writes committed since the last stamp would never be stamped.
-      throw new Error(`${slotLost(slot, 'is missing')}`);
-    }
     if (!found) {
-      await client.query('SELECT pg_create_logical_replication_slot($1, \'pgoutput\')', [slot]);
+      const written = await client.query(`SELECT 1 FROM ${NAMES.writes} LIMIT 1`);
+      if (written.rows.length === 0) await client.query('SELECT pg_create_logical_replication_slot($1, \'pgoutput\')', [slot]);
     } else if (found.plugin !== 'pgoutput' || found.database !== database) {
       throw new Error(`replication slot ${slot} exists but is not a pgoutput slot of database ${database}`);
-    } else if (found.wal_status === 'lost') {
-      throw new Error(slotLost(slot, 'was invalidated (its WAL was removed, e.g. by max_slot_wal_keep_size)'));
     }
     // A database restored into another cluster: that cluster's WAL may be behind the log's LSNs, and
     // every new commit would then look already stamped.
@@ -131,4 +127,24 @@ export async function prepareDatabase(client: pg.Client): Promise<{ slot: string
     await client.query('SELECT pg_advisory_unlock($1)', [NAMES.setupLock.toString()]);
   }
   return { slot };
+}
+
+/** Where the slot stands: the position it has confirmed, or why it cannot be read. */
+export type SlotState = { confirmed: bigint } | { gone: 'missing' | 'invalidated' };
+
+export async function slotState(db: pg.ClientBase, slot: string): Promise<SlotState> {
+  const result = await db.query<{ confirmed: string | null; wal_status: string | null }>(
+    'SELECT confirmed_flush_lsn::text AS confirmed, wal_status FROM pg_replication_slots WHERE slot_name = $1',
+    [slot],
+  );
+  const row = result.rows[0];
+  if (!row) return { gone: 'missing' };
+  if (row.wal_status === 'lost') return { gone: 'invalidated' };
+  return { confirmed: parseLSN(row.confirmed ?? '0/0') ?? 0n };
+}
+
+/** Drops the slot if it is there (invalidated) and creates it anew, starting now. */
+export async function recreateSlot(db: pg.ClientBase, slot: string): Promise<void> {
+  await db.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+  await db.query('SELECT pg_create_logical_replication_slot($1, \'pgoutput\')', [slot]);
 }

@@ -4,12 +4,12 @@ import { formatLSN, type LSN } from '../src/protocol/lsn.ts';
 import type { Edit } from './edit.ts';
 import { PostgresAppender } from './postgres-appender.ts';
 import { compactLog } from './postgres-compaction.ts';
-import { describe, isConnectionError, isPoolBusy, isSlotGone, redactUrl } from './postgres-errors.ts';
+import { describe, isConnectionError, isPoolBusy, redactUrl } from './postgres-errors.ts';
 import { PostgresLink } from './postgres-link.ts';
 import type { PostgresStoreOptions } from './postgres-options.ts';
 import { countChanges, readChanges, readCompactionFloor, readEntity, readEntityPage, readHead, readStats, rowsAfter, toRecord, PAGE_ROWS, type LogRow } from './postgres-reads.ts';
-import { NAMES, prepareDatabase, slotLost } from './postgres-schema.ts';
-import { stampOnce, type StampOptions } from './postgres-stamper.ts';
+import { NAMES, prepareDatabase } from './postgres-schema.ts';
+import { StampStream, type StampStreamOptions } from './postgres-stamp-stream.ts';
 import { StampWaiters } from './postgres-waiters.ts';
 import { refuseWrite, type Write } from './postgres-writes.ts';
 import { refusalFrom } from './scopes.ts';
@@ -33,62 +33,60 @@ import {
 
 export type { PostgresStoreOptions } from './postgres-options.ts';
 
-const STAMP_LIMIT = 5000;
+const STAMP_LIMIT = 2000;
 const FLUSH_TIMEOUT_MS = 5000;
 
 /**
  * A {@link SyncStore} kept in PostgreSQL, shared by any number of server instances. A write is one
  * small transaction: it claims its operation id and puts its changes into the write-ahead log as
  * a transactional logical message. One instance at a time, the stamper (whoever holds an advisory
- * lock), reads those messages from a permanent logical replication slot, in commit order, and adds
- * each as a record whose LSN is its commit's end LSN to the change log, applying its changes to
- * the entities in the same transaction. Every instance follows the change log (NOTIFY, plus a
+ * lock), streams those messages from a permanent logical replication slot, in commit order, and
+ * adds each as a record whose LSN is its commit's end LSN to the change log, applying its changes
+ * to the entities in the same transaction. Every instance follows the change log (NOTIFY, plus a
  * poll) and tells its listeners; a write resolves once its own instance has seen its record.
  */
 export class PostgresSyncStore implements SyncStore {
   readonly #tombstoneRetention: number;
-  readonly #slot: string;
-  readonly #stampOptions: Omit<StampOptions, 'slot'>;
+  readonly #stampOptions: Omit<StampStreamOptions, 'config'>;
   readonly #link: PostgresLink;
   readonly #waiters = new StampWaiters();
   readonly #appender: PostgresAppender;
   readonly #listeners = new Set<(record: StoredRecord) => void>();
   readonly #availabilityListeners = new Set<(unavailable: Error | undefined) => void>();
-  readonly #failureListeners = new Set<(error: Error) => void>();
-  #failure: Error | undefined;
   readonly #inFlight = new Set<Promise<unknown>>();
-  #stamper = false;
+  #stamper: StampStream | undefined;
   #headPosition: bigint;
   #timer: NodeJS.Timeout | undefined;
   #pulling: Promise<void> | undefined;
   #pullAgain = false;
-  #stamping: Promise<void> | undefined;
-  #stampAgain = false;
   #tryingLock = false;
-  #signalling = false;
-  #signalAgain = false;
   #closed = false;
 
   private constructor(url: string, slot: string, head: bigint, options: PostgresStoreOptions) {
     this.#tombstoneRetention = options.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS;
-    this.#slot = slot;
     this.#headPosition = head;
-    this.#stampOptions = { limit: options.stampLimit ?? STAMP_LIMIT, afterCommit: options.afterStamp, scopeOf: options.scopeOf };
+    const retryInterval = options.retryInterval ?? 500;
+    const idleSessionTimeout = options.idleSessionTimeout ?? Math.max(20_000, (options.pollInterval ?? 1000) * 5);
+    this.#stampOptions = {
+      slot,
+      limit: options.stampLimit ?? STAMP_LIMIT,
+      retryInterval,
+      timeout: idleSessionTimeout,
+      afterCommit: options.afterStamp,
+      scopeOf: options.scopeOf,
+    };
     this.#link = new PostgresLink({
       url,
-      retryInterval: options.retryInterval ?? 500,
+      retryInterval,
       poolSize: options.poolSize ?? 8,
       queryTimeout: options.queryTimeout ?? 30_000,
       connectionTimeout: options.connectionTimeout ?? 5000,
-      idleSessionTimeout: options.idleSessionTimeout ?? Math.max(20_000, (options.pollInterval ?? 1000) * 5),
+      idleSessionTimeout,
     }, {
       notification: (channel) => {
         if (channel === NAMES.stamped) this.#pull();
-        else if (channel === NAMES.written) this.#stampSoon();
       },
-      sessionLost: () => {
-        this.#stamper = false;
-      },
+      sessionLost: () => void this.#stopStamping(),
       availability: (unavailable) => {
         for (const listener of this.#availabilityListeners) listener(unavailable);
         if (unavailable) return;
@@ -97,7 +95,7 @@ export class PostgresSyncStore implements SyncStore {
         this.#tryLock();
       },
     });
-    this.#appender = new PostgresAppender(this.#link, this.#waiters, () => this.#signalWritten());
+    this.#appender = new PostgresAppender(this.#link, this.#waiters);
   }
 
   /**
@@ -143,16 +141,16 @@ export class PostgresSyncStore implements SyncStore {
   }
 
   /**
-   * Set once the replication slot is gone or invalidated: nothing can be stamped any more. An
-   * unreachable database is only unavailable for a while, never this.
+   * Never set: an unreachable database is only unavailable for a while, and a lost replication
+   * slot is created anew by the stamper, which then stamps the writes it missed.
    */
   get failure(): Error | undefined {
-    return this.#failure;
+    return undefined;
   }
 
   /** True while this instance holds the stamper lock (for tests and stats). */
   get isStamper(): boolean {
-    return this.#stamper;
+    return this.#stamper !== undefined;
   }
 
   /** The error that made the database unavailable; undefined while it is reachable. */
@@ -165,10 +163,9 @@ export class PostgresSyncStore implements SyncStore {
     return latest > this.#headPosition ? latest : this.#headPosition;
   }
 
-  /** A patch is merged by the stamper, in commit order: see stampOnce. */
+  /** A patch is merged by the stamper, in commit order: see stampTransactions. */
   append(edits: readonly Edit[], operationId?: string, sequence?: WriteSequence, options: AppendOptions = {}): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Error('store is closed'));
-    if (this.#failure) return Promise.reject(this.#failure);
     if (edits.length === 0) return Promise.reject(new Error('a record needs at least one change'));
     // Refused before anything is written: a write PostgreSQL cannot hold must never reach the log.
     const refusal = refuseWrite(edits, operationId);
@@ -246,9 +243,8 @@ export class PostgresSyncStore implements SyncStore {
     return () => this.#listeners.delete(listener);
   }
 
-  onFailure(listener: (error: Error) => void): () => void {
-    this.#failureListeners.add(listener);
-    return () => this.#failureListeners.delete(listener);
+  onFailure(_listener: (error: Error) => void): () => void {
+    return () => {};
   }
 
   onAvailability(listener: (unavailable: Error | undefined) => void): () => void {
@@ -272,34 +268,10 @@ export class PostgresSyncStore implements SyncStore {
     clearInterval(this.#timer);
     const closing = new StoreUnavailableError('the server is shutting down');
     this.#waiters.rejectAll(closing);
-    await Promise.allSettled([this.#stamping, this.#pulling]);
-    this.#stamper = false;
+    await Promise.allSettled([this.#stopStamping(), this.#pulling]);
     await this.#link.close(closing);
     this.#listeners.clear();
     this.#availabilityListeners.clear();
-    this.#failureListeners.clear();
-  }
-
-  /** Tells the stamper there is work: at once if it is us, else one NOTIFY at a time. */
-  #signalWritten(): void {
-    if (this.#stamper) {
-      this.#stampSoon();
-      return;
-    }
-    const session = this.#link.session;
-    if (this.#signalling || !session) {
-      this.#signalAgain = true;
-      return;
-    }
-    this.#signalling = true;
-    this.#signalAgain = false;
-    // Outside the write's transaction: a NOTIFY in it would serialize the commits of all writers.
-    session.query('SELECT pg_notify($1, \'\')', [NAMES.written]).catch(() => {
-      // The stamper also polls; a lost session is noticed by its own error handler.
-    }).finally(() => {
-      this.#signalling = false;
-      if (this.#signalAgain) this.#signalWritten();
-    });
   }
 
   // ---- following the log ----------------------------------------------------------------------
@@ -354,10 +326,7 @@ export class PostgresSyncStore implements SyncStore {
     this.#tryingLock = true;
     session.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [NAMES.stamperLock.toString()]).then(
       (result) => {
-        if (result.rows[0]?.locked === true && session === this.#link.session && !this.#closed) {
-          this.#stamper = true;
-          this.#stampSoon();
-        }
+        if (result.rows[0]?.locked === true && session === this.#link.session && !this.#closed) this.#startStamping(session);
       },
       (error: unknown) => this.#trouble(error),
     ).finally(() => {
@@ -365,57 +334,35 @@ export class PostgresSyncStore implements SyncStore {
     });
   }
 
-  #stampSoon(): void {
-    if (!this.#stamper || this.#closed) return;
-    if (this.#stamping) {
-      this.#stampAgain = true;
-      return;
-    }
-    this.#stamping = (async () => {
-      do {
-        this.#stampAgain = false;
-        const session = this.#link.session;
-        if (!session || !this.#stamper) break;
-        let result: Awaited<ReturnType<typeof stampOnce>>;
-        try {
-          result = await stampOnce(session, { slot: this.#slot, ...this.#stampOptions });
-        } catch (error) {
-          if (isSlotGone(error)) this.#fail(new Error(slotLost(this.#slot, `cannot be read (${describe(error)})`)));
-          throw error;
-        }
-        if (result.stamped > 0) this.#pull();
-        if (result.more) this.#stampAgain = true;
-      } while (this.#stampAgain && !this.#closed);
-    })()
-      .catch((error: unknown) => this.#trouble(error))
-      .finally(() => {
-        this.#stamping = undefined;
-      });
+  /** This instance holds the stamper lock on `session`: it follows the slot until the session is lost. */
+  #startStamping(session: pg.Client): void {
+    this.#stamper = new StampStream({ ...this.#stampOptions, config: this.#link.replicationConfig }, {
+      session: () => (this.#link.session === session ? session : undefined),
+      stamped: () => this.#pull(),
+      trouble: (error) => this.#trouble(error),
+    });
   }
 
-  // ---- failure --------------------------------------------------------------------------------
-
-  /** The slot is gone: nothing more can be stamped, here or anywhere. Said loudly, once. */
-  #fail(error: Error): void {
-    if (this.#failure || this.#closed) return;
-    this.#failure = error;
-    this.#stamper = false;
-    console.error(`sync store (PostgreSQL) failed: ${error.message}`);
-    this.#waiters.rejectAll(error);
-    for (const listener of this.#failureListeners) listener(error);
+  async #stopStamping(): Promise<void> {
+    const stamper = this.#stamper;
+    this.#stamper = undefined;
+    await stamper?.stop();
   }
 
-  /** The fallback round: catches up on anything a lost notification did not announce. */
+  /**
+   * The fallback round: catches up on anything a lost notification did not announce, and keeps the
+   * stamper's session busy enough that the server does not end it as idle.
+   */
   #tick(): void {
-    if (this.#closed || this.#link.unavailable || this.#failure) return;
+    if (this.#closed || this.#link.unavailable) return;
     this.#pull();
-    if (this.#stamper) this.#stampSoon();
+    if (this.#stamper) this.#stamper.touch();
     else this.#tryLock();
   }
 
   /** A background step failed: a lost database makes the store unavailable; anything else is reported. */
   #trouble(error: unknown): void {
-    if (this.#closed || this.#failure) return;
+    if (this.#closed) return;
     // A busy pool is load, not an outage: the next round tries again.
     if (isPoolBusy(error)) return;
     if (isConnectionError(error)) this.#link.markUnavailable(error);

@@ -100,19 +100,45 @@ export function decodeWrite(content: string): Write | string {
   return write;
 }
 
-// One statement, so one transaction when run on its own: the operation id is claimed (its unique
-// key makes a concurrent duplicate wait for the first, then find it) and the changes go into the
-// write-ahead log as a transactional logical message, decoded in commit order by the stamper.
+/**
+ * Most writes one transaction carries: a client's writes queued while its previous transaction
+ * committed. Each gets a position of its own in the commit record (see the stamper), which is
+ * always longer than this.
+ */
+export const MAX_WRITES_PER_COMMIT = 16;
+
+// One statement, so one transaction when run on its own: each operation id is claimed (its
+// unique key makes a concurrent duplicate wait for the first, then find it), each message is kept
+// until it is stamped, and the changes go into the write-ahead log as transactional logical
+// messages, one per write, in the order given (a sorted subquery is never flattened, and its rows
+// are emitted in order), decoded in commit order by the stamper.
 const WRITE = `
-WITH claimed AS (
-  INSERT INTO ${NAMES.writes} (write_id, operation_id, fingerprint) VALUES ($1, $2, $4) ON CONFLICT DO NOTHING RETURNING write_id
+WITH given AS (
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS w(write_id, operation_id, content, fingerprint, place)
+), claimed AS (
+  INSERT INTO ${NAMES.writes} (write_id, operation_id, fingerprint)
+  SELECT write_id, operation_id, fingerprint FROM given ORDER BY place ON CONFLICT DO NOTHING RETURNING write_id
+), kept AS (
+  INSERT INTO ${NAMES.pending} (write_id, content)
+  SELECT g.write_id, g.content FROM given g JOIN claimed c ON c.write_id = g.write_id ORDER BY g.place RETURNING write_id
 )
-SELECT pg_logical_emit_message(true, '${NAMES.messagePrefix}', $3::text) FROM claimed`;
+SELECT ordered.write_id::text AS write_id, pg_logical_emit_message(true, '${NAMES.messagePrefix}', ordered.content) IS NOT NULL AS emitted
+  FROM (SELECT g.write_id, g.content FROM given g JOIN kept k ON k.write_id = g.write_id ORDER BY g.place) ordered`;
+
+/** Writes `writes` in one transaction; returns the ids of those written (an operation id applied already writes nothing). */
+export async function writeRecords(db: Queryable, writes: readonly Write[]): Promise<Set<string>> {
+  const result = await db.query<{ write_id: string }>(WRITE, [
+    writes.map((write) => write.writeId),
+    writes.map((write) => write.operationId ?? null),
+    writes.map((write) => encodeWrite(write)),
+    writes.map((write) => write.fingerprint ?? null),
+  ]);
+  return new Set(result.rows.map((row) => row.write_id));
+}
 
 /** Writes `write`; false when its operation id had been applied already (nothing was written). */
 export async function writeRecord(db: Queryable, write: Write): Promise<boolean> {
-  const result = await db.query(WRITE, [write.writeId, write.operationId ?? null, encodeWrite(write), write.fingerprint ?? null]);
-  return result.rowCount === 1;
+  return (await writeRecords(db, [write])).size === 1;
 }
 
 /** Where a committed write stands: its record's LSN once stamped, and why, if it was refused. */

@@ -34,13 +34,17 @@ export interface BenchServer {
   startAgain(): Promise<void>;
 }
 
-/** Starts the reference server as a child process on a free port with a fresh data directory. */
-export async function startServer(extraArgs: string[] = []): Promise<BenchServer> {
+/**
+ * Starts the reference server as a child process on a free port with a fresh data directory: this
+ * checkout's, or the one at `cwd` (an earlier version, measured in the same run).
+ */
+export async function startServer(extraArgs: string[] = [], cwd?: string): Promise<BenchServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sync-bench-'));
   let port = 0;
   const launch = async (): Promise<{ child: ChildProcess; url: string }> => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', String(port), '--host', '127.0.0.1', '--data-dir', dataDir, ...extraArgs], {
       stdio: ['ignore', 'pipe', 'ignore'],
+      ...(cwd === undefined ? {} : { cwd }),
     });
     for await (const line of createInterface({ input: child.stdout! })) {
       try {

@@ -1,7 +1,8 @@
 /**
  * The PostgreSQL store against what broke it once: values PostgreSQL cannot hold, a record the
- * stamper cannot apply, a busy pool, a database restored elsewhere, a lost slot, shutdown while
- * reconnecting. Real throwaway cluster; each test has its own database.
+ * stamper cannot apply, a busy pool, a database restored elsewhere, shutdown while reconnecting
+ * (a lost slot, and the stream's other troubles: postgres-streaming.test.ts). Real throwaway
+ * cluster; each test has its own database.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -161,30 +162,6 @@ test('close() while the store is reconnecting ends the session that connects aft
     'SELECT pid FROM pg_stat_activity WHERE datname = $1 AND backend_start >= $2', [database, healed])).rows.length;
   await eventually(() => proxy.healedOpen() === 0, 10_000, 'the connection let through after the partition closed');
   assert.equal(await lateSessions(), 0, 'the connection that completed after close() was ended');
-});
-
-test('a lost replication slot fails the store loudly, and a restart refuses to start without it', BOUNDED, async (t) => {
-  const url = await cluster.createDatabase();
-  const store = await openStore(t, url, { pollInterval: 100 });
-  const failures: Error[] = [];
-  store.onFailure((error) => failures.push(error));
-  await store.append([update('item', 'a', 1)]);
-  const admin = await connect(t, url);
-  // The slot is busy only while a pass reads it: try until it is dropped.
-  await eventually(async () => {
-    try {
-      await admin.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()');
-      return true;
-    } catch {
-      return false;
-    }
-  }, 5000, 'the slot dropped');
-  const pending = store.append([update('item', 'b', 1)]);
-  await assert.rejects(pending, /replication slot .* cannot be read/, 'the write waiting for its stamp is failed');
-  assert.match(store.failure?.message ?? '', /replication slot .* cannot be read/, 'the store failed for good');
-  assert.equal(failures.length, 1, 'the failure listeners were told once');
-  await assert.rejects(store.append([update('item', 'c', 1)]), /replication slot/, 'later writes are refused');
-  await assert.rejects(PostgresSyncStore.open(url), /replication slot .* is missing/, 'a new instance refuses to start and says why');
 });
 
 test('a change log ahead of the cluster\'s write-ahead log (a database restored elsewhere) is refused at start', BOUNDED, async (t) => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { compareLSN } from '../../src/protocol/lsn.ts';
+import { compareLSN, parseLSN } from '../../src/protocol/lsn.ts';
 import { PostgresSyncStore } from '../postgres-store.ts';
 import { writeRecord } from '../postgres-writes.ts';
 import { createSyncServer } from '../sync-server.ts';
@@ -104,6 +104,27 @@ test('a transaction that started first but commits last reaches clients after th
   // A client that joins now from B's LSN gets A: catch-up reads the same log.
   const late = await ModelClient.open(t, two, onOne.applied[0]!);
   assert.deepEqual(late.applied, [onOne.applied[1]], 'catch-up from B\'s LSN replays A');
+});
+
+test('one client\'s operations sent together commit together, each with its own LSN, in the order sent', BOUNDED, async (t) => {
+  const url = await cluster.createDatabase();
+  const [one, two] = [await startInstance(t, url), await startInstance(t, url)];
+  const writer = await ModelClient.open(t, one);
+  const reader = await ModelClient.open(t, two);
+  const ids = Array.from({ length: 60 }, (_, n) => `together-${n}`);
+  // Every third one deletes what the one before upserted: out of order, it would leave it behind.
+  for (const [n, id] of ids.entries()) writer.send(n % 3 === 2 ? remove(id, String(n - 1)) : upsert(id, String(n), { n }));
+  await writer.until(() => writer.acks.size === ids.length, 20_000, 'every acknowledgement');
+  const acked = ids.map((id) => writer.acks.get(id)!);
+  for (let i = 1; i < acked.length; i += 1) assert.ok(compareLSN(acked[i]!, acked[i - 1]!) > 0, `acknowledged in the order sent (${acked[i - 1]} then ${acked[i]})`);
+  const positions = acked.map((lsn) => parseLSN(lsn)!);
+  const together = positions.filter((position, i) => i > 0 && position - positions[i - 1]! === 1n).length;
+  assert.ok(together > 0, 'some were written in one transaction (their records are next to each other in its commit record)');
+  const db = await databaseState(url);
+  assert.deepEqual(db.lsns, acked, 'one record per operation, at the acknowledged LSNs');
+  await reader.reach(db.head);
+  assert.deepEqual(reader.entities, db.entities, 'the other instance\'s client holds the database\'s entities');
+  assert.deepEqual([...reader.entities.keys()].sort(), ids.flatMap((_, n) => (n % 3 === 0 ? [`item/${n}`] : [])).sort(), 'each upsert deleted after it is gone');
 });
 
 test('a client moved to another instance mid-stream resumes there without gaps or repeats', BOUNDED, async (t) => {
