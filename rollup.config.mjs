@@ -7,7 +7,7 @@ const WORKER_URL = /new\s+URL\(\s*(['"])([^'"]+\.ts)\1\s*,\s*import\.meta\.url\s
  * The packages we depend on, and the frameworks the helpers are for (optional peers); the library
  * build leaves them to the app's bundler.
  */
-const DEPENDENCY = /^(lit|lit-html|lit-element|@lit\/[^/]+|idb|react|react-dom|vue|@vue\/[^/]+|@angular\/[^/]+)(\/|$)/;
+const DEPENDENCY = /^(lit|lit-html|lit-element|@lit\/[^/]+|react|react-dom|vue|@vue\/[^/]+|@angular\/[^/]+)(\/|$)/;
 
 /**
  * Rollup leaves `new Worker(new URL('./x.ts', import.meta.url))` alone; this emits each such

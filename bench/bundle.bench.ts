@@ -1,7 +1,8 @@
 /**
  * Bytes a page downloads: the element bundle and the worker chunk as built in dist/ (each with
- * the shared chunks it imports statically, gzip -9 per file, as served), beside the libraries we
- * depend on (lit, @lit/context, idb) bundled whole with esbuild, minified, gzip -9. The element
+ * the shared chunks it imports statically, gzip -9 per file, as served), beside the libraries in
+ * them (lit, @lit/context) bundled whole with esbuild, minified, gzip -9; then what each part of
+ * all a page loads costs, its code cut out of the built files by source map. The element
  * bundle holds the element API only; the compatibility layer for the older `SyncClient` API is
  * `sync-connection/compat`, measured apart in the library build (dist/lib) as what it adds.
  *
@@ -52,14 +53,16 @@ async function librariesIn(file: string): Promise<Set<string>> {
   return found;
 }
 
-/** Minified bytes of `file` that its source map attributes to our src/ versus to node_modules. */
-async function sourceSplit(file: string): Promise<{ ours: number; libraries: number }> {
+/**
+ * The minified code of `file`, cut into the pieces its source map attributes to each source
+ * (path relative to the repository, or `node_modules/<package>/...`).
+ */
+async function codeBySource(file: string): Promise<Map<string, string>> {
   const code = await readFile(file, 'utf8');
   const map = JSON.parse(await readFile(`${file}.map`, 'utf8')) as { sources: string[]; mappings: string };
-  const isOurs = map.sources.map((source) => !source.includes('node_modules/'));
+  const names = map.sources.map((source) => relative(root, join(dirname(file), source)));
   const lines = code.split('\n');
-  let ours = 0;
-  let libraries = 0;
+  const pieces = new Map<string, string>();
   let source = 0;
   map.mappings.split(';').forEach((segmentsOfLine, lineIndex) => {
     const line = lines[lineIndex] ?? '';
@@ -73,14 +76,35 @@ async function sourceSplit(file: string): Promise<{ ours: number; libraries: num
       // fields 2 and 3 (original line and column) are not needed; their deltas only matter to them
     }
     starts.forEach((start, i) => {
-      const end = starts[i + 1]?.column ?? line.length;
       if (start.source === undefined) return;
-      if (isOurs[start.source]) ours += end - start.column;
-      else libraries += end - start.column;
+      const name = names[start.source]!;
+      pieces.set(name, (pieces.get(name) ?? '') + line.slice(start.column, starts[i + 1]?.column ?? line.length));
     });
   });
-  return { ours, libraries };
+  return pieces;
 }
+
+/**
+ * The parts a page pays for, by source path; the first that matches a source takes it. Shared
+ * code (protocol, db) is one part wherever it lands; a source bundled into both the page and the
+ * worker counts twice, as a page loads it twice.
+ */
+const PARTS: readonly { name: string; sources: RegExp; library?: true }[] = [
+  { name: 'lit (lit-html, lit-element, @lit/reactive-element)', sources: /node_modules\/(lit|lit-html|lit-element|@lit\/reactive-element)\//, library: true },
+  { name: '@lit/context', sources: /node_modules\/@lit\/context\//, library: true },
+  { name: 'idb', sources: /node_modules\/idb\//, library: true },
+  { name: 'other libraries', sources: /node_modules\//, library: true },
+  { name: 'our elements: <sync-connection>, <sync-status>, events (src/elements, src/index.ts)', sources: /^src\/(elements\/|index\.ts|element\.ts)/ },
+  { name: 'live queries: observe (live-queries, live-query, observations)', sources: /^src\/client\/(live-quer|observations)/ },
+  { name: 'local-first reads: pending layer, local view, recent changes, page store', sources: /^src\/client\/(pending-layer|local-view|recent-changes|page-store)/ },
+  { name: 'writes: operation check, outbox writer, pending operations', sources: /^src\/client\/(writes|outbox-writer|operation-input|pending-operations)/ },
+  { name: 'tabs: leader election, follower/leader coordination, their messages', sources: /^src\/(client\/(tab-|leader-election|shared-connection)|protocol\/tab-messages)/ },
+  { name: 'our client: service, worker manager, state, events, options (rest of src/client)', sources: /^src\/client\// },
+  { name: 'protocol: wire and worker messages, parsers, LSN, errors (src/protocol)', sources: /^src\/protocol\// },
+  { name: 'local store: schema, records, outbox groups (src/db)', sources: /^src\/db\// },
+  { name: 'the worker: connection, change store, outbox, folding (src/worker)', sources: /^src\/worker\// },
+  { name: 'other sources', sources: /./ },
+];
 
 const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 
@@ -144,12 +168,20 @@ export async function run(): Promise<Row[]> {
   const element = await part(elementFiles);
   const worker = await part(workerFiles);
   const all = await part(allFiles);
+  const byPart = new Map<string, string>(PARTS.map(({ name }) => [name, '']));
+  for (const file of allFiles) {
+    for (const [source, code] of await codeBySource(file)) {
+      const { name } = PARTS.find(({ sources }) => sources.test(source))!;
+      byPart.set(name, byPart.get(name)! + code);
+    }
+  }
   let ours = 0;
   let libraries = 0;
-  for (const file of allFiles) {
-    const split = await sourceSplit(file);
-    ours += split.ours;
-    libraries += split.libraries;
+  for (const { name, library } of PARTS) {
+    const code = byPart.get(name)!;
+    if (name === 'other sources' && code !== '') throw new Error('a source outside src/ and node_modules');
+    if (library) libraries += code.length;
+    else ours += code.length;
   }
   process.stderr.write(
     `bundle: element = ${element.files.join(' + ')} (${element.libraries.join(', ')}); ` +
@@ -160,7 +192,7 @@ export async function run(): Promise<Row[]> {
   const row = (what: string, p: Part): Row => ({
     what: `${what}, gzip -9`,
     ours: p.gzip,
-    baseline: 0,
+    baseline: null,
     unit: 'B',
     better: 'lower',
     baselineName: `${p.libraries.join(' + ')} alone, every export bundled by esbuild, minified, gzip -9`,
@@ -171,7 +203,8 @@ export async function run(): Promise<Row[]> {
     row('all a page loads (element + worker, shared chunk once)', all),
   ];
   for (const [r, p] of [[rows[0]!, element], [rows[1]!, worker], [rows[2]!, all]] as const) {
-    r.baseline = await librariesBundled(p.libraries);
+    if (p.libraries.length > 0) r.baseline = await librariesBundled(p.libraries);
+    else r.baselineName = 'no library inside';
   }
   // The library build, as an app's bundler gets it: our modules only, the dependencies left out.
   const libGraph = async (entry: string) => (await staticGraph(join(LIB, entry))).filter((file) => file.startsWith(LIB));
@@ -195,5 +228,16 @@ export async function run(): Promise<Row[]> {
     better: 'lower',
     baselineName: 'minified bytes of library code in the same files (by source map)',
   });
+  for (const [name, code] of byPart) {
+    if (code === '') continue;
+    rows.push({
+      what: `part of all a page loads: ${name}, gzip -9 of its code alone`,
+      ours: gzipBytes(code),
+      baseline: null,
+      unit: 'B',
+      better: 'lower',
+      baselineName: `minified ${code.length.toLocaleString('en-US')} B (by source map)`,
+    });
+  }
   return rows;
 }

@@ -5,7 +5,7 @@
  */
 import type { LSN } from '../protocol/lsn.ts';
 import type { QueuedOperation } from '../protocol/state.ts';
-import type { IDBPObjectStore, StoreNames } from 'idb';
+import type { PromisedStore } from './indexed-db.ts';
 import { addGroups, allOperations, keepOnly, removeFromGroups, type OutboxEntry } from './outbox-groups.ts';
 import { openSyncDB, type OpenOptions, type StoredEntity, type StoredSegment, type SyncDB, type SyncDBSchema } from './schema.ts';
 
@@ -33,10 +33,7 @@ function storedClientId(value: unknown): string | undefined {
 }
 
 /** `configured` when non-empty, else the stored id, else a new random id stored now. */
-async function resolveClientId<Stores extends ArrayLike<StoreNames<SyncDBSchema>>>(
-  meta: IDBPObjectStore<SyncDBSchema, Stores, 'meta', 'readwrite'>,
-  configured: string,
-): Promise<string> {
+async function resolveClientId(meta: PromisedStore<SyncDBSchema, 'meta'>, configured: string): Promise<string> {
   if (configured.length > 0) return configured;
   const stored = storedClientId(await meta.get('clientId'));
   if (stored !== undefined) return stored;
@@ -64,7 +61,7 @@ export class LocalStore {
 
   // ---- entities (read) ---------------------------------------------------------------------------
 
-  // Reads await their transaction's `done` too: idb makes that promise for every transaction, and
+  // Reads await their transaction's `done` too: every transaction makes that promise (indexed-db.ts), and
   // one nobody awaits rejects unhandled when the transaction aborts.
 
   async entity(entityType: string, entityId: string): Promise<StoredEntity | undefined> {

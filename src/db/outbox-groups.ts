@@ -3,15 +3,14 @@
  * `StoredGroup`). These read and write groups inside a transaction someone else holds, so that
  * the worker's commit can delete what it settles in the same transaction as its changes.
  */
-import type { IDBPObjectStore } from 'idb';
+import type { PromisedStore } from './indexed-db.ts';
 import type { QueuedOperation } from '../protocol/state.ts';
 import type { StoredGroup, SyncDBSchema } from './schema.ts';
 
 /** At most this many operations share a record, so that taking one out rewrites a bounded one. */
 export const GROUP_SIZE = 256;
 
-type OutboxStore = IDBPObjectStore<SyncDBSchema, ArrayLike<'outbox' | 'meta' | 'segments' | 'entities'>, 'outbox', 'readwrite'>;
-type OutboxReader = IDBPObjectStore<SyncDBSchema, ArrayLike<'outbox' | 'meta' | 'segments' | 'entities'>, 'outbox', 'readonly' | 'readwrite'>;
+type OutboxStore = PromisedStore<SyncDBSchema, 'outbox'>;
 
 /** An operation to take out of the outbox: its id, and its record's key when known. */
 export type OutboxEntry = Pick<QueuedOperation, 'id' | 'group'>;
@@ -34,7 +33,7 @@ export async function addGroups(store: OutboxStore, operations: readonly QueuedO
 }
 
 /** Every queued operation, in the order of their records, each knowing its record. */
-export async function allOperations(store: OutboxReader): Promise<QueuedOperation[]> {
+export async function allOperations(store: OutboxStore): Promise<QueuedOperation[]> {
   const [keys, groups] = await Promise.all([store.getAllKeys(), store.getAll()]);
   return groups.flatMap((group, at) => group.operations.map((operation) => ({ ...operation, group: keys[at]! })));
 }

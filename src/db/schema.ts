@@ -2,7 +2,7 @@
  * The IndexedDB schema shared by the worker (which writes entities and the LSN) and the page
  * (which reads entities and writes the outbox).
  */
-import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
+import { openDatabase, promised, type PromisedDatabase } from './indexed-db.ts';
 import type { Change } from '../protocol/change.ts';
 import type { LSN } from '../protocol/lsn.ts';
 import type { QueuedOperation } from '../protocol/state.ts';
@@ -52,7 +52,7 @@ export interface MetaValues {
   clientId: string;
 }
 
-export interface SyncDBSchema extends DBSchema {
+export interface SyncDBSchema {
   entities: {
     key: [string, string];
     value: StoredEntity;
@@ -74,7 +74,7 @@ export interface SyncDBSchema extends DBSchema {
   };
 }
 
-export type SyncDB = IDBPDatabase<SyncDBSchema>;
+export type SyncDB = PromisedDatabase<SyncDBSchema>;
 
 export interface OpenOptions {
   /** An older connection (another tab) has not closed yet, so this open waits for it. */
@@ -90,12 +90,12 @@ export interface OpenOptions {
  * closes itself, so upgrades never wait on an old tab.
  */
 export async function openSyncDB(name: string, options: OpenOptions = {}): Promise<SyncDB> {
-  const db = await openDB<SyncDBSchema>(name, DB_VERSION, {
-    async upgrade(database, oldVersion, _newVersion, transaction) {
+  const db: SyncDB = await openDatabase<SyncDBSchema>(name, DB_VERSION, {
+    async upgrade(database, oldVersion, transaction) {
       // Version 1 kept one outbox record per operation, keyed by its id: they become one group.
       let older: QueuedOperation[] = [];
       if (oldVersion === 1 && database.objectStoreNames.contains('outbox')) {
-        older = await (transaction.objectStore('outbox') as unknown as { getAll(): Promise<QueuedOperation[]> }).getAll();
+        older = await promised(transaction.objectStore('outbox').getAll() as IDBRequest<QueuedOperation[]>);
         database.deleteObjectStore('outbox');
       }
       if (!database.objectStoreNames.contains('entities')) {
@@ -109,7 +109,8 @@ export async function openSyncDB(name: string, options: OpenOptions = {}): Promi
       if (!database.objectStoreNames.contains('outbox')) {
         const outbox = database.createObjectStore('outbox', { autoIncrement: true });
         outbox.createIndex('byId', 'ids', { unique: true, multiEntry: true });
-        if (older.length > 0) await outbox.add({ ids: older.map(({ id }) => id), operations: older });
+        const group: StoredGroup = { ids: older.map(({ id }) => id), operations: older };
+        if (older.length > 0) await promised(outbox.add(group));
       }
     },
     blocked() {

@@ -1,6 +1,5 @@
 import { ContextProvider } from '@lit/context';
-import { html, LitElement, type TemplateResult } from 'lit';
-import { property } from 'lit/decorators.js';
+import { html, LitElement, type PropertyDeclarations, type TemplateResult } from 'lit';
 import { SyncError } from '../protocol/errors.ts';
 import { SYNC_EVENT_TYPES, type SyncEventDetails, type SyncEventType } from '../client/service-events.ts';
 import { getNetworkStatus, type NetworkStatus } from '../client/network.ts';
@@ -77,40 +76,54 @@ export class SyncConnectionElement extends LitElement {
     if (!registry.get(tag)) registry.define(tag, this);
   }
 
+  // Declared, not decorated: decorators would be lowered for es2022 into helpers and would take
+  // every private member of the class with them into WeakMaps.
+  static override properties: PropertyDeclarations = {
+    url: {},
+    clientId: { attribute: 'client-id' },
+    dbName: { attribute: 'db-name' },
+    manual: { type: Boolean },
+    heartbeatInterval: { type: Number, attribute: 'heartbeat-interval' },
+    backoffInitial: { type: Number, attribute: 'backoff-initial' },
+    backoffMax: { type: Number, attribute: 'backoff-max' },
+    token: { attribute: false },
+    database: { attribute: false },
+  };
+
   /** The sync endpoint: relative, http(s) or ws(s). */
-  @property() accessor url = '';
+  declare url: string;
 
   /** The client id; empty means the one stored in the database. */
-  @property({ attribute: 'client-id' }) accessor clientId = '';
+  declare clientId: string;
 
   /** The IndexedDB database; empty means `sync-connection`. */
-  @property({ attribute: 'db-name' }) accessor dbName = '';
+  declare dbName: string;
 
   /** Do not connect when attached. */
-  @property({ type: Boolean }) accessor manual = false;
+  declare manual: boolean;
 
   /** Milliseconds between heartbeats (default 15000). */
-  @property({ type: Number, attribute: 'heartbeat-interval' }) accessor heartbeatInterval: number | undefined;
+  declare heartbeatInterval: number | undefined;
 
   /** Upper bound of the first reconnection delay in ms (default 500). */
-  @property({ type: Number, attribute: 'backoff-initial' }) accessor backoffInitial: number | undefined;
+  declare backoffInitial: number | undefined;
 
   /** Cap of the reconnection delay in ms (default 30000). */
-  @property({ type: Number, attribute: 'backoff-max' }) accessor backoffMax: number | undefined;
+  declare backoffMax: number | undefined;
 
   /**
    * Sent to the server in `sync`; a property only, never reflected into an attribute. A new token
    * does not restart the client: every later `sync` carries it, and a connection the server
    * refused for the old one connects again.
    */
-  @property({ attribute: false }) accessor token: string | undefined;
+  declare token: string | undefined;
 
   /**
    * Your own store for the server's changes, instead of the built-in IndexedDB store: each batch
    * is one `transaction`, and the resume point moves only after it commits. A property only;
    * changing it restarts the client.
    */
-  @property({ attribute: false }) accessor database: Database | undefined;
+  declare database: Database | undefined;
 
   /** Replaces the worker factory (tests, custom builds). Set before the element is attached. */
   createWorker: (() => WorkerEndpoint) | undefined;
@@ -124,6 +137,14 @@ export class SyncConnectionElement extends LitElement {
   /** Live queries made on this element; they move with it to a restarted client and end with it. */
   readonly #observations = new Observations();
   readonly #provider = new ContextProvider(this, { context: syncStateContext, initialValue: INITIAL_STATE });
+
+  constructor() {
+    super();
+    this.url = '';
+    this.clientId = '';
+    this.dbName = '';
+    this.manual = false;
+  }
 
   override render(): TemplateResult {
     return html`<slot></slot>`;

@@ -1,4 +1,4 @@
-import { consume } from '@lit/context';
+import { ContextConsumer } from '@lit/context';
 import { css, html, LitElement, nothing, type TemplateResult } from 'lit';
 import { INITIAL_STATE, type SyncState } from '../protocol/state.ts';
 import { syncStateContext } from './context.ts';
@@ -33,7 +33,16 @@ export class SyncStatusElement extends LitElement {
   `;
 
   /** The state of the enclosing `<sync-connection>`, received through context (`syncStateContext`). */
-  @consume({ context: syncStateContext, subscribe: true }) accessor state: SyncState = INITIAL_STATE;
+  state: SyncState = INITIAL_STATE;
+
+  // A controller, not the `@consume` decorator, which es2022 output would lower into helpers.
+  readonly #consumer = new ContextConsumer(this, {
+    context: syncStateContext,
+    subscribe: true,
+    callback: (state) => {
+      this.state = state;
+    },
+  });
 
   protected override updated(): void {
     this.setAttribute('status', this.state.status);

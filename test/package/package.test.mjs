@@ -24,9 +24,9 @@ const tsc = join(root, 'node_modules/typescript/bin/tsc');
  * What the app links from this repo instead of downloading it: the package's dependencies, the
  * frameworks, and the types a Node app has. Never `pg`: the server must run without it.
  */
-const LINKED = ['lit', '@lit/context', 'idb', 'ws', 'fs-native-extensions', 'jose', 'typescript', 'react', '@types/react', 'vue', '@angular/core', '@types/node'];
+const LINKED = ['lit', '@lit/context', 'ws', 'fs-native-extensions', 'jose', 'typescript', 'react', '@types/react', 'vue', '@angular/core', '@types/node'];
 /** What the library build must leave to the app's bundler. */
-const EXTERNAL = ['lit', '@lit/context', 'idb'];
+const EXTERNAL = ['lit', '@lit/context'];
 /** The Node-only dependencies, which only the server entry uses. */
 const SERVER_DEPENDENCIES = ['ws', 'fs-native-extensions', 'jose'];
 /** The optional peers, each imported by its own entry and nothing else. */
@@ -512,7 +512,7 @@ describe('the packed package', () => {
     }
   });
 
-  it("leaves lit, @lit/context, idb and the frameworks to the app: its modules import them and copy none of their code", async () => {
+  it("leaves lit, @lit/context and the frameworks to the app: its modules import them and copy none of their code", async () => {
     for (const name of EXTERNAL) {
       assert.ok(pkg.dependencies?.[name], `${name} is a dependency`);
       assert.equal(pkg.devDependencies?.[name], undefined, `${name} is not only a dev dependency`);
@@ -521,7 +521,7 @@ describe('the packed package', () => {
     // Definitions that exist only in those packages' code.
     const COPIED = [
       /class\s+LitElement\b/, /class\s+ReactiveElement\b/, /litHtmlVersions/, /reactiveElementVersions/,
-      /litElementVersions/, /function\s+openDB\b/, /class\s+ContextProvider\b/, /class\s+ContextConsumer\b/,
+      /litElementVersions/, /class\s+ContextProvider\b/, /class\s+ContextConsumer\b/,
       /function\s+createContext\b/, ...FRAMEWORK_CODE,
     ];
     const modules = tarballFiles.filter((path) => path.startsWith('dist/lib/') && path.endsWith('.js'));
@@ -601,6 +601,30 @@ describe('the packed package', () => {
     assert.deepEqual(registering.sort(), ['./dist/lib/index.js', './src/index.ts']);
     const bundle = await readFile(join(installed, 'dist/sync-connection.js'), 'utf8');
     assert.match(bundle, /customElements/);
+  });
+
+  it("gives an app's bundler only what the app imports: a protocol helper or <sync-status> alone brings no IndexedDB, worker or client code", async () => {
+    const { build } = await import('esbuild');
+    const bundle = async (contents) => {
+      const result = await build({
+        stdin: { contents, resolveDir: app, loader: 'js' },
+        bundle: true, write: false, format: 'esm', platform: 'browser', minify: true, logLevel: 'silent',
+      });
+      return result.outputFiles[0].text;
+    };
+    const has = (code) => ({
+      indexedDB: /indexedDB\.open/.test(code), worker: /new Worker\(/.test(code), lit: /litHtmlVersions/.test(code),
+    });
+    // Everything, as the main entry registers both elements: what the checks look for is there.
+    assert.deepEqual(has(await bundle(`import 'sync-connection';`)), { indexedDB: true, worker: true, lit: true });
+    assert.deepEqual(
+      has(await bundle(`import { compareLSN } from 'sync-connection/service'; console.log(compareLSN('0/1', '0/2'));`)),
+      { indexedDB: false, worker: false, lit: false },
+    );
+    assert.deepEqual(
+      has(await bundle(`import { SyncStatusElement } from 'sync-connection/element'; SyncStatusElement.define();`)),
+      { indexedDB: false, worker: false, lit: true },
+    );
   });
 
   it('describes <sync-connection> and <sync-status> in dist/custom-elements.json', async () => {
