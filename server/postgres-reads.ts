@@ -85,12 +85,13 @@ export async function readChanges(db: Queryable, after: bigint, { until, maxChan
            SELECT s.lsn FROM ${NAMES.changeScopes} s WHERE s.scope = wanted.scope AND s.lsn > $1 AND s.lsn <= $2 ORDER BY s.lsn LIMIT $3
          ) found ORDER BY found.lsn LIMIT $3)`;
   // The running size is summed in the database, so a page of huge records is never fetched whole.
-  // The compaction floor is read in the same statement, so in the same snapshot as the page.
+  // The compaction floor is read in the same statement, so in the same snapshot as the page. The
+  // page is ordered by its pg_lsn `position`: its `lsn` is text, whose order is not the log's.
   const result = await db.query<(LogRow | { [K in keyof LogRow]: null }) & { floor: string }>(
-    `SELECT f.floor::text AS floor, page.* FROM ${NAMES.compaction} f LEFT JOIN (SELECT ${LOG_COLUMNS} FROM (
+    `SELECT f.floor::text AS floor, page.* FROM ${NAMES.compaction} f LEFT JOIN (SELECT ${LOG_COLUMNS}, lsn AS position FROM (
        SELECT *, sum(octet_length(changes::text)) OVER (ORDER BY lsn) AS running FROM ${NAMES.changeLog}
         WHERE ${where} AND refused IS NULL ORDER BY lsn LIMIT $3
-     ) sized WHERE running - octet_length(changes::text) < $4) page ON true ORDER BY page.lsn`,
+     ) sized WHERE running - octet_length(changes::text) < $4) page ON true ORDER BY page.position`,
     [formatLSN(after), formatLSN(until), Math.max(1, Math.min(maxChanges, PAGE_ROWS)), maxBytes, ...(scopes === undefined ? [] : [scopes])],
   );
   const floor = parseLSN(result.rows[0]?.floor ?? '0/0') ?? 0n;
