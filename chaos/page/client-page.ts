@@ -108,9 +108,10 @@ class ChaosTab {
       request.onerror = () => reject(request.error);
     });
     try {
-      const store = db.transaction('outbox', 'readonly').objectStore('outbox');
+      // The outbox keeps operations in groups; its `byId` index finds an operation's group.
+      const byId = db.transaction('outbox', 'readonly').objectStore('outbox').index('byId');
       const found = await Promise.all(ids.map((id) => new Promise<boolean>((resolve, reject) => {
-        const request = store.count(id);
+        const request = byId.count(id);
         request.onsuccess = () => resolve(request.result > 0);
         request.onerror = () => reject(request.error);
       })));
