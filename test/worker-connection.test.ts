@@ -392,6 +392,8 @@ describe('sync worker: connection', () => {
     await harness.barrier();
     expect(harness.framesOf('operation').filter(({ conn }) => conn === 2)).to.have.length(2);
     expect(harness.connections).to.have.length(2);
+    // An answer is posted as it comes; its record is deleted just after.
+    await harness.waitForSettled('a', 'b');
     expect(await harness.outboxIds()).to.deep.equal([]);
   });
 

@@ -270,6 +270,8 @@ describe('sync worker: outbox', () => {
       (operationIds(harness.framesOf('operation')).filter((id) => id.startsWith('after-')).length === 2 ? true : undefined));
     await harness.send({ type: 'operation_complete', id: 'after-1' }, { type: 'operation_complete', id: 'after-2' });
     await harness.waitFor('five acknowledged', () => (harness.eventsOf('operation_complete').length === 5 ? true : undefined));
+    // An answer is posted as it comes; its record is deleted just after.
+    await harness.waitForSettled('after-1', 'after-2');
     expect(await harness.outboxIds()).to.deep.equal([]);
     expect(harness.eventsOf('operation_error')).to.have.length(1);
     expect(harness.connections).to.have.length(3);
