@@ -167,14 +167,7 @@ export class LocalStore {
     const done = tx.done;
     done.catch(ignore); // awaited below, unless a read fails first
     const [keys, groups] = await Promise.all([tx.store.getAllKeys(), tx.store.getAll()]);
-    const removed: string[] = [];
-    groups.forEach((group, at) => {
-      const kept = keepOnly(group, (id) => keep.has(id));
-      removed.push(...group.ids.filter((id) => !keep.has(id)));
-      if (kept.ids.length === group.ids.length) return;
-      if (kept.ids.length === 0) tx.store.delete(keys[at]!).catch(ignore);
-      else tx.store.put(kept, keys[at]!).catch(ignore);
-    });
+    const removed = groups.flatMap((group, at) => keepOnly(tx.store, keys[at]!, group, (id) => keep.has(id)));
     await done;
     return removed;
   }

@@ -56,16 +56,18 @@ export async function removeFromGroups(store: OutboxStore, entries: readonly Out
   for (const { id, group } of entries) take(group, id);
   await Promise.all([...byGroup].map(async ([key, ids]) => {
     const group = await store.get(key);
-    if (!group) return;
-    const kept = keepOnly(group, (id) => !ids.has(id));
-    if (kept.ids.length === group.ids.length) return;
-    if (kept.ids.length === 0) store.delete(key).catch(ignore);
-    else store.put(kept, key).catch(ignore);
+    if (group) keepOnly(store, key, group, (id) => !ids.has(id));
   }));
 }
 
-/** The group with only the operations whose ids pass `keep`. */
-export function keepOnly(group: StoredGroup, keep: (id: string) => boolean): StoredGroup {
+/**
+ * Rewrites the record `key` (holding `group`) with only the operations whose ids pass `keep`,
+ * deleting it when none do; answers the ids taken out.
+ */
+export function keepOnly(store: OutboxStore, key: number, group: StoredGroup, keep: (id: string) => boolean): string[] {
   const operations = group.operations.filter(({ id }) => keep(id));
-  return { ids: operations.map(({ id }) => id), operations };
+  if (operations.length === group.ids.length) return [];
+  if (operations.length === 0) store.delete(key).catch(ignore);
+  else store.put({ ids: operations.map(({ id }) => id), operations }, key).catch(ignore);
+  return group.ids.filter((id) => !keep(id));
 }
