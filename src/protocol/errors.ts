@@ -9,6 +9,11 @@ export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** Something thrown, as an `Error`: itself, or an `Error` saying it. */
+export function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(errorMessage(error));
+}
+
 /** An error with one of the codes of the element's `error` event. */
 export class SyncError extends Error {
   override name = 'SyncError';
