@@ -1,5 +1,6 @@
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { asError } from '../src/protocol/errors.ts';
 
 /** What the log needs of an open file; a `node:fs/promises` FileHandle is one. */
 export interface LogFile {
@@ -116,7 +117,7 @@ export class AppendLog {
         await writeFully(this.#file, bytes, this.#durableEnd);
         await this.#file.datasync();
       } catch (cause) {
-        const error = cause instanceof Error ? cause : new Error(String(cause));
+        const error = asError(cause);
         this.#failure = error;
         // Best effort, before anyone hears of the failure: cut away what this group may have
         // left on disk, so that a restart does not bring back writes that were refused. If this

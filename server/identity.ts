@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { isRecord } from '../src/protocol/change.ts';
+import { errorMessage } from '../src/protocol/errors.ts';
 
 /** The scope name that stands for every scope: an identity holding it reads and writes everything. */
 export const ALL_SCOPES = '*';
@@ -107,7 +108,7 @@ export async function identify(
   try {
     identity = toIdentity(await authenticate(token, context));
   } catch (error) {
-    identity = `authenticate threw: ${error instanceof Error ? error.message : String(error)}`;
+    identity = `authenticate threw: ${errorMessage(error)}`;
   }
   if (typeof identity !== 'string') return identity;
   if (identity !== 'refused') process.emitWarning(`sync server: refused ${who}: ${withoutToken(identity, token)}`);
