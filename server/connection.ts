@@ -1,16 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
 import { formatLSN, parseLSN } from '../src/protocol/lsn.ts';
-import {
-  parseClientFrame,
-  type KnownServerMessage,
-  type OperationCompleteMessage,
-  type SyncMessage,
-  type WireOperation,
-} from '../src/protocol/wire.ts';
+import { parseClientFrame, type KnownServerMessage, type SyncMessage, type WireOperation } from '../src/protocol/wire.ts';
 import { errorMessage } from '../src/protocol/errors.ts';
+import { Admission } from './admission.ts';
 import { scopedChangesFrame } from './changes-frame.ts';
-import { identify, operationKey, ScopeSet, type Authenticate, type Identity } from './identity.ts';
+import { identify, ScopeSet, type Authenticate, type Identity } from './identity.ts';
+import { OperationAnswers } from './operation-answers.ts';
 import type { SharedFrame, SocketQueue } from './outbound.ts';
 import { OperationWriter, type WriteRules } from './operation-writer.ts';
 import type { RecordFrames } from './record-frames.ts';
@@ -43,20 +39,7 @@ type ServerFrame = KnownServerMessage;
 /** `idle`: no sync yet; `replaying`: catching up from the log; `live`: gets every new record. */
 type Phase = 'idle' | 'replaying' | 'live';
 
-/**
- * `none`: nothing but a `sync` may come; `checking`: a `sync` is being authenticated and later
- * frames wait behind it; `granted`: an authorized `sync` was seen.
- */
-type Access = 'none' | 'checking' | 'granted';
-
 const OPEN = 1;
-const CLOSE_UNAUTHORIZED = 4001;
-/** A `sync` that names another identity than the connection's first: reconnecting as that one is the way. */
-const CLOSE_FORBIDDEN = 4003;
-/** A retried close: the client may try again (it may just have been slow). */
-const CLOSE_POLICY = 1008;
-/** Ms a refused client gets to answer the close before its socket is destroyed. */
-const REFUSED_CLOSE_GRACE_MS = 1000;
 /** An ordinary (retried) close: the client reconnects and re-sends what was not acknowledged. */
 export const CLOSE_STORE_UNAVAILABLE = 1011;
 export const STORE_UNAVAILABLE_REASON = 'store unavailable';
@@ -76,40 +59,32 @@ export class SyncConnection implements Receiver {
   #announced = 0n;
   /** Bumped by every `sync` and by close; a replay stops when it no longer matches. */
   #generation = 0;
-  #access: Access = 'none';
-  #refused = false;
-  /** Frames waiting behind a `sync` being authenticated, and their bytes: bounded like the queue. */
-  #waiting = { frames: 0, bytes: 0 };
+  readonly #admission: Admission;
   /** Frames are dispatched one after another, so an operation waits for an earlier sync's auth. */
   #inbox: Promise<void> = Promise.resolve();
   readonly #queue: SocketQueue;
-  /** `operation_complete` answers held until the client has been sent the change itself. */
-  #heldAcks: { position: bigint; message: OperationCompleteMessage; key: string }[] = [];
-  readonly #writer: OperationWriter;
+  readonly #operations: OperationAnswers<SyncConnection>;
   /** Who the first authorized `sync` said this is; later ones must say the same. */
   #identity: Identity | undefined;
   #view = new ScopeSet([]);
-  /** This client's operations not answered yet (or whose answer waits for their change): key -> its id. */
-  readonly #own = new Map<string, string>();
 
   constructor(socket: WebSocket, settings: ConnectionSettings) {
     this.#socket = socket;
     this.#settings = settings;
     this.#queue = settings.queue;
     this.#lowWater = Math.max(1, Math.min(1 << 20, Math.floor(settings.queue.limits.maxBufferedBytes / 4)));
-    this.#writer = new OperationWriter(settings.rules);
+    this.#operations = new OperationAnswers(new OperationWriter(settings.rules), settings.subscribers, this, {
+      send: (message) => this.#send(message),
+      hasSeen: (position) => this.#phase === 'idle' || this.#cursor >= position,
+      storeFailed: () => this.#socket.close(CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON),
+    });
     this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    const deadline = setTimeout(() => {
-      if (this.#access !== 'granted') this.#refuse(CLOSE_POLICY, `no authorized sync within ${settings.authTimeout} ms`);
-    }, settings.authTimeout);
+    this.#admission = new Admission(socket, settings.queue.limits, settings.authTimeout);
     socket.once('close', () => {
-      clearTimeout(deadline);
       this.#generation += 1;
       this.#phase = 'idle';
-      this.#heldAcks = [];
       settings.subscribers.leave(this);
-      for (const key of this.#own.keys()) settings.subscribers.settle(key, this);
-      this.#own.clear();
+      this.#operations.close();
     });
   }
 
@@ -123,11 +98,11 @@ export class SyncConnection implements Receiver {
    * that `sync`. False when the connection has no authorized sync to reset.
    */
   reset(reason: string): boolean {
-    if (this.#identity === undefined || this.#refused || this.#socket.readyState !== OPEN) return false;
+    if (this.#identity === undefined || this.#admission.refused || this.#socket.readyState !== OPEN) return false;
     this.#generation += 1;
     this.#phase = 'idle';
     this.#send({ type: 'reset', reason });
-    this.#releaseAcks(true);
+    this.#operations.releaseAll();
     return true;
   }
 
@@ -146,18 +121,9 @@ export class SyncConnection implements Receiver {
    * socket with 4001; after it, a bad frame is answered with `error`.
    */
   receive(data: RawData, isBinary: boolean): void {
-    if (this.#refused) return;
+    if (this.#admission.refused) return;
     const frame = isBinary ? data : rawToText(data);
-    if (this.#access === 'none') {
-      const parsed = parseClientFrame(frame);
-      if (!parsed.ok || parsed.message.type !== 'sync') {
-        this.#refuse(CLOSE_UNAUTHORIZED, 'unauthorized: the first frame must be a sync');
-        return;
-      }
-      this.#access = 'checking';
-    } else if (this.#access === 'checking' && !this.#wait(frame)) {
-      return;
-    }
+    if (!this.#admission.admit(frame)) return;
     this.#inbox = this.#inbox
       .then(() => this.#dispatch(frame))
       .catch((error: unknown) => this.#send({ type: 'error', message: errorMessage(error) }));
@@ -179,28 +145,6 @@ export class SyncConnection implements Receiver {
     }
   }
 
-  /**
-   * Closes a socket that was not let in, without waiting long for its client's close frame: one
-   * that never reads would otherwise be held for ws's 30 s close timeout.
-   */
-  #refuse(code: number, reason: string): void {
-    this.#refused = true;
-    this.#socket.close(code, reason);
-    // Nothing it sends is read any more.
-    this.#socket.pause();
-    setTimeout(() => this.#socket.terminate(), REFUSED_CLOSE_GRACE_MS).unref();
-  }
-
-  /** Counts a frame that waits for the sync's authentication; false (socket closed) past the socket's limits. */
-  #wait(frame: string | RawData): boolean {
-    const { maxBufferedBytes, maxBufferedMessages } = this.#queue.limits;
-    this.#waiting.frames += 1;
-    this.#waiting.bytes += typeof frame === 'string' ? frame.length : Buffer.byteLength(frame as Buffer);
-    if (this.#waiting.frames <= maxBufferedMessages && this.#waiting.bytes <= maxBufferedBytes) return true;
-    this.#refuse(CLOSE_POLICY, 'too many frames before the sync was authorized');
-    return false;
-  }
-
   /** Sends a frame outside the protocol's replies (e.g. `sync_request`). */
   send(message: ServerFrame): void {
     this.#send(message);
@@ -208,7 +152,7 @@ export class SyncConnection implements Receiver {
 
   async #dispatch(frame: unknown): Promise<void> {
     // Frames that waited behind a sync that was refused go nowhere.
-    if (this.#refused) return;
+    if (this.#admission.refused) return;
     const parsed = parseClientFrame(frame);
     if (!parsed.ok) {
       this.#send({ type: 'error', message: parsed.error });
@@ -237,19 +181,17 @@ export class SyncConnection implements Receiver {
     this.#phase = 'idle';
     const identity = await this.#authenticate(message);
     if (identity === undefined) {
-      this.#access = 'none';
-      this.#refuse(CLOSE_UNAUTHORIZED, 'unauthorized');
+      this.#admission.deny();
       return;
     }
     if (this.#identity !== undefined && identity.id !== this.#identity.id) {
-      this.#refuse(CLOSE_FORBIDDEN, 'forbidden: a connection keeps the identity of its first sync');
+      this.#admission.forbid();
       return;
     }
     this.#identity = identity;
     this.#view = new ScopeSet(identity.scopes);
     this.#settings.subscribers.join(this, this.#view);
-    this.#access = 'granted';
-    this.#waiting = { frames: 0, bytes: 0 };
+    this.#admission.grant();
     const from = parseLSN(message.lastLSN) ?? 0n;
     this.#replay(from, generation).catch((error: unknown) => {
       if (!this.#stale(generation)) this.#send({ type: 'sync_error', message: errorMessage(error) });
@@ -287,7 +229,7 @@ export class SyncConnection implements Receiver {
         reason: `the client's resume point (lastLSN ${formatLSN(from)}) is ahead of this server's log, ` +
           `which ends at ${formatLSN(head)}: the server's data was reset or the client synced with another server`,
       });
-      this.#releaseAcks(true);
+      this.#operations.releaseAll();
       return;
     }
     this.#floor = await store.compactionFloor();
@@ -315,7 +257,7 @@ export class SyncConnection implements Receiver {
   #resetCompacted(from: bigint): void {
     this.#phase = 'idle';
     this.#send({ type: 'reset', reason: `the server's log was compacted past this client's resume point (${formatLSN(from)}): deletes it has not seen are no longer kept` });
-    this.#releaseAcks(true);
+    this.#operations.releaseAll();
   }
 
   /** Sends the records in (cursor, until] in frames. False when this replay was superseded. */
@@ -338,7 +280,7 @@ export class SyncConnection implements Receiver {
         this.#advance(until);
         break;
       }
-      const written = this.#queue.send(scopedChangesFrame(records, this.#view, last.lsn, this.#ownIn(records)));
+      const written = this.#queue.send(scopedChangesFrame(records, this.#view, last.lsn, this.#operations.idsIn(records)));
       this.#advance(last.position);
       if (this.#queue.bytes > this.#lowWater) await Promise.race([written, this.#closed]);
       if (this.#stale(generation)) return false;
@@ -346,73 +288,16 @@ export class SyncConnection implements Receiver {
     return true;
   }
 
-  /** The ids of this client's operations that `records` carry (protocol 1.2), if any. */
-  #ownIn(records: readonly StoredRecord[]): string[] | undefined {
-    if (this.#own.size === 0) return undefined;
-    const ids = records.flatMap((record) => {
-      const id = record.operationId === undefined ? undefined : this.#own.get(record.operationId);
-      return id === undefined ? [] : [id];
-    });
-    return ids.length > 0 ? ids : undefined;
-  }
-
   #operation(operation: WireOperation): void {
     this.#settings.onOperationFrame();
     const identity = this.#identity;
-    if (this.#access !== 'granted' || identity === undefined) return;
-    const { subscribers } = this.#settings;
-    const key = operationKey(identity.id, operation.id);
-    this.#own.set(key, operation.id);
-    subscribers.expect(key, this, operation.id);
-    void this.#writer.write(operation, identity).then((outcome) => {
-      subscribers.settle(key, this);
-      if (outcome.kind !== 'applied') this.#own.delete(key);
-      switch (outcome.kind) {
-        case 'applied':
-          this.#acknowledge(outcome.position, { type: 'operation_complete', id: operation.id, lsn: outcome.lsn }, key);
-          return;
-        case 'rejected':
-          this.#send({ type: 'operation_error', id: operation.id, message: outcome.message, ...(outcome.retryable ? { retryable: true } : {}) });
-          return;
-        case 'store-failed':
-          // Closing is the one answer the protocol has that makes the client re-send every
-          // unacknowledged operation: on its next connection, to a working store.
-          this.#socket.close(CLOSE_STORE_UNAVAILABLE, STORE_UNAVAILABLE_REASON);
-          return;
-        default: {
-          const unexpected: never = outcome;
-          throw new Error(`unhandled outcome ${JSON.stringify(unexpected)}`);
-        }
-      }
-    });
-  }
-
-  /** Answers an operation once the client has been sent its change (at once if not syncing). */
-  #acknowledge(position: bigint, message: OperationCompleteMessage, key: string): void {
-    if (this.#phase === 'idle' || this.#cursor >= position) {
-      this.#own.delete(key);
-      this.#send(message);
-    } else {
-      this.#heldAcks.push({ position, message, key });
-    }
+    if (!this.#admission.granted || identity === undefined) return;
+    this.#operations.write(operation, identity);
   }
 
   #advance(position: bigint): void {
     this.#cursor = position;
-    if (this.#heldAcks.length > 0) this.#releaseAcks(false);
-  }
-
-  #releaseAcks(all: boolean): void {
-    const held = this.#heldAcks;
-    this.#heldAcks = [];
-    for (const ack of held) {
-      if (all || ack.position <= this.#cursor) {
-        this.#own.delete(ack.key);
-        this.#send(ack.message);
-      } else {
-        this.#heldAcks.push(ack);
-      }
-    }
+    this.#operations.reached(position);
   }
 
   #stale(generation: number): boolean {
