@@ -2,11 +2,8 @@
  * The elements' classes without registering them, and the types of their API:
  * `import { SyncConnectionElement } from 'sync-connection/element'; SyncConnectionElement.define('my-sync')`.
  */
-export {
-  SyncConnectionElement,
-  type SyncConnectionEventMap,
-  type SyncConnectionElementEventMap,
-} from './elements/sync-connection.ts';
+export { SyncConnectionElement } from './elements/sync-connection.ts';
+export type { SyncConnectionEventMap, SyncConnectionElementEventMap } from './elements/sync-connection-events.ts';
 export { SyncStatusElement } from './elements/sync-status.ts';
 export { syncStateContext } from './elements/context.ts';
 export { SyncEvent } from './elements/events/sync-event.ts';

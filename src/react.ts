@@ -21,7 +21,8 @@
 import type { DetailedHTMLProps, HTMLAttributes } from 'react';
 import type { Database } from './client/database.ts';
 import type { WorkerEndpoint } from './client/worker-endpoint.ts';
-import type { SyncConnectionElement, SyncConnectionEventMap } from './elements/sync-connection.ts';
+import type { SyncConnectionElement } from './elements/sync-connection.ts';
+import type { SyncConnectionEventMap } from './elements/sync-connection-events.ts';
 import type { SyncStatusElement } from './elements/sync-status.ts';
 
 export type { SyncConnectionEventMap };
