@@ -10,8 +10,8 @@ import { compareLSN, type LSN } from '../protocol/lsn.ts';
 import type { QueuedOperation } from '../protocol/state.ts';
 import type { OperationMessage } from '../protocol/wire.ts';
 import { errorMessage, StorageError } from '../protocol/errors.ts';
-import type { OutboxEntry } from '../db/outbox-groups.ts';
 import { Acknowledged, type Covered } from './acknowledged.ts';
+import { OutboxDeletions } from './outbox-deletions.ts';
 import { OversizeSuspects, TOO_LARGE_MESSAGE } from './oversize.ts';
 
 /** Operations sent and not yet acknowledged on one connection, at most. */
@@ -59,9 +59,7 @@ export class Outbox {
   #announced: QueuedOperation[] = [];
   /** Admissions and clears, one at a time in the order they were asked for. */
   #turns: Promise<void> = Promise.resolve();
-  /** Acknowledged ids whose records wait for the next delete transaction. */
-  #nextDeletion: { entries: OutboxEntry[]; done: Promise<void>; resolve(): void } | undefined;
-  #deleting = false;
+  readonly #deletions: OutboxDeletions;
   readonly #oversize = new OversizeSuspects();
   /** Set while sending pauses because the server deferred an operation; clears itself. */
   #pause: ReturnType<typeof setTimeout> | undefined;
@@ -72,6 +70,7 @@ export class Outbox {
     this.#transport = transport;
     this.#listener = listener;
     this.#window = Math.max(1, window);
+    this.#deletions = new OutboxDeletions(store, (message) => listener.storageError(message));
   }
 
   get pendingCount(): number {
@@ -214,7 +213,7 @@ export class Outbox {
     // Answered now; it leaves the pending layer once the store shows it and its record is gone.
     this.#listener.completed(id, lsn, false);
     if (lsn !== undefined && compareLSN(lsn, stored) > 0) this.#acknowledged.add(operation, lsn, true);
-    else void this.#deleteRecord(operation).then(() => this.#listener.settled([id]));
+    else void this.#deletions.delete(operation).then(() => this.#listener.settled([id]));
     this.pump();
   }
 
@@ -348,7 +347,7 @@ export class Outbox {
   #fail(id: string, message: string): boolean {
     const operation = this.#pending.get(id);
     if (!operation || !this.#forget(id)) return false;
-    void this.#deleteRecord(operation).then(() => this.#listener.failed(operation, message));
+    void this.#deletions.delete(operation).then(() => this.#listener.failed(operation, message));
     return true;
   }
 
@@ -361,42 +360,7 @@ export class Outbox {
     }
     if (!this.sendFrame(payload)) return false;
     this.#forget(id);
-    void this.#deleteRecord(operation).then(() => this.#listener.completed(id, undefined, true));
+    void this.#deletions.delete(operation).then(() => this.#listener.completed(id, undefined, true));
     return true;
-  }
-
-  /**
-   * Deletes records with one transaction at a time: ids that arrive while one runs join the next,
-   * so a burst of acknowledgements costs a few transactions, not one each. Resolves once the
-   * batch holding `id` has committed (or failed, which is reported).
-   */
-  #deleteRecord(operation: QueuedOperation): Promise<void> {
-    let batch = this.#nextDeletion;
-    if (!batch) {
-      let resolve!: () => void;
-      const done = new Promise<void>((r) => { resolve = r; });
-      batch = this.#nextDeletion = { entries: [], done, resolve };
-      if (!this.#deleting) void this.#drainDeletions();
-    }
-    batch.entries.push(operation);
-    return batch.done;
-  }
-
-  async #drainDeletions(): Promise<void> {
-    this.#deleting = true;
-    for (let batch = this.#nextDeletion; batch; batch = this.#nextDeletion) {
-      await Promise.resolve(); // let the ids of this turn join
-      this.#nextDeletion = undefined;
-      try {
-        // A lost delete only means a re-send, which the server answers without applying twice.
-        await this.#store.deleteOperations(batch.entries);
-      } catch (error) {
-        this.#listener.storageError(
-          `${batch.entries.length} operation(s) are done but their outbox records could not be deleted: ${errorMessage(error)}`,
-        );
-      }
-      batch.resolve();
-    }
-    this.#deleting = false;
   }
 }
