@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess, type SpawnOptionsWithStdioTuple } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -60,6 +61,17 @@ export function wsUrl(server: { port: number }): string {
 
 export function update(entityType: string, entityId: string, data: unknown): Change {
   return { type: 'update', entityType, entityId, data };
+}
+
+/** An `operation` frame that upserts the task `entityId`. */
+export function upsert(id: string, entityId: string, data: unknown) {
+  return { type: 'operation', operation: { id, type: 'upsert', payload: { entityType: 'task', entityId, data } } };
+}
+
+/** `frame`, asserted to be of `type`. */
+export function only<T extends ServerMessage['type']>(frame: ServerMessage, type: T): Extract<ServerMessage, { type: T }> {
+  assert.equal(frame.type, type, `expected ${type}, got ${JSON.stringify(frame)}`);
+  return frame as Extract<ServerMessage, { type: T }>;
 }
 
 export async function postChanges(baseUrl: string, changes: unknown): Promise<{ status: number; body: Record<string, unknown> }> {

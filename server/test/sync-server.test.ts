@@ -1,35 +1,23 @@
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { compareLSN } from '../../src/protocol/lsn.ts';
 import type { ServerMessage } from '../../src/protocol/wire.ts';
-import { FileSyncStore } from '../store.ts';
 import {
   changeFrames,
-  diskThatFills,
   eventually,
-  framesUntilClosed,
   getJson,
+  only,
   postChanges,
   startServer,
   tempDir,
   TestClient,
   update,
+  upsert,
   wsUrl,
 } from './helpers.ts';
 
 /** No test may hang the run. */
 const BOUNDED = { timeout: 15_000 };
-
-function only<T extends ServerMessage['type']>(frame: ServerMessage, type: T): Extract<ServerMessage, { type: T }> {
-  assert.equal(frame.type, type, `expected ${type}, got ${JSON.stringify(frame)}`);
-  return frame as Extract<ServerMessage, { type: T }>;
-}
-
-function upsert(id: string, entityId: string, data: unknown) {
-  return { type: 'operation', operation: { id, type: 'upsert', payload: { entityType: 'task', entityId, data } } };
-}
 
 test('a sync replays only the changes after lastLSN, in batches that never split a record', BOUNDED, async (t) => {
   const server = await startServer(t, { dataDir: await tempDir(t), batchSize: 3 });
@@ -85,55 +73,6 @@ test('a sync from the head replays nothing, and a second sync on the same socket
   assert.equal(only(fromHead[0]!, 'sync_start').total, 0);
   const again = await client.sync('0/0');
   assert.deepEqual(changeFrames(again).flatMap((b) => b.changes.map((c) => c.entityId)), ['1', '2']);
-});
-
-test('the log survives a restart, also with a torn last record', BOUNDED, async (t) => {
-  const dataDir = await tempDir(t);
-  const first = await startServer(t, { dataDir });
-  await postChanges(first.url, [update('doc', '1', { v: 1 })]);
-  const { body } = await postChanges(first.url, [update('doc', '2', { v: 2 })]);
-  await first.close();
-  await appendFile(join(dataDir, 'sync.log'), '{"changes":[{"type":"upd');
-
-  const second = await startServer(t, { dataDir });
-  const entities = await getJson(`${second.url}/api/entities`);
-  assert.equal(entities.lsn, body.lsn);
-  assert.deepEqual(entities.entities, [
-    { entityType: 'doc', entityId: '1', data: { v: 1 } },
-    { entityType: 'doc', entityId: '2', data: { v: 2 } },
-  ]);
-  const client = await TestClient.open(wsUrl(second), t);
-  const replayed = changeFrames(await client.sync('0/0')).flatMap((b) => b.changes);
-  assert.deepEqual(replayed.map((c) => c.entityId), ['1', '2']);
-  const { body: next } = await postChanges(second.url, [update('doc', '3', { v: 3 })]);
-  assert.ok(compareLSN(String(next.lsn), String(body.lsn)) > 0, 'LSNs keep increasing after a restart');
-});
-
-test('a repeated operation id is answered again and applied once, also across a restart', BOUNDED, async (t) => {
-  const dataDir = await tempDir(t);
-  const first = await startServer(t, { dataDir });
-  const client = await TestClient.open(wsUrl(first), t);
-  await client.sync('0/0');
-  client.send(upsert('op-1', 't1', { title: 'first' }));
-  const live = only(await client.next(), 'changes');
-  const done = only(await client.next(), 'operation_complete');
-  assert.equal(done.id, 'op-1');
-  assert.equal(done.lsn, live.lsn);
-  assert.equal(typeof live.changes[0]!.timestamp, 'number');
-
-  client.send(upsert('op-1', 't1', { title: 'first' }));
-  assert.deepEqual(only(await client.next(), 'operation_complete'), done);
-  await first.close();
-
-  const second = await startServer(t, { dataDir });
-  const again = await TestClient.open(wsUrl(second), t);
-  await again.sync(String(done.lsn));
-  again.send(upsert('op-1', 't1', { title: 'first' }));
-  assert.deepEqual(only(await again.next(), 'operation_complete'), done);
-  const stats = await getJson(`${second.url}/api/stats`);
-  assert.equal(stats.records, 1);
-  assert.equal(stats.operationsApplied, 1);
-  assert.equal(stats.operationFramesReceived, 1);
 });
 
 test('after a sync, garbage gets an error frame and the connection stays open', BOUNDED, async (t) => {
@@ -308,125 +247,6 @@ test('the authenticate hook refuses a sync with 4001 and never echoes the token'
   assert.deepEqual(seen, [{ token: 'guess', clientId: 'mallory' }, { token: 'open-sesame', clientId: 'test-client' }]);
 });
 
-test('the HTTP API reports stats and entities, takes changes and refuses invalid ones', BOUNDED, async (t) => {
-  const server = await startServer(t, { dataDir: await tempDir(t) });
-  const ok = await postChanges(server.url, [update('u', '1', { name: 'Ada' }), { type: 'delete', entityType: 'u', entityId: '2' }]);
-  assert.equal(ok.status, 200);
-  for (const bad of [[], [{ type: 'update', entityType: 'u', entityId: '1' }], 'nope']) {
-    const refused = await postChanges(server.url, bad);
-    assert.equal(refused.status, 400);
-    assert.equal(typeof refused.body.error, 'string');
-  }
-  const notJson = await fetch(`${server.url}/api/changes`, { method: 'POST', body: '{' });
-  assert.equal(notJson.status, 400);
-  const response = await fetch(`${server.url}/api/stats`);
-  assert.equal(response.headers.get('access-control-allow-origin'), '*');
-  const stats = (await response.json()) as Record<string, unknown>;
-  assert.equal(stats.lsn, ok.body.lsn);
-  assert.equal(stats.records, 1);
-  assert.equal(stats.changes, 2);
-  assert.equal(stats.entities, 1);
-  const entities = await getJson(`${server.url}/api/entities`);
-  assert.deepEqual(entities.entities, [{ entityType: 'u', entityId: '1', data: { name: 'Ada' } }]);
-});
-
-test('static files: only the page, /dist/, /bench/ and /examples/, never dotfiles or the data', BOUNDED, async (t) => {
-  const root = await tempDir(t);
-  const files: Record<string, string> = {
-    'index.html': '<!doctype html><title>x</title>',
-    'dist/x.js': 'export {};',
-    'dist/.hidden.js': 'secret',
-    'dist/.cache/y.js': 'secret',
-    'bench/run.html': '<!doctype html>',
-    'examples/demo/index.html': '<!doctype html>',
-    '.git/HEAD': 'ref: refs/heads/main',
-    '.env': 'SECRET=1',
-    'package.json': '{}',
-    'server/main.ts': 'secret',
-    'node_modules/ws/package.json': '{}',
-    'secret.txt': 'secret',
-  };
-  for (const [path, text] of Object.entries(files)) {
-    await mkdir(join(root, path, '..'), { recursive: true });
-    await writeFile(join(root, path), text);
-  }
-  await symlink(join(root, 'package.json'), join(root, 'dist', 'link.js'));
-  const server = await startServer(t, { dataDir: join(root, 'data'), staticDir: root });
-  await postChanges(server.url, [update('a', '1', 1)]);
-  const status = async (path: string) => {
-    const response = await fetch(`${server.url}${path}`);
-    await response.body?.cancel();
-    return { status: response.status, type: response.headers.get('content-type') ?? '' };
-  };
-  for (const [path, type] of [
-    ['/', /^text\/html/],
-    ['/index.html', /^text\/html/],
-    ['/dist/x.js', /^text\/javascript/],
-    ['/bench/run.html', /^text\/html/],
-    ['/examples/demo/', /^text\/html/],
-  ] as const) {
-    const answer = await status(path);
-    assert.equal(answer.status, 200, `${path} is served`);
-    assert.match(answer.type, type, `${path} has its content type`);
-  }
-  for (const path of [
-    '/data/sync.log',
-    '/data/lock',
-    '/.git/HEAD',
-    '/.env',
-    '/package.json',
-    '/server/main.ts',
-    '/node_modules/ws/package.json',
-    '/dist/.hidden.js',
-    '/dist/.cache/y.js',
-    '/dist/%2e%2e/package.json',
-    '/dist/..%2fpackage.json',
-    '/dist/%2e%2e%2fpackage.json',
-    '/..%2fsecret.txt',
-    '/%2e%2e/secret.txt',
-    '/dist/link.js',
-    '/dist',
-    '/missing.js',
-  ]) {
-    assert.equal((await status(path)).status, 404, `${path} is not served`);
-  }
-});
-
-test('the data directory is not served even inside a served folder', BOUNDED, async (t) => {
-  const root = await tempDir(t);
-  await mkdir(join(root, 'examples'), { recursive: true });
-  await writeFile(join(root, 'examples', 'demo.html'), '<!doctype html>');
-  const server = await startServer(t, { dataDir: join(root, 'examples', 'data'), staticDir: root });
-  await postChanges(server.url, [update('a', '1', 1)]);
-  const log = await fetch(`${server.url}/examples/data/sync.log`);
-  await log.body?.cancel();
-  assert.equal(log.status, 404, 'the log is not served');
-  const demo = await fetch(`${server.url}/examples/demo.html`);
-  await demo.body?.cancel();
-  assert.equal(demo.status, 200, 'its neighbours are');
-});
-
-test('close answers what is durable, closes sockets with 1001 and keeps every acknowledged change', BOUNDED, async (t) => {
-  const dataDir = await tempDir(t);
-  const server = await startServer(t, { dataDir });
-  const client = await TestClient.open(wsUrl(server), t);
-  await client.sync('0/0');
-  for (let i = 0; i < 50; i += 1) client.send(upsert(`c-${i}`, `c-${i}`, i));
-  const acknowledged: string[] = [];
-  while (acknowledged.length < 10) {
-    const frame = await client.next();
-    if (frame.type === 'operation_complete') acknowledged.push(frame.id);
-  }
-  const closing = server.close();
-  const { code } = await client.closed;
-  await closing;
-  assert.equal(code, 1001);
-
-  const reopened = await startServer(t, { dataDir });
-  const ids = ((await getJson(`${reopened.url}/api/entities`)).entities as { entityId: string }[]).map((e) => e.entityId);
-  for (const id of acknowledged) assert.ok(ids.includes(id), `${id} was acknowledged and kept`);
-});
-
 test('sync_request is sent on connect when asked for, and the query string is ignored', BOUNDED, async (t) => {
   const server = await startServer(t, { dataDir: await tempDir(t), syncRequestOnConnect: true });
   const client = await TestClient.open(`${wsUrl(server)}?clientId=c&lastLSN=0%2F0`, t);
@@ -447,13 +267,6 @@ test('the heartbeat drops a socket that answers no pings and keeps one that does
   healthy.send({ type: 'ping' });
   only(await healthy.next(), 'pong');
   assert.equal((await server.stats()).clients, 1);
-});
-
-test('a POST body over the limit is refused with 413', BOUNDED, async (t) => {
-  const server = await startServer(t, { dataDir: await tempDir(t), maxBodyBytes: 1024 });
-  const { status } = await postChanges(server.url, [update('big', '1', 'x'.repeat(4096))]);
-  assert.equal(status, 413);
-  assert.equal((await server.stats()).records, 0);
 });
 
 test('a sync during a replay restarts it from the new lastLSN', BOUNDED, async (t) => {
@@ -479,52 +292,3 @@ test('a sync during a replay restarts it from the new lastLSN', BOUNDED, async (
 function replayedIds(frames: readonly ServerMessage[]): string[] {
   return changeFrames(frames).flatMap((frame) => frame.changes.map((change) => change.entityId));
 }
-
-test('a disk error closes every socket with 1011, refuses new ones and writes, and acknowledges nothing unstored', BOUNDED, async (t) => {
-  const dataDir = await tempDir(t);
-  const disk = diskThatFills();
-  const { store } = await FileSyncStore.open(dataDir, { openFile: disk.openFile });
-  const failures: Error[] = [];
-  const server = await startServer(t, { store, onStoreFailure: (error) => failures.push(error) });
-  t.after(() => store.close());
-  const writer = await TestClient.open(wsUrl(server), t);
-  const watcher = await TestClient.open(wsUrl(server), t);
-  await writer.sync('0/0');
-  await watcher.sync('0/0');
-  writer.send(upsert('stored', 'a', 1));
-  const stored = only((await writer.until('operation_complete')).at(-1)!, 'operation_complete');
-  only(await watcher.next(), 'changes');
-
-  disk.fillDisk();
-  writer.send(upsert('lost-1', 'b', 2));
-  writer.send(upsert('lost-2', 'c', 3));
-  const written = await framesUntilClosed(writer);
-  const watched = await framesUntilClosed(watcher);
-  assert.deepEqual(written.frames, [], 'the writer got no answer: no ack, no generic error');
-  assert.deepEqual(watched.frames, [], 'the watcher got nothing undurable');
-  assert.deepEqual(written.closed, { code: 1011, reason: 'store unavailable' }, 'the writer was closed with 1011');
-  assert.deepEqual(watched.closed, { code: 1011, reason: 'store unavailable' }, 'so was every other client');
-  assert.equal(failures.length, 1, 'onStoreFailure was called once');
-  assert.match(failures[0]!.message, /ENOSPC/, 'with the disk error');
-
-  const late = await TestClient.open(wsUrl(server), t);
-  const refused = await framesUntilClosed(late);
-  assert.deepEqual(refused.closed, { code: 1011, reason: 'store unavailable' }, 'a new socket is refused the same way');
-  const posted = await postChanges(server.url, [update('task', 'posted', 1)]);
-  assert.equal(posted.status, 503, 'a POST is refused with 503');
-  assert.match(String(posted.body.error), /store unavailable/, 'saying why');
-  assert.equal((await server.stats()).records, 1, 'only the stored record counts');
-  await server.close();
-  await store.close();
-
-  // A restarted server reads back what was durable; the re-sent operations are applied once.
-  const second = await startServer(t, { dataDir });
-  const client = await TestClient.open(wsUrl(second), t);
-  const replayed = changeFrames(await client.sync('0/0')).flatMap((frame) => frame.changes.map((c) => c.entityId));
-  assert.deepEqual(replayed, ['a'], 'nothing unacknowledged was kept');
-  client.send(upsert('stored', 'a', 1));
-  assert.deepEqual(only(await client.next(), 'operation_complete'), stored, 'the stored one keeps its answer');
-  client.send(upsert('lost-1', 'b', 2));
-  only(await client.next(), 'changes');
-  assert.equal(only(await client.next(), 'operation_complete').id, 'lost-1', 'a lost one is applied when re-sent');
-});
