@@ -1,7 +1,7 @@
 /**
  * The server benchmark's baseline: the least a server can do to fan a change out. `ws` on
  * 127.0.0.1, no store, no protocol: incoming frames are ignored, and `POST /api/changes` sends
- * `{"type":"changes","changes":[...]}` (serialized once) to every open socket, then answers.
+ * `{"type":"changes","changes":[...]}` (serialized and encoded once) to every open socket, then answers.
  * Prints `{"event":"listening","port":N}` like the reference server. Exits when stdin ends.
  *
  *   node --import tsx bench/lib/ws-clients-baseline-server.ts
@@ -25,9 +25,9 @@ const http = createServer((request, response) => {
       response.writeHead(400).end();
       return;
     }
-    const frame = JSON.stringify({ type: 'changes', changes });
+    const frame = Buffer.from(JSON.stringify({ type: 'changes', changes }), 'utf8');
     for (const socket of wss.clients) {
-      if (socket.readyState === socket.OPEN) socket.send(frame);
+      if (socket.readyState === socket.OPEN) socket.send(frame, { binary: false });
     }
     response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
   });

@@ -1,6 +1,7 @@
 /**
- * A child process of the server benchmark: holds many `ws` clients on loopback, then measures how
- * long changes posted to the server take to reach every one of them. Run as
+ * A child process of the server benchmark: holds many WebSocket clients on loopback (the least a
+ * client can be: raw-websocket.ts), then measures how long changes posted to the server take to
+ * reach every one of them, each taken when its bytes reached this process. Run as
  *
  *   node --import tsx bench/lib/ws-clients.ts <ws url> <clients> <wait-for-sync_complete: 0|1>
  *        <POST url> <changes> <warm-up changes>
@@ -11,7 +12,7 @@
  * `{"event":"result",...}`. It exits when stdin ends, so it never outlives the benchmark.
  * Nothing here asserts a time.
  */
-import { WebSocket } from 'ws';
+import { openRaw, type RawClient } from './raw-websocket.ts';
 
 const [wsUrl, countText, awaitSyncText, postUrl, changesText, warmUpText] = process.argv.slice(2);
 const COUNT = Number(countText);
@@ -47,14 +48,14 @@ const now = () => performance.timeOrigin + performance.now();
 
 const emit = (value: object) => process.stdout.write(`${JSON.stringify(value)}\n`);
 
-interface Client { socket: WebSocket; live: boolean; closed: boolean }
+interface Client { socket: RawClient; live: boolean; closed: boolean }
 const clients: Client[] = [];
 
 /** Changes being waited for: seq to the receive latencies so far. */
 const pending = new Map<number, { latencies: number[]; expected: number; done: () => void }>();
 let failed = 0;
 
-function onFrame(client: Client, data: Buffer, whenLive: () => void): void {
+function onFrame(client: Client, data: Buffer, at: number, whenLive: () => void): void {
   let frame: { type?: unknown; changes?: unknown };
   try {
     frame = JSON.parse(data.toString('utf8')) as typeof frame;
@@ -67,7 +68,6 @@ function onFrame(client: Client, data: Buffer, whenLive: () => void): void {
     return;
   }
   if (frame.type !== 'changes' || !Array.isArray(frame.changes)) return;
-  const at = now();
   for (const change of frame.changes as { data?: { run?: string; seq?: number; sentAt?: number } }[]) {
     const data = change?.data;
     if (data?.run !== run || typeof data.seq !== 'number' || typeof data.sentAt !== 'number') continue;
@@ -80,8 +80,6 @@ function onFrame(client: Client, data: Buffer, whenLive: () => void): void {
 
 function connectOne(index: number): Promise<void> {
   return new Promise((resolve) => {
-    const socket = new WebSocket(wsUrl!, { perMessageDeflate: false });
-    const client: Client = { socket, live: false, closed: false };
     let settled = false;
     const settle = () => {
       if (!settled) {
@@ -89,21 +87,26 @@ function connectOne(index: number): Promise<void> {
         resolve();
       }
     };
-    socket.on('open', () => {
-      clients.push(client);
-      socket.send(JSON.stringify({ type: 'sync', clientId: `bench-${index}`, lastLSN: '0/0' }));
-      if (!AWAIT_SYNC) {
-        client.live = true;
-        settle();
-      }
-    });
-    socket.on('message', (data) => onFrame(client, data as Buffer, settle));
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      client.closed = true;
-      if (!settled) failed += 1;
-      settle();
-    });
+    const client: Client = {
+      live: false,
+      closed: false,
+      socket: openRaw(new URL(wsUrl!), {
+        open: () => {
+          clients.push(client);
+          client.socket.sendText(JSON.stringify({ type: 'sync', clientId: `bench-${index}`, lastLSN: '0/0' }));
+          if (!AWAIT_SYNC) {
+            client.live = true;
+            settle();
+          }
+        },
+        message: (data, at) => onFrame(client, data, at, settle),
+        close: () => {
+          client.closed = true;
+          if (!settled) failed += 1;
+          settle();
+        },
+      }),
+    };
   });
 }
 
