@@ -112,7 +112,7 @@ export class SyncConnection implements Receiver {
    */
   advanceTo(head: bigint, frame: () => SharedFrame): void {
     if (this.#phase !== 'live' || this.#cursor >= head) return;
-    void this.#queue.send(frame());
+    this.#queue.send(frame());
     this.#advance(head);
   }
 
@@ -136,10 +136,10 @@ export class SyncConnection implements Receiver {
       if (record.position > this.#announced) this.#announced = record.position;
     } else if (this.#phase === 'live' && record.position > this.#cursor) {
       if (ownOperation !== undefined) {
-        void this.#queue.send(frames.own(this.#view, ownOperation));
+        this.#queue.send(frames.own(this.#view, ownOperation));
       } else {
         const frame = frames.shared(this.#view);
-        if (frame) void this.#queue.send(frame);
+        if (frame) this.#queue.send(frame);
       }
       this.#advance(record.position);
     }
@@ -280,7 +280,7 @@ export class SyncConnection implements Receiver {
         this.#advance(until);
         break;
       }
-      const written = this.#queue.send(scopedChangesFrame(records, this.#view, last.lsn, this.#operations.idsIn(records)));
+      const written = this.#queue.sendAndWait(scopedChangesFrame(records, this.#view, last.lsn, this.#operations.idsIn(records)));
       this.#advance(last.position);
       if (this.#queue.bytes > this.#lowWater) await Promise.race([written, this.#closed]);
       if (this.#stale(generation)) return false;
@@ -305,7 +305,7 @@ export class SyncConnection implements Receiver {
   }
 
   #send(message: ServerFrame): void {
-    void this.#queue.send(JSON.stringify(message));
+    this.#queue.send(JSON.stringify(message));
   }
 }
 
