@@ -1,7 +1,7 @@
 /**
  * The reference server holding many WebSocket clients, and one change's fan-out to all of them,
- * beside a minimal `ws` broadcast server (no store, no protocol) with the same clients in the
- * same run. Everything runs on 127.0.0.1 in child processes (server, then clients), one server at
+ * beside a minimal `ws` broadcast server (no store, no protocol) and the floor (one write of a
+ * prebuilt frame per socket, no WebSocket library) with the same clients in the same run. Everything runs on 127.0.0.1 in child processes (server, then clients), one server at
  * a time; each child's open-file limit is raised with `ulimit -n` before it starts. Every child is
  * killed before this returns, on error too. Nothing here asserts a time.
  */
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { jsonLines, spawnNode, stop } from './lib/children.ts';
 import type { Row } from './lib/harness.ts';
 
-const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 5_000);
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 10_000);
 const CHANGES = Number(process.env.BENCH_FANOUT_CHANGES ?? 20);
 const WARM_UP = 2;
 
@@ -85,8 +85,10 @@ export async function run(): Promise<Row[]> {
       'server/main.ts', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--exit-on-stdin-end',
     ], true, live);
     const baseline = await measure('baseline', ['bench/lib/ws-clients-baseline-server.ts'], false, live);
+    const floor = await measure('floor', ['bench/lib/ws-clients-floor-server.ts'], false, live);
     const n = CLIENTS.toLocaleString('en-US');
     const baselineName = 'minimal ws broadcast server (no store, no protocol), same clients';
+    const floorName = 'floor: one write of a prebuilt frame per socket, no WebSocket library, same clients';
     const fanout = `one POST /api/changes to ${n} clients`;
     return [
       { what: `WebSocket clients held live of ${n} dialled (open after the changes)`, ours: ours.result.live, baseline: baseline.result.live, unit: '', better: 'higher', baselineName },
@@ -95,6 +97,8 @@ export async function run(): Promise<Row[]> {
       { what: `${fanout}: delivery p50 (${CHANGES} changes)`, ours: ours.result.p50, baseline: baseline.result.p50, unit: 'ms', better: 'lower', baselineName },
       { what: `${fanout}: delivery p99 (${CHANGES} changes)`, ours: ours.result.p99, baseline: baseline.result.p99, unit: 'ms', better: 'lower', baselineName },
       { what: `${fanout}: until the last client had it, worst of ${CHANGES}`, ours: ours.result.lastArrivalMax, baseline: baseline.result.lastArrivalMax, unit: 'ms', better: 'lower', baselineName },
+      { what: `${fanout}: delivery p50`, ours: ours.result.p50, baseline: floor.result.p50, unit: 'ms', better: 'lower', baselineName: floorName },
+      { what: `${fanout}: delivery p99`, ours: ours.result.p99, baseline: floor.result.p99, unit: 'ms', better: 'lower', baselineName: floorName },
     ];
   } finally {
     await Promise.all([...live].map(stop));

@@ -37,7 +37,7 @@ export function usage(command: string, staticDefault: string): string {
   --stall-timeout-ms N   a client that leaves frames unread this long is dropped (default 30000)
   --memory-budget BYTES  what frames waiting to be sent and request bodies may hold in all;
                          past it the clients holding most are dropped (default 268435456)
-  --max-connections N    most open connections, HTTP and WebSocket (default 10000)
+  --max-connections N    most open connections, HTTP and WebSocket (default 20000)
   --auth-timeout-ms N    a WebSocket without an authorized sync this long is closed (default 10000)
   --max-body BYTES       largest POST /api/changes body (default 4194304)
   --max-depth N          deepest nesting of objects and arrays in a change's data (default 64)
@@ -128,7 +128,7 @@ export function parseCliOptions(
   const maxBufferedMessages = integer('max-buffered-messages', 10_000, 1);
   const stallTimeout = integer('stall-timeout-ms', 30_000, 1);
   const memoryBudget = integer('memory-budget', 256 * 1024 * 1024, 1);
-  const maxConnections = integer('max-connections', 10_000, 1);
+  const maxConnections = integer('max-connections', 20_000, 1);
   const authTimeout = integer('auth-timeout-ms', 10_000, 1);
   const maxBodyBytes = integer('max-body', 4 * 1024 * 1024, 1);
   const maxDepth = integer('max-depth', DEFAULT_LIMITS.maxDepth, 1);

@@ -56,7 +56,11 @@ export interface SyncServerOptions {
    * and bodies are refused with 503. Default 256 MiB.
    */
   memoryBudget?: number;
-  /** Most open connections (HTTP and WebSocket); more are closed at once. Default 10,000. */
+  /**
+   * Most open connections, HTTP and WebSocket together (a WebSocket stays an HTTP server connection);
+   * more are closed at once. Default 20,000: room for 10,000 clients and their HTTP requests. Each
+   * takes a file descriptor, so the process's open-file limit must be higher still.
+   */
   maxConnections?: number;
   /** Ms a WebSocket has to send an authorized `sync`; it is closed with 1008 after. Default 10,000. */
   authTimeout?: number;
@@ -157,7 +161,7 @@ export function resolveOptions(options: SyncServerOptions): ResolvedOptions {
     maxPayload: options.maxPayload ?? MiB,
     maxBodyBytes: options.maxBodyBytes ?? 4 * MiB,
     heartbeatInterval: options.heartbeatInterval ?? 30_000,
-    maxConnections: options.maxConnections ?? 10_000,
+    maxConnections: options.maxConnections ?? 20_000,
     authTimeout: options.authTimeout ?? 10_000,
     // Node refuses a headers timeout longer than the whole request's.
     headersTimeout: Math.min(options.headersTimeout ?? 10_000, options.requestTimeout ?? 30_000),
