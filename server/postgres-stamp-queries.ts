@@ -33,16 +33,21 @@ export function writeIds(ids: readonly string[]): string[] {
   return [...new Set(ids.filter((id) => UUID.test(id)))];
 }
 
-/** One query: the head, which of `ids` have a record, and the stored value and scope of each entity `edits` touch. */
+/**
+ * One query: the head, which of `ids` have a record, and the stored value and scope of each entity
+ * `edits` touch, each looked up by its key (a join the planner may turn into a scan of every entity
+ * while the table's statistics are behind, as they are under a burst of new entities).
+ */
 export async function readKnown(session: pg.ClientBase, ids: readonly string[], edits: readonly Edit[]): Promise<Known> {
   const keys = new Map(edits.map((edit) => [entityKey(edit.entityType, edit.entityId), edit] as const));
   const result = await session.query<{ head: string; stamped: string[]; entities: [string, string, unknown, string][] | null }>(
     `SELECT coalesce((SELECT max(lsn) FROM ${NAMES.changeLog}), '0/0')::text AS head,
             ARRAY(SELECT write_id::text FROM ${NAMES.changeLog} WHERE write_id = ANY($1::uuid[])
                   UNION SELECT write_id::text FROM ${NAMES.writes} WHERE write_id = ANY($1::uuid[]) AND compacted_lsn IS NOT NULL) AS stamped,
-            (SELECT json_agg(json_build_array(e.entity_type, e.entity_id, e.data, e.scope)) FROM ${NAMES.entities} e
-               JOIN unnest($2::text[], $3::text[]) AS k(entity_type, entity_id)
-                 ON e.entity_type = k.entity_type AND e.entity_id = k.entity_id) AS entities`,
+            (SELECT json_agg(json_build_array(k.entity_type, k.entity_id, e.data, e.scope))
+               FROM unnest($2::text[], $3::text[]) AS k(entity_type, entity_id)
+               CROSS JOIN LATERAL (SELECT data, scope FROM ${NAMES.entities}
+                 WHERE entity_type = k.entity_type AND entity_id = k.entity_id LIMIT 1) e) AS entities`,
     [writeIds(ids), [...keys.values()].map((edit) => edit.entityType), [...keys.values()].map((edit) => edit.entityId)],
   );
   const row = result.rows[0]!;
