@@ -83,6 +83,8 @@ export async function run(): Promise<Row[]> {
   try {
     const ours = await measure('reference', [
       'server/main.ts', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--exit-on-stdin-end',
+      // The other two servers send no pings either.
+      '--heartbeat-ms', '0',
     ], true, live);
     const baseline = await measure('baseline', ['bench/lib/ws-clients-baseline-server.ts'], false, live);
     const floor = await measure('floor', ['bench/lib/ws-clients-floor-server.ts'], false, live);

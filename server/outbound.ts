@@ -202,9 +202,9 @@ export class SocketQueue {
     this.#bytes += bytes;
     const stream = this.#stream;
     if (stream) this.#cork(stream);
-    // ws writes each frame to the stream at once (no compression here), so a frame written
-    // straight to the stream keeps its place among those ws sends.
-    if (shared && stream) stream.write(shared.framed, done);
+    // Without an extension (the server negotiates none) ws writes each frame to the stream at
+    // once, so a frame written straight to the stream keeps its place among those ws sends.
+    if (shared && stream && this.#socket.extensions === '') stream.write(shared.framed, done);
     else this.#socket.send(shared ? shared.bytes : (frame as string), { binary: false }, done);
     this.#budget.adjust(counted);
     const { maxBufferedBytes, maxBufferedMessages } = this.#budget.limits;

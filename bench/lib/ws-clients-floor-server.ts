@@ -2,24 +2,19 @@
  * The server benchmark's floor: no WebSocket library at all. It answers the opening handshake on
  * 127.0.0.1, ignores what clients send, and on `POST /api/changes` builds one text frame (header
  * and payload) and writes it to every socket with one call each: what any server on this machine
- * pays at least to hand one frame to each of its clients. Prints `{"event":"listening","port":N}`
- * like the reference server. Exits when stdin ends.
+ * pays at least to hand one frame to each of its clients (the frame is built as the reference
+ * server builds it). Prints `{"event":"listening","port":N}` like the reference server. Exits
+ * when stdin ends.
  *
  *   node --import tsx bench/lib/ws-clients-floor-server.ts
  */
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { SharedFrame } from '../../server/outbound.ts';
 
 const ACCEPT_SUFFIX = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const sockets = new Set<Socket>();
-
-function textFrame(text: string): Buffer {
-  const payload = Buffer.from(text, 'utf8');
-  if (payload.length >= 65_536) throw new Error('the floor server sends frames under 64 KiB only');
-  const header = payload.length < 126 ? Buffer.from([0x81, payload.length]) : Buffer.from([0x81, 126, payload.length >> 8, payload.length & 0xff]);
-  return Buffer.concat([header, payload]);
-}
 
 const http = createServer((request, response) => {
   if (request.method !== 'POST' || request.url !== '/api/changes') {
@@ -36,7 +31,7 @@ const http = createServer((request, response) => {
       response.writeHead(400).end();
       return;
     }
-    const frame = textFrame(JSON.stringify({ type: 'changes', changes }));
+    const frame = new SharedFrame(JSON.stringify({ type: 'changes', changes })).framed;
     for (const socket of sockets) socket.write(frame);
     response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
   });
