@@ -51,31 +51,50 @@ const emit = (value: object) => process.stdout.write(`${JSON.stringify(value)}\n
 interface Client { socket: RawClient; live: boolean; closed: boolean }
 const clients: Client[] = [];
 
-/** Changes being waited for: seq to the receive latencies so far. */
-const pending = new Map<number, { latencies: number[]; expected: number; done: () => void }>();
+/**
+ * The change being waited for: the frames live clients received since it was posted, kept as
+ * bytes with their arrival time and parsed only once all have come, so that parsing one client's
+ * frame does not delay the next client's arrival time.
+ */
+let waiting: { frames: { data: Buffer; at: number }[]; expected: number; done: () => void } | undefined;
 let failed = 0;
 
 function onFrame(client: Client, data: Buffer, at: number, whenLive: () => void): void {
-  let frame: { type?: unknown; changes?: unknown };
+  if (client.live) {
+    if (!waiting) return;
+    waiting.frames.push({ data, at });
+    if (waiting.frames.length >= waiting.expected) waiting.done();
+    return;
+  }
+  let frame: { type?: unknown };
   try {
     frame = JSON.parse(data.toString('utf8')) as typeof frame;
   } catch {
     return;
   }
-  if (frame.type === 'sync_complete' && !client.live) {
+  if (frame.type === 'sync_complete') {
     client.live = true;
     whenLive();
-    return;
   }
-  if (frame.type !== 'changes' || !Array.isArray(frame.changes)) return;
-  for (const change of frame.changes as { data?: { run?: string; seq?: number; sentAt?: number } }[]) {
-    const data = change?.data;
-    if (data?.run !== run || typeof data.seq !== 'number' || typeof data.sentAt !== 'number') continue;
-    const waiting = pending.get(data.seq);
-    if (!waiting) continue;
-    waiting.latencies.push(at - data.sentAt);
-    if (waiting.latencies.length >= waiting.expected) waiting.done();
+}
+
+/** How long after `sentAt` each frame carrying change `seq` of this run arrived. */
+function latencies(frames: readonly { data: Buffer; at: number }[], seq: number): number[] {
+  const found: number[] = [];
+  for (const { data, at } of frames) {
+    let frame: { type?: unknown; changes?: unknown };
+    try {
+      frame = JSON.parse(data.toString('utf8')) as typeof frame;
+    } catch {
+      continue;
+    }
+    if (frame.type !== 'changes' || !Array.isArray(frame.changes)) continue;
+    for (const change of frame.changes as { data?: { run?: string; seq?: number; sentAt?: number } }[]) {
+      const value = change?.data;
+      if (value?.run === run && value.seq === seq && typeof value.sentAt === 'number') found.push(at - value.sentAt);
+    }
   }
+  return found;
 }
 
 function connectOne(index: number): Promise<void> {
@@ -133,8 +152,8 @@ async function postChange(seq: number): Promise<{ latencies: number[]; expected:
   const expected = liveClients();
   let done = () => {};
   const all = new Promise<void>((resolve) => { done = resolve; });
-  const entry = { latencies: [] as number[], expected, done };
-  pending.set(seq, entry);
+  const entry = { frames: [] as { data: Buffer; at: number }[], expected, done };
+  waiting = entry;
   const sentAt = now();
   const body = JSON.stringify({
     changes: [{ type: 'update', entityType: 'bench', entityId: `e${seq}`, data: { run, seq, sentAt } }],
@@ -146,8 +165,8 @@ async function postChange(seq: number): Promise<{ latencies: number[]; expected:
   const timer = setTimeout(done, CHANGE_TIMEOUT_MS);
   await all;
   clearTimeout(timer);
-  pending.delete(seq);
-  return { latencies: entry.latencies, expected, postMs };
+  waiting = undefined;
+  return { latencies: latencies(entry.frames, seq), expected, postMs };
 }
 
 const connectMs = await connectAll();
