@@ -9,29 +9,14 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
+import { changesEndpoint } from './changes-endpoint.ts';
 
-const http = createServer((request, response) => {
-  if (request.method !== 'POST' || request.url !== '/api/changes') {
-    response.writeHead(404).end();
-    return;
+const http = createServer(changesEndpoint((changes) => {
+  const frame = Buffer.from(JSON.stringify({ type: 'changes', changes }), 'utf8');
+  for (const socket of wss.clients) {
+    if (socket.readyState === socket.OPEN) socket.send(frame, { binary: false });
   }
-  const chunks: Buffer[] = [];
-  request.on('data', (chunk: Buffer) => chunks.push(chunk));
-  request.on('end', () => {
-    let changes: unknown;
-    try {
-      changes = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { changes?: unknown }).changes;
-    } catch {
-      response.writeHead(400).end();
-      return;
-    }
-    const frame = Buffer.from(JSON.stringify({ type: 'changes', changes }), 'utf8');
-    for (const socket of wss.clients) {
-      if (socket.readyState === socket.OPEN) socket.send(frame, { binary: false });
-    }
-    response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-  });
-});
+}));
 const wss = new WebSocketServer({ server: http, path: '/api/sync' });
 wss.on('connection', (socket) => socket.on('error', () => {}));
 http.listen(0, '127.0.0.1', () => {

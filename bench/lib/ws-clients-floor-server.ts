@@ -12,30 +12,15 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { SharedFrame } from '../../server/outbound.ts';
+import { changesEndpoint } from './changes-endpoint.ts';
 
 const ACCEPT_SUFFIX = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const sockets = new Set<Socket>();
 
-const http = createServer((request, response) => {
-  if (request.method !== 'POST' || request.url !== '/api/changes') {
-    response.writeHead(404).end();
-    return;
-  }
-  const chunks: Buffer[] = [];
-  request.on('data', (chunk: Buffer) => chunks.push(chunk));
-  request.on('end', () => {
-    let changes: unknown;
-    try {
-      changes = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { changes?: unknown }).changes;
-    } catch {
-      response.writeHead(400).end();
-      return;
-    }
-    const frame = new SharedFrame(JSON.stringify({ type: 'changes', changes })).framed;
-    for (const socket of sockets) socket.write(frame);
-    response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-  });
-});
+const http = createServer(changesEndpoint((changes) => {
+  const frame = new SharedFrame(JSON.stringify({ type: 'changes', changes })).framed;
+  for (const socket of sockets) socket.write(frame);
+}));
 http.on('upgrade', (request, socket: Socket) => {
   const key = request.headers['sec-websocket-key'];
   if (typeof key !== 'string') {
