@@ -18,8 +18,8 @@ export interface LinkOptions {
 
 /** What the store hears from its link. */
 export interface LinkEvents {
-  /** A NOTIFY on a channel the session listens to. */
-  notification(channel: string): void;
+  /** A NOTIFY on a channel the session listens to, with its payload. */
+  notification(channel: string, payload: string | undefined): void;
   /** The session is gone (and with it any advisory lock it held). */
   sessionLost(): void;
   /** The database is unavailable (an error) or back (undefined, with a new session). */
@@ -110,7 +110,7 @@ export class PostgresLink {
     };
     client.on('error', lost);
     client.on('end', () => lost(new Error('the database connection closed')));
-    client.on('notification', (notification) => this.#events.notification(notification.channel));
+    client.on('notification', (notification) => this.#events.notification(notification.channel, notification.payload));
     try {
       await client.connect();
       await client.query(`LISTEN ${NAMES.stamped}`);

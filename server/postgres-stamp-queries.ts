@@ -2,7 +2,8 @@ import type pg from 'pg';
 import type { Change } from '../src/protocol/change.ts';
 import { formatLSN, parseLSN } from '../src/protocol/lsn.ts';
 import { entityKey, type Edit } from './edit.ts';
-import { encodeScopes } from './postgres-reads.ts';
+import { encodeAnnouncement } from './postgres-announcement.ts';
+import { encodeScopes, type LogRow } from './postgres-reads.ts';
 import { NAMES } from './postgres-schema.ts';
 import { touchedScopes, type ChangeScope } from './scopes.ts';
 
@@ -59,9 +60,11 @@ export async function readKnown(session: pg.ClientBase, ids: readonly string[], 
 /**
  * One statement, so atomic on its own: adds `records` to the change log (and the scope index),
  * applies their changes to the entities (per entity the last one wins, so each is written once),
- * forgets the kept messages of `forget`, and NOTIFYs `announce` as the new head if given.
+ * forgets the kept messages of `forget`, and NOTIFYs `announce` as the new head if given; with
+ * `after` (the head they follow: `records` are all the log has after it), the notification
+ * carries them too when they fit.
  */
-export async function writeStamp(session: pg.ClientBase, records: readonly StampRecord[], forget: readonly string[], announce?: bigint): Promise<void> {
+export async function writeStamp(session: pg.ClientBase, records: readonly StampRecord[], forget: readonly string[], announce?: bigint, after?: bigint): Promise<void> {
   const last = new Map<string, { change: Change; scope: string }>();
   for (const record of records) {
     if (record.refused !== undefined) continue;
@@ -74,6 +77,19 @@ export async function writeStamp(session: pg.ClientBase, records: readonly Stamp
   const updates = [...last.values()].filter(({ change }) => change.type === 'update');
   const deletes = [...last.values()].filter(({ change }) => change.type === 'delete').map(({ change }) => change);
   const index = records.flatMap((record) => (record.refused === undefined ? touchedScopes(record.scopes).map((scope) => [scope, formatLSN(record.lsn)] as const) : []));
+  // Each record as the log keeps it, and as a server reads it back.
+  const rows = records.map((record): LogRow & { scopesText: string | null } => {
+    const scopesText = record.refused === undefined ? encodeScopes(record.scopes) : null;
+    return {
+      lsn: formatLSN(record.lsn),
+      write_id: record.writeId,
+      operation_id: record.refused === undefined ? record.operationId ?? null : safeText(record.operationId),
+      changes: record.refused === undefined ? record.changes : [],
+      refused: record.refused === undefined ? null : record.refused.replaceAll('\u0000', '\\0'),
+      scopes: scopesText === null ? null : JSON.parse(scopesText),
+      scopesText,
+    };
+  });
   await session.query(
     `WITH logged AS (
        INSERT INTO ${NAMES.changeLog} (lsn, write_id, operation_id, changes, change_count, scopes, refused)
@@ -93,13 +109,13 @@ export async function writeStamp(session: pg.ClientBase, records: readonly Stamp
      )
      SELECT pg_notify($17, $18) WHERE $18::text IS NOT NULL`,
     [
-      records.map((record) => formatLSN(record.lsn)),
-      records.map((record) => record.writeId),
-      records.map((record) => (record.refused === undefined ? record.operationId ?? null : safeText(record.operationId))),
-      records.map((record) => (record.refused === undefined ? JSON.stringify(record.changes) : '[]')),
+      rows.map((row) => row.lsn),
+      rows.map((row) => row.write_id),
+      rows.map((row) => row.operation_id),
+      rows.map((row) => JSON.stringify(row.changes)),
       records.map((record) => (record.refused === undefined ? record.changes.length : 0)),
-      records.map((record) => (record.refused === undefined ? encodeScopes(record.scopes) : null)),
-      records.map((record) => (record.refused === undefined ? null : record.refused.replaceAll('\u0000', '\\0'))),
+      rows.map((row) => row.scopesText),
+      rows.map((row) => row.refused),
       index.map(([scope]) => scope),
       index.map(([, lsn]) => lsn),
       updates.map(({ change }) => change.entityType),
@@ -110,7 +126,10 @@ export async function writeStamp(session: pg.ClientBase, records: readonly Stamp
       deletes.map((change) => change.entityId),
       writeIds(forget),
       NAMES.stamped,
-      announce === undefined ? null : formatLSN(announce),
+      announce === undefined ? null : encodeAnnouncement(announce, after === undefined ? undefined : {
+        after,
+        rows: rows.map(({ scopesText: _text, ...row }) => row),
+      }),
     ],
   );
 }

@@ -122,7 +122,8 @@ async function stampAtOnce(session: pg.Client, records: readonly PendingRecord[]
   const known = await readKnown(session, ids, records.flatMap((record) => record.write.changes));
   const fresh = records.filter((record) => record.lsn > known.head && !known.stamped.has(record.write.writeId));
   const resolved = resolveRecords(fresh, known, scopeOf);
-  await writeStamp(session, resolved, ids, resolved.at(-1)?.lsn);
+  // Only this session adds to the log, so what it adds now is all the log has after the head it read.
+  await writeStamp(session, resolved, ids, resolved.at(-1)?.lsn, known.head);
   return resolved.length;
 }
 

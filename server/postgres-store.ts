@@ -7,6 +7,7 @@ import { compactLog } from './postgres-compaction.ts';
 import { describe, isConnectionError, isPoolBusy, redactUrl } from './postgres-errors.ts';
 import { PostgresLink } from './postgres-link.ts';
 import type { PostgresStoreOptions } from './postgres-options.ts';
+import { decodeAnnouncement, type Announcement } from './postgres-announcement.ts';
 import { countChanges, readChanges, readCompactionFloor, readEntity, readEntityPage, readHead, readStats, rowsAfter, toRecord, PAGE_ROWS, type LogRow } from './postgres-reads.ts';
 import { NAMES, prepareDatabase } from './postgres-schema.ts';
 import { StampStream, type StampStreamOptions } from './postgres-stamp-stream.ts';
@@ -83,8 +84,8 @@ export class PostgresSyncStore implements SyncStore {
       connectionTimeout: options.connectionTimeout ?? 5000,
       idleSessionTimeout,
     }, {
-      notification: (channel) => {
-        if (channel === NAMES.stamped) this.#pull();
+      notification: (channel, payload) => {
+        if (channel === NAMES.stamped) this.#heard(decodeAnnouncement(payload));
       },
       sessionLost: () => void this.#stopStamping(),
       availability: (unavailable) => {
@@ -277,6 +278,25 @@ export class PostgresSyncStore implements SyncStore {
   // ---- following the log ----------------------------------------------------------------------
 
   /** Reads the records after the head and announces them; runs one at a time. */
+  /**
+   * A stamp was announced: its records are taken from the notification when they follow this
+   * server's head directly and no read of the log is under way; otherwise the log is read.
+   */
+  #heard(announced: Announcement | undefined): void {
+    if (this.#closed) return;
+    if (announced && announced.head <= this.#headPosition) return;
+    const added = announced?.added;
+    if (added && added.after === this.#headPosition && !this.#pulling) {
+      try {
+        for (const row of added.rows) this.#announce(row);
+        return;
+      } catch (error) {
+        this.#trouble(error);
+      }
+    }
+    this.#pull();
+  }
+
   #pull(): void {
     if (this.#closed || this.#link.unavailable) return;
     if (this.#pulling) {
