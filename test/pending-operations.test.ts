@@ -1,8 +1,10 @@
 import { expect } from '@open-wc/testing';
 import { PendingOperations } from '../src/client/pending-operations.ts';
 import { SyncError } from '../src/protocol/errors.ts';
+import type { QueuedOperation } from '../src/protocol/state.ts';
 
 /** What a promise settles with: its error (`undefined` when it resolved). */
+const operation = (id: string): QueuedOperation => ({ id, type: 'upsert', payload: {}, priority: 0, seq: 0, queuedAt: 0 });
 const rejection = (promise: Promise<unknown>): Promise<SyncError | undefined> => promise.then(() => undefined, (error: SyncError) => error);
 
 describe('the pending operations of one client', () => {
@@ -18,7 +20,7 @@ describe('the pending operations of one client', () => {
     const b = pending.reserve('b');
     let settled = false;
     const all = pending.settled().then(() => { settled = true; });
-    pending.stored('a');
+    pending.stored(operation('a'));
     pending.resolve('a', { id: 'a', lsn: '0/1' });
     pending.resolve('a', { id: 'a', lsn: '0/2' });
     expect(await a).to.deep.equal({ id: 'a', lsn: '0/1' });
@@ -33,7 +35,7 @@ describe('the pending operations of one client', () => {
     const a = pending.reserve('a');
     pending.cancel(['a']); // another tab's clear, heard before this tab's write resolved
     expect((await rejection(a))?.code).to.equal('operation');
-    pending.stored('a'); // the write resolves afterwards: nothing left to settle
+    pending.stored(operation('a')); // the write resolves afterwards: nothing left to settle
     expect(() => pending.reserve('a'), 'the id is free again').to.not.throw();
   });
 
@@ -50,7 +52,7 @@ describe('the pending operations of one client', () => {
     const first = new PendingOperations();
     const next = new PendingOperations();
     const stored = first.reserve('stored');
-    first.stored('stored');
+    first.stored(operation('stored'));
     void first.reserve('storing');
     first.handOver(next);
     next.resolve('stored', { id: 'stored' });
@@ -62,11 +64,11 @@ describe('the pending operations of one client', () => {
   it('on close rejects the stored ones as still queued, and a write finishing later fails the same way', async () => {
     const pending = new PendingOperations();
     const stored = pending.reserve('stored');
-    pending.stored('stored');
+    pending.stored(operation('stored'));
     const late = pending.reserve('late');
     pending.close();
     expect((await rejection(stored))?.code).to.equal('closed');
-    const storing = pending.store('late', async () => pending.stored('late'));
+    const storing = pending.store('late', async () => pending.stored(operation('late')));
     expect((await rejection(storing))?.code).to.equal('closed');
     expect((await rejection(late))?.message).to.match(/stays queued/);
   });

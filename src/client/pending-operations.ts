@@ -1,5 +1,5 @@
 import { SyncError } from '../protocol/errors.ts';
-import type { OperationResult } from '../protocol/state.ts';
+import type { OperationResult, QueuedOperation } from '../protocol/state.ts';
 
 /** The rejection of an operation a clear removed from the outbox. */
 const CANCELLED = 'Operation cancelled due to client cleanup';
@@ -15,8 +15,8 @@ function stillQueued(): SyncError {
 interface Entry {
   resolve(result: OperationResult): void;
   reject(error: Error): void;
-  /** The record is in the outbox: from now on the server's answer (or a clear) settles it. */
-  stored: boolean;
+  /** Its record was put in the outbox: from now on the server's answer (or a clear) settles it. */
+  stored?: QueuedOperation;
 }
 
 /**
@@ -38,7 +38,7 @@ export class PendingOperations {
   reserve(id: string): Promise<OperationResult> {
     if (this.#entries.has(id)) throw new SyncError('operation', `An operation with id ${JSON.stringify(id)} is already queued`);
     let entry!: Entry;
-    const answer = new Promise<OperationResult>((resolve, reject) => { entry = { resolve, reject, stored: false }; });
+    const answer = new Promise<OperationResult>((resolve, reject) => { entry = { resolve, reject }; });
     this.#entries.set(id, entry);
     const answered = answer.then(() => undefined, () => undefined);
     this.#unanswered.add(answered);
@@ -67,10 +67,22 @@ export class PendingOperations {
    * The record of `id` is in the outbox. Throws when the client went away meanwhile: the
    * operation stays queued for the next client, and its storing fails.
    */
-  stored(id: string): void {
+  stored(operation: QueuedOperation): void {
     if (this.#closed) throw stillQueued();
-    const entry = this.#entries.get(id);
-    if (entry) entry.stored = true;
+    const entry = this.#entries.get(operation.id);
+    if (entry) entry.stored = operation;
+  }
+
+  /** The stored operations still waiting for their answer. */
+  awaited(): QueuedOperation[] {
+    const operations: QueuedOperation[] = [];
+    for (const { stored } of this.#entries.values()) if (stored) operations.push(stored);
+    return operations;
+  }
+
+  /** Whether `id` still waits for its answer. */
+  awaits(id: string): boolean {
+    return this.#entries.has(id);
   }
 
   /** Settles once every operation being stored now is stored (or failed). */
@@ -117,6 +129,4 @@ export class PendingOperations {
       if (entry.stored) this.reject(id, stillQueued());
     }
   }
-
-
 }

@@ -34,6 +34,11 @@ export interface ConnectionHost {
   droppedElsewhere(operations: readonly QueuedOperation[]): void;
   /** This tab's worker is initialised (it leads now, or was restarted), at this resume point. */
   workerStarted(lastLSN: string): void;
+  /**
+   * This tab's worker, or the leader's, has loaded the outbox: operations this tab awaits whose
+   * records are gone (their answers lost with a worker or a tab) are stored again.
+   */
+  resendUnanswered(): Promise<void>;
   /** Empties the outbox in the store, for a tab that holds the lock while nobody leads. */
   clearStore(): Promise<string[]>;
 }
@@ -95,6 +100,8 @@ export class SharedConnection {
       },
       followerCommand: (command) => this.#run(command),
       cleared: (ids) => host.cleared(ids),
+      // An answer the old worker or leader took out of the outbox may never have reached this tab.
+      leaderStarted: () => { void host.resendUnanswered(); },
       state: () => host.state(),
     });
   }
@@ -239,6 +246,8 @@ export class SharedConnection {
       const state = await this.#manager.request<SyncState>({ type: 'init', config: this.#config });
       this.#host.setState({ ...state, role: 'leader' });
       this.#host.workerStarted(state.lastLSN);
+      await this.#host.resendUnanswered();
+      this.#tabs.workerStarted();
       this.#tabs.tellState();
       const online = globalThis.navigator?.onLine ?? true;
       if (!online) await this.#manager.request({ type: 'network', online });

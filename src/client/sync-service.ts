@@ -348,6 +348,7 @@ export class WorkerSyncService {
       queuedElsewhere: (operations, stored) => this.#view.queuedElsewhere(operations, stored),
       droppedElsewhere: (operations) => { for (const operation of operations) void this.#view.unshow(operation); },
       workerStarted: (lastLSN) => this.#view.resumesAt(lastLSN),
+      resendUnanswered: () => this.#writes.resendUnanswered(),
       clearStore: async () => (await this.#store.open()).clearOperations(),
     });
     this.#state.update({

@@ -26,6 +26,8 @@ export interface TabHost {
   followerCommand(command: TabCommand): Promise<unknown>;
   /** Another tab removed these operations from the outbox. */
   cleared(ids: readonly string[]): void;
+  /** The leader's worker has loaded the outbox (a new leader, or its worker restarted). */
+  leaderStarted(): void;
   /** This tab's state, to tell the others. */
   state(): SyncState;
 }
@@ -93,6 +95,11 @@ export class TabCoordinator {
   /** Tells the other tabs this tab's state, when another tab has spoken. */
   announce(): void {
     if (this.#audience) this.tellState();
+  }
+
+  /** This leader's worker has loaded the outbox: the other tabs hear it as a new leader. */
+  workerStarted(): void {
+    this.#channel?.post({ kind: 'leading' });
   }
 
   tellState(): void {
@@ -206,7 +213,9 @@ export class TabCoordinator {
     if (message.kind === 'hello' || message.kind === 'queued' || message.kind === 'stored' || message.kind === 'command') this.#audience = true;
     switch (message.kind) {
       case 'leading':
-        if (!leading) this.#channel?.post({ kind: 'hello' });
+        if (leading) return;
+        this.#channel?.post({ kind: 'hello' });
+        this.#host.leaderStarted();
         return;
       case 'event':
         if (!leading) this.#host.leaderEvent(message.event);

@@ -117,6 +117,27 @@ export class Writes {
     }
   }
 
+  /**
+   * Stores again the operations this tab still awaits whose records are gone: a worker took
+   * one out and died, or its tab closed, before the answer reached this tab. The server answers
+   * an id it has applied again without applying it twice, so sending it again is how the answer
+   * is learnt. Run when this tab's worker (before it connects) or the leader's has loaded the outbox.
+   */
+  async resendUnanswered(): Promise<void> {
+    const awaited = this.#pending.awaited();
+    if (awaited.length === 0) return;
+    let held: Set<string>;
+    try {
+      held = await (await this.#store.open()).storedOperationIds(awaited.map(({ id }) => id));
+    } catch {
+      return; // the next worker started looks again
+    }
+    const lost = awaited.filter(({ id }) => !held.has(id) && this.#pending.awaits(id));
+    await Promise.all(lost.map((operation) => this.#handOff(operation).catch(() => {
+      // Still awaited: the next worker started looks again.
+    })));
+  }
+
   /** Hands the promises of unacknowledged operations over to `next`, which will answer them. */
   handOver(next: Writes): void {
     this.#pending.handOver(next.#pending);
@@ -141,7 +162,7 @@ export class Writes {
     this.#view.stored(operation);
     const connection = this.#host.connection();
     const sent = connection.send(operation);
-    this.#pending.stored(operation.id);
+    this.#pending.stored(operation);
     await sent;
     if (!connection.leading) await this.countPending();
   }
