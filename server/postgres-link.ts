@@ -158,6 +158,24 @@ export class PostgresLink {
     }
   }
 
+  /**
+   * As {@link read}, on one pooled connection of its own (for a transaction or a cursor); the
+   * connection is discarded rather than returned to the pool when `use` fails.
+   */
+  readOnOne<T>(use: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.read(async (db) => {
+      const client = await db.connect();
+      try {
+        const result = await use(client);
+        client.release();
+        return result;
+      } catch (error) {
+        client.release(true);
+        throw error;
+      }
+    });
+  }
+
   /** Ends the session and the pool; reads waiting for the database are rejected with `why`. */
   async close(why: Error): Promise<void> {
     this.#closed = true;

@@ -195,17 +195,7 @@ export class PostgresSyncStore implements SyncStore {
     const head = await this.latestPosition();
     const target = horizon === undefined || horizon > head ? head : horizon;
     const retention = this.#tombstoneRetention;
-    return this.#link.read(async (db) => {
-      const client = await db.connect();
-      try {
-        const report = await compactLog(client, target, now - retention);
-        client.release();
-        return report;
-      } catch (error) {
-        client.release(true);
-        throw error;
-      }
-    });
+    return this.#link.readOnOne((client) => compactLog(client, target, now - retention));
   }
 
   compactionFloor(): Promise<bigint> {
@@ -222,17 +212,7 @@ export class PostgresSyncStore implements SyncStore {
   }
 
   entities(page: PageOptions): Promise<EntityPage> {
-    return this.#link.read(async (db) => {
-      const client = await db.connect();
-      try {
-        const result = await readEntityPage(client, page);
-        client.release();
-        return result;
-      } catch (error) {
-        client.release(true);
-        throw error;
-      }
-    });
+    return this.#link.readOnOne((client) => readEntityPage(client, page));
   }
 
   stats(): Promise<StoreStats> {
