@@ -56,9 +56,9 @@ function parseScopes(value: unknown, count: number): ChangeScope[] | undefined {
 }
 
 /** `scopes` as the change log keeps them; null when every change is in the default scope. */
-export function encodeScopes(scopes: readonly ChangeScope[]): string | null {
+export function scopesColumn(scopes: readonly ChangeScope[]): string[][] | null {
   if (scopes.every((scope) => scope.scope === '' && scope.before === undefined)) return null;
-  return JSON.stringify(scopes.map(({ scope, before }) => (before === undefined ? [scope] : [scope, before])));
+  return scopes.map(({ scope, before }) => (before === undefined ? [scope] : [scope, before]));
 }
 
 export async function readHead(db: Queryable): Promise<bigint> {

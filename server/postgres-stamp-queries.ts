@@ -3,7 +3,7 @@ import type { Change } from '../src/protocol/change.ts';
 import { formatLSN, parseLSN } from '../src/protocol/lsn.ts';
 import { entityKey, type Edit } from './edit.ts';
 import { encodeAnnouncement } from './postgres-announcement.ts';
-import { encodeScopes, type LogRow } from './postgres-reads.ts';
+import { scopesColumn, type LogRow } from './postgres-reads.ts';
 import { NAMES } from './postgres-schema.ts';
 import { touchedScopes, type ChangeScope } from './scopes.ts';
 
@@ -78,18 +78,14 @@ export async function writeStamp(session: pg.ClientBase, records: readonly Stamp
   const deletes = [...last.values()].filter(({ change }) => change.type === 'delete').map(({ change }) => change);
   const index = records.flatMap((record) => (record.refused === undefined ? touchedScopes(record.scopes).map((scope) => [scope, formatLSN(record.lsn)] as const) : []));
   // Each record as the log keeps it, and as a server reads it back.
-  const rows = records.map((record): LogRow & { scopesText: string | null } => {
-    const scopesText = record.refused === undefined ? encodeScopes(record.scopes) : null;
-    return {
-      lsn: formatLSN(record.lsn),
-      write_id: record.writeId,
-      operation_id: record.refused === undefined ? record.operationId ?? null : safeText(record.operationId),
-      changes: record.refused === undefined ? record.changes : [],
-      refused: record.refused === undefined ? null : record.refused.replaceAll('\u0000', '\\0'),
-      scopes: scopesText === null ? null : JSON.parse(scopesText),
-      scopesText,
-    };
-  });
+  const rows = records.map((record): LogRow => ({
+    lsn: formatLSN(record.lsn),
+    write_id: record.writeId,
+    operation_id: record.refused === undefined ? record.operationId ?? null : safeText(record.operationId),
+    changes: record.refused === undefined ? record.changes : [],
+    refused: record.refused === undefined ? null : record.refused.replaceAll('\u0000', '\\0'),
+    scopes: record.refused === undefined ? scopesColumn(record.scopes) : null,
+  }));
   await session.query(
     `WITH logged AS (
        INSERT INTO ${NAMES.changeLog} (lsn, write_id, operation_id, changes, change_count, scopes, refused)
@@ -114,7 +110,7 @@ export async function writeStamp(session: pg.ClientBase, records: readonly Stamp
       rows.map((row) => row.operation_id),
       rows.map((row) => JSON.stringify(row.changes)),
       records.map((record) => (record.refused === undefined ? record.changes.length : 0)),
-      rows.map((row) => row.scopesText),
+      rows.map((row) => (row.scopes === null ? null : JSON.stringify(row.scopes))),
       rows.map((row) => row.refused),
       index.map(([scope]) => scope),
       index.map(([, lsn]) => lsn),
@@ -126,10 +122,7 @@ export async function writeStamp(session: pg.ClientBase, records: readonly Stamp
       deletes.map((change) => change.entityId),
       writeIds(forget),
       NAMES.stamped,
-      announce === undefined ? null : encodeAnnouncement(announce, after === undefined ? undefined : {
-        after,
-        rows: rows.map(({ scopesText: _text, ...row }) => row),
-      }),
+      announce === undefined ? null : encodeAnnouncement(announce, after === undefined ? undefined : { after, rows }),
     ],
   );
 }
